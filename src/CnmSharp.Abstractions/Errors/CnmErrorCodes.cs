@@ -1,0 +1,78 @@
+namespace CnmSharp;
+
+/// <summary>Stable identifiers of the rules behind <see cref="CnmException.Code"/>.</summary>
+public static class CnmErrorCodes
+{
+    /// <summary>No network with that name or id.</summary>
+    public const string NoSuchNetwork = "NoSuchNetwork";
+    /// <summary>No endpoint with that name or id.</summary>
+    public const string NoSuchEndpoint = "NoSuchEndpoint";
+    /// <summary>No sandbox with that id.</summary>
+    public const string NoSuchSandbox = "NoSuchSandbox";
+    /// <summary>No driver registered under that name.</summary>
+    public const string UnknownDriver = "UnknownDriver";
+    /// <summary>No IPAM driver registered under that name.</summary>
+    public const string UnknownIpamDriver = "UnknownIpamDriver";
+    /// <summary>A name is empty or malformed.</summary>
+    public const string InvalidName = "InvalidName";
+    /// <summary>An id is empty or malformed.</summary>
+    public const string InvalidId = "InvalidId";
+    /// <summary>An option key or value is not valid.</summary>
+    public const string InvalidOption = "InvalidOption";
+    /// <summary>A network with that name (or id) exists already.</summary>
+    public const string NetworkExists = "NetworkExists";
+    /// <summary>An endpoint with that name exists already on the network.</summary>
+    public const string EndpointExists = "EndpointExists";
+    /// <summary>The network still has endpoints.</summary>
+    public const string ActiveEndpoints = "ActiveEndpoints";
+    /// <summary>The endpoint is still joined to a sandbox.</summary>
+    public const string ActiveContainer = "ActiveContainer";
+    /// <summary>The endpoint is joined to a sandbox already.</summary>
+    public const string AlreadyJoined = "AlreadyJoined";
+    /// <summary>The endpoint is not joined to that sandbox.</summary>
+    public const string NotJoined = "NotJoined";
+    /// <summary>The container has a sandbox already.</summary>
+    public const string SandboxExists = "SandboxExists";
+    /// <summary>The object is being deleted.</summary>
+    public const string BeingDeleted = "BeingDeleted";
+    /// <summary>The driver refuses the operation.</summary>
+    public const string DriverForbidden = "DriverForbidden";
+    /// <summary>A driver or IPAM name is already registered.</summary>
+    public const string ActiveRegistration = "ActiveRegistration";
+    /// <summary>A scope rule forbids the network (for example downgrading a global driver to local).</summary>
+    public const string InvalidScope = "InvalidScope";
+    /// <summary>A store record changed since it was read (compare-and-swap failed).</summary>
+    public const string VersionConflict = "VersionConflict";
+    /// <summary>A store record is corrupt or of an unknown schema.</summary>
+    public const string CorruptRecord = "CorruptRecord";
+    /// <summary>The driver already set that value (interface info setters refuse overwrites).</summary>
+    public const string AlreadySet = "AlreadySet";
+    /// <summary>The address space is unknown or empty.</summary>
+    public const string InvalidAddressSpace = "InvalidAddressSpace";
+    /// <summary>The pool is not a valid CIDR.</summary>
+    public const string InvalidPool = "InvalidPool";
+    /// <summary>The sub-pool is invalid or given without a pool.</summary>
+    public const string InvalidSubPool = "InvalidSubPool";
+    /// <summary>The pool id is unknown.</summary>
+    public const string PoolNotFound = "PoolNotFound";
+    /// <summary>The pool overlaps another pool of the same address space.</summary>
+    public const string PoolOverlap = "PoolOverlap";
+    /// <summary>The address is outside the pool or sub-pool.</summary>
+    public const string IPOutOfRange = "IPOutOfRange";
+    /// <summary>The address is already allocated.</summary>
+    public const string IPAlreadyAllocated = "IPAlreadyAllocated";
+    /// <summary>No predefined pool is free.</summary>
+    public const string NoAvailablePool = "NoAvailablePool";
+    /// <summary>The pool has no free address.</summary>
+    public const string NoAvailableIPs = "NoAvailableIPs";
+    /// <summary>The request is invalid for this IPAM.</summary>
+    public const string InvalidRequest = "InvalidRequest";
+    /// <summary>The operation is not implemented.</summary>
+    public const string NotImplemented = "NotImplemented";
+    /// <summary>A kernel call failed.</summary>
+    public const string KernelError = "KernelError";
+    /// <summary>An address or subnet is malformed.</summary>
+    public const string InvalidAddress = "InvalidAddress";
+    /// <summary>The gateway is outside the subnet, or otherwise unusable.</summary>
+    public const string InvalidGateway = "InvalidGateway";
+}

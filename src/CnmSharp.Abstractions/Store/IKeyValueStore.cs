@@ -1,0 +1,118 @@
+namespace CnmSharp.Store;
+
+/// <summary>A record in the store with its version.</summary>
+/// <param name="Key">The key.</param>
+/// <param name="Value">The value bytes.</param>
+/// <param name="Version">The version, which changes on every write of the key (positive).</param>
+public sealed record StoreEntry(string Key, ReadOnlyMemory<byte> Value, long Version);
+
+/// <summary>Special values of an expected version.</summary>
+public static class StoreVersion
+{
+    /// <summary>Write whatever the current version is.</summary>
+    public const long Any = -1;
+
+    /// <summary>The key must not exist (create only).</summary>
+    public const long Absent = 0;
+}
+
+/// <summary>What one operation of a transaction does.</summary>
+public enum StoreOperationKind
+{
+    /// <summary>Write a value.</summary>
+    Put,
+
+    /// <summary>Delete a key (no error when it is absent and the expected version is <see cref="StoreVersion.Any"/>).</summary>
+    Delete,
+
+    /// <summary>Only check the expected version.</summary>
+    Check,
+}
+
+/// <summary>One operation of an atomic <see cref="IKeyValueStore.CommitAsync"/>.</summary>
+/// <param name="Kind">What to do.</param>
+/// <param name="Key">The key.</param>
+/// <param name="Value">The value for a put.</param>
+/// <param name="ExpectedVersion">The version the key must have, or <see cref="StoreVersion.Any"/>.</param>
+public sealed record StoreOperation(StoreOperationKind Kind, string Key, ReadOnlyMemory<byte> Value, long ExpectedVersion)
+{
+    /// <summary>A put.</summary>
+    /// <param name="key">The key.</param>
+    /// <param name="value">The value.</param>
+    /// <param name="expectedVersion">The expected version.</param>
+    /// <returns>The operation.</returns>
+    public static StoreOperation Put(string key, ReadOnlyMemory<byte> value, long expectedVersion = StoreVersion.Any) =>
+        new(StoreOperationKind.Put, key, value, expectedVersion);
+
+    /// <summary>A delete.</summary>
+    /// <param name="key">The key.</param>
+    /// <param name="expectedVersion">The expected version.</param>
+    /// <returns>The operation.</returns>
+    public static StoreOperation Delete(string key, long expectedVersion = StoreVersion.Any) =>
+        new(StoreOperationKind.Delete, key, ReadOnlyMemory<byte>.Empty, expectedVersion);
+}
+
+/// <summary>What happened to a key.</summary>
+public enum StoreEventKind
+{
+    /// <summary>Created or updated.</summary>
+    Put,
+
+    /// <summary>Deleted.</summary>
+    Delete,
+}
+
+/// <summary>A change seen by <see cref="IKeyValueStore.WatchAsync"/>.</summary>
+/// <param name="Kind">Put or delete.</param>
+/// <param name="Key">The key.</param>
+/// <param name="Value">The new value (empty for a delete).</param>
+/// <param name="Version">The version after the change.</param>
+public sealed record StoreEvent(StoreEventKind Kind, string Key, ReadOnlyMemory<byte> Value, long Version);
+
+/// <summary>
+/// A versioned key-value store with compare-and-swap: the embedded durable store for local state, etcd for global
+/// state, an in-memory one for tests. Keys are <c>/</c>-separated paths. A failed version check throws
+/// <see cref="CnmConflictException"/> with code <see cref="CnmErrorCodes.VersionConflict"/>; an unreachable store
+/// throws <see cref="CnmUnavailableException"/>.
+/// </summary>
+public interface IKeyValueStore : IAsyncDisposable
+{
+    /// <summary>Reads a key.</summary>
+    /// <param name="key">The key.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The entry, or null when absent.</returns>
+    ValueTask<StoreEntry?> GetAsync(string key, CancellationToken cancellationToken = default);
+
+    /// <summary>Reads every key that starts with <paramref name="prefix"/>, ordered by key.</summary>
+    /// <param name="prefix">The prefix.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The entries.</returns>
+    ValueTask<IReadOnlyList<StoreEntry>> ListAsync(string prefix, CancellationToken cancellationToken = default);
+
+    /// <summary>Writes a key if its version matches.</summary>
+    /// <param name="key">The key.</param>
+    /// <param name="value">The value.</param>
+    /// <param name="expectedVersion">The version the key must have (<see cref="StoreVersion.Absent"/> to create).</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The new version.</returns>
+    ValueTask<long> PutAsync(string key, ReadOnlyMemory<byte> value, long expectedVersion = StoreVersion.Any, CancellationToken cancellationToken = default);
+
+    /// <summary>Deletes a key if its version matches.</summary>
+    /// <param name="key">The key.</param>
+    /// <param name="expectedVersion">The version the key must have.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>True when a key was deleted.</returns>
+    ValueTask<bool> DeleteAsync(string key, long expectedVersion = StoreVersion.Any, CancellationToken cancellationToken = default);
+
+    /// <summary>Applies several operations atomically: all or none.</summary>
+    /// <param name="operations">The operations.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The version of each key after the commit (0 for deletes and checks), in order.</returns>
+    ValueTask<IReadOnlyList<long>> CommitAsync(IReadOnlyList<StoreOperation> operations, CancellationToken cancellationToken = default);
+
+    /// <summary>Streams changes under a prefix from now on, until cancelled.</summary>
+    /// <param name="prefix">The prefix.</param>
+    /// <param name="cancellationToken">Ends the stream.</param>
+    /// <returns>The changes.</returns>
+    IAsyncEnumerable<StoreEvent> WatchAsync(string prefix, CancellationToken cancellationToken = default);
+}
