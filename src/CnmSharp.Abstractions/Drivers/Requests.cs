@@ -35,10 +35,6 @@ public sealed record NetworkCreateRequest
 
     /// <summary>IPv6 pools.</summary>
     public IReadOnlyList<IpamData> IPv6Data { get; init; } = [];
-
-    /// <summary>True when the core re-creates a network it already had (after a restart): the driver must adopt
-    /// existing kernel objects rather than refuse them.</summary>
-    public bool Restore { get; init; }
 }
 
 /// <summary>What a driver gets to create an endpoint.</summary>
@@ -61,9 +57,6 @@ public sealed record EndpointCreateRequest
 
     /// <summary>Ports to publish on the host.</summary>
     public IReadOnlyList<PortBinding> PortBindings { get; init; } = [];
-
-    /// <summary>True when the core re-creates an endpoint it already had (after a restart).</summary>
-    public bool Restore { get; init; }
 }
 
 /// <summary>What a driver gets to join an endpoint to a sandbox.</summary>

@@ -1,0 +1,69 @@
+using System.ComponentModel.DataAnnotations;
+using Microsoft.Extensions.Options;
+
+namespace CnmSharp;
+
+/// <summary>Options of a <see cref="NetworkController"/>.</summary>
+public sealed class CnmOptions
+{
+    /// <summary>Where persistent state lives (the embedded store's file). Default <c>/var/lib/cnmsharp</c>.</summary>
+    [Required]
+    public string StateDirectory { get; set; } = "/var/lib/cnmsharp";
+
+    /// <summary>Where runtime files live. Sandbox namespaces go under <c>&lt;RunDirectory&gt;/netns</c>. Default <c>/var/run/cnmsharp</c>.</summary>
+    [Required]
+    public string RunDirectory { get; set; } = "/var/run/cnmsharp";
+
+    /// <summary>The network namespace (a path such as <c>/run/netns/h1</c>) that plays the host for this
+    /// controller; null for the process's own. Drivers do all host-side work there.</summary>
+    public string? HostNamespacePath { get; set; }
+
+    /// <summary>A stable id of this controller; generated and persisted on first start when null.</summary>
+    [RegularExpression("^[0-9a-f]{64}$")]
+    public string? ControllerId { get; set; }
+
+    /// <summary>Refuse a network whose name is taken (Docker's behaviour; libnetwork itself allows it). Default true.</summary>
+    public bool RejectDuplicateNetworkNames { get; set; } = true;
+
+    /// <summary>On a fresh store, create the <see cref="DefaultNetworks"/> whose driver is registered. Default true.</summary>
+    public bool CreateDefaultNetworks { get; set; } = true;
+
+    /// <summary>The networks created once on a fresh store, as Docker creates <c>none</c>, <c>host</c> and
+    /// <c>bridge</c>. Null (the default) means exactly those three; a network whose driver is not registered is skipped.</summary>
+    [ValidateEnumeratedItems]
+    public IList<DefaultNetwork>? DefaultNetworks { get; set; }
+
+    /// <summary>The IPAM driver used when a network names none. Default <c>default</c>.</summary>
+    [Required]
+    public string DefaultIpamDriver { get; set; } = "default";
+}
+
+/// <summary>Validates <see cref="CnmOptions"/> (source-generated).</summary>
+[OptionsValidator]
+public sealed partial class CnmOptionsValidator : IValidateOptions<CnmOptions>
+{
+}
+
+/// <summary>A network the controller creates once on a fresh store.</summary>
+public sealed class DefaultNetwork
+{
+    /// <summary>The network's name.</summary>
+    [Required]
+    public string Name { get; set; } = "";
+
+    /// <summary>The driver's name.</summary>
+    [Required]
+    public string Driver { get; set; } = "";
+
+    /// <summary>Driver options.</summary>
+    public IDictionary<string, string> DriverOptions { get; set; } = new Dictionary<string, string>(StringComparer.Ordinal);
+
+    /// <summary>The standard set: <c>none</c> (null driver), <c>host</c> (host driver), <c>bridge</c> (bridge driver).</summary>
+    /// <returns>A new list.</returns>
+    public static IList<DefaultNetwork> Standard() =>
+    [
+        new() { Name = "none", Driver = "null" },
+        new() { Name = "host", Driver = "host" },
+        new() { Name = "bridge", Driver = "bridge" },
+    ];
+}

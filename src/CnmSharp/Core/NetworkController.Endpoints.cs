@@ -1,0 +1,301 @@
+using System.Net;
+using CnmSharp.Core;
+using CnmSharp.Core.Persistence;
+using CnmSharp.Diagnostics;
+using CnmSharp.Drivers;
+using CnmSharp.Ipam;
+using CnmSharp.Store;
+
+namespace CnmSharp;
+
+public sealed partial class NetworkController
+{
+    internal ValueTask<Endpoint> CreateEndpointAsync(Network network, string name, EndpointCreateOptions options, CancellationToken cancellationToken) =>
+        RunAsync("endpoint.create", async () =>
+        {
+            Ids.ValidateName(name, "endpoint");
+            foreach (var linkLocal in options.LinkLocalAddresses)
+            {
+                if (!(linkLocal.Address.IsIPv6LinkLocal || IsIPv4LinkLocal(linkLocal.Address)))
+                {
+                    throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidAddress, $"endpoint \"{name}\"", $"{linkLocal} is not a link-local address");
+                }
+            }
+
+            await network.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                if (network.Deleting || !_networks.ContainsKey(network.Id))
+                {
+                    throw new CnmNotFoundException(CnmErrorCodes.NoSuchNetwork, network.ToString(), "no such network");
+                }
+
+                if (network.FindEndpointByName(name) is not null)
+                {
+                    throw new CnmConflictException(CnmErrorCodes.EndpointExists, $"endpoint \"{name}\"", $"endpoint with name {name} already exists in network {network.Name}");
+                }
+
+                var id = Ids.NewId();
+                var ipam = network.IpamDriver is null ? null : _registry.GetIpam(network.IpamDriver);
+                var intent = new IntentTracker(_store, new IntentRecord { Id = Ids.NewId(), Kind = IntentKind.CreateEndpoint, NetworkId = network.Id, EndpointId = id, Driver = network.Driver, IpamDriver = ipam?.Name });
+                await intent.BeginAsync(cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    var info = new InterfaceInfo { LinkLocalAddresses = options.LinkLocalAddresses };
+                    if (options.MacAddress is not null)
+                    {
+                        info.SetMacAddress(options.MacAddress);
+                    }
+
+                    string? poolV4 = null, poolV6 = null;
+                    if (ipam is not null)
+                    {
+                        var ipamOptions = new Dictionary<string, string>(network.IpamOptions, StringComparer.Ordinal);
+                        foreach (var (k, v) in options.IpamOptions)
+                        {
+                            ipamOptions[k] = v;
+                        }
+
+                        ipamOptions[NetLabels.IpamOwner] = id;
+                        if (ipam.Ipam.Capability.RequiresMacAddress)
+                        {
+                            if (info.MacAddress is null)
+                            {
+                                info.SetMacAddress(Macs.Random());
+                            }
+
+                            ipamOptions[NetLabels.MacAddress] = Macs.Format(info.MacAddress!);
+                        }
+
+                        poolV4 = await AssignAddressAsync(network, ipam, network.IPv4Info, options.IPv4Address, ipamOptions, info, intent, "IPv4", cancellationToken).ConfigureAwait(false);
+                        if (network.IPv6Info.Count > 0)
+                        {
+                            poolV6 = await AssignAddressAsync(network, ipam, network.IPv6Info, options.IPv6Address, ipamOptions, info, intent, "IPv6", cancellationToken).ConfigureAwait(false);
+                        }
+                    }
+
+                    await network.RegisteredDriver.Driver.CreateEndpointAsync(
+                        new EndpointCreateRequest
+                        {
+                            NetworkId = network.Id,
+                            EndpointId = id,
+                            EndpointName = name,
+                            DriverOptions = options.DriverOptions,
+                            ExposedPorts = options.ExposedPorts,
+                            PortBindings = options.PortBindings,
+                        },
+                        info,
+                        cancellationToken).ConfigureAwait(false);
+
+                    var record = new EndpointRecord
+                    {
+                        Id = id,
+                        Name = name,
+                        NetworkId = network.Id,
+                        MacAddress = info.MacAddress is null ? null : Macs.Format(info.MacAddress),
+                        Address = info.Address?.ToString(),
+                        AddressIPv6 = info.AddressIPv6?.ToString(),
+                        PoolIdV4 = poolV4,
+                        PoolIdV6 = poolV6,
+                        LinkLocalAddresses = options.LinkLocalAddresses.Select(a => a.ToString()).ToList(),
+                        Aliases = [.. options.Aliases],
+                        Anonymous = options.Anonymous,
+                        ExposedPorts = options.ExposedPorts.Select(p => new[] { (int)p.Protocol, p.Port }).ToList(),
+                        PortBindings = options.PortBindings.Select(p => new PortBindingRecord { Protocol = (int)p.Protocol, ContainerPort = p.ContainerPort, HostIP = p.HostIP.ToString(), HostPort = p.HostPort, HostPortEnd = p.HostPortEnd }).ToList(),
+                        DriverOptions = new(options.DriverOptions, StringComparer.Ordinal),
+                    };
+
+                    var versions = await _store.Store.CommitAsync(
+                        [StoreOperation.Put(CoreStore.EndpointKey(network.Id, id), CoreStore.Serialize(record, CoreJsonContext.Default.EndpointRecord), StoreVersion.Absent), intent.Complete()],
+                        cancellationToken).ConfigureAwait(false);
+                    var endpoint = new Endpoint(network, record, versions[0]);
+                    network.TryAddEndpoint(endpoint);
+                    Log.EndpointCreated(_logger, name, id, network.Name);
+                    return endpoint;
+                }
+                catch
+                {
+                    await RollbackAsync(intent.Intent, CancellationToken.None).ConfigureAwait(false);
+                    await intent.AbandonAsync().ConfigureAwait(false);
+                    throw;
+                }
+            }
+            finally
+            {
+                network.Gate.Release();
+            }
+        });
+
+    /// <summary>
+    /// Reserves the endpoint's address of one family: the pool that contains the preferred address, or the first pool
+    /// with a free address. Returns the pool id, or null when the IPAM handed out no address (null IPAM).
+    /// </summary>
+    private static async ValueTask<string?> AssignAddressAsync(
+        Network network,
+        RegisteredIpam ipam,
+        IReadOnlyList<IpamInfo> pools,
+        IPAddress? preferred,
+        IReadOnlyDictionary<string, string> options,
+        InterfaceInfo info,
+        IntentTracker intent,
+        string family,
+        CancellationToken cancellationToken)
+    {
+        if (pools.Count == 0)
+        {
+            return null;
+        }
+
+        var subject = $"network \"{network.Name}\"";
+        if (preferred is not null && !pools.Any(p => p.Pool.Contains(preferred)))
+        {
+            throw new CnmInvalidArgumentException(CnmErrorCodes.IPOutOfRange, subject, $"requested address {preferred} does not belong to any of this network's subnets");
+        }
+
+        foreach (var pool in pools)
+        {
+            if (preferred is not null && !pool.Pool.Contains(preferred))
+            {
+                continue;
+            }
+
+            AllocatedAddress allocated;
+            try
+            {
+                allocated = await ipam.Ipam.RequestAddressAsync(pool.PoolId, preferred, options, cancellationToken).ConfigureAwait(false);
+            }
+            catch (CnmException ex) when (preferred is null && ex.Code == CnmErrorCodes.NoAvailableIPs)
+            {
+                continue;
+            }
+
+            if (allocated.Address is not { } address)
+            {
+                return null;
+            }
+
+            intent.Intent.Addresses.Add([pool.PoolId, address.Address.ToString()]);
+            if (ipam.Ipam is not IIpamOwnedAllocations)
+            {
+                await intent.SaveAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            info.SetIPAddress(address);
+            return pool.PoolId;
+        }
+
+        throw new CnmUnavailableException(CnmErrorCodes.NoAvailableIPs, subject, $"no available {family} addresses");
+    }
+
+    /// <summary>
+    /// Deletes an endpoint. A joined endpoint is refused unless forced (then it leaves first). The driver goes first,
+    /// then the record, then the addresses; a crash after the record is gone leaves addresses that the sweep at the
+    /// next start releases.
+    /// </summary>
+    internal ValueTask DeleteEndpointAsync(Endpoint endpoint, bool force, CancellationToken cancellationToken) =>
+        RunAsync("endpoint.delete", async () =>
+        {
+            if (endpoint.Record.Join is { } join)
+            {
+                if (!force)
+                {
+                    throw new CnmConflictException(CnmErrorCodes.ActiveContainer, endpoint.ToString(), $"endpoint is joined to sandbox {Ids.Short(join.SandboxId)}; leave first or force");
+                }
+
+                if (FindSandboxById(join.SandboxId) is { } sandbox)
+                {
+                    await LeaveCoreAsync(endpoint, sandbox, removeInterface: true, cancellationToken).ConfigureAwait(false);
+                }
+            }
+
+            await DeleteEndpointCoreAsync(endpoint, cancellationToken).ConfigureAwait(false);
+        });
+
+    private async ValueTask DeleteEndpointCoreAsync(Endpoint endpoint, CancellationToken cancellationToken)
+    {
+        var network = endpoint.Network;
+        await network.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await endpoint.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                if (endpoint.Deleted)
+                {
+                    throw new CnmNotFoundException(CnmErrorCodes.NoSuchEndpoint, endpoint.ToString(), "no such endpoint");
+                }
+
+                if (endpoint.Record.Join is { } join)
+                {
+                    throw new CnmConflictException(CnmErrorCodes.ActiveContainer, endpoint.ToString(), $"endpoint is joined to sandbox {Ids.Short(join.SandboxId)}");
+                }
+
+                try
+                {
+                    await network.RegisteredDriver.Driver.DeleteEndpointAsync(network.Id, endpoint.Id, cancellationToken).ConfigureAwait(false);
+                }
+                catch (CnmConflictException)
+                {
+                    throw;
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    Log.DriverDeleteEndpointFailed(_logger, ex, network.Driver, endpoint.Id);
+                }
+
+                await _store.Store.DeleteAsync(CoreStore.EndpointKey(network.Id, endpoint.Id), endpoint.Version, cancellationToken).ConfigureAwait(false);
+                endpoint.Deleted = true;
+                network.RemoveEndpoint(endpoint);
+                await ReleaseEndpointAddressesAsync(endpoint).ConfigureAwait(false);
+                Log.EndpointDeleted(_logger, endpoint.Name, endpoint.Id);
+            }
+            finally
+            {
+                endpoint.Gate.Release();
+            }
+        }
+        finally
+        {
+            network.Gate.Release();
+        }
+    }
+
+    private async ValueTask ReleaseEndpointAddressesAsync(Endpoint endpoint)
+    {
+        if (endpoint.Network.IpamDriver is not { } ipamName || !_registry.ContainsIpam(ipamName))
+        {
+            return;
+        }
+
+        var ipam = _registry.GetIpam(ipamName).Ipam;
+        var record = endpoint.Record;
+        foreach (var (poolId, address) in new[] { (record.PoolIdV4, record.Address), (record.PoolIdV6, record.AddressIPv6) })
+        {
+            if (poolId is null || address is null)
+            {
+                continue;
+            }
+
+            try
+            {
+                await ipam.ReleaseAddressAsync(poolId, CidrAddress.Parse(address).Address, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                Log.ReleaseFailed(_logger, ex, $"address {address} of pool {poolId}");
+            }
+        }
+    }
+
+    private static bool IsIPv4LinkLocal(IPAddress address)
+    {
+        if (address.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork)
+        {
+            return false;
+        }
+
+        Span<byte> b = stackalloc byte[4];
+        address.TryWriteBytes(b, out _);
+        return b[0] == 169 && b[1] == 254;
+    }
+}

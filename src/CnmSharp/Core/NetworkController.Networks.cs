@@ -1,0 +1,434 @@
+using System.Net;
+using CnmSharp.Core;
+using CnmSharp.Core.Persistence;
+using CnmSharp.Diagnostics;
+using CnmSharp.Drivers;
+using CnmSharp.Ipam;
+using CnmSharp.Store;
+
+namespace CnmSharp;
+
+public sealed partial class NetworkController
+{
+    /// <summary>
+    /// Creates a network: validates the request, reserves its pools, gateway and auxiliary addresses through IPAM, and
+    /// asks the driver to create it. On failure every reservation and driver step is undone.
+    /// </summary>
+    /// <param name="name">The name.</param>
+    /// <param name="driver">The driver's name.</param>
+    /// <param name="options">Options.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The network.</returns>
+    public ValueTask<Network> CreateNetworkAsync(string name, string driver, NetworkCreateOptions? options = null, CancellationToken cancellationToken = default) =>
+        RunAsync("network.create", () => CreateNetworkCoreAsync(name, driver, options ?? new NetworkCreateOptions(), cancellationToken));
+
+    private async ValueTask<Network> CreateNetworkCoreAsync(string name, string driverName, NetworkCreateOptions options, CancellationToken cancellationToken)
+    {
+        if (options.Id is { } explicitId)
+        {
+            Ids.ValidateId(explicitId, "network");
+        }
+
+        Ids.ValidateName(name, "network");
+        var driver = _registry.GetDriver(driverName);
+        var capability = driver.Capability;
+        if (options.Scope is { } scope && scope == DriverScope.Local && capability.DataScope != DriverScope.Local)
+        {
+            throw new CnmConflictException(CnmErrorCodes.InvalidScope, $"network \"{name}\"", $"cannot downgrade network scope: driver \"{driverName}\" is {ScopeName(capability.DataScope)}");
+        }
+
+        if (options.Scope == DriverScope.Swarm)
+        {
+            throw new CnmConflictException(CnmErrorCodes.InvalidScope, $"network \"{name}\"", "swarm scope needs a cluster, and this controller has none");
+        }
+
+        var enableIPv6 = options.EnableIPv6 || Flag(options.DriverOptions, NetLabels.EnableIPv6);
+        var isInternal = options.Internal || Flag(options.DriverOptions, NetLabels.Internal);
+        var ipv4 = ParseIpamConfigs(name, options.IPv4Config, ipv6: false);
+        var ipv6 = ParseIpamConfigs(name, options.IPv6Config, ipv6: true);
+        if (!enableIPv6 && ipv6.Count > 0)
+        {
+            throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidOption, $"network \"{name}\"", "IPv6 configuration given but IPv6 is not enabled");
+        }
+
+        var ipamName = capability.UsesIpam ? options.IpamDriver ?? _options.DefaultIpamDriver : null;
+        if (string.Equals(ipamName, IpamNames.Default, StringComparison.Ordinal))
+        {
+            ipamName = _options.DefaultIpamDriver;
+        }
+
+        var ipam = ipamName is null ? null : _registry.GetIpam(ipamName);
+        var id = options.Id ?? Ids.NewId();
+
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (_networks.ContainsKey(id))
+            {
+                throw new CnmConflictException(CnmErrorCodes.NetworkExists, $"network id \"{id}\"", "a network with that id already exists");
+            }
+
+            if (_options.RejectDuplicateNetworkNames && _networks.Values.Any(n => string.Equals(n.Name, name, StringComparison.Ordinal)))
+            {
+                throw new CnmConflictException(CnmErrorCodes.NetworkExists, $"network \"{name}\"", "a network with that name already exists");
+            }
+
+            if (capability.SingleNetwork && _networks.Values.Any(n => string.Equals(n.Driver, driverName, StringComparison.Ordinal)))
+            {
+                throw new CnmConflictException(CnmErrorCodes.DriverForbidden, $"network \"{name}\"", $"only one instance of \"{driverName}\" network is allowed");
+            }
+
+            var intent = new IntentTracker(_store, new IntentRecord { Id = Ids.NewId(), Kind = IntentKind.CreateNetwork, NetworkId = id, Driver = driverName, IpamDriver = ipamName });
+            await intent.BeginAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                var record = new NetworkRecord
+                {
+                    Id = id,
+                    Name = name,
+                    Driver = driverName,
+                    Scope = ScopeName(options.Scope ?? capability.DataScope),
+                    Created = _time.GetUtcNow(),
+                    EnableIPv6 = enableIPv6,
+                    Internal = isInternal,
+                    Attachable = options.Attachable,
+                    IpamDriver = ipamName,
+                    IpamOptions = new(options.IpamOptions, StringComparer.Ordinal),
+                    DriverOptions = new(options.DriverOptions, StringComparer.Ordinal),
+                    Labels = new(options.Labels, StringComparer.Ordinal),
+                    IPv4Config = ipv4.Select(c => c.Record).ToList(),
+                    IPv6Config = ipv6.Select(c => c.Record).ToList(),
+                };
+
+                if (ipam is not null)
+                {
+                    var space = capability.DataScope == DriverScope.Local ? ipam.AddressSpaces.Local : ipam.AddressSpaces.Global;
+                    record.IPv4Info.AddRange(await AllocatePoolsAsync(ipam, space, id, record.IpamOptions, ipv4.Count == 0 ? [ParsedIpamConfig.Empty] : ipv4, false, intent, cancellationToken).ConfigureAwait(false));
+                    if (enableIPv6)
+                    {
+                        record.IPv6Info.AddRange(await AllocatePoolsAsync(ipam, space, id, record.IpamOptions, ipv6.Count == 0 ? [ParsedIpamConfig.Empty] : ipv6, true, intent, cancellationToken).ConfigureAwait(false));
+                    }
+                }
+
+                var network = new Network(this, record, 0, driver);
+                await driver.Driver.CreateNetworkAsync(
+                    new NetworkCreateRequest
+                    {
+                        NetworkId = id,
+                        NetworkName = name,
+                        DriverOptions = record.DriverOptions,
+                        Labels = record.Labels,
+                        EnableIPv6 = enableIPv6,
+                        Internal = isInternal,
+                        IPv4Data = network.ToIpamData(ipv6: false),
+                        IPv6Data = network.ToIpamData(ipv6: true),
+                    },
+                    cancellationToken).ConfigureAwait(false);
+
+                var versions = await _store.Store.CommitAsync(
+                    [
+                        StoreOperation.Put(CoreStore.NetworkKey(id), CoreStore.Serialize(record, CoreJsonContext.Default.NetworkRecord), StoreVersion.Absent),
+                        intent.Complete(),
+                    ],
+                    cancellationToken).ConfigureAwait(false);
+                network.Version = versions[0];
+                _networks[id] = network;
+                Log.NetworkCreated(_logger, name, id, driverName);
+                return network;
+            }
+            catch
+            {
+                await RollbackAsync(intent.Intent, CancellationToken.None).ConfigureAwait(false);
+                await intent.AbandonAsync().ConfigureAwait(false);
+                throw;
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>Requests the pools of one address family with their gateways and auxiliary addresses, recording each
+    /// reservation in the intent before the next one is made.</summary>
+    private static async ValueTask<List<IpamInfoRecord>> AllocatePoolsAsync(
+        RegisteredIpam ipam,
+        string addressSpace,
+        string networkId,
+        IReadOnlyDictionary<string, string> ipamOptions,
+        IReadOnlyList<ParsedIpamConfig> configs,
+        bool ipv6,
+        IntentTracker intent,
+        CancellationToken cancellationToken)
+    {
+        var ownsAllocations = ipam.Ipam is IIpamOwnedAllocations;
+        var owner = NetworkOwner(networkId);
+        var result = new List<IpamInfoRecord>();
+        foreach (var config in configs)
+        {
+            var poolOptions = new Dictionary<string, string>(ipamOptions, StringComparer.Ordinal) { [NetLabels.IpamOwner] = owner };
+            var pool = await ipam.Ipam.RequestPoolAsync(
+                new PoolRequest { AddressSpace = addressSpace, Pool = config.Subnet?.ToString(), SubPool = config.IPRange?.ToString(), Options = poolOptions, IPv6 = ipv6 },
+                cancellationToken).ConfigureAwait(false);
+            intent.Intent.Pools.Add(pool.PoolId);
+            if (!ownsAllocations)
+            {
+                // An IPAM that tracks owners is swept at start instead; others need the reservation on record.
+                await intent.SaveAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            var addressOptions = new Dictionary<string, string>(ipamOptions, StringComparer.Ordinal) { [NetLabels.IpamOwner] = owner };
+            CidrAddress? gateway = null;
+            if (config.Gateway is null && pool.Meta.TryGetValue(NetLabels.RequestAddressTypeGateway, out var chosen))
+            {
+                gateway = CidrAddress.Parse(chosen);
+            }
+            else
+            {
+                var gatewayOptions = new Dictionary<string, string>(addressOptions, StringComparer.Ordinal) { [NetLabels.RequestAddressType] = NetLabels.RequestAddressTypeGateway };
+                var allocated = await ipam.Ipam.RequestAddressAsync(pool.PoolId, config.Gateway, gatewayOptions, cancellationToken).ConfigureAwait(false);
+                if (allocated.Address is { } g)
+                {
+                    gateway = g;
+                    intent.Intent.Addresses.Add([pool.PoolId, g.Address.ToString()]);
+                    if (!ownsAllocations)
+                    {
+                        await intent.SaveAsync(cancellationToken).ConfigureAwait(false);
+                    }
+                }
+            }
+
+            var aux = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var (auxName, auxAddress) in config.AuxAddresses)
+            {
+                if (!pool.Pool.Contains(auxAddress))
+                {
+                    throw new CnmConflictException(CnmErrorCodes.IPOutOfRange, $"auxiliary address \"{auxName}\"", $"{auxAddress} is not in pool {pool.Pool}");
+                }
+
+                try
+                {
+                    var allocated = await ipam.Ipam.RequestAddressAsync(pool.PoolId, auxAddress, addressOptions, cancellationToken).ConfigureAwait(false);
+                    if (allocated.Address is { } a)
+                    {
+                        intent.Intent.Addresses.Add([pool.PoolId, a.Address.ToString()]);
+                        if (!ownsAllocations)
+                        {
+                            await intent.SaveAsync(cancellationToken).ConfigureAwait(false);
+                        }
+                    }
+                }
+                catch (CnmException ex) when (ex.Code == CnmErrorCodes.IPOutOfRange)
+                {
+                    // Outside the sub-pool but inside the pool: nothing to reserve (libnetwork's rule).
+                }
+
+                aux[auxName] = new CidrAddress(auxAddress, pool.Pool.PrefixLength).ToString();
+            }
+
+            result.Add(new IpamInfoRecord
+            {
+                PoolId = pool.PoolId,
+                AddressSpace = addressSpace,
+                Pool = pool.Pool.ToString(),
+                Gateway = gateway?.ToString(),
+                AuxAddresses = aux,
+                Meta = new(pool.Meta, StringComparer.Ordinal),
+            });
+        }
+
+        return result;
+    }
+
+    /// <summary>
+    /// Deletes a network. Refused while it has endpoints. The driver is asked first, so a driver that refuses
+    /// (<see cref="CnmConflictException"/>) leaves the network exactly as it was; other driver failures are logged
+    /// and the network goes anyway. IPAM reservations are released last; a crash before that is swept at the next start.
+    /// </summary>
+    internal ValueTask DeleteNetworkAsync(Network network, CancellationToken cancellationToken) =>
+        RunAsync("network.delete", async () =>
+        {
+            await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await network.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    if (!_networks.ContainsKey(network.Id))
+                    {
+                        throw new CnmNotFoundException(CnmErrorCodes.NoSuchNetwork, network.ToString(), "no such network");
+                    }
+
+                    if (network.EndpointCount > 0)
+                    {
+                        throw new CnmConflictException(CnmErrorCodes.ActiveEndpoints, network.ToString(), $"network has active endpoints ({string.Join(", ", network.Endpoints.Select(e => e.Name))})");
+                    }
+
+                    try
+                    {
+                        await network.RegisteredDriver.Driver.DeleteNetworkAsync(network.Id, cancellationToken).ConfigureAwait(false);
+                    }
+                    catch (CnmConflictException)
+                    {
+                        throw;
+                    }
+                    catch (Exception ex) when (ex is not OperationCanceledException)
+                    {
+                        Log.DriverDeleteNetworkFailed(_logger, ex, network.Driver, network.Id);
+                    }
+
+                    await _store.Store.DeleteAsync(CoreStore.NetworkKey(network.Id), network.Version, cancellationToken).ConfigureAwait(false);
+                    network.Deleting = true;
+                    _networks.TryRemove(network.Id, out _);
+                    await ReleaseNetworkIpamAsync(network).ConfigureAwait(false);
+                    Log.NetworkDeleted(_logger, network.Name, network.Id);
+                }
+                finally
+                {
+                    network.Gate.Release();
+                }
+            }
+            finally
+            {
+                _gate.Release();
+            }
+        });
+
+    private async ValueTask ReleaseNetworkIpamAsync(Network network)
+    {
+        if (network.IpamDriver is null || !_registry.ContainsIpam(network.IpamDriver))
+        {
+            return;
+        }
+
+        var ipam = _registry.GetIpam(network.IpamDriver).Ipam;
+        foreach (var pool in network.AllPools)
+        {
+            try
+            {
+                foreach (var aux in pool.AuxAddresses.Values)
+                {
+                    await ReleaseIgnoringMissingAsync(ipam, pool.PoolId, aux.Address).ConfigureAwait(false);
+                }
+
+                if (pool.Gateway is { } gateway && !pool.Meta.ContainsKey(NetLabels.RequestAddressTypeGateway))
+                {
+                    await ReleaseIgnoringMissingAsync(ipam, pool.PoolId, gateway.Address).ConfigureAwait(false);
+                }
+
+                await ipam.ReleasePoolAsync(pool.PoolId, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                Log.ReleaseFailed(_logger, ex, $"pool {pool.PoolId}");
+            }
+        }
+    }
+
+    private static async ValueTask ReleaseIgnoringMissingAsync(IIpamDriver ipam, string poolId, IPAddress address)
+    {
+        try
+        {
+            await ipam.ReleaseAddressAsync(poolId, address, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (CnmException ex) when (ex.Kind is CnmErrorKind.NotFound or CnmErrorKind.InvalidArgument)
+        {
+            // Already released (for example an aux address outside the sub-pool that was never reserved).
+        }
+    }
+
+    private static bool Flag(IReadOnlyDictionary<string, string> options, string key) =>
+        options.TryGetValue(key, out var value) && bool.TryParse(value, out var flag) && flag;
+
+    /// <summary>An IPAM configuration, parsed and checked before anything is reserved.</summary>
+    private sealed record ParsedIpamConfig(IPNetwork? Subnet, IPNetwork? IPRange, IPAddress? Gateway, IReadOnlyList<(string Name, IPAddress Address)> AuxAddresses, IpamConfigRecord Record)
+    {
+        public static ParsedIpamConfig Empty { get; } = new(null, null, null, [], new IpamConfigRecord());
+    }
+
+    private static List<ParsedIpamConfig> ParseIpamConfigs(string network, IReadOnlyList<IpamConfig> configs, bool ipv6)
+    {
+        var subject = $"network \"{network}\"";
+        var family = ipv6 ? System.Net.Sockets.AddressFamily.InterNetworkV6 : System.Net.Sockets.AddressFamily.InterNetwork;
+        var result = new List<ParsedIpamConfig>(configs.Count);
+        foreach (var config in configs)
+        {
+            IPNetwork? subnet = null;
+            if (config.Subnet is not null)
+            {
+                if (!IPNetworks.TryParse(config.Subnet, allowHostBits: false, out var parsed) || parsed.BaseAddress.AddressFamily != family)
+                {
+                    throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidPool, subject, $"invalid {(ipv6 ? "IPv6" : "IPv4")} subnet \"{config.Subnet}\"");
+                }
+
+                subnet = parsed;
+            }
+
+            IPNetwork? range = null;
+            if (config.IPRange is not null)
+            {
+                if (subnet is null || !IPNetworks.TryParse(config.IPRange, allowHostBits: false, out var parsed) || parsed.BaseAddress.AddressFamily != family
+                    || !subnet.Value.Contains(parsed.BaseAddress) || parsed.PrefixLength < subnet.Value.PrefixLength)
+                {
+                    throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidSubPool, subject, $"invalid IP range \"{config.IPRange}\": it must be a subnet of the network's subnet");
+                }
+
+                range = parsed;
+            }
+
+            IPAddress? gateway = null;
+            if (config.Gateway is not null)
+            {
+                if (!IPAddress.TryParse(config.Gateway, out gateway) || gateway.AddressFamily != family)
+                {
+                    throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidGateway, subject, $"invalid gateway \"{config.Gateway}\"");
+                }
+
+                if (subnet is null || !subnet.Value.Contains(gateway))
+                {
+                    throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidGateway, subject, $"gateway {gateway} is not in subnet {config.Subnet ?? "(none given)"}");
+                }
+            }
+
+            var aux = new List<(string, IPAddress)>();
+            foreach (var (auxName, auxText) in config.AuxAddresses)
+            {
+                if (!IPAddress.TryParse(auxText, out var auxAddress) || auxAddress.AddressFamily != family)
+                {
+                    throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidAddress, subject, $"invalid auxiliary address {auxName}=\"{auxText}\"");
+                }
+
+                if (subnet is null || !subnet.Value.Contains(auxAddress))
+                {
+                    throw new CnmInvalidArgumentException(CnmErrorCodes.IPOutOfRange, subject, $"auxiliary address {auxName}={auxAddress} is not in subnet {config.Subnet ?? "(none given)"}");
+                }
+
+                aux.Add((auxName, auxAddress));
+            }
+
+            result.Add(new ParsedIpamConfig(subnet, range, gateway, aux, new IpamConfigRecord
+            {
+                Subnet = config.Subnet,
+                IPRange = config.IPRange,
+                Gateway = config.Gateway,
+                AuxAddresses = new(config.AuxAddresses, StringComparer.Ordinal),
+            }));
+        }
+
+        if (configs.Count > 0)
+        {
+            for (var i = 0; i < result.Count; i++)
+            {
+                for (var j = i + 1; j < result.Count; j++)
+                {
+                    if (result[i].Subnet is { } a && result[j].Subnet is { } b && a.Overlaps(b))
+                    {
+                        throw new CnmInvalidArgumentException(CnmErrorCodes.PoolOverlap, subject, $"subnets {a} and {b} overlap");
+                    }
+                }
+            }
+        }
+
+        return result;
+    }
+}

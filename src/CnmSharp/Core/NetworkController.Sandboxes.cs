@@ -1,0 +1,451 @@
+using CnmSharp.Core;
+using CnmSharp.Core.Persistence;
+using CnmSharp.Diagnostics;
+using CnmSharp.Drivers;
+using CnmSharp.Sandboxes;
+using CnmSharp.Store;
+
+namespace CnmSharp;
+
+public sealed partial class NetworkController
+{
+    /// <summary>The key of sandboxes that use the host namespace when the controller runs in its own.</summary>
+    private const string OwnNamespaceKey = "/proc/self/ns/net";
+
+    /// <summary>Creates a sandbox for a container: a new network namespace, or the host's in host mode.</summary>
+    /// <param name="containerId">The container's id; one sandbox per container.</param>
+    /// <param name="options">Options.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The sandbox.</returns>
+    public ValueTask<Sandbox> CreateSandboxAsync(string containerId, SandboxCreateOptions? options = null, CancellationToken cancellationToken = default) =>
+        RunAsync("sandbox.create", async () =>
+        {
+            options ??= new SandboxCreateOptions();
+            if (string.IsNullOrWhiteSpace(containerId))
+            {
+                throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidId, "container id", "the container id is empty");
+            }
+
+            await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                if (_sandboxes.Values.Any(s => string.Equals(s.ContainerId, containerId, StringComparison.Ordinal)))
+                {
+                    throw new CnmConflictException(CnmErrorCodes.SandboxExists, $"container \"{containerId}\"", "the container already has a sandbox");
+                }
+
+                var id = Ids.NewId();
+                var key = options.UseHostNamespace
+                    ? _options.HostNamespacePath ?? OwnNamespaceKey
+                    : Path.Combine(_options.RunDirectory, "netns", Ids.Short(id));
+                var record = new SandboxRecord
+                {
+                    Id = id,
+                    ContainerId = containerId,
+                    Key = key,
+                    UsesHostNamespace = options.UseHostNamespace,
+                    Hostname = options.Hostname,
+                    DomainName = options.DomainName,
+                    ExtraHosts = options.ExtraHosts.Select(h => new[] { h.Name, h.Address.ToString() }).ToList(),
+                    DnsServers = [.. options.DnsServers],
+                    DnsSearch = [.. options.DnsSearch],
+                    DnsOptions = [.. options.DnsOptions],
+                };
+
+                // The record goes first: a crash before the namespace exists leaves a sandbox whose namespace is
+                // missing, which the next start removes.
+                var version = await _store.Store.PutAsync(CoreStore.SandboxKey(id), CoreStore.Serialize(record, CoreJsonContext.Default.SandboxRecord), StoreVersion.Absent, cancellationToken).ConfigureAwait(false);
+                if (!options.UseHostNamespace)
+                {
+                    try
+                    {
+                        await _sandboxNetworking.CreateNamespaceAsync(key, cancellationToken).ConfigureAwait(false);
+                    }
+                    catch
+                    {
+                        await UndoAsync("sandbox.create", [
+                            ("delete namespace", () => _sandboxNetworking.DeleteNamespaceAsync(key, CancellationToken.None)),
+                            ("delete record", async () => await _store.Store.DeleteAsync(CoreStore.SandboxKey(id), version, CancellationToken.None).ConfigureAwait(false)),
+                        ]).ConfigureAwait(false);
+                        throw;
+                    }
+                }
+
+                var sandbox = new Sandbox(this, record, version);
+                _sandboxes[id] = sandbox;
+                Log.SandboxCreated(_logger, id, containerId, key);
+                return sandbox;
+            }
+            finally
+            {
+                _gate.Release();
+            }
+        });
+
+    /// <summary>Deletes a sandbox: every endpoint leaves (without paying for per-interface deletion: the namespace
+    /// takes its interfaces with it), the namespace goes, then the endpoints are deleted.</summary>
+    internal ValueTask DeleteSandboxAsync(Sandbox sandbox, CancellationToken cancellationToken) =>
+        RunAsync("sandbox.delete", async () =>
+        {
+            ArgumentNullException.ThrowIfNull(sandbox);
+            await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                if (!_sandboxes.ContainsKey(sandbox.Id))
+                {
+                    throw new CnmNotFoundException(CnmErrorCodes.NoSuchSandbox, sandbox.ToString(), "no such sandbox");
+                }
+
+                if (sandbox.Deleting)
+                {
+                    throw new CnmConflictException(CnmErrorCodes.BeingDeleted, sandbox.ToString(), "the sandbox is being deleted");
+                }
+
+                sandbox.Deleting = true;
+            }
+            finally
+            {
+                _gate.Release();
+            }
+
+            try
+            {
+                var endpoints = sandbox.Endpoints;
+                await sandbox.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    foreach (var endpoint in endpoints)
+                    {
+                        var movedIn = endpoint.Record.Join is { CreatedInSandbox: false, SourceName: not null };
+                        await LeaveLockedAsync(endpoint, sandbox, removeInterface: movedIn, sandboxGoing: true, cancellationToken).ConfigureAwait(false);
+                    }
+
+                    if (!sandbox.UsesHostNamespace)
+                    {
+                        await _sandboxNetworking.DeleteNamespaceAsync(sandbox.Key, cancellationToken).ConfigureAwait(false);
+                    }
+
+                    await _store.Store.DeleteAsync(CoreStore.SandboxKey(sandbox.Id), sandbox.Version, cancellationToken).ConfigureAwait(false);
+                    _sandboxes.TryRemove(sandbox.Id, out _);
+                }
+                finally
+                {
+                    sandbox.Gate.Release();
+                }
+
+                foreach (var endpoint in endpoints)
+                {
+                    await DeleteEndpointCoreAsync(endpoint, cancellationToken).ConfigureAwait(false);
+                }
+
+                Log.SandboxDeleted(_logger, sandbox.Id);
+            }
+            catch
+            {
+                sandbox.Deleting = false;
+                throw;
+            }
+        });
+
+    internal ValueTask JoinAsync(Endpoint endpoint, Sandbox sandbox, JoinOptions options, CancellationToken cancellationToken) =>
+        RunAsync("endpoint.join", async () =>
+        {
+            if (sandbox is null || !ReferenceEquals(sandbox.Controller, this))
+            {
+                throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidId, endpoint.ToString(), "invalid sandbox: null or from another controller");
+            }
+
+            var network = endpoint.Network;
+            await sandbox.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await endpoint.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    if (sandbox.Deleting || !_sandboxes.ContainsKey(sandbox.Id))
+                    {
+                        throw new CnmNotFoundException(CnmErrorCodes.NoSuchSandbox, sandbox.ToString(), "no such sandbox");
+                    }
+
+                    if (endpoint.Deleted)
+                    {
+                        throw new CnmNotFoundException(CnmErrorCodes.NoSuchEndpoint, endpoint.ToString(), "no such endpoint");
+                    }
+
+                    if (endpoint.Record.Join is not null)
+                    {
+                        throw new CnmConflictException(CnmErrorCodes.AlreadyJoined, endpoint.ToString(), "another container is attached to the same network endpoint");
+                    }
+
+                    if (network.RegisteredDriver.Capability.UsesHostNamespace != sandbox.UsesHostNamespace)
+                    {
+                        throw new CnmConflictException(
+                            CnmErrorCodes.DriverForbidden,
+                            endpoint.ToString(),
+                            sandbox.UsesHostNamespace
+                                ? "a sandbox that uses the host namespace can only join host networks"
+                                : "an endpoint of a host network can only join a sandbox that uses the host namespace");
+                    }
+
+                    await JoinLockedAsync(endpoint, sandbox, options, cancellationToken).ConfigureAwait(false);
+                }
+                finally
+                {
+                    endpoint.Gate.Release();
+                }
+            }
+            finally
+            {
+                sandbox.Gate.Release();
+            }
+        });
+
+    private async ValueTask JoinLockedAsync(Endpoint endpoint, Sandbox sandbox, JoinOptions options, CancellationToken cancellationToken)
+    {
+        var network = endpoint.Network;
+        var before = endpoint.Record;
+        var sandboxBefore = sandbox.Record;
+        var intent = new IntentTracker(_store, new IntentRecord { Id = Ids.NewId(), Kind = IntentKind.Join, NetworkId = network.Id, EndpointId = endpoint.Id, SandboxId = sandbox.Id, Driver = network.Driver });
+        await intent.BeginAsync(cancellationToken).ConfigureAwait(false);
+        SandboxInterface? added = null;
+        var inSandbox = false;
+        try
+        {
+            var interfaceInfo = new InterfaceInfo { LinkLocalAddresses = endpoint.LinkLocalAddresses };
+            if (endpoint.MacAddress is { } mac)
+            {
+                interfaceInfo.SetMacAddress(mac);
+            }
+
+            if (endpoint.Address is { } v4)
+            {
+                interfaceInfo.SetIPAddress(v4);
+            }
+
+            if (endpoint.AddressIPv6 is { } v6)
+            {
+                interfaceInfo.SetIPAddress(v6);
+            }
+
+            var joinInfo = new JoinInfo(interfaceInfo);
+            await network.RegisteredDriver.Driver.JoinAsync(
+                new JoinRequest
+                {
+                    NetworkId = network.Id,
+                    EndpointId = endpoint.Id,
+                    SandboxId = sandbox.Id,
+                    SandboxKey = sandbox.Key,
+                    SandboxUsesHostNamespace = sandbox.UsesHostNamespace,
+                    Options = options.DriverOptions,
+                },
+                joinInfo,
+                cancellationToken).ConfigureAwait(false);
+
+            var nextIndex = new Dictionary<string, int>(sandboxBefore.NextInterfaceIndex, StringComparer.Ordinal);
+            string? destinationName = null;
+            if (joinInfo.SourceName is { } source && !sandbox.UsesHostNamespace)
+            {
+                var prefix = joinInfo.DestinationPrefix!;
+                var index = nextIndex.GetValueOrDefault(prefix);
+                nextIndex[prefix] = index + 1;
+                destinationName = prefix + index.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                added = new SandboxInterface
+                {
+                    SourceName = source,
+                    Placement = joinInfo.Placement,
+                    DestinationName = destinationName,
+                    MacAddress = interfaceInfo.MacAddress,
+                    Addresses = [.. new[] { interfaceInfo.Address, interfaceInfo.AddressIPv6 }.OfType<CidrAddress>(), .. interfaceInfo.LinkLocalAddresses],
+                    Routes = joinInfo.StaticRoutes,
+                };
+                await _sandboxNetworking.AddInterfaceAsync(sandbox.Key, added, cancellationToken).ConfigureAwait(false);
+            }
+
+            endpoint.Record = before with
+            {
+                Join = new JoinRecord
+                {
+                    SandboxId = sandbox.Id,
+                    Priority = options.Priority,
+                    SourceName = joinInfo.SourceName,
+                    DestinationPrefix = joinInfo.DestinationPrefix,
+                    DestinationName = destinationName,
+                    CreatedInSandbox = joinInfo.Placement == InterfacePlacement.Sandbox,
+                    Gateway = joinInfo.Gateway?.ToString(),
+                    GatewayIPv6 = joinInfo.GatewayIPv6?.ToString(),
+                    DisableGatewayService = joinInfo.GatewayServiceDisabled,
+                    StaticRoutes = joinInfo.StaticRoutes.Select(r => new StaticRouteRecord { Destination = r.Destination.ToString(), Type = (int)r.Type, NextHop = r.NextHop?.ToString() }).ToList(),
+                    Options = new(options.DriverOptions, StringComparer.Ordinal),
+                },
+            };
+            sandbox.AddEndpoint(endpoint);
+            inSandbox = true;
+            var sandboxRecord = await ConvergeGatewayAsync(sandbox, sandboxBefore with { NextInterfaceIndex = nextIndex }, endpoint, sandboxGoing: false, cancellationToken).ConfigureAwait(false);
+
+            var versions = await _store.Store.CommitAsync(
+                [
+                    StoreOperation.Put(CoreStore.EndpointKey(network.Id, endpoint.Id), CoreStore.Serialize(endpoint.Record, CoreJsonContext.Default.EndpointRecord), endpoint.Version),
+                    StoreOperation.Put(CoreStore.SandboxKey(sandbox.Id), CoreStore.Serialize(sandboxRecord, CoreJsonContext.Default.SandboxRecord), sandbox.Version),
+                    intent.Complete(),
+                ],
+                cancellationToken).ConfigureAwait(false);
+            endpoint.Version = versions[0];
+            sandbox.Record = sandboxRecord;
+            sandbox.Version = versions[1];
+            Log.Joined(_logger, endpoint.Id, sandbox.Id, destinationName);
+        }
+        catch
+        {
+            var steps = new List<(string, Func<ValueTask>)>();
+            if (inSandbox)
+            {
+                sandbox.RemoveEndpoint(endpoint);
+                endpoint.Record = before;
+                steps.Add(("restore gateway", async () => await ConvergeGatewayAsync(sandbox, sandbox.Record, endpoint, sandboxGoing: false, CancellationToken.None).ConfigureAwait(false)));
+            }
+
+            endpoint.Record = before;
+            if (added is not null)
+            {
+                steps.Add(("remove interface", () => _sandboxNetworking.RemoveInterfaceAsync(sandbox.Key, added, CancellationToken.None)));
+            }
+
+            await UndoAsync("endpoint.join", steps).ConfigureAwait(false);
+            await RollbackAsync(intent.Intent, CancellationToken.None).ConfigureAwait(false);
+            await intent.AbandonAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    internal ValueTask LeaveAsync(Endpoint endpoint, Sandbox sandbox, CancellationToken cancellationToken) =>
+        RunAsync("endpoint.leave", () => LeaveCoreAsync(endpoint, sandbox, removeInterface: true, cancellationToken));
+
+    private async ValueTask LeaveCoreAsync(Endpoint endpoint, Sandbox sandbox, bool removeInterface, CancellationToken cancellationToken)
+    {
+        if (sandbox is null || !ReferenceEquals(sandbox.Controller, this))
+        {
+            throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidId, endpoint.ToString(), "invalid sandbox: null or from another controller");
+        }
+
+        await sandbox.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await LeaveLockedAsync(endpoint, sandbox, removeInterface, sandboxGoing: false, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            sandbox.Gate.Release();
+        }
+    }
+
+    /// <summary>Takes an endpoint out of a sandbox whose gate the caller holds: external connectivity moves to the
+    /// next gateway endpoint, the driver leaves, the interface goes, and the records are committed together.</summary>
+    private async ValueTask LeaveLockedAsync(Endpoint endpoint, Sandbox sandbox, bool removeInterface, bool sandboxGoing, CancellationToken cancellationToken)
+    {
+        await endpoint.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var before = endpoint.Record;
+            if (before.Join is not { } join)
+            {
+                throw new CnmConflictException(CnmErrorCodes.NotJoined, endpoint.ToString(), "cannot leave endpoint with no attached sandbox");
+            }
+
+            if (!string.Equals(join.SandboxId, sandbox.Id, StringComparison.Ordinal))
+            {
+                throw new CnmConflictException(CnmErrorCodes.NotJoined, endpoint.ToString(), $"endpoint is joined to another sandbox ({Ids.Short(join.SandboxId)}), not {Ids.Short(sandbox.Id)}");
+            }
+
+            var network = endpoint.Network;
+            sandbox.RemoveEndpoint(endpoint);
+            endpoint.Record = before with { Join = null };
+            try
+            {
+                var sandboxRecord = await ConvergeGatewayAsync(sandbox, sandbox.Record, endpoint, sandboxGoing, cancellationToken).ConfigureAwait(false);
+                await network.RegisteredDriver.Driver.LeaveAsync(network.Id, endpoint.Id, cancellationToken).ConfigureAwait(false);
+                if (removeInterface && !sandbox.UsesHostNamespace && join is { SourceName: { } source, DestinationName: { } destination })
+                {
+                    await _sandboxNetworking.RemoveInterfaceAsync(
+                        sandbox.Key,
+                        new SandboxInterface { SourceName = source, DestinationName = destination, Placement = join.CreatedInSandbox ? InterfacePlacement.Sandbox : InterfacePlacement.HostNamespace },
+                        cancellationToken).ConfigureAwait(false);
+                }
+
+                var versions = await _store.Store.CommitAsync(
+                    [
+                        StoreOperation.Put(CoreStore.EndpointKey(network.Id, endpoint.Id), CoreStore.Serialize(endpoint.Record, CoreJsonContext.Default.EndpointRecord), endpoint.Version),
+                        StoreOperation.Put(CoreStore.SandboxKey(sandbox.Id), CoreStore.Serialize(sandboxRecord, CoreJsonContext.Default.SandboxRecord), sandbox.Version),
+                    ],
+                    cancellationToken).ConfigureAwait(false);
+                endpoint.Version = versions[0];
+                sandbox.Record = sandboxRecord;
+                sandbox.Version = versions[1];
+                Log.Left(_logger, endpoint.Id, sandbox.Id);
+            }
+            catch
+            {
+                // The store still says joined: put memory back so a retry of the (idempotent) leave can finish.
+                endpoint.Record = before;
+                sandbox.AddEndpoint(endpoint);
+                throw;
+            }
+        }
+        finally
+        {
+            endpoint.Gate.Release();
+        }
+    }
+
+    /// <summary>
+    /// Makes the kernel match the gateway election: the elected endpoint's gateways become the default routes and
+    /// only it has external connectivity. Idempotent; returns the sandbox record with the programmed endpoint noted.
+    /// </summary>
+    /// <param name="sandbox">The sandbox, with its endpoint list already updated.</param>
+    /// <param name="record">The sandbox record to update.</param>
+    /// <param name="changed">The endpoint that just joined or left (to find it when it is no longer listed).</param>
+    /// <param name="sandboxGoing">The sandbox is being deleted: skip route programming.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    private async ValueTask<SandboxRecord> ConvergeGatewayAsync(Sandbox sandbox, SandboxRecord record, Endpoint changed, bool sandboxGoing, CancellationToken cancellationToken)
+    {
+        var elected = sandboxGoing ? null : GatewayElection.Elect(sandbox.Endpoints);
+        var programmed = record.ExternalConnectivityEndpointId;
+        if (string.Equals(elected?.Id, programmed, StringComparison.Ordinal))
+        {
+            return record;
+        }
+
+        if (programmed is not null)
+        {
+            var previous = string.Equals(changed.Id, programmed, StringComparison.Ordinal) ? changed : FindEndpoint(programmed);
+            if (previous is not null && !previous.Network.Internal && previous.Network.RegisteredDriver.Driver is IExternalConnectivityDriver ext)
+            {
+                await ext.RevokeExternalConnectivityAsync(previous.Network.Id, previous.Id, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        if (!sandboxGoing && !sandbox.UsesHostNamespace)
+        {
+            await _sandboxNetworking.SetDefaultGatewayAsync(sandbox.Key, elected?.InterfaceName, elected?.Gateway, elected?.GatewayIPv6, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (elected is not null && !elected.Network.Internal && elected.Network.RegisteredDriver.Driver is IExternalConnectivityDriver newExt)
+        {
+            await newExt.ProgramExternalConnectivityAsync(elected.Network.Id, elected.Id, cancellationToken).ConfigureAwait(false);
+        }
+
+        return record with { ExternalConnectivityEndpointId = elected?.Id };
+    }
+
+    private Endpoint? FindEndpoint(string endpointId)
+    {
+        foreach (var network in _networks.Values)
+        {
+            if (network.FindEndpointById(endpointId) is { } endpoint)
+            {
+                return endpoint;
+            }
+        }
+
+        return null;
+    }
+}

@@ -1,0 +1,235 @@
+using System.Diagnostics.Metrics;
+using CnmSharp.Core;
+using CnmSharp.Core.Persistence;
+using CnmSharp.Diagnostics;
+using CnmSharp.Drivers;
+using CnmSharp.Ipam;
+using CnmSharp.Sandboxes;
+using CnmSharp.Store;
+using Microsoft.Extensions.Logging;
+
+namespace CnmSharp;
+
+/// <summary>Everything a controller is built from (see <see cref="NetworkControllerBuilder"/>).</summary>
+internal sealed record ControllerStartInfo
+{
+    public required CnmOptions Options { get; init; }
+    public required IKeyValueStore Store { get; init; }
+    public bool OwnsStore { get; init; }
+    public required IReadOnlyList<INetworkDriverFactory> Drivers { get; init; }
+    public required IReadOnlyList<IIpamDriverFactory> Ipams { get; init; }
+    public required ISandboxNetworking SandboxNetworking { get; init; }
+    public required ILoggerFactory LoggerFactory { get; init; }
+    public IMeterFactory? MeterFactory { get; init; }
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+    public IServiceProvider? Services { get; init; }
+}
+
+public sealed partial class NetworkController
+{
+    /// <summary>Starts a controller: loads its id, creates its drivers and IPAMs, loads the CNM objects, finishes or
+    /// rolls back operations a crash interrupted, and creates the default networks on a fresh store.</summary>
+    internal static async ValueTask<NetworkController> StartAsync(ControllerStartInfo info, CancellationToken cancellationToken)
+    {
+        var validation = new CnmOptionsValidator().Validate(null, info.Options);
+        if (validation.Failed)
+        {
+            throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidOption, "controller options", validation.FailureMessage);
+        }
+
+        var store = new CoreStore(info.Store);
+        var entry = await store.Store.GetAsync(CoreStore.ControllerKey, cancellationToken).ConfigureAwait(false);
+        var record = entry is null
+            ? new ControllerRecord { Id = info.Options.ControllerId ?? Ids.NewId() }
+            : CoreStore.Deserialize(entry, CoreJsonContext.Default.ControllerRecord);
+        var version = entry?.Version ?? StoreVersion.Absent;
+        if (entry is null)
+        {
+            version = await store.Store.PutAsync(CoreStore.ControllerKey, CoreStore.Serialize(record, CoreJsonContext.Default.ControllerRecord), StoreVersion.Absent, cancellationToken).ConfigureAwait(false);
+        }
+
+        var controller = new NetworkController(info, record.Id);
+        try
+        {
+            foreach (var factory in info.Drivers)
+            {
+                await controller.RegisterDriverAsync(factory, cancellationToken).ConfigureAwait(false);
+            }
+
+            foreach (var factory in info.Ipams)
+            {
+                await controller.RegisterIpamDriverAsync(factory, cancellationToken).ConfigureAwait(false);
+            }
+
+            await controller.LoadAsync(cancellationToken).ConfigureAwait(false);
+            await controller.RecoverAsync(cancellationToken).ConfigureAwait(false);
+            if (!record.DefaultsCreated)
+            {
+                if (info.Options.CreateDefaultNetworks)
+                {
+                    await controller.CreateDefaultNetworksAsync(cancellationToken).ConfigureAwait(false);
+                }
+
+                await store.Store.PutAsync(CoreStore.ControllerKey, CoreStore.Serialize(record with { DefaultsCreated = true }, CoreJsonContext.Default.ControllerRecord), version, cancellationToken).ConfigureAwait(false);
+            }
+
+            Log.ControllerStarted(controller._logger, record.Id, info.Options.HostNamespacePath ?? "(own)", controller._networks.Count, controller._networks.Values.Sum(n => n.EndpointCount), controller._sandboxes.Count);
+            return controller;
+        }
+        catch
+        {
+            await controller.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private async ValueTask CreateDefaultNetworksAsync(CancellationToken cancellationToken)
+    {
+        foreach (var spec in _options.DefaultNetworks ?? DefaultNetwork.Standard())
+        {
+            if (!_registry.ContainsDriver(spec.Driver) || FindNetworkByName(spec.Name) is not null)
+            {
+                continue;
+            }
+
+            await CreateNetworkAsync(spec.Name, spec.Driver, new NetworkCreateOptions { DriverOptions = new Dictionary<string, string>(spec.DriverOptions, StringComparer.Ordinal) }, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Loads networks, endpoints and sandboxes from the store into memory. Objects whose driver is not
+    /// registered stay in the store untouched.</summary>
+    private async ValueTask LoadAsync(CancellationToken cancellationToken)
+    {
+        foreach (var (record, version) in await _store.ListAsync(CoreStore.NetworkPrefix, CoreJsonContext.Default.NetworkRecord, cancellationToken).ConfigureAwait(false))
+        {
+            if (_registry.ContainsDriver(record.Driver))
+            {
+                _networks[record.Id] = new Network(this, record, version, _registry.GetDriver(record.Driver));
+            }
+        }
+
+        foreach (var (record, version) in await _store.ListAsync(CoreStore.SandboxPrefix, CoreJsonContext.Default.SandboxRecord, cancellationToken).ConfigureAwait(false))
+        {
+            _sandboxes[record.Id] = new Sandbox(this, record, version);
+        }
+
+        foreach (var (record, version) in await _store.ListAsync(CoreStore.EndpointPrefix, CoreJsonContext.Default.EndpointRecord, cancellationToken).ConfigureAwait(false))
+        {
+            if (!_networks.TryGetValue(record.NetworkId, out var network))
+            {
+                continue;
+            }
+
+            var endpoint = new Endpoint(network, record, version);
+            network.TryAddEndpoint(endpoint);
+            if (record.Join is { } join && _sandboxes.TryGetValue(join.SandboxId, out var sandbox))
+            {
+                sandbox.AddEndpoint(endpoint);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Makes the state whole after a crash: rolls back every recorded intent (the same undo code an in-process failure
+    /// runs), removes sandboxes whose namespace is gone, and releases IPAM pools and addresses that no object owns.
+    /// </summary>
+    private async ValueTask RecoverAsync(CancellationToken cancellationToken)
+    {
+        foreach (var (intent, version) in await _store.ListAsync(CoreStore.IntentPrefix, CoreJsonContext.Default.IntentRecord, cancellationToken).ConfigureAwait(false))
+        {
+            Log.RecoveringIntent(_logger, intent.Kind.ToString(), intent.Id);
+            await RollbackAsync(intent, cancellationToken).ConfigureAwait(false);
+            await _store.Store.DeleteAsync(CoreStore.IntentKey(intent.Id), version, cancellationToken).ConfigureAwait(false);
+        }
+
+        foreach (var sandbox in _sandboxes.Values.ToArray())
+        {
+            if (!sandbox.UsesHostNamespace && !await _sandboxNetworking.NamespaceExistsAsync(sandbox.Key, cancellationToken).ConfigureAwait(false))
+            {
+                Log.StaleSandbox(_logger, sandbox.Id, sandbox.Key);
+                await DeleteSandboxAsync(sandbox, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        await SweepIpamAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Releases what IPAMs hold for objects that do not exist: pools no network references, and addresses
+    /// whose recorded owner is neither a live endpoint nor the network of the pool.</summary>
+    private async ValueTask SweepIpamAsync(CancellationToken cancellationToken)
+    {
+        foreach (var registered in _registry.Ipams)
+        {
+            if (registered.Ipam is not IIpamOwnedAllocations owned)
+            {
+                continue;
+            }
+
+            var poolOwners = _networks.Values
+                .Where(n => string.Equals(n.IpamDriver, registered.Name, StringComparison.Ordinal))
+                .SelectMany(n => n.AllPools.Select(p => (p.PoolId, Network: n)))
+                .ToDictionary(x => x.PoolId, x => x.Network, StringComparer.Ordinal);
+
+            foreach (var poolId in await owned.GetPoolIdsAsync(cancellationToken).ConfigureAwait(false))
+            {
+                if (!poolOwners.TryGetValue(poolId, out var network))
+                {
+                    Log.ReleasedOrphanPool(_logger, poolId);
+                    await registered.Ipam.ReleasePoolAsync(poolId, cancellationToken).ConfigureAwait(false);
+                    continue;
+                }
+
+                var live = network.Endpoints.Select(e => e.Id).Append(NetworkOwner(network.Id)).ToHashSet(StringComparer.Ordinal);
+                foreach (var allocation in await owned.GetAllocationsAsync(poolId, cancellationToken).ConfigureAwait(false))
+                {
+                    if (allocation.Owner is { Length: > 0 } owner && !live.Contains(owner))
+                    {
+                        Log.ReleasedOrphanAddress(_logger, allocation.Address.ToString(), poolId, owner);
+                        await registered.Ipam.ReleaseAddressAsync(poolId, allocation.Address, cancellationToken).ConfigureAwait(false);
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>The IPAM owner tag of a network's own addresses (gateway, aux addresses).</summary>
+    internal static string NetworkOwner(string networkId) => "network:" + networkId;
+
+    /// <summary>
+    /// Undoes what an interrupted create operation may have done. Every step is idempotent, so this runs both when an
+    /// operation fails in process and when a crash left its intent behind.
+    /// </summary>
+    private async ValueTask RollbackAsync(IntentRecord intent, CancellationToken cancellationToken)
+    {
+        var steps = new List<(string, Func<ValueTask>)>();
+        var driver = intent.Driver is { } d && _registry.ContainsDriver(d) ? _registry.GetDriver(d).Driver : null;
+        var ipam = intent.IpamDriver is { } i && _registry.ContainsIpam(i) ? _registry.GetIpam(i).Ipam : null;
+        switch (intent.Kind)
+        {
+            case IntentKind.Join when intent.EndpointId is { } eid && driver is not null:
+                steps.Add(("driver leave", () => driver.LeaveAsync(intent.NetworkId, eid, cancellationToken)));
+                break;
+            case IntentKind.CreateEndpoint when intent.EndpointId is { } eid && driver is not null:
+                steps.Add(("driver delete endpoint", () => driver.DeleteEndpointAsync(intent.NetworkId, eid, cancellationToken)));
+                break;
+            case IntentKind.CreateNetwork when driver is not null:
+                steps.Add(("driver delete network", () => driver.DeleteNetworkAsync(intent.NetworkId, cancellationToken)));
+                break;
+        }
+
+        if (ipam is not null)
+        {
+            foreach (var address in intent.Addresses)
+            {
+                steps.Add(($"release address {address[1]}", () => ipam.ReleaseAddressAsync(address[0], System.Net.IPAddress.Parse(address[1]), cancellationToken)));
+            }
+
+            foreach (var pool in Enumerable.Reverse(intent.Pools))
+            {
+                steps.Add(($"release pool {pool}", () => ipam.ReleasePoolAsync(pool, cancellationToken)));
+            }
+        }
+
+        await UndoAsync(intent.Kind.ToString(), steps).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,339 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
+using CnmSharp.Core;
+using CnmSharp.Core.Persistence;
+using CnmSharp.Diagnostics;
+using CnmSharp.Drivers;
+using CnmSharp.Ipam;
+using CnmSharp.Sandboxes;
+using CnmSharp.Store;
+using Microsoft.Extensions.Logging;
+
+namespace CnmSharp;
+
+/// <summary>
+/// The entry point of the Container Network Model: it holds the drivers and IPAMs of one host namespace, and creates,
+/// finds and deletes networks and sandboxes. Build one with <see cref="NetworkControllerBuilder"/> or
+/// <c>services.AddCnmSharp(...)</c>. Several controllers may live in one process, each on its own host namespace and
+/// store.
+/// </summary>
+public sealed partial class NetworkController : IAsyncDisposable
+{
+    private readonly CnmOptions _options;
+    private readonly CoreStore _store;
+    private readonly IKeyValueStore? _ownedStore;
+    private readonly DriverRegistry _registry = new();
+    private readonly ISandboxNetworking _sandboxNetworking;
+    private readonly ILoggerFactory _loggerFactory;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+    private readonly IServiceProvider? _services;
+    private readonly ControllerInstruments _instruments;
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly ConcurrentDictionary<string, Network> _networks = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Sandbox> _sandboxes = new(StringComparer.Ordinal);
+    private int _disposed;
+
+    private NetworkController(ControllerStartInfo info, string id)
+    {
+        _options = info.Options;
+        _store = new CoreStore(info.Store);
+        _ownedStore = info.OwnsStore ? info.Store : null;
+        _sandboxNetworking = info.SandboxNetworking;
+        _loggerFactory = info.LoggerFactory;
+        _logger = info.LoggerFactory.CreateLogger<NetworkController>();
+        _time = info.TimeProvider;
+        _services = info.Services;
+        Id = id;
+        _instruments = new ControllerInstruments(info.MeterFactory, id, MeasureAllocatedAddresses);
+    }
+
+    /// <summary>The controller's id (64 hex characters), stable across restarts on the same store.</summary>
+    public string Id { get; }
+
+    /// <summary>The host namespace this controller works in, or null for the process's own.</summary>
+    public string? HostNamespacePath => _options.HostNamespacePath;
+
+    /// <summary>The names of the registered network drivers.</summary>
+    public IReadOnlyList<string> Drivers => _registry.Drivers.Select(d => d.Name).ToArray();
+
+    /// <summary>The names of the registered IPAM drivers.</summary>
+    public IReadOnlyList<string> IpamDrivers => _registry.Ipams.Select(d => d.Name).ToArray();
+
+    /// <summary>Every network, ordered by name.</summary>
+    public IReadOnlyList<Network> Networks =>
+        _networks.Values.Where(n => !n.Deleting).OrderBy(n => n.Name, StringComparer.Ordinal).ThenBy(n => n.Id, StringComparer.Ordinal).ToArray();
+
+    /// <summary>Every sandbox, ordered by container id.</summary>
+    public IReadOnlyList<Sandbox> Sandboxes =>
+        _sandboxes.Values.Where(s => !s.Deleting).OrderBy(s => s.ContainerId, StringComparer.Ordinal).ToArray();
+
+    /// <summary>The capability of a registered driver.</summary>
+    /// <param name="driver">The driver's name.</param>
+    /// <returns>Its capability.</returns>
+    public DriverCapability GetDriverCapability(string driver) => _registry.GetDriver(driver).Capability;
+
+    /// <summary>Registers a driver at run time (for example a plugin found later).</summary>
+    /// <param name="factory">The driver's factory.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>A task that completes when the driver is registered.</returns>
+    public async ValueTask RegisterDriverAsync(INetworkDriverFactory factory, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(factory);
+        ValidateRegistrationName(factory.Name, "driver");
+        if (_registry.ContainsDriver(factory.Name))
+        {
+            throw new CnmConflictException(CnmErrorCodes.ActiveRegistration, $"driver \"{factory.Name}\"", "a driver with that name is already registered");
+        }
+
+        var driver = await factory.CreateAsync(CreateContext(CoreStore.DriverPrefix, factory.Name), cancellationToken).ConfigureAwait(false);
+        _registry.Add(new RegisteredDriver(factory.Name, driver, driver.Capability));
+    }
+
+    /// <summary>Registers an IPAM driver at run time.</summary>
+    /// <param name="factory">The IPAM's factory.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>A task that completes when the IPAM is registered.</returns>
+    public async ValueTask RegisterIpamDriverAsync(IIpamDriverFactory factory, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(factory);
+        ValidateRegistrationName(factory.Name, "IPAM driver");
+        if (_registry.ContainsIpam(factory.Name))
+        {
+            throw new CnmConflictException(CnmErrorCodes.ActiveRegistration, $"IPAM driver \"{factory.Name}\"", "an IPAM driver with that name is already registered");
+        }
+
+        var ipam = await factory.CreateAsync(CreateContext(CoreStore.IpamPrefix, factory.Name), cancellationToken).ConfigureAwait(false);
+        var spaces = await ipam.GetDefaultAddressSpacesAsync(cancellationToken).ConfigureAwait(false);
+        _registry.Add(new RegisteredIpam(factory.Name, ipam, spaces));
+    }
+
+    /// <summary>Finds a network by name (the first, by id, when names are not unique).</summary>
+    /// <param name="name">The name.</param>
+    /// <returns>The network, or null.</returns>
+    /// <exception cref="CnmInvalidArgumentException">The name is empty.</exception>
+    public Network? FindNetworkByName(string name)
+    {
+        if (string.IsNullOrWhiteSpace(name))
+        {
+            throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidName, "network name", "the name is empty");
+        }
+
+        return Networks.FirstOrDefault(n => string.Equals(n.Name, name, StringComparison.Ordinal));
+    }
+
+    /// <summary>Finds a network by id.</summary>
+    /// <param name="id">The id.</param>
+    /// <returns>The network, or null.</returns>
+    /// <exception cref="CnmInvalidArgumentException">The id is empty.</exception>
+    public Network? FindNetworkById(string id)
+    {
+        if (string.IsNullOrWhiteSpace(id))
+        {
+            throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidId, "network id", "the id is empty");
+        }
+
+        return _networks.TryGetValue(id, out var network) && !network.Deleting ? network : null;
+    }
+
+    /// <summary>Finds a network by id, name, or unique id prefix, as <c>docker network</c> does.</summary>
+    /// <param name="nameOrId">A name, an id or an id prefix.</param>
+    /// <returns>The network.</returns>
+    /// <exception cref="CnmNotFoundException">No such network.</exception>
+    public Network GetNetwork(string nameOrId)
+    {
+        if (string.IsNullOrWhiteSpace(nameOrId))
+        {
+            throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidName, "network", "the name or id is empty");
+        }
+
+        var network = FindNetworkById(nameOrId) ?? FindNetworkByName(nameOrId);
+        if (network is null)
+        {
+            var byPrefix = Networks.Where(n => n.Id.StartsWith(nameOrId, StringComparison.Ordinal)).Take(2).ToArray();
+            network = byPrefix.Length == 1 ? byPrefix[0] : null;
+        }
+
+        return network ?? throw new CnmNotFoundException(CnmErrorCodes.NoSuchNetwork, $"network \"{nameOrId}\"", "no such network");
+    }
+
+    /// <summary>Calls <paramref name="walker"/> on each network until it returns true.</summary>
+    /// <param name="walker">Returns true to stop.</param>
+    /// <returns>The network the walk stopped at, or null.</returns>
+    public Network? WalkNetworks(Func<Network, bool> walker)
+    {
+        ArgumentNullException.ThrowIfNull(walker);
+        return Networks.FirstOrDefault(walker);
+    }
+
+    /// <summary>Finds a sandbox by id.</summary>
+    /// <param name="id">The id.</param>
+    /// <returns>The sandbox, or null.</returns>
+    /// <exception cref="CnmInvalidArgumentException">The id is empty.</exception>
+    public Sandbox? FindSandboxById(string id)
+    {
+        if (string.IsNullOrWhiteSpace(id))
+        {
+            throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidId, "sandbox id", "the id is empty");
+        }
+
+        return _sandboxes.TryGetValue(id, out var sandbox) && !sandbox.Deleting ? sandbox : null;
+    }
+
+    /// <summary>Finds the sandbox of a container.</summary>
+    /// <param name="containerId">The container id.</param>
+    /// <returns>The sandbox, or null.</returns>
+    public Sandbox? FindSandboxByContainerId(string containerId) =>
+        Sandboxes.FirstOrDefault(s => string.Equals(s.ContainerId, containerId, StringComparison.Ordinal));
+
+    /// <summary>Calls <paramref name="walker"/> on each sandbox until it returns true.</summary>
+    /// <param name="walker">Returns true to stop.</param>
+    /// <returns>The sandbox the walk stopped at, or null.</returns>
+    public Sandbox? WalkSandboxes(Func<Sandbox, bool> walker)
+    {
+        ArgumentNullException.ThrowIfNull(walker);
+        return Sandboxes.FirstOrDefault(walker);
+    }
+
+    /// <summary>Deletes the sandbox of a container; a container without one is not an error.</summary>
+    /// <param name="containerId">The container id.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>A task that completes when it is gone.</returns>
+    public async ValueTask DestroySandboxAsync(string containerId, CancellationToken cancellationToken = default)
+    {
+        if (FindSandboxByContainerId(containerId) is { } sandbox)
+        {
+            await DeleteSandboxAsync(sandbox, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Stops the controller: closes the store it owns. Networks, endpoints and sandboxes stay in the kernel
+    /// and in the store; a new controller on the same store takes them over.</summary>
+    /// <returns>A task that completes when stopped.</returns>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        foreach (var driver in _registry.Drivers)
+        {
+            if (driver.Driver is IAsyncDisposable disposable)
+            {
+                await disposable.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+
+        foreach (var ipam in _registry.Ipams)
+        {
+            if (ipam.Ipam is IAsyncDisposable disposable)
+            {
+                await disposable.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+
+        if (_ownedStore is not null)
+        {
+            await _ownedStore.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _instruments.Dispose();
+        _gate.Dispose();
+    }
+
+    internal ILogger Logger => _logger;
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+
+    private DriverContext CreateContext(string prefix, string name) => new()
+    {
+        ControllerId = Id,
+        HostNamespacePath = _options.HostNamespacePath,
+        RunDirectory = _options.RunDirectory,
+        Store = _store.Store,
+        StoreKeyPrefix = prefix + name + "/",
+        LoggerFactory = _loggerFactory,
+        TimeProvider = _time,
+        Services = _services,
+    };
+
+    private static void ValidateRegistrationName(string name, string what)
+    {
+        if (string.IsNullOrWhiteSpace(name) || name.Contains('/', StringComparison.Ordinal))
+        {
+            throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidName, $"{what} \"{name}\"", "a registered name must be non-empty and contain no '/'");
+        }
+    }
+
+    private IEnumerable<Measurement<long>> MeasureAllocatedAddresses()
+    {
+        foreach (var network in _networks.Values)
+        {
+            foreach (var pool in network.AllPools)
+            {
+                long count = (pool.Gateway is null ? 0 : 1) + pool.AuxAddresses.Count;
+                foreach (var endpoint in network.Endpoints)
+                {
+                    var address = pool.Pool.IsIPv6() ? endpoint.AddressIPv6 : endpoint.Address;
+                    if (address is { } a && pool.Pool.Contains(a.Address))
+                    {
+                        count++;
+                    }
+                }
+
+                yield return new Measurement<long>(count, new KeyValuePair<string, object?>("cnmsharp.ipam.pool", pool.PoolId), new KeyValuePair<string, object?>("cnmsharp.network", network.Name));
+            }
+        }
+    }
+
+    private static string ScopeName(DriverScope scope) => scope switch
+    {
+        DriverScope.Global => "global",
+        DriverScope.Swarm => "swarm",
+        _ => "local",
+    };
+
+    /// <summary>Runs one public operation: a span, counters, duration, and failure accounting.</summary>
+    private async ValueTask<T> RunAsync<T>(string name, Func<ValueTask<T>> body)
+    {
+        ThrowIfDisposed();
+        var op = _instruments.Start(name);
+        try
+        {
+            return await body().ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            op.Fail(ex);
+            throw;
+        }
+        finally
+        {
+            op.Dispose();
+        }
+    }
+
+    private async ValueTask RunAsync(string name, Func<ValueTask> body) =>
+        await RunAsync<bool>(name, async () =>
+        {
+            await body().ConfigureAwait(false);
+            return true;
+        }).ConfigureAwait(false);
+
+    /// <summary>Runs a list of undo steps in order, logging and continuing past failures.</summary>
+    private async ValueTask UndoAsync(string operation, IEnumerable<(string Step, Func<ValueTask> Undo)> steps)
+    {
+        foreach (var (step, undo) in steps)
+        {
+            try
+            {
+                await undo().ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                Log.RollbackStepFailed(_logger, ex, step, operation);
+            }
+        }
+    }
+}

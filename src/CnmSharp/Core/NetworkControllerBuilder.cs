@@ -1,0 +1,205 @@
+using System.Diagnostics.Metrics;
+using CnmSharp.Drivers;
+using CnmSharp.Drivers.Host;
+using CnmSharp.Drivers.Null;
+using CnmSharp.Ipam;
+using CnmSharp.Ipam.Default;
+using CnmSharp.Ipam.Null;
+using CnmSharp.Sandboxes;
+using CnmSharp.Store;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace CnmSharp;
+
+/// <summary>
+/// Builds a <see cref="NetworkController"/> without dependency injection. The built-in drivers (<c>null</c>,
+/// <c>host</c>) and IPAMs (<c>default</c>, <c>null</c>) are registered unless <see cref="WithoutBuiltIns"/> is called;
+/// the store defaults to the embedded durable store under <see cref="CnmOptions.StateDirectory"/>.
+/// </summary>
+public sealed class NetworkControllerBuilder
+{
+    private readonly List<INetworkDriverFactory> _drivers = [];
+    private readonly List<IIpamDriverFactory> _ipams = [];
+    private Func<CancellationToken, ValueTask<(IKeyValueStore Store, bool Owned)>>? _store;
+    private ISandboxNetworking? _sandboxNetworking;
+    private ILoggerFactory _loggerFactory = NullLoggerFactory.Instance;
+    private IMeterFactory? _meterFactory;
+    private TimeProvider _timeProvider = TimeProvider.System;
+    private IServiceProvider? _services;
+    private bool _builtIns = true;
+    private DefaultIpamOptions _defaultIpamOptions = new();
+
+    /// <summary>Creates a builder with default options.</summary>
+    public NetworkControllerBuilder()
+        : this(new CnmOptions())
+    {
+    }
+
+    /// <summary>Creates a builder on the given options (used as they are, not copied).</summary>
+    /// <param name="options">The options.</param>
+    public NetworkControllerBuilder(CnmOptions options) => Options = options ?? throw new ArgumentNullException(nameof(options));
+
+    /// <summary>The options; change them directly or with <see cref="Configure"/>.</summary>
+    public CnmOptions Options { get; }
+
+    /// <summary>Changes the options.</summary>
+    /// <param name="configure">The change.</param>
+    /// <returns>This builder.</returns>
+    public NetworkControllerBuilder Configure(Action<CnmOptions> configure)
+    {
+        ArgumentNullException.ThrowIfNull(configure);
+        configure(Options);
+        return this;
+    }
+
+    /// <summary>Registers a network driver.</summary>
+    /// <param name="factory">The driver's factory.</param>
+    /// <returns>This builder.</returns>
+    public NetworkControllerBuilder AddDriver(INetworkDriverFactory factory)
+    {
+        ArgumentNullException.ThrowIfNull(factory);
+        _drivers.Add(factory);
+        return this;
+    }
+
+    /// <summary>Registers an IPAM driver.</summary>
+    /// <param name="factory">The IPAM's factory.</param>
+    /// <returns>This builder.</returns>
+    public NetworkControllerBuilder AddIpamDriver(IIpamDriverFactory factory)
+    {
+        ArgumentNullException.ThrowIfNull(factory);
+        _ipams.Add(factory);
+        return this;
+    }
+
+    /// <summary>Sets the default IPAM's pools.</summary>
+    /// <param name="options">The options.</param>
+    /// <returns>This builder.</returns>
+    public NetworkControllerBuilder ConfigureDefaultIpam(DefaultIpamOptions options)
+    {
+        _defaultIpamOptions = options ?? throw new ArgumentNullException(nameof(options));
+        return this;
+    }
+
+    /// <summary>Registers no built-in driver or IPAM: only what is added explicitly.</summary>
+    /// <returns>This builder.</returns>
+    public NetworkControllerBuilder WithoutBuiltIns()
+    {
+        _builtIns = false;
+        return this;
+    }
+
+    /// <summary>Uses a store the caller owns (it is not disposed with the controller).</summary>
+    /// <param name="store">The store.</param>
+    /// <returns>This builder.</returns>
+    public NetworkControllerBuilder UseStore(IKeyValueStore store)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        _store = _ => ValueTask.FromResult((store, false));
+        return this;
+    }
+
+    /// <summary>Uses a store opened at build time and disposed with the controller.</summary>
+    /// <param name="open">Opens the store.</param>
+    /// <returns>This builder.</returns>
+    public NetworkControllerBuilder UseStore(Func<CancellationToken, ValueTask<IKeyValueStore>> open)
+    {
+        ArgumentNullException.ThrowIfNull(open);
+        _store = async ct => (await open(ct).ConfigureAwait(false), true);
+        return this;
+    }
+
+    /// <summary>Uses a fresh in-memory store (state is lost with the process).</summary>
+    /// <returns>This builder.</returns>
+    public NetworkControllerBuilder UseInMemoryStore() => UseStore(_ => ValueTask.FromResult<IKeyValueStore>(new InMemoryKeyValueStore()));
+
+    /// <summary>Sets the kernel side of sandboxes (by default the Linux one, on <c>CnmSharp.Netlink</c>).</summary>
+    /// <param name="sandboxNetworking">The implementation.</param>
+    /// <returns>This builder.</returns>
+    public NetworkControllerBuilder UseSandboxNetworking(ISandboxNetworking sandboxNetworking)
+    {
+        _sandboxNetworking = sandboxNetworking ?? throw new ArgumentNullException(nameof(sandboxNetworking));
+        return this;
+    }
+
+    /// <summary>Sets logging.</summary>
+    /// <param name="loggerFactory">The logger factory.</param>
+    /// <returns>This builder.</returns>
+    public NetworkControllerBuilder UseLoggerFactory(ILoggerFactory loggerFactory)
+    {
+        _loggerFactory = loggerFactory ?? throw new ArgumentNullException(nameof(loggerFactory));
+        return this;
+    }
+
+    /// <summary>Sets the meter factory the controller's instruments come from.</summary>
+    /// <param name="meterFactory">The meter factory.</param>
+    /// <returns>This builder.</returns>
+    public NetworkControllerBuilder UseMeterFactory(IMeterFactory meterFactory)
+    {
+        _meterFactory = meterFactory ?? throw new ArgumentNullException(nameof(meterFactory));
+        return this;
+    }
+
+    /// <summary>Sets the clock.</summary>
+    /// <param name="timeProvider">The clock.</param>
+    /// <returns>This builder.</returns>
+    public NetworkControllerBuilder UseTimeProvider(TimeProvider timeProvider)
+    {
+        _timeProvider = timeProvider ?? throw new ArgumentNullException(nameof(timeProvider));
+        return this;
+    }
+
+    /// <summary>Sets the services offered to drivers through <see cref="DriverContext.Services"/>.</summary>
+    /// <param name="services">The services.</param>
+    /// <returns>This builder.</returns>
+    public NetworkControllerBuilder UseServices(IServiceProvider services)
+    {
+        _services = services ?? throw new ArgumentNullException(nameof(services));
+        return this;
+    }
+
+    /// <summary>Builds and starts the controller.</summary>
+    /// <param name="cancellationToken">Cancels the start.</param>
+    /// <returns>The controller.</returns>
+    public async ValueTask<NetworkController> BuildAsync(CancellationToken cancellationToken = default)
+    {
+        var drivers = new List<INetworkDriverFactory>();
+        var ipams = new List<IIpamDriverFactory>();
+        if (_builtIns)
+        {
+            drivers.AddRange(BuiltIns.Drivers().Where(b => !_drivers.Any(d => d.Name == b.Name)));
+            ipams.AddRange(BuiltIns.Ipams(_defaultIpamOptions).Where(b => !_ipams.Any(d => d.Name == b.Name)));
+        }
+
+        drivers.AddRange(_drivers);
+        ipams.AddRange(_ipams);
+        var (store, owned) = await (_store ?? OpenDefaultStore)(cancellationToken).ConfigureAwait(false);
+        return await NetworkController.StartAsync(
+            new ControllerStartInfo
+            {
+                Options = Options,
+                Store = store,
+                OwnsStore = owned,
+                Drivers = drivers,
+                Ipams = ipams,
+                SandboxNetworking = _sandboxNetworking ?? new LinuxSandboxNetworking(Options.HostNamespacePath, _loggerFactory),
+                LoggerFactory = _loggerFactory,
+                MeterFactory = _meterFactory,
+                TimeProvider = _timeProvider,
+                Services = _services,
+            },
+            cancellationToken).ConfigureAwait(false);
+    }
+
+    private async ValueTask<(IKeyValueStore, bool)> OpenDefaultStore(CancellationToken cancellationToken) =>
+        (await SqliteKeyValueStore.OpenAsync(new SqliteStoreOptions { Path = Path.Combine(Options.StateDirectory, "cnm.db") }, cancellationToken).ConfigureAwait(false), true);
+}
+
+/// <summary>The built-in drivers and IPAMs.</summary>
+internal static class BuiltIns
+{
+    public static IEnumerable<INetworkDriverFactory> Drivers() => [new NullDriverFactory(), new HostDriverFactory()];
+
+    public static IEnumerable<IIpamDriverFactory> Ipams(DefaultIpamOptions options) => [new DefaultIpamFactory(options), new NullIpamFactory()];
+}

@@ -1,0 +1,161 @@
+using System.Text.Json.Serialization;
+
+namespace CnmSharp.Core.Persistence;
+
+// The typed records the core persists. Addresses are kept in their canonical text form (CIDR, colon-separated MAC),
+// one record per object, never JSON inside JSON. Every record carries a schema version.
+
+internal sealed record ControllerRecord
+{
+    public int Schema { get; init; } = 1;
+    public required string Id { get; init; }
+    public bool DefaultsCreated { get; init; }
+}
+
+internal sealed record IpamConfigRecord
+{
+    public string? Subnet { get; init; }
+    public string? IPRange { get; init; }
+    public string? Gateway { get; init; }
+    public Dictionary<string, string> AuxAddresses { get; init; } = [];
+}
+
+internal sealed record IpamInfoRecord
+{
+    public required string PoolId { get; init; }
+    public required string AddressSpace { get; init; }
+    public required string Pool { get; init; }
+    public string? Gateway { get; init; }
+    public Dictionary<string, string> AuxAddresses { get; init; } = [];
+    public Dictionary<string, string> Meta { get; init; } = [];
+}
+
+internal sealed record NetworkRecord
+{
+    public int Schema { get; init; } = 1;
+    public required string Id { get; init; }
+    public required string Name { get; init; }
+    public required string Driver { get; init; }
+    public required string Scope { get; init; }
+    public required DateTimeOffset Created { get; init; }
+    public bool EnableIPv6 { get; init; }
+    public bool Internal { get; init; }
+    public bool Attachable { get; init; }
+    public string? IpamDriver { get; init; }
+    public Dictionary<string, string> IpamOptions { get; init; } = [];
+    public Dictionary<string, string> DriverOptions { get; init; } = [];
+    public Dictionary<string, string> Labels { get; init; } = [];
+    public List<IpamConfigRecord> IPv4Config { get; init; } = [];
+    public List<IpamConfigRecord> IPv6Config { get; init; } = [];
+    public List<IpamInfoRecord> IPv4Info { get; init; } = [];
+    public List<IpamInfoRecord> IPv6Info { get; init; } = [];
+}
+
+internal sealed record StaticRouteRecord
+{
+    public required string Destination { get; init; }
+    public int Type { get; init; }
+    public string? NextHop { get; init; }
+}
+
+internal sealed record JoinRecord
+{
+    public required string SandboxId { get; init; }
+    public int Priority { get; init; }
+    public string? SourceName { get; init; }
+    public string? DestinationPrefix { get; init; }
+    public string? DestinationName { get; init; }
+    public bool CreatedInSandbox { get; init; }
+    public string? Gateway { get; init; }
+    public string? GatewayIPv6 { get; init; }
+    public bool DisableGatewayService { get; init; }
+    public List<StaticRouteRecord> StaticRoutes { get; init; } = [];
+    public Dictionary<string, string> Options { get; init; } = [];
+}
+
+internal sealed record PortBindingRecord
+{
+    public int Protocol { get; init; }
+    public int ContainerPort { get; init; }
+    public required string HostIP { get; init; }
+    public int HostPort { get; init; }
+    public int HostPortEnd { get; init; }
+}
+
+internal sealed record EndpointRecord
+{
+    public int Schema { get; init; } = 1;
+    public required string Id { get; init; }
+    public required string Name { get; init; }
+    public required string NetworkId { get; init; }
+    public string? MacAddress { get; init; }
+    public string? Address { get; init; }
+    public string? AddressIPv6 { get; init; }
+    public string? PoolIdV4 { get; init; }
+    public string? PoolIdV6 { get; init; }
+    public List<string> LinkLocalAddresses { get; init; } = [];
+    public List<string> Aliases { get; init; } = [];
+    public bool Anonymous { get; init; }
+    public List<int[]> ExposedPorts { get; init; } = [];
+    public List<PortBindingRecord> PortBindings { get; init; } = [];
+    public Dictionary<string, string> DriverOptions { get; init; } = [];
+    public JoinRecord? Join { get; init; }
+}
+
+internal sealed record SandboxRecord
+{
+    public int Schema { get; init; } = 1;
+    public required string Id { get; init; }
+    public required string ContainerId { get; init; }
+    public required string Key { get; init; }
+    public bool UsesHostNamespace { get; init; }
+    public string? Hostname { get; init; }
+    public string? DomainName { get; init; }
+    public List<string[]> ExtraHosts { get; init; } = [];
+    public List<string> DnsServers { get; init; } = [];
+    public List<string> DnsSearch { get; init; } = [];
+    public List<string> DnsOptions { get; init; } = [];
+    public Dictionary<string, int> NextInterfaceIndex { get; init; } = [];
+    public string? ExternalConnectivityEndpointId { get; init; }
+}
+
+/// <summary>An operation in progress, written before any driver, IPAM or kernel work. Every undo it implies is
+/// idempotent, so rollback after an error and recovery after a crash run the same code.</summary>
+internal sealed record IntentRecord
+{
+    public int Schema { get; init; } = 1;
+    public required string Id { get; init; }
+    public required IntentKind Kind { get; init; }
+    public required string NetworkId { get; init; }
+    public string? EndpointId { get; init; }
+    public string? SandboxId { get; init; }
+    public string? Driver { get; init; }
+    public string? IpamDriver { get; init; }
+
+    /// <summary>IPAM pools requested so far: pool ids.</summary>
+    public List<string> Pools { get; init; } = [];
+
+    /// <summary>IPAM addresses requested so far: pool id and address.</summary>
+    public List<string[]> Addresses { get; init; } = [];
+}
+
+[JsonConverter(typeof(JsonStringEnumConverter<IntentKind>))]
+internal enum IntentKind
+{
+    CreateNetwork,
+    DeleteNetwork,
+    CreateEndpoint,
+    DeleteEndpoint,
+    Join,
+    Leave,
+}
+
+[JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
+[JsonSerializable(typeof(ControllerRecord))]
+[JsonSerializable(typeof(NetworkRecord))]
+[JsonSerializable(typeof(EndpointRecord))]
+[JsonSerializable(typeof(SandboxRecord))]
+[JsonSerializable(typeof(IntentRecord))]
+internal sealed partial class CoreJsonContext : JsonSerializerContext
+{
+}

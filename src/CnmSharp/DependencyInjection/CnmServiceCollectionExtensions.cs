@@ -1,0 +1,141 @@
+using CnmSharp;
+using CnmSharp.Drivers;
+using CnmSharp.Ipam;
+using CnmSharp.Ipam.Default;
+using CnmSharp.Store;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Registers CnmSharp in a service collection.</summary>
+public static class CnmServiceCollectionExtensions
+{
+    /// <summary>
+    /// Adds CnmSharp: validated <see cref="CnmOptions"/>, the built-in drivers and IPAMs, the embedded store, and a
+    /// <see cref="NetworkControllerProvider"/> that starts the controller on first use. Calling it again only
+    /// applies <paramref name="configure"/>.
+    /// </summary>
+    /// <param name="services">The services.</param>
+    /// <param name="configure">Changes the options.</param>
+    /// <returns>A builder for drivers, IPAMs and the store.</returns>
+    public static ICnmBuilder AddCnmSharp(this IServiceCollection services, Action<CnmOptions>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        var options = services.AddOptions<CnmOptions>();
+        if (configure is not null)
+        {
+            options.Configure(configure);
+        }
+
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<CnmOptions>, CnmOptionsValidator>());
+        services.AddOptions<DefaultIpamOptions>();
+        foreach (var driver in BuiltIns.Drivers())
+        {
+            services.TryAddEnumerable(ServiceDescriptor.Singleton(typeof(INetworkDriverFactory), driver.GetType()));
+        }
+
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IIpamDriverFactory, DefaultIpamFactory>(sp => new DefaultIpamFactory(sp.GetRequiredService<IOptions<DefaultIpamOptions>>().Value)));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IIpamDriverFactory, CnmSharp.Ipam.Null.NullIpamFactory>());
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<NetworkControllerProvider>();
+        return new CnmBuilder(services);
+    }
+
+    private sealed class CnmBuilder(IServiceCollection services) : ICnmBuilder
+    {
+        public IServiceCollection Services { get; } = services;
+
+        public ICnmBuilder AddDriver<TFactory>()
+            where TFactory : class, INetworkDriverFactory
+        {
+            Services.TryAddEnumerable(ServiceDescriptor.Singleton<INetworkDriverFactory, TFactory>());
+            return this;
+        }
+
+        public ICnmBuilder AddDriver(INetworkDriverFactory factory)
+        {
+            ArgumentNullException.ThrowIfNull(factory);
+            Services.AddSingleton(factory);
+            return this;
+        }
+
+        public ICnmBuilder AddIpamDriver<TFactory>()
+            where TFactory : class, IIpamDriverFactory
+        {
+            Services.TryAddEnumerable(ServiceDescriptor.Singleton<IIpamDriverFactory, TFactory>());
+            return this;
+        }
+
+        public ICnmBuilder AddIpamDriver(IIpamDriverFactory factory)
+        {
+            ArgumentNullException.ThrowIfNull(factory);
+            Services.AddSingleton(factory);
+            return this;
+        }
+
+        public ICnmBuilder UseStore(Func<IServiceProvider, CancellationToken, ValueTask<IKeyValueStore>> open)
+        {
+            ArgumentNullException.ThrowIfNull(open);
+            Services.RemoveAll<CnmStoreOpener>();
+            Services.AddSingleton(new CnmStoreOpener(open));
+            return this;
+        }
+
+        public ICnmBuilder UseInMemoryStore() =>
+            UseStore((_, _) => ValueTask.FromResult<IKeyValueStore>(new InMemoryKeyValueStore()));
+
+        public ICnmBuilder ConfigureDefaultIpam(Action<DefaultIpamOptions> configure)
+        {
+            Services.Configure(configure);
+            return this;
+        }
+    }
+}
+
+/// <summary>Configures CnmSharp registered with <see cref="CnmServiceCollectionExtensions.AddCnmSharp"/>.</summary>
+public interface ICnmBuilder
+{
+    /// <summary>The services.</summary>
+    IServiceCollection Services { get; }
+
+    /// <summary>Registers a driver factory type (once).</summary>
+    /// <typeparam name="TFactory">The factory.</typeparam>
+    /// <returns>This builder.</returns>
+    ICnmBuilder AddDriver<TFactory>()
+        where TFactory : class, INetworkDriverFactory;
+
+    /// <summary>Registers a driver factory instance.</summary>
+    /// <param name="factory">The factory.</param>
+    /// <returns>This builder.</returns>
+    ICnmBuilder AddDriver(INetworkDriverFactory factory);
+
+    /// <summary>Registers an IPAM factory type (once).</summary>
+    /// <typeparam name="TFactory">The factory.</typeparam>
+    /// <returns>This builder.</returns>
+    ICnmBuilder AddIpamDriver<TFactory>()
+        where TFactory : class, IIpamDriverFactory;
+
+    /// <summary>Registers an IPAM factory instance.</summary>
+    /// <param name="factory">The factory.</param>
+    /// <returns>This builder.</returns>
+    ICnmBuilder AddIpamDriver(IIpamDriverFactory factory);
+
+    /// <summary>Uses a store opened when the controller starts and disposed with it.</summary>
+    /// <param name="open">Opens the store.</param>
+    /// <returns>This builder.</returns>
+    ICnmBuilder UseStore(Func<IServiceProvider, CancellationToken, ValueTask<IKeyValueStore>> open);
+
+    /// <summary>Uses an in-memory store (state is lost with the process).</summary>
+    /// <returns>This builder.</returns>
+    ICnmBuilder UseInMemoryStore();
+
+    /// <summary>Configures the default IPAM's pools.</summary>
+    /// <param name="configure">The change.</param>
+    /// <returns>This builder.</returns>
+    ICnmBuilder ConfigureDefaultIpam(Action<DefaultIpamOptions> configure);
+}
+
+/// <summary>Opens the store selected with <see cref="ICnmBuilder.UseStore"/>.</summary>
+/// <param name="Open">The opener.</param>
+public sealed record CnmStoreOpener(Func<IServiceProvider, CancellationToken, ValueTask<IKeyValueStore>> Open);

@@ -1,0 +1,58 @@
+using Microsoft.Extensions.Logging;
+
+namespace CnmSharp.Diagnostics;
+
+/// <summary>Source-generated log messages of the core.</summary>
+internal static partial class Log
+{
+    [LoggerMessage(1, LogLevel.Information, "Controller {ControllerId} started on host namespace {HostNamespace}: {Networks} networks, {Endpoints} endpoints, {Sandboxes} sandboxes")]
+    public static partial void ControllerStarted(ILogger logger, string controllerId, string hostNamespace, int networks, int endpoints, int sandboxes);
+
+    [LoggerMessage(2, LogLevel.Information, "Network {Name} ({NetworkId}) created with driver {Driver}")]
+    public static partial void NetworkCreated(ILogger logger, string name, string networkId, string driver);
+
+    [LoggerMessage(3, LogLevel.Information, "Network {Name} ({NetworkId}) deleted")]
+    public static partial void NetworkDeleted(ILogger logger, string name, string networkId);
+
+    [LoggerMessage(4, LogLevel.Debug, "Endpoint {Name} ({EndpointId}) created on network {Network}")]
+    public static partial void EndpointCreated(ILogger logger, string name, string endpointId, string network);
+
+    [LoggerMessage(5, LogLevel.Debug, "Endpoint {Name} ({EndpointId}) deleted")]
+    public static partial void EndpointDeleted(ILogger logger, string name, string endpointId);
+
+    [LoggerMessage(6, LogLevel.Debug, "Endpoint {EndpointId} joined sandbox {SandboxId} as {Interface}")]
+    public static partial void Joined(ILogger logger, string endpointId, string sandboxId, string? @interface);
+
+    [LoggerMessage(7, LogLevel.Debug, "Endpoint {EndpointId} left sandbox {SandboxId}")]
+    public static partial void Left(ILogger logger, string endpointId, string sandboxId);
+
+    [LoggerMessage(8, LogLevel.Debug, "Sandbox {SandboxId} for container {ContainerId} created at {Key}")]
+    public static partial void SandboxCreated(ILogger logger, string sandboxId, string containerId, string key);
+
+    [LoggerMessage(9, LogLevel.Debug, "Sandbox {SandboxId} deleted")]
+    public static partial void SandboxDeleted(ILogger logger, string sandboxId);
+
+    [LoggerMessage(10, LogLevel.Warning, "Rollback step {Step} of {Operation} failed; continuing")]
+    public static partial void RollbackStepFailed(ILogger logger, Exception exception, string step, string operation);
+
+    [LoggerMessage(11, LogLevel.Warning, "Recovering interrupted operation {Kind} {IntentId} found at start")]
+    public static partial void RecoveringIntent(ILogger logger, string kind, string intentId);
+
+    [LoggerMessage(12, LogLevel.Warning, "Released address {Address} of pool {PoolId}: its owner {Owner} no longer exists")]
+    public static partial void ReleasedOrphanAddress(ILogger logger, string address, string poolId, string? owner);
+
+    [LoggerMessage(13, LogLevel.Warning, "Released IPAM pool {PoolId}: no network uses it")]
+    public static partial void ReleasedOrphanPool(ILogger logger, string poolId);
+
+    [LoggerMessage(14, LogLevel.Warning, "Sandbox {SandboxId}: its namespace {Key} is gone; removing the sandbox")]
+    public static partial void StaleSandbox(ILogger logger, string sandboxId, string key);
+
+    [LoggerMessage(15, LogLevel.Warning, "Driver {Driver} failed to delete network {NetworkId}; the network is removed anyway")]
+    public static partial void DriverDeleteNetworkFailed(ILogger logger, Exception exception, string driver, string networkId);
+
+    [LoggerMessage(16, LogLevel.Warning, "Driver {Driver} failed to delete endpoint {EndpointId}; the endpoint is removed anyway")]
+    public static partial void DriverDeleteEndpointFailed(ILogger logger, Exception exception, string driver, string endpointId);
+
+    [LoggerMessage(17, LogLevel.Warning, "Releasing {What} failed; the sweep at the next start will release it")]
+    public static partial void ReleaseFailed(ILogger logger, Exception exception, string what);
+}
