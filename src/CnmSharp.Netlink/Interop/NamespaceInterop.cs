@@ -55,6 +55,29 @@ internal static unsafe partial class NamespaceInterop
     [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
     internal static partial int Ioctl(SafeHandle fd, nuint request, nint argument);
 
+    internal const int AT_EMPTY_PATH = 0x1000;
+    internal const uint STATX_INO = 0x100;
+
+    /// <summary><c>statx</c>: its buffer layout is the same on every architecture (<c>stx_ino</c> at offset 32).</summary>
+    [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int Statx(SafeHandle directoryFd, string path, int flags, uint mask, byte* buffer);
+
+    /// <summary>The inode number of an open file.</summary>
+    internal static bool TryGetInode(SafeHandle fd, out ulong inode, out int errno)
+    {
+        var buffer = stackalloc byte[256];
+        if (Statx(fd, string.Empty, AT_EMPTY_PATH, STATX_INO, buffer) != 0)
+        {
+            errno = Marshal.GetLastPInvokeError();
+            inode = 0;
+            return false;
+        }
+
+        errno = 0;
+        inode = *(ulong*)(buffer + 32);
+        return true;
+    }
+
     [LibraryImport("libc", EntryPoint = "read", SetLastError = true)]
     internal static partial nint Read(SafeHandle fd, byte* buffer, nuint count);
 

@@ -109,14 +109,10 @@ public sealed class NetworkNamespace : IDisposable
             && NamespaceInterop.Ioctl(handle, NamespaceInterop.NS_GET_NSTYPE, 0) == NamespaceInterop.CLONE_NEWNET;
     }
 
-    private static ulong ReadInode(SafeFileHandle handle, string path)
-    {
-        // readlink(/proc/self/fd/N) of an nsfs descriptor is "net:[INODE]".
-        var link = new FileInfo(string.Create(CultureInfo.InvariantCulture, $"/proc/self/fd/{handle.DangerousGetHandle()}")).LinkTarget;
-        return TryParseInode(link, out var inode)
+    private static ulong ReadInode(SafeFileHandle handle, string path) =>
+        NamespaceInterop.TryGetInode(handle, out var inode, out var errno)
             ? inode
-            : throw new NamespaceException("readlink", 0, path, $"cannot read the namespace inode of '{path}' (link '{link}')");
-    }
+            : throw new NamespaceException("statx", errno, path);
 
     /// <summary>Parses <c>net:[INODE]</c>.</summary>
     internal static bool TryParseInode(string? link, out ulong inode)
