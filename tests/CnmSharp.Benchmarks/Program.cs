@@ -22,7 +22,10 @@ public static class Program
 /// <summary>Whole-scenario workload runners, by name.</summary>
 internal static class Workloads
 {
-    private static readonly Dictionary<string, Func<string[], Task<int>>> s_workloads = new(StringComparer.Ordinal);
+    private static readonly Dictionary<string, Func<string[], Task<int>>> s_workloads = new(StringComparer.Ordinal)
+    {
+        [EndpointSetup.EndpointSetupWorkload.Name] = EndpointSetup.EndpointSetupWorkload.RunAsync,
+    };
 
     public static bool TryGet(string name, out Func<string[], Task<int>> workload) =>
         s_workloads.TryGetValue(name, out workload!);

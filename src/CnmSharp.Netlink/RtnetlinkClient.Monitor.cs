@@ -1,0 +1,106 @@
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using CnmSharp.Netlink.Internal;
+
+namespace CnmSharp.Netlink;
+
+public sealed partial class RtnetlinkClient
+{
+    /// <inheritdoc />
+    public async IAsyncEnumerable<NetlinkEvent> MonitorAsync(NetlinkGroups groups, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var numbers = GroupNumbers(groups);
+        using var socket = _namespace is null
+            ? NetlinkSocket.Open(numbers)
+            : NamespaceThread.RunIn(_namespace, () => NetlinkSocket.Open(numbers));
+        var events = new List<NetlinkEvent>();
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var lost = false;
+            var received = 0;
+            try
+            {
+                received = await socket.ReceiveAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (SocketException e) when (e.SocketErrorCode == SocketError.NoBufferSpaceAvailable)
+            {
+                lost = true;
+            }
+
+            if (lost)
+            {
+                yield return new NetlinkEvent(NetlinkEventKind.Resync);
+                continue;
+            }
+
+            ParseEvents(socket.Received(received), events);
+            foreach (var e in events)
+            {
+                yield return e;
+            }
+
+            events.Clear();
+        }
+    }
+
+    internal static void ParseEvents(ReadOnlySpan<byte> datagram, List<NetlinkEvent> events)
+    {
+        foreach (var message in new NetlinkMessageEnumerator(datagram))
+        {
+            if (message.Type == Nl.NLMSG_OVERRUN)
+            {
+                events.Add(new NetlinkEvent(NetlinkEventKind.Resync));
+                continue;
+            }
+
+            if (RtnetlinkParser.ParseEvent(message.Type, message.Payload) is { } e)
+            {
+                events.Add(e);
+            }
+        }
+    }
+
+    internal static int[] GroupNumbers(NetlinkGroups groups)
+    {
+        if (groups == NetlinkGroups.None)
+        {
+            throw new ArgumentException("Name at least one group to monitor.", nameof(groups));
+        }
+
+        // RTNLGRP_* from include/uapi/linux/rtnetlink.h.
+        var numbers = new List<int>(6);
+        if ((groups & NetlinkGroups.Link) != 0)
+        {
+            numbers.Add(1);
+        }
+
+        if ((groups & NetlinkGroups.Neighbour) != 0)
+        {
+            numbers.Add(3);
+        }
+
+        if ((groups & NetlinkGroups.Ipv4Address) != 0)
+        {
+            numbers.Add(5);
+        }
+
+        if ((groups & NetlinkGroups.Ipv4Route) != 0)
+        {
+            numbers.Add(7);
+        }
+
+        if ((groups & NetlinkGroups.Ipv6Address) != 0)
+        {
+            numbers.Add(9);
+        }
+
+        if ((groups & NetlinkGroups.Ipv6Route) != 0)
+        {
+            numbers.Add(11);
+        }
+
+        return [.. numbers];
+    }
+}

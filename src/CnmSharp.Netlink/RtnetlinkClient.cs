@@ -1,0 +1,353 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using CnmSharp.Netlink.Internal;
+using Microsoft.Win32.SafeHandles;
+
+namespace CnmSharp.Netlink;
+
+/// <summary>
+/// An rtnetlink client on one NETLINK_ROUTE socket, bound to one network namespace. One request is in flight
+/// at a time per client (requests queue); open several clients for parallelism. Requests are encoded into a
+/// pooled buffer and replies parsed in place, so steady-state calls allocate only what async needs.
+/// </summary>
+public sealed partial class RtnetlinkClient : IRtnetlinkClient, IAsyncDisposable, IDisposable
+{
+    private const int MaxDumpAttempts = 5;
+
+    private readonly NetlinkSocket _socket;
+    private readonly SafeFileHandle? _namespace;
+    private volatile bool _disposed;
+
+    private RtnetlinkClient(NetlinkSocket socket, SafeFileHandle? networkNamespace)
+    {
+        _socket = socket;
+        _namespace = networkNamespace;
+    }
+
+    /// <summary>Parses one reply message of a query into results.</summary>
+    internal delegate void MessageParser<T>(ushort type, ReadOnlySpan<byte> payload, List<T> results);
+
+    /// <summary>The netlink port id the kernel gave this client's socket.</summary>
+    public uint PortId => _socket.PortId;
+
+    /// <summary>
+    /// Opens a client. With no namespace, the socket belongs to the calling thread's network namespace. With one,
+    /// the socket is created inside it on a dedicated thread (setns there and back), and every operation of the
+    /// client, including <see cref="MonitorAsync"/>, acts on that namespace. The handle may be closed afterwards.
+    /// </summary>
+    /// <param name="networkNamespace">An open fd of a network namespace (e.g. /run/netns/NAME), or null.</param>
+    /// <returns>The client.</returns>
+    /// <exception cref="NetlinkException">The socket could not be created, or the handle is not a network namespace (EINVAL/EBADF).</exception>
+    public static RtnetlinkClient Open(SafeHandle? networkNamespace = null)
+    {
+        if (networkNamespace is null)
+        {
+            return new RtnetlinkClient(NetlinkSocket.Open(), null);
+        }
+
+        return NamespaceThread.RunIn(networkNamespace, static () =>
+        {
+            var socket = NetlinkSocket.Open();
+            try
+            {
+                return new RtnetlinkClient(socket, NamespaceThread.OpenCurrent());
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
+        });
+    }
+
+    /// <summary>Closes the socket. Requests in flight fail.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        _socket.Dispose();
+        _namespace?.Dispose();
+    }
+
+    /// <inheritdoc cref="Dispose"/>
+    /// <returns>A completed task.</returns>
+    public ValueTask DisposeAsync()
+    {
+        Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<RtnetlinkBatchResult> ExecuteBatchAsync(RtnetlinkBatch batch, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var count = batch.Count;
+        var errors = new NetlinkException?[count];
+        if (count == 0)
+        {
+            return new RtnetlinkBatchResult(errors);
+        }
+
+        await _socket.Lock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var first = _socket.NextSequence(count);
+            var length = batch.Bytes.Length;
+            batch.CopyTo(_socket.SendBuffer.Grow(length, 0), first, _socket.PortId);
+            await _socket.SendAsync(length, cancellationToken).ConfigureAwait(false);
+            var answered = new bool[count];
+            var pending = count;
+            while (pending > 0)
+            {
+                var received = await _socket.ReceiveAsync(cancellationToken).ConfigureAwait(false);
+                pending -= CollectBatchAcks(_socket.Received(received), first, _socket.PortId, errors, answered);
+            }
+        }
+        finally
+        {
+            _socket.Lock.Release();
+        }
+
+        return new RtnetlinkBatchResult(errors);
+    }
+
+    internal static int CollectBatchAcks(ReadOnlySpan<byte> datagram, uint firstSequence, uint portId, NetlinkException?[] errors, bool[] answered)
+    {
+        var count = 0;
+        foreach (var message in new NetlinkMessageEnumerator(datagram))
+        {
+            var slot = unchecked(message.Sequence - firstSequence);
+            if (message.Type != Nl.NLMSG_ERROR || message.PortId != portId || slot >= (uint)errors.Length || answered[slot])
+            {
+                continue;
+            }
+
+            var errno = RtnetlinkParser.ParseError(message.Payload, message.Flags, out var extended);
+            answered[slot] = true;
+            count++;
+            if (errno != 0)
+            {
+                errors[slot] = new NetlinkException(errno, extended, $"batch request {slot}");
+            }
+        }
+
+        return count;
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask ExecuteAsync<TRequest>(TRequest request, string operation, CancellationToken cancellationToken)
+        where TRequest : struct, IRequest
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        request.GetHandles(out var first, out var second);
+        var addedFirst = false;
+        var addedSecond = false;
+        await _socket.Lock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            first?.DangerousAddRef(ref addedFirst);
+            second?.DangerousAddRef(ref addedSecond);
+            var sequence = _socket.NextSequence();
+            var length = Encode(request, sequence);
+            await _socket.SendAsync(length, cancellationToken).ConfigureAwait(false);
+            while (true)
+            {
+                var received = await _socket.ReceiveAsync(cancellationToken).ConfigureAwait(false);
+                if (CheckAck(_socket.Received(received), sequence, _socket.PortId, operation))
+                {
+                    return;
+                }
+            }
+        }
+        finally
+        {
+            if (addedFirst)
+            {
+                first!.DangerousRelease();
+            }
+
+            if (addedSecond)
+            {
+                second!.DangerousRelease();
+            }
+
+            _socket.Lock.Release();
+        }
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask QueryAsync<TRequest, T>(TRequest request, MessageParser<T> parser, List<T> results, string operation, CancellationToken cancellationToken)
+        where TRequest : struct, IRequest
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        await _socket.Lock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            for (var attempt = 1; ; attempt++)
+            {
+                results.Clear();
+                var sequence = _socket.NextSequence();
+                var length = Encode(request, sequence);
+                await _socket.SendAsync(length, cancellationToken).ConfigureAwait(false);
+                var interrupted = false;
+                var done = false;
+                while (!done)
+                {
+                    var received = await _socket.ReceiveAsync(cancellationToken).ConfigureAwait(false);
+                    done = ProcessQueryReply(_socket.Received(received), sequence, _socket.PortId, parser, results, ref interrupted, operation);
+                }
+
+                if (!interrupted)
+                {
+                    return;
+                }
+
+                if (attempt == MaxDumpAttempts)
+                {
+                    throw new NetlinkException(Errnos.EAGAIN, $"the dump was interrupted by concurrent changes {MaxDumpAttempts} times", operation);
+                }
+            }
+        }
+        finally
+        {
+            _socket.Lock.Release();
+        }
+    }
+
+    private int Encode<TRequest>(TRequest request, uint sequence)
+        where TRequest : struct, IRequest
+    {
+        var writer = new NetlinkWriter(_socket.SendBuffer);
+        request.Encode(ref writer, sequence);
+        return writer.Length;
+    }
+
+    /// <summary>Looks for the ACK of <paramref name="sequence"/>; true when found, throws when it is an error.</summary>
+    internal static bool CheckAck(ReadOnlySpan<byte> datagram, uint sequence, uint portId, string operation)
+    {
+        foreach (var message in new NetlinkMessageEnumerator(datagram))
+        {
+            if (message.Sequence != sequence || message.PortId != portId || message.Type != Nl.NLMSG_ERROR)
+            {
+                continue;
+            }
+
+            var errno = RtnetlinkParser.ParseError(message.Payload, message.Flags, out var extended);
+            if (errno != 0)
+            {
+                throw new NetlinkException(errno, extended, operation);
+            }
+
+            return true;
+        }
+
+        return false;
+    }
+
+    /// <summary>Feeds one datagram of a get or dump reply to the parser; true when the reply is complete.</summary>
+    internal static bool ProcessQueryReply<T>(ReadOnlySpan<byte> datagram, uint sequence, uint portId, MessageParser<T> parser, List<T> results, ref bool interrupted, string operation)
+    {
+        foreach (var message in new NetlinkMessageEnumerator(datagram))
+        {
+            if (message.Sequence != sequence || message.PortId != portId)
+            {
+                continue;
+            }
+
+            if ((message.Flags & Nl.NLM_F_DUMP_INTR) != 0)
+            {
+                interrupted = true;
+            }
+
+            switch (message.Type)
+            {
+                case Nl.NLMSG_NOOP:
+                    continue;
+                case Nl.NLMSG_DONE:
+                    {
+                        // With extended ACKs the DONE message carries the dump's status.
+                        if (message.Payload.Length >= 4)
+                        {
+                            var errno = RtnetlinkParser.ParseError(message.Payload, message.Flags, out var extended, isDone: true);
+                            if (errno != 0)
+                            {
+                                throw new NetlinkException(errno, extended, operation);
+                            }
+                        }
+
+                        return true;
+                    }
+
+                case Nl.NLMSG_ERROR:
+                    {
+                        var errno = RtnetlinkParser.ParseError(message.Payload, message.Flags, out var extended);
+                        if (errno != 0)
+                        {
+                            throw new NetlinkException(errno, extended, operation);
+                        }
+
+                        return true;
+                    }
+
+                case Nl.NLMSG_OVERRUN:
+                    throw new NetlinkException(Errnos.ENOBUFS, "the kernel reported NLMSG_OVERRUN", operation);
+                default:
+                    parser(message.Type, message.Payload, results);
+                    if ((message.Flags & Nl.NLM_F_MULTI) == 0)
+                    {
+                        return true;
+                    }
+
+                    break;
+            }
+        }
+
+        return false;
+    }
+
+    internal static void ValidateSpec(LinkSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        LinkNames.Validate(spec.Name, nameof(spec) + "." + nameof(spec.Name));
+        if (spec.Mtu is <= 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(spec), spec.Mtu, "MTU must be positive.");
+        }
+
+        switch (spec)
+        {
+            case VethLinkSpec veth:
+                LinkNames.Validate(veth.PeerName, nameof(spec) + "." + nameof(veth.PeerName));
+                break;
+            case VxlanLinkSpec { Vni: > 0xFFFFFF } vx:
+                throw new ArgumentOutOfRangeException(nameof(spec), vx.Vni, "A VNI has 24 bits.");
+            case VlanLinkSpec { VlanId: 0 or > 4094 } vlan:
+                throw new ArgumentOutOfRangeException(nameof(spec), vlan.VlanId, "A VLAN id is 1..4094.");
+            case MacvlanLinkSpec { ParentIndex: <= 0 }:
+            case IpvlanLinkSpec { ParentIndex: <= 0 }:
+            case VlanLinkSpec { ParentIndex: <= 0 }:
+                throw new ArgumentException("The parent link index must be positive.", nameof(spec));
+        }
+    }
+
+    internal static void ValidateSpec(AddressSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        ArgumentNullException.ThrowIfNull(spec.Address, nameof(spec) + "." + nameof(spec.Address));
+        var max = spec.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? 32 : 128;
+        if (spec.PrefixLength < 0 || spec.PrefixLength > max)
+        {
+            throw new ArgumentOutOfRangeException(nameof(spec), spec.PrefixLength, $"The prefix length must be 0..{max}.");
+        }
+
+        if (spec.Address.AddressFamily is not (System.Net.Sockets.AddressFamily.InterNetwork or System.Net.Sockets.AddressFamily.InterNetworkV6))
+        {
+            throw new ArgumentException("Only IPv4 and IPv6 addresses are supported.", nameof(spec));
+        }
+    }
+}

@@ -1,0 +1,181 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace CnmSharp.Benchmarks.EndpointSetup;
+
+/// <summary>Measurements of one phase (setup or teardown) of one tool in one run.</summary>
+internal sealed record PhaseResult(double WallSeconds, IReadOnlyList<double> PerContainerMs, double CpuSelfSeconds, double CpuChildrenSeconds, long PeakRssKib, long ChildMaxRssKib)
+{
+    public double CpuSeconds => CpuSelfSeconds + CpuChildrenSeconds;
+
+    public double MedianMs => Stats.Median(PerContainerMs);
+
+    public double P99Ms => Stats.Percentile(PerContainerMs, 99);
+}
+
+/// <summary>
+/// <c>endpoint-setup --count N [--runs R] [--workers W] [--tools cnmsharp,ip-naive,ip-batch] [--growth]</c>:
+/// N containers (namespace + veth + bridge port + eth0 + MAC + address + up + lo up + default route) set up and torn
+/// down by CnmSharp and by ip two ways, interleaved in one run, each pass in its own private host namespace.
+/// </summary>
+internal static class EndpointSetupWorkload
+{
+    public const string Name = "endpoint-setup";
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var count = 100;
+        var runs = 3;
+        var workers = 4;
+        var growth = false;
+        var tools = new List<string> { "cnmsharp", "ip-naive", "ip-batch" };
+        for (var a = 0; a < args.Length; a++)
+        {
+            switch (args[a])
+            {
+                case "--count":
+                    count = int.Parse(args[++a], CultureInfo.InvariantCulture);
+                    break;
+                case "--runs":
+                    runs = int.Parse(args[++a], CultureInfo.InvariantCulture);
+                    break;
+                case "--workers":
+                    workers = int.Parse(args[++a], CultureInfo.InvariantCulture);
+                    break;
+                case "--tools":
+                    tools = [.. args[++a].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
+                    break;
+                case "--growth":
+                    growth = true;
+                    break;
+                default:
+                    await Console.Error.WriteLineAsync(
+                        "usage: endpoint-setup --count N [--runs R] [--workers W] [--tools cnmsharp,ip-naive,ip-batch] [--growth]").ConfigureAwait(false);
+                    return 2;
+            }
+        }
+
+        if (!Environment.IsPrivilegedProcess)
+        {
+            await Console.Error.WriteLineAsync("endpoint-setup needs root (it creates network namespaces).").ConfigureAwait(false);
+            return 1;
+        }
+
+        if (count < 1 || count > 60000 || runs < 1 || workers < 1)
+        {
+            await Console.Error.WriteLineAsync("--count must be 1..60000, --runs and --workers at least 1").ConfigureAwait(false);
+            return 2;
+        }
+
+        if (growth)
+        {
+            return await GrowthWorkload.RunAsync(args.Contains("--count") ? count : 1000).ConfigureAwait(false);
+        }
+
+        var selected = new List<(string Key, EndpointTool Tool)>();
+        foreach (var key in tools)
+        {
+            selected.Add((key, key switch
+            {
+                "cnmsharp" => new CnmSharpTool(workers),
+                "ip-naive" => new IpNaiveTool(),
+                "ip-batch" => new IpBatchTool(),
+                _ => throw new ArgumentException($"unknown tool '{key}'"),
+            }));
+        }
+
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"endpoint-setup: n={count} runs={runs} cnmsharp-workers={workers} cores={Environment.ProcessorCount} kernel={Environment.OSVersion.Version} runtime={RuntimeInformation.FrameworkDescription} {DateTime.UtcNow:yyyy-MM-dd HH:mm}Z"));
+        var results = selected.ToDictionary(t => t.Key, _ => new List<(PhaseResult Setup, PhaseResult Teardown)>());
+        for (var run = 1; run <= runs; run++)
+        {
+            foreach (var (key, tool) in selected)
+            {
+                var (setup, teardown) = await RunOnceAsync(tool, count).ConfigureAwait(false);
+                results[key].Add((setup, teardown));
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"  run {run} {tool.Name,-28} setup {setup.WallSeconds,8:F3} s ({setup.MedianMs:F2} ms/container median)   teardown {teardown.WallSeconds,8:F3} s"));
+            }
+        }
+
+        PrintTable(selected, results, count, runs);
+        string Med(string key, Func<(PhaseResult Setup, PhaseResult Teardown), double> f) =>
+            results.TryGetValue(key, out var r) ? Stats.Median([.. r.Select(f)]).ToString("F3", CultureInfo.InvariantCulture) : "NA";
+        Console.WriteLine(
+            $"endpoint-setup n={count} " +
+            $"cnmsharp_setup_s={Med("cnmsharp", r => r.Setup.WallSeconds)} cnmsharp_teardown_s={Med("cnmsharp", r => r.Teardown.WallSeconds)} " +
+            $"ip_naive_setup_s={Med("ip-naive", r => r.Setup.WallSeconds)} ip_naive_teardown_s={Med("ip-naive", r => r.Teardown.WallSeconds)} " +
+            $"ip_batch_setup_s={Med("ip-batch", r => r.Setup.WallSeconds)} ip_batch_teardown_s={Med("ip-batch", r => r.Teardown.WallSeconds)}");
+        return 0;
+    }
+
+    private static async Task<(PhaseResult Setup, PhaseResult Teardown)> RunOnceAsync(EndpointTool tool, int count)
+    {
+        await using var fixture = await Fixture.CreateAsync(count).ConfigureAwait(false);
+        var setup = await MeasureAsync(() => SetupAllAsync(tool, fixture)).ConfigureAwait(false);
+        await fixture.VerifyAsync(tool.Name).ConfigureAwait(false);
+        var teardown = await MeasureAsync(() => tool.TeardownAsync(fixture)).ConfigureAwait(false);
+        return (setup, teardown);
+    }
+
+    private static async Task<IReadOnlyList<double>> SetupAllAsync(EndpointTool tool, Fixture fixture)
+    {
+        var times = new double[fixture.Count];
+        var next = -1;
+        var workers = Enumerable.Range(0, Math.Min(tool.Parallelism, fixture.Count)).Select(async _ =>
+        {
+            await Task.Yield();
+            await using var worker = await tool.CreateWorkerAsync(fixture).ConfigureAwait(false);
+            int i;
+            while ((i = Interlocked.Increment(ref next)) < fixture.Count)
+            {
+                var start = Stopwatch.GetTimestamp();
+                await worker.SetupAsync(i).ConfigureAwait(false);
+                times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            }
+        }).ToArray();
+        await Task.WhenAll(workers).ConfigureAwait(false);
+        return times;
+    }
+
+    private static async Task<PhaseResult> MeasureAsync(Func<Task<IReadOnlyList<double>>> phase)
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        ResourceUsage.ResetPeakRss();
+        var before = UsageSnapshot.Take();
+        var start = Stopwatch.GetTimestamp();
+        var perContainer = await phase().ConfigureAwait(false);
+        var wall = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        var after = UsageSnapshot.Take();
+        return new PhaseResult(
+            wall,
+            perContainer,
+            (after.SelfCpu - before.SelfCpu).TotalSeconds,
+            (after.ChildrenCpu - before.ChildrenCpu).TotalSeconds,
+            ResourceUsage.PeakRssKib(),
+            after.ChildrenMaxRssKib);
+    }
+
+    private static void PrintTable(List<(string Key, EndpointTool Tool)> tools, Dictionary<string, List<(PhaseResult Setup, PhaseResult Teardown)>> results, int count, int runs)
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine(CultureInfo.InvariantCulture, $"Medians over {runs} run(s), n={count}. CPU = this process + children (getrusage deltas). RSS: runner peak (VmHWM, reset per phase) / largest child.");
+        sb.AppendLine("| tool | phase | wall s | per-container median ms | p99 ms | CPU s (self + children) | peak RSS MiB (runner / child) |");
+        sb.AppendLine("|---|---|---|---|---|---|---|");
+        foreach (var (key, tool) in tools)
+        {
+            foreach (var (phase, pick) in new (string, Func<(PhaseResult Setup, PhaseResult Teardown), PhaseResult>)[] { ("setup", r => r.Setup), ("teardown", r => r.Teardown) })
+            {
+                var r = results[key].Select(pick).ToList();
+                double M(Func<PhaseResult, double> f) => Stats.Median([.. r.Select(f)]);
+                sb.AppendLine(CultureInfo.InvariantCulture,
+                    $"| {tool.Name} | {phase} | {M(p => p.WallSeconds):F3} | {M(p => p.MedianMs):F2} | {M(p => p.P99Ms):F2} | {M(p => p.CpuSeconds):F2} ({M(p => p.CpuSelfSeconds):F2} + {M(p => p.CpuChildrenSeconds):F2}) | {M(p => p.PeakRssKib) / 1024:F0} / {M(p => p.ChildMaxRssKib) / 1024:F1} |");
+            }
+        }
+
+        Console.Write(sb.ToString());
+    }
+}

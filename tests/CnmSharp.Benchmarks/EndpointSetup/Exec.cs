@@ -1,0 +1,50 @@
+using System.Diagnostics;
+
+namespace CnmSharp.Benchmarks.EndpointSetup;
+
+/// <summary>Runs external programs (no shell) for the peer tools.</summary>
+internal static class Exec
+{
+    /// <summary>Runs a program; throws with its stderr when it exits non-zero.</summary>
+    public static async Task<string> RunAsync(string fileName, IReadOnlyList<string> args, string? stdin = null, CancellationToken cancellationToken = default)
+    {
+        var start = new ProcessStartInfo(fileName)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = stdin is not null,
+            UseShellExecute = false,
+        };
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var process = Process.Start(start) ?? throw new InvalidOperationException($"cannot start {fileName}");
+        var stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
+        var stderr = process.StandardError.ReadToEndAsync(cancellationToken);
+        if (stdin is not null)
+        {
+            await process.StandardInput.WriteAsync(stdin).ConfigureAwait(false);
+            process.StandardInput.Close();
+        }
+
+        await process.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
+        var output = await stdout.ConfigureAwait(false);
+        var error = await stderr.ConfigureAwait(false);
+        if (process.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"{fileName} {string.Join(' ', args)} exited {process.ExitCode}: {error.Trim()}");
+        }
+
+        return output;
+    }
+
+    /// <summary><c>nsenter --net=PATH ip ARGS</c>.</summary>
+    public static Task<string> IpAsync(string netnsPath, params string[] args) =>
+        RunAsync("nsenter", [$"--net={netnsPath}", "ip", .. args]);
+
+    /// <summary><c>nsenter --net=PATH ip -batch -</c> with <paramref name="commands"/> on stdin.</summary>
+    public static Task<string> IpBatchAsync(string netnsPath, string commands) =>
+        RunAsync("nsenter", [$"--net={netnsPath}", "ip", "-batch", "-"], commands);
+}
