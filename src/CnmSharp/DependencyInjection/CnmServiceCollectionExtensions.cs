@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using CnmSharp;
 using CnmSharp.Drivers;
 using CnmSharp.Ipam;
@@ -30,10 +31,8 @@ public static class CnmServiceCollectionExtensions
 
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<CnmOptions>, CnmOptionsValidator>());
         services.AddOptions<DefaultIpamOptions>();
-        foreach (var driver in BuiltIns.Drivers())
-        {
-            services.TryAddEnumerable(ServiceDescriptor.Singleton(typeof(INetworkDriverFactory), driver.GetType()));
-        }
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<INetworkDriverFactory, CnmSharp.Drivers.Null.NullDriverFactory>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<INetworkDriverFactory, CnmSharp.Drivers.Host.HostDriverFactory>());
 
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IIpamDriverFactory, DefaultIpamFactory>(sp => new DefaultIpamFactory(sp.GetRequiredService<IOptions<DefaultIpamOptions>>().Value)));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IIpamDriverFactory, CnmSharp.Ipam.Null.NullIpamFactory>());
@@ -46,7 +45,7 @@ public static class CnmServiceCollectionExtensions
     {
         public IServiceCollection Services { get; } = services;
 
-        public ICnmBuilder AddDriver<TFactory>()
+        public ICnmBuilder AddDriver<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TFactory>()
             where TFactory : class, INetworkDriverFactory
         {
             Services.TryAddEnumerable(ServiceDescriptor.Singleton<INetworkDriverFactory, TFactory>());
@@ -60,7 +59,7 @@ public static class CnmServiceCollectionExtensions
             return this;
         }
 
-        public ICnmBuilder AddIpamDriver<TFactory>()
+        public ICnmBuilder AddIpamDriver<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TFactory>()
             where TFactory : class, IIpamDriverFactory
         {
             Services.TryAddEnumerable(ServiceDescriptor.Singleton<IIpamDriverFactory, TFactory>());
@@ -102,7 +101,7 @@ public interface ICnmBuilder
     /// <summary>Registers a driver factory type (once).</summary>
     /// <typeparam name="TFactory">The factory.</typeparam>
     /// <returns>This builder.</returns>
-    ICnmBuilder AddDriver<TFactory>()
+    ICnmBuilder AddDriver<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TFactory>()
         where TFactory : class, INetworkDriverFactory;
 
     /// <summary>Registers a driver factory instance.</summary>
@@ -113,7 +112,7 @@ public interface ICnmBuilder
     /// <summary>Registers an IPAM factory type (once).</summary>
     /// <typeparam name="TFactory">The factory.</typeparam>
     /// <returns>This builder.</returns>
-    ICnmBuilder AddIpamDriver<TFactory>()
+    ICnmBuilder AddIpamDriver<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TFactory>()
         where TFactory : class, IIpamDriverFactory;
 
     /// <summary>Registers an IPAM factory instance.</summary>
