@@ -33,8 +33,8 @@ internal static class IptablesPlanner
 
             foreach (var rule in removeRules.Where(r => r.Table == table))
             {
-                var rules = state.Rules(table, rule.Chain);
-                while (rules.Remove(rule.Spec))
+                var rules = state.FindRules(table, rule.Chain);
+                while (rules is not null && rules.Remove(rule.Spec))
                 {
                     commands.Add($"-D {rule.Chain} {rule.Spec}");
                 }

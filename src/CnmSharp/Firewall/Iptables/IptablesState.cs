@@ -68,6 +68,33 @@ internal sealed class IptablesState
         return state;
     }
 
+    /// <summary>Formats the state as <c>iptables-save</c> does (without comments and counters).</summary>
+    /// <returns>The text.</returns>
+    public string ToSaveText()
+    {
+        var text = new System.Text.StringBuilder();
+        foreach (var (name, chains) in _tables)
+        {
+            text.Append('*').Append(name).Append('\n');
+            foreach (var chain in chains.Keys)
+            {
+                text.Append(':').Append(chain).Append(" - [0:0]\n");
+            }
+
+            foreach (var (chain, rules) in chains)
+            {
+                foreach (var spec in rules)
+                {
+                    text.Append("-A ").Append(chain).Append(' ').Append(spec).Append('\n');
+                }
+            }
+
+            text.Append("COMMIT\n");
+        }
+
+        return text.ToString();
+    }
+
     /// <summary>A deep copy.</summary>
     /// <returns>The copy.</returns>
     public IptablesState Clone()
@@ -91,7 +118,14 @@ internal sealed class IptablesState
     public bool HasChain(ChainRef chain) =>
         _tables.TryGetValue(chain.Table, out var t) && t.ContainsKey(chain.Name);
 
-    /// <summary>The rules of a chain (empty when it does not exist).</summary>
+    /// <summary>The rules of a chain, when it exists.</summary>
+    /// <param name="table">The table.</param>
+    /// <param name="chain">The chain.</param>
+    /// <returns>The live list, or null.</returns>
+    public List<string>? FindRules(string table, string chain) =>
+        _tables.TryGetValue(table, out var t) && t.TryGetValue(chain, out var rules) ? rules : null;
+
+    /// <summary>The rules of a chain, creating it in the model when it does not exist.</summary>
     /// <param name="table">The table.</param>
     /// <param name="chain">The chain.</param>
     /// <returns>The specs, in order; the live list (mutating it changes the state).</returns>
