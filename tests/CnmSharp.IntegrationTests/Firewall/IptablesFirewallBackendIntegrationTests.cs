@@ -67,7 +67,7 @@ public class IptablesFirewallBackendIntegrationTests
             .ThenBy(x => x.i)
             .Select(x => x.r));
 
-    private List<string> Net1Rules(string b) =>
+    private static List<string> Net1Rules(string b) =>
     [
         "filter -A FORWARD -j DOCKER-USER",
         "filter -A FORWARD -j DOCKER-ISOLATION-STAGE-1",
@@ -206,7 +206,6 @@ public class IptablesFirewallBackendIntegrationTests
             await _backend.SetupNetworkAsync(Net2 with { BridgeName = "br-0123456789abcdef" }));
         Assert.That(ex!.Code, Is.EqualTo(CnmErrorCodes.InvalidName));
         Assert.That(Canonical(_host.Rules()), Is.EqualTo(before));
-        await Task.CompletedTask;
     }
 
     [Test]
@@ -218,7 +217,7 @@ public class IptablesFirewallBackendIntegrationTests
         // A restore that applies the nat table, then fails in the filter table (a real partial commit).
         var script = Path.Combine(Path.GetTempPath(), Sh.NewName("restore") + ".sh");
         await File.WriteAllTextAsync(script, "#!/bin/sh\nsed 's/^\\*filter$/*filter\\n-A NO-SUCH-CHAIN -j ACCEPT/' | iptables-restore \"$@\"\n");
-        File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        Sh.Run("chmod", "700", script);
         try
         {
             using var broken = new IptablesFirewallBackend(new IptablesFirewallBackendOptions { HostNamespacePath = _host.Path, IptablesRestore = script });
