@@ -61,6 +61,9 @@ public static class CnmErrorCodes
     public const string IPOutOfRange = "IPOutOfRange";
     /// <summary>The address is already allocated.</summary>
     public const string IPAlreadyAllocated = "IPAlreadyAllocated";
+    /// <summary>The host port is already allocated for that protocol and host address (or no port of the requested
+    /// range is free).</summary>
+    public const string PortAlreadyAllocated = "PortAlreadyAllocated";
     /// <summary>No predefined pool is free.</summary>
     public const string NoAvailablePool = "NoAvailablePool";
     /// <summary>The pool has no free address.</summary>

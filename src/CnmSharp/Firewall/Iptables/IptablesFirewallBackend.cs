@@ -1,0 +1,411 @@
+using CnmSharp.Firewall.Internal;
+
+namespace CnmSharp.Firewall.Iptables;
+
+/// <summary>Settings of an <see cref="IptablesFirewallBackend"/>.</summary>
+public sealed record IptablesFirewallBackendOptions
+{
+    /// <summary>The host network namespace to program (for example <c>/run/netns/h1</c>), or null for the process's own.</summary>
+    public string? HostNamespacePath { get; init; }
+
+    /// <summary>
+    /// When true (the default) every change first reads the tables with one <c>iptables-save</c> (per family), so rules
+    /// changed by others since the last call are seen. When false the backend trusts the state it computed after its
+    /// own last change and reads the kernel only the first time and after a failed batch: one process per change
+    /// instead of two, at the price of not noticing an external flush until <see cref="IFirewallBackend.ReconcileAsync"/>.
+    /// </summary>
+    public bool ReadStateBeforeEachChange { get; init; } = true;
+
+    /// <summary>The <c>iptables-restore</c> program.</summary>
+    public string IptablesRestore { get; init; } = "iptables-restore";
+
+    /// <summary>The <c>iptables-save</c> program.</summary>
+    public string IptablesSave { get; init; } = "iptables-save";
+
+    /// <summary>The <c>ip6tables-restore</c> program.</summary>
+    public string Ip6tablesRestore { get; init; } = "ip6tables-restore";
+
+    /// <summary>The <c>ip6tables-save</c> program.</summary>
+    public string Ip6tablesSave { get; init; } = "ip6tables-save";
+}
+
+/// <summary>
+/// A firewall backend that programs Docker's iptables layout (nat <c>DOCKER</c>; filter <c>DOCKER</c>,
+/// <c>DOCKER-ISOLATION-STAGE-1/2</c>, <c>DOCKER-USER</c>) in one host namespace. Each change reads the current tables
+/// once, computes the difference between the rules of the records before and after the change, and applies it with one
+/// <c>iptables-restore --noflush --wait</c> process per address family. A failed batch is rolled back to the rules
+/// that existed before it and reported as <see cref="CnmInternalException"/> with code
+/// <see cref="CnmErrorCodes.KernelError"/>. It does not set <c>ip_forward</c> or any other sysctl.
+/// </summary>
+public sealed class IptablesFirewallBackend : IFirewallBackend, IDisposable
+{
+    private static readonly IptablesFamily[] Families = [IptablesFamily.IPv4, IptablesFamily.IPv6];
+
+    private readonly IptablesFirewallBackendOptions _options;
+    private readonly ICommandRunner _runner;
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly IptablesState?[] _cached = new IptablesState?[2];
+    private Records _records = Records.Empty;
+
+    /// <summary>Creates a backend for a host namespace.</summary>
+    /// <param name="hostNamespacePath">The namespace path, or null for the process's own.</param>
+    public IptablesFirewallBackend(string? hostNamespacePath)
+        : this(new IptablesFirewallBackendOptions { HostNamespacePath = hostNamespacePath })
+    {
+    }
+
+    /// <summary>Creates a backend.</summary>
+    /// <param name="options">The settings.</param>
+    public IptablesFirewallBackend(IptablesFirewallBackendOptions options)
+        : this(options, ProcessCommandRunner.Instance)
+    {
+    }
+
+    internal IptablesFirewallBackend(IptablesFirewallBackendOptions options, ICommandRunner runner)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _options = options;
+        _runner = runner;
+    }
+
+    /// <summary>The name of this backend.</summary>
+    public const string BackendName = "iptables";
+
+    /// <inheritdoc />
+    public string Name => BackendName;
+
+    /// <summary>The host namespace path, or null for the process's own.</summary>
+    public string? HostNamespacePath => _options.HostNamespacePath;
+
+    /// <summary>How many <c>iptables-save</c>/<c>iptables-restore</c> processes this backend ran (for benchmarks).</summary>
+    public int ProcessCount { get; private set; }
+
+    /// <inheritdoc />
+    public async ValueTask SetupNetworkAsync(FirewallNetwork network, CancellationToken cancellationToken = default)
+    {
+        FirewallValidation.Validate(network);
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var clash = _records.Networks.FirstOrDefault(n => n.NetworkId != network.NetworkId && n.BridgeName == network.BridgeName);
+            if (clash is not null)
+            {
+                throw new CnmConflictException(CnmErrorCodes.NetworkExists, $"network \"{network.NetworkId}\"",
+                    $"bridge {network.BridgeName} already has the rules of network \"{clash.NetworkId}\"");
+            }
+
+            var after = _records.WithNetwork(network);
+            await ApplyAsync(_records, after, extraBefore: null, cancellationToken).ConfigureAwait(false);
+            _records = after;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask TeardownNetworkAsync(FirewallNetwork network, CancellationToken cancellationToken = default)
+    {
+        FirewallValidation.Validate(network);
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var after = _records.WithoutNetwork(network.NetworkId);
+            await ApplyAsync(_records, after, new Records([network], []), cancellationToken).ConfigureAwait(false);
+            _records = after;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask SetupPortForwardsAsync(FirewallPortForward forward, CancellationToken cancellationToken = default)
+    {
+        FirewallValidation.Validate(forward);
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            RequireNetwork(_records, forward);
+            var after = _records.WithForward(forward);
+            await ApplyAsync(_records, after, extraBefore: null, cancellationToken).ConfigureAwait(false);
+            _records = after;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask TeardownPortForwardsAsync(FirewallPortForward forward, CancellationToken cancellationToken = default)
+    {
+        FirewallValidation.Validate(forward);
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var after = _records.WithoutForward(forward.NetworkId, forward.EndpointId);
+            await ApplyAsync(_records, after, new Records([], [forward]), cancellationToken).ConfigureAwait(false);
+            _records = after;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask ReconcileAsync(IReadOnlyList<FirewallNetwork> networks, IReadOnlyList<FirewallPortForward> forwards, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(networks);
+        ArgumentNullException.ThrowIfNull(forwards);
+        var after = Records.Empty;
+        foreach (var network in networks)
+        {
+            FirewallValidation.Validate(network);
+            var clash = after.Networks.FirstOrDefault(n => n.NetworkId != network.NetworkId && n.BridgeName == network.BridgeName);
+            if (clash is not null)
+            {
+                throw new CnmConflictException(CnmErrorCodes.NetworkExists, $"network \"{network.NetworkId}\"",
+                    $"bridge {network.BridgeName} is also the bridge of network \"{clash.NetworkId}\"");
+            }
+
+            after = after.WithNetwork(network);
+        }
+
+        foreach (var forward in forwards)
+        {
+            FirewallValidation.Validate(forward);
+            RequireNetwork(after, forward);
+            after = after.WithForward(forward);
+        }
+
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            // An external flush invalidates what we remember: always read the kernel here.
+            Array.Clear(_cached);
+            await ApplyAsync(_records, after, extraBefore: null, cancellationToken).ConfigureAwait(false);
+            _records = after;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>The restore input a change would produce against a given kernel state (for tests and diagnostics).</summary>
+    internal static string PlanFor(IptablesFamily family, IptablesState state, Records before, Records after)
+    {
+        var desired = after.Build(family);
+        var old = before.Build(family);
+        return IptablesPlanner.Plan(state, desired, old.Rules, old.Chains);
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => _gate.Dispose();
+
+    private static void RequireNetwork(Records records, FirewallPortForward forward)
+    {
+        var network = records.Networks.FirstOrDefault(n => n.NetworkId == forward.NetworkId)
+            ?? throw new CnmNotFoundException(CnmErrorCodes.NoSuchNetwork, $"network \"{forward.NetworkId}\"",
+                "the network has no firewall rules; set it up before its port forwards");
+        if (network.BridgeName != forward.BridgeName)
+        {
+            throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidOption, $"endpoint \"{forward.EndpointId}\"",
+                $"bridge {forward.BridgeName} is not the bridge of network \"{forward.NetworkId}\" ({network.BridgeName})");
+        }
+    }
+
+    private async ValueTask ApplyAsync(Records before, Records after, Records? extraBefore, CancellationToken cancellationToken)
+    {
+        var applied = new List<(IptablesFamily Family, IptablesState Original, IptablesRuleSet Old, IptablesRuleSet New)>();
+        foreach (var family in Families)
+        {
+            var old = before.Build(family, extraBefore);
+            var desired = after.Build(family);
+            if (old.IsEmpty && desired.IsEmpty)
+            {
+                continue;
+            }
+
+            var fresh = !_options.ReadStateBeforeEachChange && _cached[(int)family] is { } cached ? null : await SaveAsync(family, cancellationToken).ConfigureAwait(false);
+            var state = fresh ?? _cached[(int)family]!;
+            _cached[(int)family] = null;
+            var original = state.Clone();
+            var batch = IptablesPlanner.Plan(state, desired, old.Rules, old.Chains);
+            var error = batch.Length == 0 ? null : await RestoreAsync(family, batch, cancellationToken).ConfigureAwait(false);
+            if (error is not null && fresh is null)
+            {
+                // The remembered state was stale: read the kernel and try once more.
+                state = await SaveAsync(family, cancellationToken).ConfigureAwait(false);
+                original = state.Clone();
+                batch = IptablesPlanner.Plan(state, desired, old.Rules, old.Chains);
+                error = batch.Length == 0 ? null : await RestoreAsync(family, batch, cancellationToken).ConfigureAwait(false);
+            }
+
+            applied.Add((family, original, old, desired));
+            if (error is not null)
+            {
+                await RollBackAsync(applied).ConfigureAwait(false);
+                throw new CnmInternalException(CnmErrorCodes.KernelError, $"{Tool(family, restore: true)} in {HostNamespacePath ?? "the process's namespace"}",
+                    error + "\nbatch:\n" + batch);
+            }
+
+            _cached[(int)family] = state;
+        }
+    }
+
+    /// <summary>
+    /// Puts every rule and chain the failed change touched back to what existed before it (iptables-restore commits per
+    /// table, so a batch whose filter part failed may have applied its nat part). Best effort: the original error is
+    /// what the caller sees.
+    /// </summary>
+    private async ValueTask RollBackAsync(List<(IptablesFamily Family, IptablesState Original, IptablesRuleSet Old, IptablesRuleSet New)> applied)
+    {
+        foreach (var (family, original, old, @new) in applied)
+        {
+            _cached[(int)family] = null;
+            try
+            {
+                var target = new IptablesRuleSet();
+                var unwanted = new List<IptablesRule>();
+                var unwantedChains = new List<ChainRef>();
+                foreach (var chain in old.Chains.Concat(@new.Chains))
+                {
+                    if (original.HasChain(chain))
+                    {
+                        target.AddChain(chain);
+                    }
+                    else
+                    {
+                        unwantedChains.Add(chain);
+                    }
+                }
+
+                foreach (var rule in @new.Rules.Concat(old.Rules))
+                {
+                    if (original.Contains(rule))
+                    {
+                        target.Add(rule);
+                    }
+                    else
+                    {
+                        unwanted.Add(rule);
+                    }
+                }
+
+                var state = await SaveAsync(family, CancellationToken.None).ConfigureAwait(false);
+                var batch = IptablesPlanner.Plan(state, target, unwanted, unwantedChains);
+                if (batch.Length > 0)
+                {
+                    await RestoreAsync(family, batch, CancellationToken.None).ConfigureAwait(false);
+                }
+            }
+            catch (CnmException)
+            {
+                // Best effort; the next reconcile repairs what is left.
+            }
+        }
+    }
+
+    private async ValueTask<IptablesState> SaveAsync(IptablesFamily family, CancellationToken cancellationToken)
+    {
+        var (file, args) = ProcessCommandRunner.InNamespace(HostNamespacePath, Tool(family, restore: false));
+        ProcessCount++;
+        var result = await _runner.RunAsync(file, args, null, cancellationToken).ConfigureAwait(false);
+        if (result.ExitCode != 0)
+        {
+            throw new CnmInternalException(CnmErrorCodes.KernelError, $"{Tool(family, restore: false)} in {HostNamespacePath ?? "the process's namespace"}",
+                $"exit code {result.ExitCode}: {result.StandardError.Trim()}");
+        }
+
+        try
+        {
+            return IptablesState.Parse(result.StandardOutput);
+        }
+        catch (FormatException ex)
+        {
+            throw new CnmInternalException(CnmErrorCodes.KernelError, Tool(family, restore: false), ex.Message, ex);
+        }
+    }
+
+    /// <summary>Runs one batch; returns null on success, else the error text.</summary>
+    private async ValueTask<string?> RestoreAsync(IptablesFamily family, string batch, CancellationToken cancellationToken)
+    {
+        var (file, args) = ProcessCommandRunner.InNamespace(HostNamespacePath, Tool(family, restore: true), "--noflush", "--wait");
+        ProcessCount++;
+        var result = await _runner.RunAsync(file, args, batch, cancellationToken).ConfigureAwait(false);
+        return result.ExitCode == 0 ? null : $"exit code {result.ExitCode}: {result.StandardError.Trim()}";
+    }
+
+    private string Tool(IptablesFamily family, bool restore) => (family, restore) switch
+    {
+        (IptablesFamily.IPv4, true) => _options.IptablesRestore,
+        (IptablesFamily.IPv4, false) => _options.IptablesSave,
+        (_, true) => _options.Ip6tablesRestore,
+        _ => _options.Ip6tablesSave,
+    };
+
+    /// <summary>The records a backend holds: networks and port forwards, in the order they were set up.</summary>
+    internal sealed record Records(IReadOnlyList<FirewallNetwork> Networks, IReadOnlyList<FirewallPortForward> Forwards)
+    {
+        public static Records Empty { get; } = new([], []);
+
+        public Records WithNetwork(FirewallNetwork network)
+        {
+            var list = Networks.ToList();
+            var index = list.FindIndex(n => n.NetworkId == network.NetworkId);
+            if (index >= 0)
+            {
+                list[index] = network;
+            }
+            else
+            {
+                list.Add(network);
+            }
+
+            return this with { Networks = list };
+        }
+
+        public Records WithoutNetwork(string networkId) => new(
+            Networks.Where(n => n.NetworkId != networkId).ToList(),
+            Forwards.Where(f => f.NetworkId != networkId).ToList());
+
+        public Records WithForward(FirewallPortForward forward)
+        {
+            var list = Forwards.ToList();
+            var index = list.FindIndex(f => f.NetworkId == forward.NetworkId && f.EndpointId == forward.EndpointId);
+            if (index >= 0)
+            {
+                list[index] = forward;
+            }
+            else
+            {
+                list.Add(forward);
+            }
+
+            return this with { Forwards = list };
+        }
+
+        public Records WithoutForward(string networkId, string endpointId) =>
+            this with { Forwards = Forwards.Where(f => !(f.NetworkId == networkId && f.EndpointId == endpointId)).ToList() };
+
+        /// <summary>The ruleset of a family; <paramref name="extra"/> records (being torn down, maybe unknown) are added.</summary>
+        public IptablesRuleSet Build(IptablesFamily family, Records? extra = null)
+        {
+            var networks = Networks.ToList();
+            var forwards = Forwards.ToList();
+            if (extra is not null)
+            {
+                networks.AddRange(extra.Networks.Where(n => !networks.Contains(n)));
+                forwards.AddRange(extra.Forwards.Where(f => !forwards.Contains(f)));
+            }
+
+            return IptablesRuleBuilder.Build(family, networks,
+                forwards.Select(f => (f, networks.FirstOrDefault(n => n.NetworkId == f.NetworkId))));
+        }
+    }
+}
