@@ -45,6 +45,10 @@ public sealed record DriverContext
     /// <summary>Time, injectable for tests.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
-    /// <summary>Extra services the controller offers to drivers (for example a firewall backend), keyed by type.</summary>
+    /// <summary>The firewall backend of the controller's host namespace, or null when the controller manages no
+    /// firewall. Drivers program rules only through it.</summary>
+    public Firewall.IFirewallBackend? Firewall { get; init; }
+
+    /// <summary>Extra services the controller offers to drivers, keyed by type (null without dependency injection).</summary>
     public IServiceProvider? Services { get; init; }
 }

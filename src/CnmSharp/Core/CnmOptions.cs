@@ -64,6 +64,6 @@ public sealed class DefaultNetwork
     [
         new() { Name = "none", Driver = "null" },
         new() { Name = "host", Driver = "host" },
-        new() { Name = "bridge", Driver = "bridge" },
+        new() { Name = "bridge", Driver = "bridge", DriverOptions = new Dictionary<string, string>(StringComparer.Ordinal) { [NetLabels.BridgePrefix + ".default_bridge"] = "true" } },
     ];
 }

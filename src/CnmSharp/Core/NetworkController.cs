@@ -28,6 +28,7 @@ public sealed partial class NetworkController : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly IServiceProvider? _services;
+    private readonly CnmSharp.Firewall.IFirewallBackend? _firewall;
     private readonly ControllerInstruments _instruments;
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly ConcurrentDictionary<string, Network> _networks = new(StringComparer.Ordinal);
@@ -44,6 +45,7 @@ public sealed partial class NetworkController : IAsyncDisposable
         _logger = info.LoggerFactory.CreateLogger<NetworkController>();
         _time = info.TimeProvider;
         _services = info.Services;
+        _firewall = info.Firewall;
         Id = id;
         _instruments = new ControllerInstruments(info.MeterFactory, id, MeasureAllocatedAddresses);
     }
@@ -255,6 +257,7 @@ public sealed partial class NetworkController : IAsyncDisposable
         StoreKeyPrefix = prefix + name + "/",
         LoggerFactory = _loggerFactory,
         TimeProvider = _time,
+        Firewall = _firewall,
         Services = _services,
     };
 

@@ -2,6 +2,8 @@ using System.Diagnostics.Metrics;
 using CnmSharp.Drivers;
 using CnmSharp.Drivers.Host;
 using CnmSharp.Drivers.Null;
+using CnmSharp.Firewall;
+using CnmSharp.Firewall.Iptables;
 using CnmSharp.Ipam;
 using CnmSharp.Ipam.Default;
 using CnmSharp.Ipam.Null;
@@ -27,6 +29,7 @@ public sealed class NetworkControllerBuilder
     private IMeterFactory? _meterFactory;
     private TimeProvider _timeProvider = TimeProvider.System;
     private IServiceProvider? _services;
+    private IFirewallBackendFactory? _firewall = new IptablesFirewallBackendFactory();
     private bool _builtIns = true;
     private DefaultIpamOptions _defaultIpamOptions = new();
 
@@ -123,6 +126,15 @@ public sealed class NetworkControllerBuilder
         return this;
     }
 
+    /// <summary>Sets the firewall backend (iptables by default); null makes the controller manage no firewall.</summary>
+    /// <param name="factory">Creates the backend for the controller's host namespace.</param>
+    /// <returns>This builder.</returns>
+    public NetworkControllerBuilder UseFirewall(IFirewallBackendFactory? factory)
+    {
+        _firewall = factory;
+        return this;
+    }
+
     /// <summary>Sets logging.</summary>
     /// <param name="loggerFactory">The logger factory.</param>
     /// <returns>This builder.</returns>
@@ -184,6 +196,7 @@ public sealed class NetworkControllerBuilder
                 Drivers = drivers,
                 Ipams = ipams,
                 SandboxNetworking = _sandboxNetworking ?? new LinuxSandboxNetworking(Options.HostNamespacePath, _loggerFactory),
+                Firewall = _firewall?.Create(Options.HostNamespacePath),
                 LoggerFactory = _loggerFactory,
                 MeterFactory = _meterFactory,
                 TimeProvider = _timeProvider,

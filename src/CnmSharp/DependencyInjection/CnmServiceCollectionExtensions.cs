@@ -36,6 +36,7 @@ public static class CnmServiceCollectionExtensions
 
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IIpamDriverFactory, DefaultIpamFactory>(sp => new DefaultIpamFactory(sp.GetRequiredService<IOptions<DefaultIpamOptions>>().Value)));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IIpamDriverFactory, CnmSharp.Ipam.Null.NullIpamFactory>());
+        services.TryAddSingleton<CnmSharp.Firewall.IFirewallBackendFactory>(new CnmSharp.Firewall.Iptables.IptablesFirewallBackendFactory());
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<NetworkControllerProvider>();
         return new CnmBuilder(services);

@@ -58,6 +58,7 @@ public sealed class NetworkControllerProvider : IAsyncDisposable
                 builder.UseSandboxNetworking(sandboxNetworking);
             }
 
+            builder.UseFirewall(_services.GetService<CnmSharp.Firewall.IFirewallBackendFactory>());
             if (_services.GetService<CnmStoreOpener>() is { } opener)
             {
                 builder.UseStore(ct => opener.Open(_services, ct));
