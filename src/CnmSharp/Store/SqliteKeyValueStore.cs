@@ -335,6 +335,7 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
         var results = new long[count];
         if (count == 0)
         {
+            ObjectDisposedException.ThrowIf(_disposed, this);
             cancellationToken.ThrowIfCancellationRequested();
             return results;
         }
