@@ -33,10 +33,12 @@ public sealed class SqliteCrashTests
         var random = new Random(durability == SqliteDurability.ProcessCrash ? 11 : 13);
         long acknowledged = 0;
 
+        var clock = Stopwatch.StartNew();
         for (var round = 0; round < 3; round++)
         {
             var target = acknowledged + 150 + random.Next(150);
             var (started, lastAcknowledged, stderr) = await RunAndKill(writer, path, durability, target, TimeSpan.FromMilliseconds(random.Next(0, 40)));
+            TestContext.Out.WriteLine($"round {round}: killed at {clock.ElapsedMilliseconds} ms");
 
             Assert.That(started, Is.InRange(acknowledged, acknowledged + 1), $"round {round}: the writer resumed from the last commit");
             Assert.That(lastAcknowledged, Is.GreaterThanOrEqualTo(target), $"round {round}: stderr: {stderr}");
@@ -44,7 +46,7 @@ public sealed class SqliteCrashTests
             var stored = await VerifyThroughStore(path);
             Assert.That(stored, Is.InRange(lastAcknowledged, lastAcknowledged + 1), $"round {round}: every acknowledged commit survived, at most one more committed before the kill");
             VerifyRaw(path, stored);
-            TestContext.Out.WriteLine($"round {round}: acknowledged {lastAcknowledged}, stored {stored}");
+            TestContext.Out.WriteLine($"round {round}: acknowledged {lastAcknowledged}, stored {stored}, at {clock.ElapsedMilliseconds} ms");
             acknowledged = stored;
         }
     }
