@@ -112,8 +112,9 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
 
     /// <summary>
     /// Opens (and, when missing, creates) a store: creates missing directories (mode 0700) and the file (mode 0600),
-    /// switches the file to write-ahead logging, sets the durability, and creates or checks the schema.
-    /// Existing directories and files keep their permissions.
+    /// switches the file to write-ahead logging, sets the durability, and creates or checks the schema (the schema
+    /// version, the revision counter, and that no record is newer than it). Existing directories and files keep their
+    /// permissions. Runs synchronously.
     /// </summary>
     /// <param name="options">Where the file is and how durable writes are.</param>
     /// <param name="cancellationToken">Cancels the call before it starts.</param>
@@ -334,6 +335,7 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
         var results = new long[count];
         if (count == 0)
         {
+            ObjectDisposedException.ThrowIf(_disposed, this);
             cancellationToken.ThrowIfCancellationRequested();
             return results;
         }
@@ -549,8 +551,15 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
 
     private static void CreateFile(string path)
     {
-        var directory = System.IO.Path.GetDirectoryName(path);
-        if (!string.IsNullOrEmpty(directory) && !Directory.Exists(directory))
+        // Create every missing directory, top down, with mode 0700 (Directory.CreateDirectory applies the mode only to
+        // the last one). Directories that exist keep their mode.
+        var missing = new Stack<string>();
+        for (var directory = System.IO.Path.GetDirectoryName(path); !string.IsNullOrEmpty(directory) && !Directory.Exists(directory); directory = System.IO.Path.GetDirectoryName(directory))
+        {
+            missing.Push(directory);
+        }
+
+        while (missing.TryPop(out var directory))
         {
             if (OperatingSystem.IsWindows())
             {

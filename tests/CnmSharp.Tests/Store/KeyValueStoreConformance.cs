@@ -101,7 +101,9 @@ public abstract class KeyValueStoreConformance
         new Random(42).NextBytes(big);
         await Store.PutAsync("big", big);
 
-        Assert.That((await Store.GetAsync("big"))!.Value.ToArray(), Is.EqualTo(big));
+        var stored = (await Store.GetAsync("big"))!.Value;
+        Assert.That(stored.Length, Is.EqualTo(big.Length));
+        Assert.That(stored.Span.SequenceEqual(big), Is.True);
     }
 
     [Test]
@@ -636,6 +638,9 @@ public abstract class KeyValueStoreConformance
         await Assert.ThrowsAsync<ObjectDisposedException>(async () => await Store.GetAsync("k"));
         await Assert.ThrowsAsync<ObjectDisposedException>(async () => await Store.PutAsync("k", Bytes("1")));
         await Assert.ThrowsAsync<ObjectDisposedException>(async () => await Store.CommitAsync([StoreOperation.Put("k", Bytes("1"))]));
+        await Assert.ThrowsAsync<ObjectDisposedException>(async () => await Store.CommitAsync([]));
+        await Assert.ThrowsAsync<ObjectDisposedException>(async () => await Store.ListAsync(""));
+        await Assert.ThrowsAsync<ObjectDisposedException>(async () => await Store.DeleteAsync("k"));
         Assert.Throws<ObjectDisposedException>(() => Store.WatchAsync("k"));
     }
 
@@ -647,6 +652,17 @@ public abstract class KeyValueStoreConformance
 
         Assert.That(async () => await Store.GetAsync("k", cts.Token), Throws.InstanceOf<OperationCanceledException>());
         Assert.That(async () => await Store.PutAsync("k", Bytes("1"), cancellationToken: cts.Token), Throws.InstanceOf<OperationCanceledException>());
+    }
+
+    [Test]
+    public async Task A_cancelled_commit_writes_nothing()
+    {
+        using var cts = new CancellationTokenSource();
+        await cts.CancelAsync();
+
+        Assert.That(async () => await Store.CommitAsync([StoreOperation.Put("k", Bytes("1"))], cts.Token), Throws.InstanceOf<OperationCanceledException>());
+        Assert.That(async () => await Store.DeleteAsync("k", cancellationToken: cts.Token), Throws.InstanceOf<OperationCanceledException>());
+        Assert.That(await Store.GetAsync("k"), Is.Null);
     }
 
     private static async Task<List<StoreEvent>> Take(IAsyncEnumerator<StoreEvent> events, int count)
