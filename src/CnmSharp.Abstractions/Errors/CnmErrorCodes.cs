@@ -43,6 +43,8 @@ public static class CnmErrorCodes
     public const string InvalidScope = "InvalidScope";
     /// <summary>A store record changed since it was read (compare-and-swap failed).</summary>
     public const string VersionConflict = "VersionConflict";
+    /// <summary>The store cannot be reached or written (busy, I/O error, full disk).</summary>
+    public const string StoreUnavailable = "StoreUnavailable";
     /// <summary>A store record is corrupt or of an unknown schema.</summary>
     public const string CorruptRecord = "CorruptRecord";
     /// <summary>The driver already set that value (interface info setters refuse overwrites).</summary>

@@ -59,8 +59,11 @@ public readonly record struct CidrAddress : ISpanFormattable
         var span = text.AsSpan().Trim();
         var slash = span.IndexOf('/');
         var addressPart = slash < 0 ? span : span[..slash];
-        if (!IPAddress.TryParse(addressPart, out var address) || address.ScopeId != 0)
+        if (!IPAddress.TryParse(addressPart, out var address)
+            || (address.AddressFamily == AddressFamily.InterNetworkV6 && (address.ScopeId != 0 || addressPart.Contains('%')))
+            || (address.AddressFamily == AddressFamily.InterNetwork && addressPart.Count('.') != 3))
         {
+            // Zone ids have no place in a CIDR; IPv4 must be dotted-quad (no inet_aton short forms like "10.1").
             return false;
         }
 

@@ -10,8 +10,8 @@ namespace CnmSharp.Store;
 /// </summary>
 internal static class StoreRules
 {
-    /// <summary>The error code of a store that cannot be reached or is busy (no such code exists in <see cref="CnmErrorCodes"/> yet).</summary>
-    internal const string StoreUnavailable = "StoreUnavailable";
+    /// <summary>The error code of a store that cannot be reached or is busy.</summary>
+    internal const string StoreUnavailable = CnmErrorCodes.StoreUnavailable;
 
     /// <summary>The error code of an unexpected store failure that is neither busy nor corrupt.</summary>
     internal const string StoreFailure = "StoreFailure";
