@@ -28,7 +28,7 @@ internal static class EndpointSetupWorkload
     {
         var count = 100;
         var runs = 3;
-        var workers = 4;
+        var workers = 2;
         var growth = false;
         var tools = new List<string> { "cnmsharp", "ip-naive", "ip-batch" };
         for (var a = 0; a < args.Length; a++)
