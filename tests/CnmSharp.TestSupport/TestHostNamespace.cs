@@ -90,8 +90,17 @@ public sealed class TestHostNamespace : IAsyncDisposable
         return ValueTask.CompletedTask;
     }
 
-    private async Task BringLoopbackUpAsync() =>
-        _ = await IpTool.RunAsync(Path, "link", "set", "dev", "lo", "up").ConfigureAwait(false);
+    private async Task BringLoopbackUpAsync()
+    {
+        using var client = RtnetlinkClient.Open(Handle);
+        var lo = await client.GetLinkAsync("lo").ConfigureAwait(false)
+            ?? throw new InvalidOperationException($"no lo in the new namespace {Name}");
+        await client.SetLinkUpAsync(lo.Index).ConfigureAwait(false);
+    }
+
+    /// <summary>Opens an rtnetlink client whose socket lives in this namespace. Dispose it before the namespace.</summary>
+    /// <returns>The client.</returns>
+    public RtnetlinkClient OpenClient() => RtnetlinkClient.Open(Handle);
 
     private static void RemoveRunDirectory(NetworkNamespaceManager manager)
     {

@@ -16,6 +16,9 @@ internal abstract class EndpointTool
     /// <summary>Per-worker state (sockets); created inside the timed setup phase.</summary>
     public abstract Task<IEndpointWorker> CreateWorkerAsync(Fixture fixture);
 
+    /// <summary>Peak RSS (KiB) of one representative process of the tool, or null when the tool runs in-process.</summary>
+    public virtual Task<long?> ChildPeakRssKibAsync(Fixture fixture) => Task.FromResult<long?>(null);
+
     /// <summary>Tears everything down and returns when the host-side veths are gone from H; per-container ms.</summary>
     public abstract Task<IReadOnlyList<double>> TeardownAsync(Fixture fixture);
 }
@@ -33,6 +36,9 @@ internal interface IEndpointWorker : IAsyncDisposable
 internal sealed class IpNaiveTool : EndpointTool
 {
     public override string Name => "ip (process per command)";
+
+    public override Task<long?> ChildPeakRssKibAsync(Fixture fixture) =>
+        Exec.PeakRssKibAsync(["nsenter", $"--net={fixture.HostPath}", "ip", "link", "set", "dev", Fixture.Bridge, "up"]);
 
     public override Task<IEndpointWorker> CreateWorkerAsync(Fixture fixture) => Task.FromResult<IEndpointWorker>(new Worker(fixture));
 
@@ -85,6 +91,9 @@ internal sealed class IpNaiveTool : EndpointTool
 internal sealed class IpBatchTool : EndpointTool
 {
     public override string Name => "ip -batch (peer in place)";
+
+    public override Task<long?> ChildPeakRssKibAsync(Fixture fixture) =>
+        Exec.PeakRssKibAsync(["nsenter", $"--net={fixture.HostPath}", "ip", "-batch", "-"], "link show\naddr show\nroute show\nlink set dev br0 up\n");
 
     public override Task<IEndpointWorker> CreateWorkerAsync(Fixture fixture) => Task.FromResult<IEndpointWorker>(new Worker(fixture));
 

@@ -376,3 +376,49 @@ public sealed class NetworkNamespaceManagerTests
         await again.DeleteAsync(name);
     }
 }
+
+/// <summary>The shared fixture itself.</summary>
+[RequiresRoot]
+public sealed class TestHostNamespaceTests
+{
+    [Test]
+    public async Task Host_namespace_is_private_has_lo_up_and_is_removed_on_dispose()
+    {
+        string path, runDirectory;
+        await using (var host = await TestHostNamespace.CreateAsync())
+        {
+            path = host.Path;
+            runDirectory = host.RunDirectory;
+            Assert.Multiple(() =>
+            {
+                Assert.That(host.Name, Does.Match("^cnmt-[0-9a-f]{8}$"));
+                Assert.That(runDirectory, Does.StartWith(Path.GetTempPath().TrimEnd('/')));
+                Assert.That(runDirectory, Is.Not.EqualTo("/var/run/netns"));
+            });
+
+            var lo = await IpTool.LinkAsync(path, "lo");
+            Assert.That(lo, Is.Not.Null);
+            Assert.That(IpTool.HasFlag(lo!.Value, "UP"), Is.True, "lo is up");
+            Assert.That(await IpTool.LinkNamesAsync(path), Is.EqualTo(new[] { "lo" }));
+
+            // A namespace the test makes through the fixture's manager is cleaned up with it.
+            using var extra = await host.Manager.CreateAsync(TestHostNamespace.UniqueName());
+        }
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(File.Exists(path), Is.False);
+            Assert.That(Directory.Exists(runDirectory), Is.False);
+            Assert.That(MountTable.LinesUnder(runDirectory), Is.Empty);
+        });
+    }
+
+    [Test]
+    public async Task Rtnetlink_client_opened_from_the_fixture_sees_only_the_namespace()
+    {
+        await using var host = await TestHostNamespace.CreateAsync();
+        using var client = host.OpenClient();
+        var links = await client.GetLinksAsync();
+        Assert.That(links.Select(l => l.Name), Is.EqualTo(new[] { "lo" }));
+    }
+}
