@@ -59,6 +59,48 @@ public sealed class SandboxFilesTests
     }
 
     [Test]
+    public async Task Create_in_host_mode_without_extra_hosts_copies_the_hosts_hosts_file()
+    {
+        var hostHosts = _dir.Write("host-hosts", "127.0.0.1 localhost myhost\n# host's own\n");
+
+        await _files.CreateAsync(_sandbox, _options with { UseHostNetwork = true, ExtraHosts = [], HostHostsPath = hostHosts });
+
+        Assert.That(Hosts, Is.EqualTo("127.0.0.1 localhost myhost\n# host's own\n"));
+    }
+
+    [Test]
+    public async Task Create_in_host_mode_with_extra_hosts_or_without_a_host_file_writes_the_base_content()
+    {
+        var hostHosts = _dir.Write("host-hosts", "127.0.0.1 localhost myhost\n");
+        var other = Path.Combine(_dir.Path, "sandboxes", "other");
+
+        await _files.CreateAsync(_sandbox, _options with { UseHostNetwork = true, HostHostsPath = hostHosts });
+        await _files.CreateAsync(other, _options with { UseHostNetwork = true, ExtraHosts = [], HostHostsPath = _dir.File("absent") });
+
+        Assert.That(Hosts, Is.EqualTo(Base + "10.0.0.5\tdb\n"));
+        Assert.That(File.ReadAllText(SandboxFiles.HostsPath(other)), Is.EqualTo(Base));
+    }
+
+    [Test]
+    public async Task A_failed_write_leaves_no_temporary_file_and_keeps_the_old_file()
+    {
+        await _files.CreateAsync(_sandbox, _options);
+        var before = Hosts;
+        // A target that cannot be replaced: the rename fails after the temporary file was written and flushed.
+        var blocked = Path.Combine(_sandbox, "blocked");
+        Directory.CreateDirectory(blocked);
+        File.WriteAllText(Path.Combine(blocked, "inside"), "x");
+
+        var writeError = await Assert.CatchAsync(() => AtomicFile.WriteTextAsync(blocked, "nameserver 1.1.1.1\n", CancellationToken.None));
+        var addError = await Assert.CatchAsync(() => HostsFile.AddEntriesAsync(blocked, [new HostEntry("x", IPAddress.Parse("10.1.1.1"))]));
+
+        Assert.That(writeError, Is.InstanceOf<IOException>().Or.InstanceOf<UnauthorizedAccessException>());
+        Assert.That(addError, Is.InstanceOf<IOException>().Or.InstanceOf<UnauthorizedAccessException>());
+        Assert.That(Hosts, Is.EqualTo(before));
+        Assert.That(_dir.TemporaryFiles(), Is.Empty);
+    }
+
+    [Test]
     public async Task Create_with_user_dns_builds_from_it()
     {
         await _files.CreateAsync(_sandbox, _options with { DnsServers = ["1.1.1.1"], DnsOptions = ["ndots:2"] });

@@ -11,7 +11,8 @@ public interface ISandboxFiles
 {
     /// <summary>
     /// Creates the directory and writes each file that does not exist yet: <c>hosts</c> (base content and extra hosts)
-    /// and <c>resolv.conf</c> with its hash. Existing files are kept (with the lines joins added and the user's edits).
+    /// (in host mode without extra hosts, a copy of the host's) and <c>resolv.conf</c> with its hash. Existing files are
+    /// kept (with the lines joins added and the user's edits).
     /// </summary>
     /// <param name="sandboxDirectory">The sandbox's directory.</param>
     /// <param name="options">What to generate.</param>

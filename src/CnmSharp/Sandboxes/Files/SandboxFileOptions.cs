@@ -12,6 +12,15 @@ public sealed record SandboxFileOptions
     /// <summary>Extra hosts entries, written after the base content.</summary>
     public IReadOnlyList<HostEntry> ExtraHosts { get; init; } = [];
 
+    /// <summary>
+    /// The sandbox uses the host's network namespace (host mode): without extra hosts, the hosts file is a copy of
+    /// <see cref="HostHostsPath"/> instead of the base content.
+    /// </summary>
+    public bool UseHostNetwork { get; init; }
+
+    /// <summary>The host's hosts file, copied in host mode.</summary>
+    public string HostHostsPath { get; init; } = "/etc/hosts";
+
     /// <summary>DNS servers; empty for the host's.</summary>
     public IReadOnlyList<string> DnsServers { get; init; } = [];
 

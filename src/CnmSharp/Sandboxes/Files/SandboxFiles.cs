@@ -50,7 +50,17 @@ public sealed class SandboxFiles : ISandboxFiles
             var hostsPath = HostsPath(sandboxDirectory);
             if (!File.Exists(hostsPath))
             {
-                await HostsFile.WriteAsync(hostsPath, options.ExtraHosts, cancellationToken).ConfigureAwait(false);
+                var hostCopy = options.UseHostNetwork && options.ExtraHosts.Count == 0
+                    ? await AtomicFile.TryReadBytesAsync(options.HostHostsPath, cancellationToken).ConfigureAwait(false)
+                    : null;
+                if (hostCopy is not null)
+                {
+                    await AtomicFile.WriteAsync(hostsPath, hostCopy, cancellationToken).ConfigureAwait(false);
+                }
+                else
+                {
+                    await HostsFile.WriteAsync(hostsPath, options.ExtraHosts, cancellationToken).ConfigureAwait(false);
+                }
             }
 
             var resolvPath = ResolvConfPath(sandboxDirectory);
