@@ -1,0 +1,159 @@
+using System.Net;
+
+namespace CnmSharp.Sandboxes.Files;
+
+/// <summary>The file-system implementation of <see cref="ISandboxFiles"/>. Calls on one sandbox directory are serialised.</summary>
+public sealed class SandboxFiles : ISandboxFiles
+{
+    /// <summary>The hosts file's name in a sandbox directory.</summary>
+    public const string HostsFileName = "hosts";
+
+    /// <summary>The resolv.conf file's name in a sandbox directory.</summary>
+    public const string ResolvConfFileName = "resolv.conf";
+
+    private readonly SemaphoreSlim[] _locks = Enumerable.Range(0, 32).Select(_ => new SemaphoreSlim(1, 1)).ToArray();
+
+    /// <summary>The hosts file of a sandbox directory.</summary>
+    /// <param name="sandboxDirectory">The directory.</param>
+    /// <returns>The path.</returns>
+    public static string HostsPath(string sandboxDirectory) => Path.Combine(sandboxDirectory, HostsFileName);
+
+    /// <summary>The resolv.conf of a sandbox directory.</summary>
+    /// <param name="sandboxDirectory">The directory.</param>
+    /// <returns>The path.</returns>
+    public static string ResolvConfPath(string sandboxDirectory) => Path.Combine(sandboxDirectory, ResolvConfFileName);
+
+    /// <summary>Generates a sandbox's resolv.conf content from the options and the host's file (systemd-resolved rule applied).</summary>
+    /// <param name="options">The options.</param>
+    /// <param name="cancellationToken">Cancels the reads.</param>
+    /// <returns>The content.</returns>
+    public static async Task<string> GenerateResolvConfAsync(SandboxFileOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var hostPath = await ResolvConf.ResolveHostPathAsync(
+            options.HostResolvConfPath, options.SystemdResolvedConfPath, cancellationToken).ConfigureAwait(false);
+        var host = await ResolvConf.ReadAsync(hostPath, cancellationToken).ConfigureAwait(false);
+        var content = ResolvConf.Generate(host, options.DnsServers, options.DnsSearch, options.DnsOptions, options.EnableIPv6);
+        return options.UseEmbeddedDns ? ResolvConf.BuildForEmbeddedDns(ResolvConf.Parse(content)).Content : content;
+    }
+
+    /// <inheritdoc/>
+    public async Task CreateAsync(string sandboxDirectory, SandboxFileOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(sandboxDirectory);
+        ArgumentNullException.ThrowIfNull(options);
+        var gate = Gate(sandboxDirectory);
+        await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            Directory.CreateDirectory(sandboxDirectory);
+            var hostsPath = HostsPath(sandboxDirectory);
+            if (!File.Exists(hostsPath))
+            {
+                var hostCopy = options.UseHostNetwork && options.ExtraHosts.Count == 0
+                    ? await AtomicFile.TryReadBytesAsync(options.HostHostsPath, cancellationToken).ConfigureAwait(false)
+                    : null;
+                if (hostCopy is not null)
+                {
+                    await AtomicFile.WriteAsync(hostsPath, hostCopy, cancellationToken).ConfigureAwait(false);
+                }
+                else
+                {
+                    await HostsFile.WriteAsync(hostsPath, options.ExtraHosts, cancellationToken).ConfigureAwait(false);
+                }
+            }
+
+            var resolvPath = ResolvConfPath(sandboxDirectory);
+            if (!File.Exists(resolvPath))
+            {
+                var content = await GenerateResolvConfAsync(options, cancellationToken).ConfigureAwait(false);
+                await ResolvConf.WriteAsync(resolvPath, content, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
+
+    /// <inheritdoc/>
+    public async Task AddHostEntriesAsync(string sandboxDirectory, IEnumerable<HostEntry> entries, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(sandboxDirectory);
+        ArgumentNullException.ThrowIfNull(entries);
+        var gate = Gate(sandboxDirectory);
+        await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await HostsFile.AddEntriesAsync(HostsPath(sandboxDirectory), entries, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
+
+    /// <inheritdoc/>
+    public async Task RemoveHostEntriesAsync(string sandboxDirectory, IEnumerable<IPAddress> addresses, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(sandboxDirectory);
+        ArgumentNullException.ThrowIfNull(addresses);
+        var gate = Gate(sandboxDirectory);
+        await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await HostsFile.RemoveEntriesAsync(HostsPath(sandboxDirectory), addresses, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
+
+    /// <inheritdoc/>
+    public async Task<ResolvConfUpdateResult> UpdateResolvConfAsync(
+        string sandboxDirectory, SandboxFileOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(sandboxDirectory);
+        ArgumentNullException.ThrowIfNull(options);
+        var gate = Gate(sandboxDirectory);
+        await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var content = await GenerateResolvConfAsync(options, cancellationToken).ConfigureAwait(false);
+            return await ResolvConf.UpdateAsync(ResolvConfPath(sandboxDirectory), _ => content, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
+
+    /// <inheritdoc/>
+    public async Task DeleteAsync(string sandboxDirectory, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(sandboxDirectory);
+        var gate = Gate(sandboxDirectory);
+        await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            try
+            {
+                Directory.Delete(sandboxDirectory, recursive: true);
+            }
+            catch (DirectoryNotFoundException)
+            {
+            }
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
+
+    private SemaphoreSlim Gate(string sandboxDirectory)
+    {
+        var key = Path.GetFullPath(sandboxDirectory).TrimEnd(Path.DirectorySeparatorChar);
+        return _locks[(int)((uint)StringComparer.Ordinal.GetHashCode(key) % (uint)_locks.Length)];
+    }
+}
