@@ -3,6 +3,7 @@ using CnmSharp.Core.Persistence;
 using CnmSharp.Diagnostics;
 using CnmSharp.Drivers;
 using CnmSharp.Sandboxes;
+using CnmSharp.Sandboxes.Files;
 using CnmSharp.Store;
 
 namespace CnmSharp;
@@ -55,20 +56,23 @@ public sealed partial class NetworkController
                 // The record goes first: a crash before the namespace exists leaves a sandbox whose namespace is
                 // missing, which the next start removes.
                 var version = await _store.Store.PutAsync(CoreStore.SandboxKey(id), CoreStore.Serialize(record, CoreJsonContext.Default.SandboxRecord), StoreVersion.Absent, cancellationToken).ConfigureAwait(false);
-                if (!options.UseHostNamespace)
+                try
                 {
-                    try
+                    if (!options.UseHostNamespace)
                     {
                         await _sandboxNetworking.CreateNamespaceAsync(key, cancellationToken).ConfigureAwait(false);
                     }
-                    catch
-                    {
-                        await UndoAsync("sandbox.create", [
-                            ("delete namespace", () => _sandboxNetworking.DeleteNamespaceAsync(key, CancellationToken.None)),
-                            ("delete record", async () => await _store.Store.DeleteAsync(CoreStore.SandboxKey(id), version, CancellationToken.None).ConfigureAwait(false)),
-                        ]).ConfigureAwait(false);
-                        throw;
-                    }
+
+                    await _sandboxFiles.CreateAsync(SandboxFilesDirectory(id), FileOptions(record, enableIPv6: false), cancellationToken).ConfigureAwait(false);
+                }
+                catch
+                {
+                    await UndoAsync("sandbox.create", [
+                        ("delete files", async () => await _sandboxFiles.DeleteAsync(SandboxFilesDirectory(id), CancellationToken.None).ConfigureAwait(false)),
+                        ("delete namespace", () => options.UseHostNamespace ? ValueTask.CompletedTask : _sandboxNetworking.DeleteNamespaceAsync(key, CancellationToken.None)),
+                        ("delete record", async () => await _store.Store.DeleteAsync(CoreStore.SandboxKey(id), version, CancellationToken.None).ConfigureAwait(false)),
+                    ]).ConfigureAwait(false);
+                    throw;
                 }
 
                 var sandbox = new Sandbox(this, record, version);
@@ -124,6 +128,8 @@ public sealed partial class NetworkController
                     {
                         await _sandboxNetworking.DeleteNamespaceAsync(sandbox.Key, cancellationToken).ConfigureAwait(false);
                     }
+
+                    await _sandboxFiles.DeleteAsync(sandbox.FilesDirectory, cancellationToken).ConfigureAwait(false);
 
                     await _store.Store.DeleteAsync(CoreStore.SandboxKey(sandbox.Id), sandbox.Version, cancellationToken).ConfigureAwait(false);
                     _sandboxes.TryRemove(sandbox.Id, out _);
@@ -208,6 +214,7 @@ public sealed partial class NetworkController
         var intent = new IntentTracker(_store, new IntentRecord { Id = Ids.NewId(), Kind = IntentKind.Join, NetworkId = network.Id, EndpointId = endpoint.Id, SandboxId = sandbox.Id, Driver = network.Driver });
         await intent.BeginAsync(cancellationToken).ConfigureAwait(false);
         SandboxInterface? added = null;
+        IReadOnlyList<HostEntry> hostEntries = [];
         var inSandbox = false;
         try
         {
@@ -281,6 +288,16 @@ public sealed partial class NetworkController
             sandbox.AddEndpoint(endpoint);
             inSandbox = true;
             var sandboxRecord = await ConvergeGatewayAsync(sandbox, sandboxBefore with { NextInterfaceIndex = nextIndex }, endpoint, sandboxGoing: false, cancellationToken).ConfigureAwait(false);
+            hostEntries = HostEntriesOf(sandbox, endpoint);
+            if (hostEntries.Count > 0)
+            {
+                await _sandboxFiles.AddHostEntriesAsync(sandbox.FilesDirectory, hostEntries, cancellationToken).ConfigureAwait(false);
+            }
+
+            if (network.EnableIPv6)
+            {
+                await _sandboxFiles.UpdateResolvConfAsync(sandbox.FilesDirectory, FileOptions(sandboxRecord, enableIPv6: true), cancellationToken).ConfigureAwait(false);
+            }
 
             var versions = await _store.Store.CommitAsync(
                 [
@@ -305,6 +322,11 @@ public sealed partial class NetworkController
             }
 
             endpoint.Record = before;
+            if (hostEntries.Count > 0)
+            {
+                steps.Add(("remove hosts entries", async () => await _sandboxFiles.RemoveHostEntriesAsync(sandbox.FilesDirectory, hostEntries.Select(h => h.Address), CancellationToken.None).ConfigureAwait(false)));
+            }
+
             if (added is not null)
             {
                 steps.Add(("remove interface", () => _sandboxNetworking.RemoveInterfaceAsync(sandbox.Key, added, CancellationToken.None)));
@@ -371,6 +393,12 @@ public sealed partial class NetworkController
                         cancellationToken).ConfigureAwait(false);
                 }
 
+                var addresses = new[] { before.Address, before.AddressIPv6 }.OfType<string>().Select(a => CidrAddress.Parse(a).Address).ToArray();
+                if (!sandboxGoing && addresses.Length > 0)
+                {
+                    await _sandboxFiles.RemoveHostEntriesAsync(sandbox.FilesDirectory, addresses, cancellationToken).ConfigureAwait(false);
+                }
+
                 var versions = await _store.Store.CommitAsync(
                     [
                         StoreOperation.Put(CoreStore.EndpointKey(network.Id, endpoint.Id), CoreStore.Serialize(endpoint.Record, CoreJsonContext.Default.EndpointRecord), endpoint.Version),
@@ -435,6 +463,28 @@ public sealed partial class NetworkController
 
         return record with { ExternalConnectivityEndpointId = elected?.Id };
     }
+
+    /// <summary>Where a sandbox's generated files live: beside its namespace, under the run directory.</summary>
+    internal string SandboxFilesDirectory(string sandboxId) => Path.Combine(_options.RunDirectory, "sandboxes", sandboxId);
+
+    private static SandboxFileOptions FileOptions(SandboxRecord record, bool enableIPv6) => new()
+    {
+        Hostname = record.Hostname ?? record.ContainerId,
+        DomainName = record.DomainName,
+        ExtraHosts = record.ExtraHosts.Select(h => new HostEntry(h[0], System.Net.IPAddress.Parse(h[1]))).ToArray(),
+        UseHostNetwork = record.UsesHostNamespace,
+        DnsServers = record.DnsServers,
+        DnsSearch = record.DnsSearch,
+        DnsOptions = record.DnsOptions,
+        EnableIPv6 = enableIPv6,
+    };
+
+    /// <summary>The /etc/hosts lines of an endpoint in its sandbox: hostname (and FQDN) for its first IPv4 and IPv6
+    /// address. None for host-namespace sandboxes, which use the host's file.</summary>
+    private static IReadOnlyList<HostEntry> HostEntriesOf(Sandbox sandbox, Endpoint endpoint) =>
+        sandbox.UsesHostNamespace
+            ? []
+            : HostsFile.ContainerEntries(sandbox.Hostname ?? sandbox.ContainerId, sandbox.DomainName, new[] { endpoint.Address, endpoint.AddressIPv6 }.OfType<CidrAddress>().Select(a => a.Address));
 
     private Endpoint? FindEndpoint(string endpointId)
     {

@@ -20,6 +20,7 @@ internal sealed record ControllerStartInfo
     public required IReadOnlyList<IIpamDriverFactory> Ipams { get; init; }
     public required ISandboxNetworking SandboxNetworking { get; init; }
     public CnmSharp.Firewall.IFirewallBackend? Firewall { get; init; }
+    public required Sandboxes.Files.ISandboxFiles SandboxFiles { get; init; }
     public required ILoggerFactory LoggerFactory { get; init; }
     public IMeterFactory? MeterFactory { get; init; }
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;

@@ -24,6 +24,7 @@ public sealed partial class NetworkController : IAsyncDisposable
     private readonly IKeyValueStore? _ownedStore;
     private readonly DriverRegistry _registry = new();
     private readonly ISandboxNetworking _sandboxNetworking;
+    private readonly Sandboxes.Files.ISandboxFiles _sandboxFiles;
     private readonly ILoggerFactory _loggerFactory;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
@@ -41,6 +42,7 @@ public sealed partial class NetworkController : IAsyncDisposable
         _store = new CoreStore(info.Store);
         _ownedStore = info.OwnsStore ? info.Store : null;
         _sandboxNetworking = info.SandboxNetworking;
+        _sandboxFiles = info.SandboxFiles;
         _loggerFactory = info.LoggerFactory;
         _logger = info.LoggerFactory.CreateLogger<NetworkController>();
         _time = info.TimeProvider;

@@ -8,6 +8,7 @@ using CnmSharp.Ipam;
 using CnmSharp.Ipam.Default;
 using CnmSharp.Ipam.Null;
 using CnmSharp.Sandboxes;
+using CnmSharp.Sandboxes.Files;
 using CnmSharp.Store;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -25,6 +26,7 @@ public sealed class NetworkControllerBuilder
     private readonly List<IIpamDriverFactory> _ipams = [];
     private Func<CancellationToken, ValueTask<(IKeyValueStore Store, bool Owned)>>? _store;
     private ISandboxNetworking? _sandboxNetworking;
+    private ISandboxFiles? _sandboxFiles;
     private ILoggerFactory _loggerFactory = NullLoggerFactory.Instance;
     private IMeterFactory? _meterFactory;
     private TimeProvider _timeProvider = TimeProvider.System;
@@ -126,6 +128,15 @@ public sealed class NetworkControllerBuilder
         return this;
     }
 
+    /// <summary>Sets how sandbox files (/etc/hosts, resolv.conf) are written (by default <see cref="SandboxFiles"/>).</summary>
+    /// <param name="sandboxFiles">The implementation.</param>
+    /// <returns>This builder.</returns>
+    public NetworkControllerBuilder UseSandboxFiles(ISandboxFiles sandboxFiles)
+    {
+        _sandboxFiles = sandboxFiles ?? throw new ArgumentNullException(nameof(sandboxFiles));
+        return this;
+    }
+
     /// <summary>Sets the firewall backend (iptables by default); null makes the controller manage no firewall.</summary>
     /// <param name="factory">Creates the backend for the controller's host namespace.</param>
     /// <returns>This builder.</returns>
@@ -197,6 +208,7 @@ public sealed class NetworkControllerBuilder
                 Ipams = ipams,
                 SandboxNetworking = _sandboxNetworking ?? new LinuxSandboxNetworking(Options.HostNamespacePath, _loggerFactory),
                 Firewall = _firewall?.Create(Options.HostNamespacePath),
+                SandboxFiles = _sandboxFiles ?? new SandboxFiles(),
                 LoggerFactory = _loggerFactory,
                 MeterFactory = _meterFactory,
                 TimeProvider = _timeProvider,

@@ -53,6 +53,15 @@ public sealed class Sandbox
     /// <summary>The container's domain name.</summary>
     public string? DomainName => _record.DomainName;
 
+    /// <summary>The directory of the sandbox's generated files.</summary>
+    public string FilesDirectory => Controller.SandboxFilesDirectory(Id);
+
+    /// <summary>The sandbox's generated <c>/etc/hosts</c> (bind it into the container).</summary>
+    public string HostsPath => Sandboxes.Files.SandboxFiles.HostsPath(FilesDirectory);
+
+    /// <summary>The sandbox's generated <c>/etc/resolv.conf</c> (bind it into the container).</summary>
+    public string ResolvConfPath => Sandboxes.Files.SandboxFiles.ResolvConfPath(FilesDirectory);
+
     /// <summary>The joined endpoints in gateway order: the first with a gateway provides the default route.</summary>
     public IReadOnlyList<Endpoint> Endpoints
     {
