@@ -90,7 +90,7 @@ public class IptablesRuleGenerationTests
             -A FORWARD -j DOCKER-ISOLATION-STAGE-1
             -A FORWARD -i br-test1 -o br-test1 -j DROP
             -A DOCKER-ISOLATION-STAGE-1 ! -s 172.30.0.0/16 -o br-test1 -j DROP
-            -A DOCKER-ISOLATION-STAGE-1 -i br-test1 ! -d 172.30.0.0/16 -j DROP
+            -A DOCKER-ISOLATION-STAGE-1 ! -d 172.30.0.0/16 -i br-test1 -j DROP
             -A DOCKER-ISOLATION-STAGE-1 -j RETURN
 
             """.ReplaceLineEndings("\n")));
