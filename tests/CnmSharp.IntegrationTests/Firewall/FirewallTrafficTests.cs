@@ -25,6 +25,20 @@ public class FirewallTrafficTests
     public void SetUp()
     {
         Assert.That(Sh.RootRuleCount(), Is.Zero);
+        try
+        {
+            Build();
+        }
+        catch
+        {
+            // NUnit skips TearDown when SetUp fails: clean up here.
+            CleanUp();
+            throw;
+        }
+    }
+
+    private void Build()
+    {
         _host = new TestNamespace("h");
         _c1 = new TestNamespace("c");
         _c2 = new TestNamespace("c");
@@ -52,11 +66,18 @@ public class FirewallTrafficTests
     [TearDown]
     public void TearDown()
     {
-        _backend.Dispose();
-        _c1.Dispose();
-        _c2.Dispose();
-        _host.Dispose();
+        CleanUp();
         Assert.That(Sh.RootRuleCount(), Is.Zero, "the root namespace must still have no rules");
+    }
+
+    private void CleanUp()
+    {
+        _backend?.Dispose();
+        _c1?.Dispose();
+        _c2?.Dispose();
+        _host?.Dispose();
+        _backend = null!;
+        _c1 = _c2 = _host = null!;
     }
 
     private FirewallNetwork Network => new()
