@@ -345,8 +345,11 @@ public sealed partial class IptablesFirewallBackend : IFirewallBackend, IDisposa
     {
         var (file, args) = ProcessCommandRunner.InNamespace(HostNamespacePath, Tool(family, restore: true), "--noflush", "--wait");
         ProcessCount++;
+        // Cancellation is honoured up to here: a started batch runs to its end, so a table is never left
+        // half-changed by a killed process.
+        cancellationToken.ThrowIfCancellationRequested();
         var started = Stopwatch.GetTimestamp();
-        var result = await _runner.RunAsync(file, args, batch, cancellationToken).ConfigureAwait(false);
+        var result = await _runner.RunAsync(file, args, batch, CancellationToken.None).ConfigureAwait(false);
         var elapsed = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         var lines = batch.AsSpan().Count('\n');
         LogBatch(_logger, family, Where, lines, result.ExitCode, elapsed);
