@@ -25,6 +25,20 @@ public class FirewallTrafficTests
     public void SetUp()
     {
         Assert.That(Sh.RootRuleCount(), Is.Zero);
+        try
+        {
+            Build();
+        }
+        catch
+        {
+            // NUnit skips TearDown when SetUp fails: clean up here.
+            CleanUp();
+            throw;
+        }
+    }
+
+    private void Build()
+    {
         _host = new TestNamespace("h");
         _c1 = new TestNamespace("c");
         _c2 = new TestNamespace("c");
@@ -39,6 +53,7 @@ public class FirewallTrafficTests
             var veth = "v" + Sh.NewName()[Sh.Prefix.Length..];
             _host.Exec("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", container.Name);
             _host.Exec("ip", "link", "set", veth, "master", _bridge, "up");
+            _host.Exec("ip", "link", "set", veth, "type", "bridge_slave", "hairpin", "on");
             container.Exec("ip", "addr", "add", $"10.231.9.{index++}/24", "dev", "eth0");
             container.Exec("ip", "link", "set", "eth0", "up");
             container.Exec("ip", "link", "set", "lo", "up");
@@ -46,17 +61,25 @@ public class FirewallTrafficTests
         }
 
         _host.Exec("iptables", "-P", "FORWARD", "DROP");
+        _host.Exec("sysctl", "-q", "-w", "net.ipv4.ip_forward=1"); // the bridge driver's job, in H only
         _backend = new IptablesFirewallBackend(_host.Path);
     }
 
     [TearDown]
     public void TearDown()
     {
-        _backend.Dispose();
-        _c1.Dispose();
-        _c2.Dispose();
-        _host.Dispose();
+        CleanUp();
         Assert.That(Sh.RootRuleCount(), Is.Zero, "the root namespace must still have no rules");
+    }
+
+    private void CleanUp()
+    {
+        _backend?.Dispose();
+        _c1?.Dispose();
+        _c2?.Dispose();
+        _host?.Dispose();
+        _backend = null!;
+        _c1 = _c2 = _host = null!;
     }
 
     private FirewallNetwork Network => new()
@@ -99,8 +122,30 @@ public class FirewallTrafficTests
         Assert.That(_host.Rules(), Is.Empty);
     }
 
-    [Test]
-    public async Task Published_port_is_reached_from_the_host()
+    private static Process Listen(TestNamespace container, string greeting)
+    {
+        var info = new ProcessStartInfo("nsenter") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { "--net=" + container.Path, "sh", "-c", $"echo {greeting} | timeout 10 nc -l -N 80" })
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        return Process.Start(info)!;
+    }
+
+    private static async Task<string> ConnectAsync(TestNamespace from, string greeting)
+    {
+        var reply = string.Empty;
+        for (var attempt = 0; attempt < 20 && !reply.Contains(greeting, StringComparison.Ordinal); attempt++)
+        {
+            await Task.Delay(100);
+            reply = from.TryExec("sh", "-c", "nc -w 2 -N 10.231.9.1 8080 </dev/null").Stdout;
+        }
+
+        return reply;
+    }
+
+    private async Task PublishAsync()
     {
         await _backend.SetupNetworkAsync(Network);
         await _backend.SetupPortForwardsAsync(new FirewallPortForward
@@ -111,24 +156,19 @@ public class FirewallTrafficTests
             ContainerIPv4 = IPAddress.Parse("10.231.9.2"),
             PortBindings = [new PortBinding(TransportProtocol.Tcp, 80, IPAddress.Any, 8080)],
         });
+    }
 
-        var info = new ProcessStartInfo("nsenter") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in new[] { "--net=" + _c1.Path, "sh", "-c", "echo hello-from-c1 | timeout 10 nc -l -N 80" })
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        using var listener = Process.Start(info)!;
+    [TestCase("host")]
+    [TestCase("other container")]
+    [TestCase("same container (hairpin)")]
+    public async Task Published_port_is_reached(string from)
+    {
+        await PublishAsync();
+        var client = from switch { "host" => _host, "other container" => _c2, _ => _c1 };
+        using var listener = Listen(_c1, "hello-from-c1");
         try
         {
-            string reply = string.Empty;
-            for (var attempt = 0; attempt < 20 && !reply.Contains("hello-from-c1", StringComparison.Ordinal); attempt++)
-            {
-                await Task.Delay(100);
-                reply = _host.TryExec("sh", "-c", "nc -w 2 -N 10.231.9.1 8080 </dev/null").Stdout;
-            }
-
-            Assert.That(reply, Does.Contain("hello-from-c1"), "host -> bridge address:8080 is DNATed to c1:80");
+            Assert.That(await ConnectAsync(client, "hello-from-c1"), Does.Contain("hello-from-c1"), $"{from} -> 10.231.9.1:8080 is DNATed to c1:80");
         }
         finally
         {
@@ -137,5 +177,8 @@ public class FirewallTrafficTests
                 listener.Kill(entireProcessTree: true);
             }
         }
+
+        await _backend.TeardownNetworkAsync(Network);
+        Assert.That(_host.Rules(), Is.Empty);
     }
 }

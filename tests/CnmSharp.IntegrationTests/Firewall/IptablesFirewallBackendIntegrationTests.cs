@@ -278,4 +278,86 @@ public class IptablesFirewallBackendIntegrationTests
         var missing = await HostPortAllocator.CreateForNamespaceAsync("/run/netns/" + Sh.NewName("missing"));
         Assert.That(missing.EphemeralStart, Is.EqualTo(HostPortAllocatorOptions.DefaultEphemeralStart));
     }
+
+    [Test]
+    public async Task Every_rule_variant_is_written_as_iptables_save_prints_it()
+    {
+        var variant = Net2 with { Hairpin = false, EnableIcc = false, SnatSource = IPAddress.Parse("192.0.2.7"), IPv6Subnets = [IPNetwork.Parse("fd31:8::/64")] };
+        var isolated = new FirewallNetwork
+        {
+            NetworkId = "net3",
+            BridgeName = _br1 + "i",
+            IPv4Subnets = [IPNetwork.Parse("10.231.3.0/24"), IPNetwork.Parse("10.231.4.0/24")],
+            IPv6Subnets = [IPNetwork.Parse("fd31:9::/64")],
+            Internal = true,
+        };
+        var forward = new FirewallPortForward
+        {
+            NetworkId = "net2",
+            EndpointId = "ep2",
+            BridgeName = _br2,
+            ContainerIPv4 = IPAddress.Parse("10.231.2.5"),
+            ContainerIPv6 = IPAddress.Parse("fd31:8::5"),
+            PortBindings =
+            [
+                new PortBinding(TransportProtocol.Tcp, 80, IPAddress.Parse("192.0.2.1"), 8080),
+                new PortBinding(TransportProtocol.Udp, 53, IPAddress.Any, 5353),
+                new PortBinding(TransportProtocol.Sctp, 9, IPAddress.Any, 9999),
+                new PortBinding(TransportProtocol.Tcp, 80, IPAddress.IPv6Any, 8080),
+                new PortBinding(TransportProtocol.Udp, 53, IPAddress.Parse("fd31:8::1"), 5353),
+            ],
+        };
+        FirewallNetwork[] networks = [Net1, variant, isolated];
+        await _backend.ReconcileAsync(networks, [Web, forward]);
+        var v4 = _host.Rules();
+        var v6 = _host.Rules(ipv6: true);
+        Assert.That(v4, Is.Unique);
+        Assert.That(v6, Is.Unique);
+
+        // If any generated rule differed from iptables-save's text, the backend would think it missing and add it again.
+        var processes = _backend.ProcessCount;
+        await _backend.ReconcileAsync(networks, [Web, forward]);
+        await _backend.SetupNetworkAsync(variant);
+        await _backend.SetupPortForwardsAsync(forward);
+        Assert.That(_backend.ProcessCount - processes, Is.EqualTo(6), "three changes, each only an iptables-save and an ip6tables-save");
+        Assert.That(_host.Rules(), Is.EqualTo(v4));
+        Assert.That(_host.Rules(ipv6: true), Is.EqualTo(v6));
+
+        await _backend.ReconcileAsync([], []);
+        Assert.That(_host.Rules().Concat(_host.Rules(ipv6: true)), Is.Empty);
+        Assert.That(_host.UserChains().Concat(_host.UserChains(ipv6: true)), Is.Empty);
+    }
+
+    [TestCase(true)]
+    [TestCase(false)]
+    public async Task Measure_cost_of_setup_calls(bool readStateEachChange)
+    {
+        using var backend = new IptablesFirewallBackend(new IptablesFirewallBackendOptions { HostNamespacePath = _host.Path, ReadStateBeforeEachChange = readStateEachChange });
+        var network = new List<double>();
+        var forwards = new List<double>();
+        for (var i = 0; i < 12; i++)
+        {
+            var net = Net1 with { NetworkId = $"m{i}", BridgeName = $"br-m{i}", IPv4Subnets = [IPNetwork.Parse($"10.232.{i}.0/24")] };
+            var watch = Stopwatch.StartNew();
+            await backend.SetupNetworkAsync(net);
+            network.Add(watch.Elapsed.TotalMilliseconds);
+            watch.Restart();
+            await backend.SetupPortForwardsAsync(Web with { NetworkId = net.NetworkId, BridgeName = net.BridgeName, ContainerIPv4 = IPAddress.Parse($"10.232.{i}.2") });
+            forwards.Add(watch.Elapsed.TotalMilliseconds);
+        }
+
+        // The floor on this machine right now: one bare process in the namespace.
+        var spawn = new List<double>();
+        for (var i = 0; i < 12; i++)
+        {
+            var watch = Stopwatch.StartNew();
+            _host.Exec("true");
+            spawn.Add(watch.Elapsed.TotalMilliseconds);
+        }
+
+        static double Median(List<double> values) => values.Skip(2).Order().ElementAt((values.Count - 2) / 2);
+        TestContext.Out.WriteLine($"readStateEachChange={readStateEachChange}: SetupNetworkAsync median {Median(network):F1} ms, SetupPortForwardsAsync median {Median(forwards):F1} ms, bare 'nsenter true' median {Median(spawn):F1} ms (12 runs, first 2 discarded)");
+        await backend.ReconcileAsync([], []);
+        Assert.That(_host.Rules(), Is.Empty);
+    }
 }

@@ -58,8 +58,16 @@ internal sealed class ProcessCommandRunner : ICommandRunner
             var stderr = process.StandardError.ReadToEndAsync(cancellationToken);
             if (standardInput is not null)
             {
-                await process.StandardInput.WriteAsync(standardInput.AsMemory(), cancellationToken).ConfigureAwait(false);
-                process.StandardInput.Close();
+                try
+                {
+                    await process.StandardInput.WriteAsync(standardInput.AsMemory(), cancellationToken).ConfigureAwait(false);
+                    process.StandardInput.Close();
+                }
+                catch (IOException)
+                {
+                    // The program exited without reading all its input (for example it could not be started by
+                    // nsenter): its exit code and stderr tell why.
+                }
             }
 
             await process.WaitForExitAsync(cancellationToken).ConfigureAwait(false);

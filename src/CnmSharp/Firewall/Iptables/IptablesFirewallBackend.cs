@@ -1,4 +1,7 @@
+using System.Diagnostics;
 using CnmSharp.Firewall.Internal;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace CnmSharp.Firewall.Iptables;
 
@@ -37,12 +40,13 @@ public sealed record IptablesFirewallBackendOptions
 /// that existed before it and reported as <see cref="CnmInternalException"/> with code
 /// <see cref="CnmErrorCodes.KernelError"/>. It does not set <c>ip_forward</c> or any other sysctl.
 /// </summary>
-public sealed class IptablesFirewallBackend : IFirewallBackend, IDisposable
+public sealed partial class IptablesFirewallBackend : IFirewallBackend, IDisposable
 {
     private static readonly IptablesFamily[] Families = [IptablesFamily.IPv4, IptablesFamily.IPv6];
 
     private readonly IptablesFirewallBackendOptions _options;
     private readonly ICommandRunner _runner;
+    private readonly ILogger _logger;
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly IptablesState?[] _cached = new IptablesState?[2];
     private Records _records = Records.Empty;
@@ -56,16 +60,18 @@ public sealed class IptablesFirewallBackend : IFirewallBackend, IDisposable
 
     /// <summary>Creates a backend.</summary>
     /// <param name="options">The settings.</param>
-    public IptablesFirewallBackend(IptablesFirewallBackendOptions options)
-        : this(options, ProcessCommandRunner.Instance)
+    /// <param name="logger">Logs each batch (debug) and each rollback (warning); null for none.</param>
+    public IptablesFirewallBackend(IptablesFirewallBackendOptions options, ILogger<IptablesFirewallBackend>? logger = null)
+        : this(options, ProcessCommandRunner.Instance, logger)
     {
     }
 
-    internal IptablesFirewallBackend(IptablesFirewallBackendOptions options, ICommandRunner runner)
+    internal IptablesFirewallBackend(IptablesFirewallBackendOptions options, ICommandRunner runner, ILogger? logger = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         _options = options;
         _runner = runner;
+        _logger = logger ?? NullLogger.Instance;
     }
 
     /// <summary>The name of this backend.</summary>
@@ -239,9 +245,9 @@ public sealed class IptablesFirewallBackend : IFirewallBackend, IDisposable
             var error = batch.Length == 0 ? null : await RestoreAsync(family, batch, cancellationToken).ConfigureAwait(false);
             if (error is not null && fresh is null)
             {
-                // The remembered state was stale: read the kernel and try once more.
+                // The remembered state was stale: read the kernel and try once more. A rollback still aims at the
+                // state this change started from (the first attempt may have committed a table).
                 state = await SaveAsync(family, cancellationToken).ConfigureAwait(false);
-                original = state.Clone();
                 batch = IptablesPlanner.Plan(state, desired, old.Rules, old.Chains);
                 error = batch.Length == 0 ? null : await RestoreAsync(family, batch, cancellationToken).ConfigureAwait(false);
             }
@@ -249,6 +255,7 @@ public sealed class IptablesFirewallBackend : IFirewallBackend, IDisposable
             applied.Add((family, original, old, desired));
             if (error is not null)
             {
+                LogBatchFailed(_logger, family, Where, error);
                 await RollBackAsync(applied).ConfigureAwait(false);
                 throw new CnmInternalException(CnmErrorCodes.KernelError, $"{Tool(family, restore: true)} in {HostNamespacePath ?? "the process's namespace"}",
                     error + "\nbatch:\n" + batch);
@@ -304,9 +311,10 @@ public sealed class IptablesFirewallBackend : IFirewallBackend, IDisposable
                     await RestoreAsync(family, batch, CancellationToken.None).ConfigureAwait(false);
                 }
             }
-            catch (CnmException)
+            catch (CnmException ex)
             {
                 // Best effort; the next reconcile repairs what is left.
+                LogRollbackFailed(_logger, family, Where, ex.Message);
             }
         }
     }
@@ -337,9 +345,27 @@ public sealed class IptablesFirewallBackend : IFirewallBackend, IDisposable
     {
         var (file, args) = ProcessCommandRunner.InNamespace(HostNamespacePath, Tool(family, restore: true), "--noflush", "--wait");
         ProcessCount++;
-        var result = await _runner.RunAsync(file, args, batch, cancellationToken).ConfigureAwait(false);
+        // Cancellation is honoured up to here: a started batch runs to its end, so a table is never left
+        // half-changed by a killed process.
+        cancellationToken.ThrowIfCancellationRequested();
+        var started = Stopwatch.GetTimestamp();
+        var result = await _runner.RunAsync(file, args, batch, CancellationToken.None).ConfigureAwait(false);
+        var elapsed = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+        var lines = batch.AsSpan().Count('\n');
+        LogBatch(_logger, family, Where, lines, result.ExitCode, elapsed);
         return result.ExitCode == 0 ? null : $"exit code {result.ExitCode}: {result.StandardError.Trim()}";
     }
+
+    private string Where => HostNamespacePath ?? "the process's namespace";
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "{Family} batch of {Lines} lines in {Namespace}: exit {ExitCode} after {Milliseconds:F1} ms")]
+    private static partial void LogBatch(ILogger logger, IptablesFamily family, string @namespace, int lines, int exitCode, double milliseconds);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Family} batch failed in {Namespace}, rolling back: {Error}")]
+    private static partial void LogBatchFailed(ILogger logger, IptablesFamily family, string @namespace, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Family} rollback failed in {Namespace}: {Error}")]
+    private static partial void LogRollbackFailed(ILogger logger, IptablesFamily family, string @namespace, string error);
 
     private string Tool(IptablesFamily family, bool restore) => (family, restore) switch
     {

@@ -93,7 +93,7 @@ internal static class IptablesRuleBuilder
             foreach (var subnet in Subnets(network, family))
             {
                 set.Add(Filter, IsolationStage1, $"! -s {Format(subnet)} -o {bridge} -j DROP");
-                set.Add(Filter, IsolationStage1, $"-i {bridge} ! -d {Format(subnet)} -j DROP");
+                set.Add(Filter, IsolationStage1, $"! -d {Format(subnet)} -i {bridge} -j DROP");
             }
 
             set.Add(Filter, "FORWARD", $"-i {bridge} -o {bridge} -j {icc}");
