@@ -299,9 +299,14 @@ public sealed partial class NetworkController
             var steps = new List<(string, Func<ValueTask>)>();
             if (inSandbox)
             {
+                // If the joining endpoint won the election, the gateway may already have moved to it (old owner
+                // revoked, default route switched) before the failure: converge from "it owns the gateway" so the
+                // previous owner is programmed again. Otherwise nothing moved and this is a no-op.
+                var tookGateway = ReferenceEquals(GatewayElection.Elect(sandbox.Endpoints), endpoint);
                 sandbox.RemoveEndpoint(endpoint);
                 endpoint.Record = before;
-                steps.Add(("restore gateway", async () => await ConvergeGatewayAsync(sandbox, sandbox.Record, endpoint, sandboxGoing: false, CancellationToken.None).ConfigureAwait(false)));
+                var from = tookGateway ? sandbox.Record with { ExternalConnectivityEndpointId = endpoint.Id } : sandbox.Record;
+                steps.Add(("restore gateway", async () => await ConvergeGatewayAsync(sandbox, from, endpoint, sandboxGoing: false, CancellationToken.None).ConfigureAwait(false)));
             }
 
             endpoint.Record = before;

@@ -277,6 +277,32 @@ public sealed class SandboxTests : ControllerTestBase
     }
 
     [Test]
+    public async Task A_join_that_fails_after_taking_over_the_gateway_gives_it_back()
+    {
+        var (_, old) = await EndpointOnAsync("b-net");
+        var (n, taker) = await EndpointOnAsync("a-net");
+        var sb = await _c.CreateSandboxAsync("c1");
+        await old.JoinAsync(sb);
+        F.External.Setup(e => e.ProgramExternalConnectivityAsync(n.Id, taker.Id, It.IsAny<CancellationToken>()))
+            .Returns(() => ValueTask.FromException(new CnmInternalException(CnmErrorCodes.KernelError, "nat", "iptables failed")));
+        string? lastGatewayInterface = null;
+        F.Netns.Setup(x => x.SetDefaultGatewayAsync(sb.Key, It.IsAny<string?>(), It.IsAny<IPAddress?>(), It.IsAny<IPAddress?>(), It.IsAny<CancellationToken>()))
+            .Callback<string, string?, IPAddress?, IPAddress?, CancellationToken>((_, name, _, _, _) => lastGatewayInterface = name)
+            .Returns(ValueTask.CompletedTask);
+
+        await ThrowsAsync<CnmInternalException>(() => taker.JoinAsync(sb).AsTask(), CnmErrorCodes.KernelError);
+
+        VerifyRevoked(old, Times.Once);
+        VerifyProgrammed(old, () => Times.Exactly(2));
+        Assert.Multiple(() =>
+        {
+            Assert.That(sb.GatewayEndpoint, Is.SameAs(old));
+            Assert.That(lastGatewayInterface, Is.EqualTo(old.InterfaceName), "the sandbox's default route is back on the old endpoint");
+            Assert.That(taker.Sandbox, Is.Null);
+        });
+    }
+
+    [Test]
     public async Task Deleting_a_sandbox_leaves_and_deletes_its_endpoints_and_removes_only_moved_in_interfaces()
     {
         var (n, created) = await EndpointOnAsync("a-net");
