@@ -266,6 +266,33 @@ public sealed class RecoveryTests : ControllerTestBase
     }
 
     [Test]
+    public async Task The_IPAM_sweep_keeps_the_pools_of_a_network_whose_driver_is_not_registered_yet()
+    {
+        await using var plugin = new ControllerFixture();
+        plugin.AddDriver("plugin", DriverCapability.LocalScope);
+        plugin.Store = F.Store;
+        var a = await plugin.StartAsync(F.Store);
+        var n = await a.CreateNetworkAsync("pluginnet", "plugin", Subnet("10.85.0.0/24"));
+        var ep = await n.CreateEndpointAsync("ep");
+        await a.DisposeAsync();
+        plugin.Store = new InMemoryKeyValueStore();
+
+        // Restarted without the plugin driver: the network is not loaded, but it still exists in the store.
+        var b = await F.StartAsync();
+
+        var check = await SideIpamAsync();
+        var pools = await check.GetPoolIdsAsync();
+        var left = (await check.GetAllocationsAsync(n.IPv4Info[0].PoolId)).Select(x => x.Address).ToArray();
+        Assert.Multiple(() =>
+        {
+            Assert.That(pools, Does.Contain(n.IPv4Info[0].PoolId));
+            Assert.That(left, Does.Contain(ep.Address!.Value.Address));
+        });
+        var ex = await CatchAsync(() => b.CreateNetworkAsync("thief", ControllerFixture.DriverName, Subnet("10.85.0.0/24")).AsTask());
+        Assert.That(ex, Is.InstanceOf<CnmConflictException>());
+    }
+
+    [Test]
     public async Task Default_networks_are_created_once_on_a_fresh_store()
     {
         var a = await F.StartAsync();
