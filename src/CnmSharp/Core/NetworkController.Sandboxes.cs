@@ -110,10 +110,13 @@ public sealed partial class NetworkController
 
             try
             {
-                var endpoints = sandbox.Endpoints;
+                // Snapshot under the gate: a join that passed its checks before Deleting was set may still be
+                // running and adds its endpoint when it finishes.
                 await sandbox.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+                IReadOnlyList<Endpoint> endpoints;
                 try
                 {
+                    endpoints = sandbox.Endpoints;
                     foreach (var endpoint in endpoints)
                     {
                         var movedIn = endpoint.Record.Join is { CreatedInSandbox: false, SourceName: not null };

@@ -370,6 +370,39 @@ public sealed class SandboxTests : ControllerTestBase
     }
 
     [Test]
+    public async Task A_sandbox_deleted_while_a_join_is_in_flight_takes_the_new_endpoint_with_it()
+    {
+        var (n, ep) = await EndpointOnAsync("net");
+        var sb = await _c.CreateSandboxAsync("c1");
+        var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        F.Driver.Setup(d => d.JoinAsync(It.Is<JoinRequest>(r => r.EndpointId == ep.Id), It.IsAny<IJoinInfo>(), It.IsAny<CancellationToken>()))
+            .Returns<JoinRequest, IJoinInfo, CancellationToken>((_, j, _) =>
+            {
+                j.SetInterfaceName("vethrace", "eth");
+                entered.TrySetResult();
+                return new ValueTask(release.Task);
+            });
+
+        var join = ep.JoinAsync(sb).AsTask();
+        await entered.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        var delete = sb.DeleteAsync().AsTask();
+        await Task.Delay(100);
+        release.SetResult();
+        await Task.WhenAll(join, delete).WaitAsync(TimeSpan.FromSeconds(10));
+
+        var endpointKeys = await F.KeysAsync(CoreStore.EndpointPrefix);
+        Assert.Multiple(() =>
+        {
+            Assert.That(_c.Sandboxes, Is.Empty);
+            Assert.That(n.Endpoints, Is.Empty, "the endpoint that joined during the delete is left and deleted too");
+            Assert.That(endpointKeys, Is.Empty);
+        });
+        F.Driver.Verify(d => d.LeaveAsync(n.Id, ep.Id, It.IsAny<CancellationToken>()), Times.Once);
+        await n.DeleteAsync();
+    }
+
+    [Test]
     public async Task Destroying_the_sandbox_of_an_unknown_container_is_not_an_error()
     {
         await _c.DestroySandboxAsync("nobody");
