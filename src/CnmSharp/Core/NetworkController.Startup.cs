@@ -153,7 +153,16 @@ public sealed partial class NetworkController
             if (!sandbox.UsesHostNamespace && !await _sandboxNetworking.NamespaceExistsAsync(sandbox.Key, cancellationToken).ConfigureAwait(false))
             {
                 Log.StaleSandbox(_logger, sandbox.Id, sandbox.Key);
-                await DeleteSandboxAsync(sandbox, cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    await DeleteSandboxAsync(sandbox, cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    // Best effort: the sandbox stays listed and can be deleted later; one failing driver must not
+                    // keep the controller from starting.
+                    Log.RollbackStepFailed(_logger, ex, $"remove stale sandbox {sandbox.Id}", "recovery");
+                }
             }
         }
 

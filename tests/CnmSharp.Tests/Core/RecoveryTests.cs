@@ -234,6 +234,27 @@ public sealed class RecoveryTests : ControllerTestBase
     }
 
     [Test]
+    public async Task A_stale_sandbox_that_cannot_be_removed_does_not_stop_the_controller_from_starting()
+    {
+        var a = await F.StartAsync();
+        var n = await a.CreateNetworkAsync("net", ControllerFixture.DriverName);
+        var ep = await n.CreateEndpointAsync("ep");
+        var stale = await a.CreateSandboxAsync("stale");
+        await ep.JoinAsync(stale);
+        await a.DisposeAsync();
+        F.Netns.Setup(x => x.NamespaceExistsAsync(stale.Key, It.IsAny<CancellationToken>())).ReturnsAsync(false);
+        F.Driver.Setup(d => d.LeaveAsync(n.Id, ep.Id, It.IsAny<CancellationToken>()))
+            .Returns(() => ValueTask.FromException(new CnmInternalException(CnmErrorCodes.KernelError, "veth", "leave failed")));
+
+        var b = await F.StartAsync();
+
+        Assert.That(b.GetNetwork("net").FindEndpointById(ep.Id), Is.Not.Null);
+        F.Driver.Setup(d => d.LeaveAsync(n.Id, ep.Id, It.IsAny<CancellationToken>())).Returns(ValueTask.CompletedTask);
+        await b.FindSandboxByContainerId("stale")!.DeleteAsync();
+        Assert.That(b.Sandboxes, Is.Empty);
+    }
+
+    [Test]
     public async Task The_IPAM_sweep_releases_addresses_without_a_live_owner_and_pools_no_network_uses()
     {
         var a = await F.StartAsync();
