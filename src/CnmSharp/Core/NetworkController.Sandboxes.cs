@@ -114,10 +114,13 @@ public sealed partial class NetworkController
 
             try
             {
-                var endpoints = sandbox.Endpoints;
+                // Snapshot under the gate: a join that passed its checks before Deleting was set may still be
+                // running and adds its endpoint when it finishes.
                 await sandbox.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+                IReadOnlyList<Endpoint> endpoints;
                 try
                 {
+                    endpoints = sandbox.Endpoints;
                     foreach (var endpoint in endpoints)
                     {
                         var movedIn = endpoint.Record.Join is { CreatedInSandbox: false, SourceName: not null };
@@ -316,9 +319,14 @@ public sealed partial class NetworkController
             var steps = new List<(string, Func<ValueTask>)>();
             if (inSandbox)
             {
+                // If the joining endpoint won the election, the gateway may already have moved to it (old owner
+                // revoked, default route switched) before the failure: converge from "it owns the gateway" so the
+                // previous owner is programmed again. Otherwise nothing moved and this is a no-op.
+                var tookGateway = ReferenceEquals(GatewayElection.Elect(sandbox.Endpoints), endpoint);
                 sandbox.RemoveEndpoint(endpoint);
                 endpoint.Record = before;
-                steps.Add(("restore gateway", async () => await ConvergeGatewayAsync(sandbox, sandbox.Record, endpoint, sandboxGoing: false, CancellationToken.None).ConfigureAwait(false)));
+                var from = tookGateway ? sandbox.Record with { ExternalConnectivityEndpointId = endpoint.Id } : sandbox.Record;
+                steps.Add(("restore gateway", async () => await ConvergeGatewayAsync(sandbox, from, endpoint, sandboxGoing: false, CancellationToken.None).ConfigureAwait(false)));
             }
 
             endpoint.Record = before;

@@ -29,6 +29,8 @@ internal sealed record ControllerStartInfo
 
 public sealed partial class NetworkController
 {
+    private readonly List<NetworkRecord> _unloadedNetworks = [];
+
     /// <summary>Starts a controller: loads its id, creates its drivers and IPAMs, loads the CNM objects, finishes or
     /// rolls back operations a crash interrupted, and creates the default networks on a fresh store.</summary>
     internal static async ValueTask<NetworkController> StartAsync(ControllerStartInfo info, CancellationToken cancellationToken)
@@ -108,6 +110,10 @@ public sealed partial class NetworkController
             {
                 _networks[record.Id] = new Network(this, record, version, _registry.GetDriver(record.Driver));
             }
+            else
+            {
+                _unloadedNetworks.Add(record);
+            }
         }
 
         foreach (var (record, version) in await _store.ListAsync(CoreStore.SandboxPrefix, CoreJsonContext.Default.SandboxRecord, cancellationToken).ConfigureAwait(false))
@@ -149,7 +155,16 @@ public sealed partial class NetworkController
             if (!sandbox.UsesHostNamespace && !await _sandboxNetworking.NamespaceExistsAsync(sandbox.Key, cancellationToken).ConfigureAwait(false))
             {
                 Log.StaleSandbox(_logger, sandbox.Id, sandbox.Key);
-                await DeleteSandboxAsync(sandbox, cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    await DeleteSandboxAsync(sandbox, cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    // Best effort: the sandbox stays listed and can be deleted later; one failing driver must not
+                    // keep the controller from starting.
+                    Log.RollbackStepFailed(_logger, ex, $"remove stale sandbox {sandbox.Id}", "recovery");
+                }
             }
         }
 
@@ -172,8 +187,19 @@ public sealed partial class NetworkController
                 .SelectMany(n => n.AllPools.Select(p => (p.PoolId, Network: n)))
                 .ToDictionary(x => x.PoolId, x => x.Network, StringComparer.Ordinal);
 
+            // Networks whose driver is not registered are not loaded, but they still exist: keep what they hold.
+            var unloadedPools = _unloadedNetworks
+                .Where(n => string.Equals(n.IpamDriver, registered.Name, StringComparison.Ordinal))
+                .SelectMany(n => n.IPv4Info.Concat(n.IPv6Info).Select(p => p.PoolId))
+                .ToHashSet(StringComparer.Ordinal);
+
             foreach (var poolId in await owned.GetPoolIdsAsync(cancellationToken).ConfigureAwait(false))
             {
+                if (unloadedPools.Contains(poolId))
+                {
+                    continue;
+                }
+
                 if (!poolOwners.TryGetValue(poolId, out var network))
                 {
                     Log.ReleasedOrphanPool(_logger, poolId);

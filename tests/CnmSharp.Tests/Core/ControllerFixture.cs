@@ -1,0 +1,265 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
+using System.Net;
+using CnmSharp.Core.Persistence;
+using CnmSharp.Drivers;
+using CnmSharp.Ipam;
+using CnmSharp.Sandboxes;
+using CnmSharp.Store;
+using Moq;
+
+namespace CnmSharp.Tests.Core;
+
+/// <summary>A driver factory that hands out a given (mocked) driver.</summary>
+internal sealed class FakeDriverFactory(string name, INetworkDriver driver) : INetworkDriverFactory
+{
+    public string Name => name;
+
+    public ValueTask<INetworkDriver> CreateAsync(DriverContext context, CancellationToken cancellationToken = default) => ValueTask.FromResult(driver);
+}
+
+/// <summary>An IPAM factory that hands out a given (mocked) IPAM driver.</summary>
+internal sealed class FakeIpamFactory(string name, IIpamDriver ipam) : IIpamDriverFactory
+{
+    public string Name => name;
+
+    public ValueTask<IIpamDriver> CreateAsync(DriverContext context, CancellationToken cancellationToken = default) => ValueTask.FromResult(ipam);
+}
+
+/// <summary>A meter factory whose meters carry it as their scope, so a MetricCollector sees only this controller.</summary>
+internal sealed class TestMeterFactory : IMeterFactory
+{
+    private readonly List<Meter> _meters = [];
+
+    public Meter Create(MeterOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Scope = this;
+        var meter = new Meter(options);
+        _meters.Add(meter);
+        return meter;
+    }
+
+    public void Dispose()
+    {
+        foreach (var meter in _meters)
+        {
+            meter.Dispose();
+        }
+    }
+}
+
+/// <summary>
+/// Builds controllers over a mocked driver (<see cref="DriverName"/>) and mocked sandbox networking, with the real
+/// default IPAM unless a test registers its own. Nothing touches the kernel.
+/// </summary>
+internal sealed class ControllerFixture : IAsyncDisposable
+{
+    public const string DriverName = "test";
+    public const string MockIpamName = "mock";
+
+    /// <summary>Join option: the test driver reports no gateway.</summary>
+    public const string NoGateway = "test.nogw";
+
+    /// <summary>Join option: the test driver creates the interface inside the sandbox.</summary>
+    public const string InSandbox = "test.insandbox";
+
+    private readonly List<INetworkDriverFactory> _drivers = [];
+    private readonly List<IIpamDriverFactory> _ipams = [];
+    private readonly List<NetworkController> _controllers = [];
+
+    public ControllerFixture()
+    {
+        Directory = Path.Combine(Path.GetTempPath(), "cnmsharp-core-" + Guid.NewGuid().ToString("N"));
+        System.IO.Directory.CreateDirectory(Directory);
+        Driver = NewDriverMock(DriverCapability.LocalScope);
+        External = Driver.As<IExternalConnectivityDriver>();
+        _drivers.Add(new FakeDriverFactory(DriverName, Driver.Object));
+
+        Netns = new Mock<ISandboxNetworking>();
+        Netns.Setup(n => n.NamespaceExistsAsync(It.IsAny<string>(), It.IsAny<CancellationToken>())).ReturnsAsync(true);
+    }
+
+    public string Directory { get; }
+
+    public Mock<INetworkDriver> Driver { get; }
+
+    public Mock<IExternalConnectivityDriver> External { get; }
+
+    public Mock<ISandboxNetworking> Netns { get; }
+
+    public IKeyValueStore Store { get; set; } = new InMemoryKeyValueStore();
+
+    public Action<CnmOptions>? Configure { get; set; }
+
+    /// <summary>The gateways the test driver saw at network creation, reported back at join.</summary>
+    public ConcurrentDictionary<string, (IPAddress? V4, IPAddress? V6)> Gateways { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Calls made to the driver and sandbox networking, in order (for call-order rules).</summary>
+    public ConcurrentQueue<string> Calls { get; } = new();
+
+    /// <summary>Registers another mocked driver (with external connectivity) under <paramref name="name"/>.</summary>
+    public Mock<INetworkDriver> AddDriver(string name, DriverCapability capability)
+    {
+        var mock = NewDriverMock(capability);
+        mock.As<IExternalConnectivityDriver>();
+        _drivers.Add(new FakeDriverFactory(name, mock.Object));
+        return mock;
+    }
+
+    public void AddDriver(INetworkDriverFactory factory) => _drivers.Add(factory);
+
+    /// <summary>Registers an IPAM driver under <see cref="MockIpamName"/>.</summary>
+    public void AddIpam(IIpamDriver ipam) => _ipams.Add(new FakeIpamFactory(MockIpamName, ipam));
+
+    /// <summary>A strict IPAM mock that answers only the registration call; tests add the calls they expect.</summary>
+    public static Mock<IIpamDriver> StrictIpam(bool requiresMac = false)
+    {
+        var ipam = new Mock<IIpamDriver>(MockBehavior.Strict);
+        ipam.Setup(i => i.GetDefaultAddressSpacesAsync(It.IsAny<CancellationToken>()))
+            .ReturnsAsync(new AddressSpaces(IpamNames.LocalDefaultAddressSpace, IpamNames.GlobalDefaultAddressSpace));
+        ipam.Setup(i => i.Capability).Returns(new IpamCapability(RequiresMacAddress: requiresMac));
+        return ipam;
+    }
+
+    public NetworkControllerBuilder NewBuilder(IKeyValueStore? store = null)
+    {
+        var builder = new NetworkControllerBuilder()
+            .Configure(o =>
+            {
+                o.StateDirectory = Directory;
+                o.RunDirectory = Path.Combine(Directory, "run");
+                Configure?.Invoke(o);
+            })
+            .UseStore(store ?? Store)
+            .UseSandboxNetworking(Netns.Object);
+        foreach (var driver in _drivers)
+        {
+            builder.AddDriver(driver);
+        }
+
+        foreach (var ipam in _ipams)
+        {
+            builder.AddIpamDriver(ipam);
+        }
+
+        return builder;
+    }
+
+    public async Task<NetworkController> StartAsync(IKeyValueStore? store = null, IMeterFactory? meters = null)
+    {
+        var builder = NewBuilder(store);
+        if (meters is not null)
+        {
+            builder.UseMeterFactory(meters);
+        }
+
+        var controller = await builder.BuildAsync();
+        _controllers.Add(controller);
+        return controller;
+    }
+
+    /// <summary>The keys under a store prefix (for example <see cref="CoreStore.IntentPrefix"/>).</summary>
+    public async Task<IReadOnlyList<string>> KeysAsync(string prefix, IKeyValueStore? store = null) =>
+        (await (store ?? Store).ListAsync(prefix)).Select(e => e.Key).ToArray();
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var controller in _controllers)
+        {
+            await controller.DisposeAsync();
+        }
+
+        await Store.DisposeAsync();
+        if (System.IO.Directory.Exists(Directory))
+        {
+            System.IO.Directory.Delete(Directory, recursive: true);
+        }
+    }
+
+    private Mock<INetworkDriver> NewDriverMock(DriverCapability capability)
+    {
+        var mock = new Mock<INetworkDriver>();
+        mock.Setup(d => d.Capability).Returns(capability);
+        mock.Setup(d => d.CreateNetworkAsync(It.IsAny<NetworkCreateRequest>(), It.IsAny<CancellationToken>()))
+            .Callback<NetworkCreateRequest, CancellationToken>((r, _) =>
+                Gateways[r.NetworkId] = (r.IPv4Data.Count > 0 ? r.IPv4Data[0].Gateway?.Address : null, r.IPv6Data.Count > 0 ? r.IPv6Data[0].Gateway?.Address : null))
+            .Returns(ValueTask.CompletedTask);
+        mock.Setup(d => d.JoinAsync(It.IsAny<JoinRequest>(), It.IsAny<IJoinInfo>(), It.IsAny<CancellationToken>()))
+            .Callback<JoinRequest, IJoinInfo, CancellationToken>((r, j, _) =>
+            {
+                Calls.Enqueue("driver.join");
+                if (!r.SandboxUsesHostNamespace)
+                {
+                    j.SetInterfaceName("veth" + r.EndpointId[..7], "eth", r.Options.ContainsKey(InSandbox) ? InterfacePlacement.Sandbox : InterfacePlacement.HostNamespace);
+                }
+
+                if (!r.Options.ContainsKey(NoGateway) && Gateways.TryGetValue(r.NetworkId, out var gw))
+                {
+                    if (gw.V4 is { } v4)
+                    {
+                        j.SetGateway(v4);
+                    }
+
+                    if (gw.V6 is { } v6)
+                    {
+                        j.SetGatewayIPv6(v6);
+                    }
+                }
+            })
+            .Returns(ValueTask.CompletedTask);
+        return mock;
+    }
+
+    /// <summary>Makes the sandbox-networking and external-connectivity mocks record their calls in <see cref="Calls"/>.</summary>
+    public void RecordCalls()
+    {
+        Netns.Setup(n => n.AddInterfaceAsync(It.IsAny<string>(), It.IsAny<SandboxInterface>(), It.IsAny<CancellationToken>()))
+            .Callback<string, SandboxInterface, CancellationToken>((_, i, _) => Calls.Enqueue("netns.add " + i.DestinationName))
+            .Returns(ValueTask.CompletedTask);
+        Netns.Setup(n => n.SetDefaultGatewayAsync(It.IsAny<string>(), It.IsAny<string?>(), It.IsAny<IPAddress?>(), It.IsAny<IPAddress?>(), It.IsAny<CancellationToken>()))
+            .Callback<string, string?, IPAddress?, IPAddress?, CancellationToken>((_, name, _, _, _) => Calls.Enqueue("netns.gateway " + name))
+            .Returns(ValueTask.CompletedTask);
+        External.Setup(e => e.ProgramExternalConnectivityAsync(It.IsAny<string>(), It.IsAny<string>(), It.IsAny<CancellationToken>()))
+            .Callback(() => Calls.Enqueue("driver.program"))
+            .Returns(ValueTask.CompletedTask);
+    }
+}
+
+/// <summary>Base of the core test fixtures: a fresh <see cref="ControllerFixture"/> per test.</summary>
+public abstract class ControllerTestBase
+{
+    internal ControllerFixture F { get; private set; } = null!;
+
+    [SetUp]
+    public void CreateFixture() => F = new ControllerFixture();
+
+    [TearDown]
+    public async Task DisposeFixture() => await F.DisposeAsync();
+
+    /// <summary>A fixed subnet config.</summary>
+    protected static NetworkCreateOptions Subnet(string subnet, string? gateway = null, string? range = null) =>
+        new() { IPv4Config = [new IpamConfig { Subnet = subnet, Gateway = gateway, IPRange = range }] };
+
+    internal static async Task<T> ThrowsAsync<T>(Func<Task> action, string code)
+        where T : CnmException
+    {
+        var ex = await CatchAsync(action);
+        Assert.That(ex, Is.InstanceOf<T>(), ex?.ToString());
+        Assert.That(((CnmException)ex!).Code, Is.EqualTo(code), ex.Message);
+        return (T)ex;
+    }
+
+    internal static async Task<Exception?> CatchAsync(Func<Task> action)
+    {
+        try
+        {
+            await action();
+            return null;
+        }
+        catch (Exception ex)
+        {
+            return ex;
+        }
+    }
+}
