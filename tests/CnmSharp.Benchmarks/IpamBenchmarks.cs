@@ -33,7 +33,7 @@ public class IpamBenchmarks
     public string Pool { get; set; } = "10.0.0.0/16";
 
     /// <summary>Addresses allocated before measuring.</summary>
-    [Params(1_000, 60_000)]
+    [Params(1_000, 30_000)]
     public int Allocated { get; set; }
 
     /// <summary>Their layout.</summary>
@@ -173,13 +173,14 @@ public class IpamAddressSetBenchmarks
     private AddressSet _set = null!;
     private UInt128 _lo;
     private UInt128 _hi;
+    private UInt128 _middle;
 
     /// <summary>The pool: an IPv4 /16 or an IPv6 /64.</summary>
     [Params(16, 64)]
     public int HostBits { get; set; } = 16;
 
     /// <summary>Offsets allocated before measuring.</summary>
-    [Params(1_000, 60_000)]
+    [Params(1_000, 30_000)]
     public int Allocated { get; set; }
 
     /// <summary>Their layout.</summary>
@@ -206,6 +207,8 @@ public class IpamAddressSetBenchmarks
                 _set.Remove((UInt128)i);
             }
         }
+
+        _middle = (UInt128)(count / 4 * 2); // an allocated offset in the middle
     }
 
     /// <summary>First-free search, add, remove.</summary>
@@ -215,6 +218,15 @@ public class IpamAddressSetBenchmarks
         _set.TryFindFree(_lo, _hi, out var offset);
         _set.Add(offset);
         return _set.Remove(offset);
+    }
+
+    /// <summary>Releases an allocated offset in the middle and takes it back: the worst case, since in the
+    /// fragmented layout it removes and re-inserts a run (an O(r) array move each).</summary>
+    [Benchmark]
+    public bool RemoveAddMiddle()
+    {
+        _set.Remove(_middle);
+        return _set.Add(_middle);
     }
 
     /// <summary>First-free search only.</summary>
