@@ -125,6 +125,34 @@ public sealed class DefaultIpamPersistenceTests
     }
 
     [Test]
+    public async Task Two_instances_racing_for_one_preferred_address_give_it_to_exactly_one()
+    {
+        var store = new FakeStore();
+        var a = await CreateAsync(store);
+        var pool = await a.PoolAsync("10.0.0.0/24");
+        var b = await CreateAsync(store);
+        for (var round = 0; round < 20; round++)
+        {
+            var address = $"10.0.0.{round + 10}";
+            var attempts = Enumerable.Range(0, 6).Select(i => Task.Run(async () =>
+            {
+                try
+                {
+                    await (i % 2 == 0 ? a : b).AddressAsync(pool.PoolId, address, Owner($"owner{i}"));
+                    return true;
+                }
+                catch (CnmConflictException ex) when (ex.Code == CnmErrorCodes.IPAlreadyAllocated)
+                {
+                    return false;
+                }
+            }));
+            Assert.That((await Task.WhenAll(attempts)).Count(won => won), Is.EqualTo(1), address);
+        }
+
+        Assert.That(await b.GetAllocationsAsync(pool.PoolId), Has.Count.EqualTo(20));
+    }
+
+    [Test]
     public async Task An_address_released_by_another_instance_can_be_requested_again()
     {
         var store = new FakeStore();
