@@ -20,8 +20,10 @@ public sealed record PoolSplit(IPNetwork Base, int Size)
             : throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidPool, $"pool \"{cidr}\"", "not a subnet in CIDR form");
 
     /// <summary>The number of pools this split yields.</summary>
-    /// <returns>2 to the power of (<see cref="Size"/> minus the base's prefix length).</returns>
-    public UInt128 Count() => UInt128.One << (Size - Base.PrefixLength);
+    /// <returns>2 to the power of (<see cref="Size"/> minus the base's prefix length); 0 for an invalid split
+    /// (size shorter than the base, or more than 2^127 pools).</returns>
+    public UInt128 Count() =>
+        Size < Base.PrefixLength || Size - Base.PrefixLength > 127 ? UInt128.Zero : UInt128.One << (Size - Base.PrefixLength);
 
     /// <inheritdoc />
     public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{Base} split into /{Size}");
