@@ -255,6 +255,37 @@ public sealed class RecoveryTests : ControllerTestBase
     }
 
     [Test]
+    public async Task An_endpoint_joined_to_a_sandbox_that_no_longer_exists_can_be_force_deleted()
+    {
+        var a = await F.StartAsync();
+        var n = await a.CreateNetworkAsync("net", ControllerFixture.DriverName);
+        var ep = await n.CreateEndpointAsync("ep");
+        var sb = await a.CreateSandboxAsync("lost");
+        await ep.JoinAsync(sb);
+        await a.DisposeAsync();
+        await F.Store.DeleteAsync(CoreStore.SandboxKey(sb.Id));
+
+        var b = await F.StartAsync();
+        var orphan = b.GetNetwork("net").FindEndpointById(ep.Id)!;
+        Assert.That(orphan.Sandbox, Is.Null);
+
+        await ThrowsAsync<CnmConflictException>(() => orphan.DeleteAsync().AsTask(), CnmErrorCodes.ActiveContainer);
+        await orphan.DeleteAsync(force: true);
+
+        F.Driver.Verify(d => d.LeaveAsync(n.Id, ep.Id, It.IsAny<CancellationToken>()), Times.Once);
+        F.Driver.Verify(d => d.DeleteEndpointAsync(n.Id, ep.Id, It.IsAny<CancellationToken>()), Times.Once);
+        await b.GetNetwork("net").DeleteAsync();
+        Assert.That(b.FindNetworkByName("net"), Is.Null);
+    }
+
+    [Test]
+    public async Task Invalid_builder_options_are_refused_at_build()
+    {
+        F.Configure = o => o.ControllerId = "not-a-controller-id";
+        await ThrowsAsync<CnmInvalidArgumentException>(() => F.StartAsync(), CnmErrorCodes.InvalidOption);
+    }
+
+    [Test]
     public async Task The_IPAM_sweep_releases_addresses_without_a_live_owner_and_pools_no_network_uses()
     {
         var a = await F.StartAsync();
