@@ -249,6 +249,7 @@ public sealed class RecoveryTests : ControllerTestBase
         var b = await F.StartAsync();
 
         Assert.That(b.GetNetwork("net").FindEndpointById(ep.Id), Is.Not.Null);
+        Assert.That(F.Logs.GetSnapshot().Where(r => r.Exception is CnmInternalException { Code: CnmErrorCodes.KernelError }), Is.Not.Empty, "the failure is logged");
         F.Driver.Setup(d => d.LeaveAsync(n.Id, ep.Id, It.IsAny<CancellationToken>())).Returns(ValueTask.CompletedTask);
         await b.FindSandboxByContainerId("stale")!.DeleteAsync();
         Assert.That(b.Sandboxes, Is.Empty);
