@@ -206,10 +206,43 @@ public sealed partial class NetworkController
                 {
                     await LeaveCoreAsync(endpoint, sandbox, removeInterface: true, cancellationToken).ConfigureAwait(false);
                 }
+                else if (!_sandboxes.ContainsKey(join.SandboxId))
+                {
+                    await ForgetJoinAsync(endpoint, cancellationToken).ConfigureAwait(false);
+                }
             }
 
             await DeleteEndpointCoreAsync(endpoint, cancellationToken).ConfigureAwait(false);
         });
+
+    // A forced delete of an endpoint whose sandbox no longer exists: undo the driver's join and drop the join record
+    // (libnetwork's forced delete proceeds without the sandbox too).
+    private async ValueTask ForgetJoinAsync(Endpoint endpoint, CancellationToken cancellationToken)
+    {
+        var network = endpoint.Network;
+        await endpoint.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (endpoint.Record.Join is null)
+            {
+                return;
+            }
+
+            if (!network.Internal && network.RegisteredDriver.Driver is IExternalConnectivityDriver ext)
+            {
+                await ext.RevokeExternalConnectivityAsync(network.Id, endpoint.Id, cancellationToken).ConfigureAwait(false);
+            }
+
+            await network.RegisteredDriver.Driver.LeaveAsync(network.Id, endpoint.Id, cancellationToken).ConfigureAwait(false);
+            var cleared = endpoint.Record with { Join = null };
+            endpoint.Version = await _store.Store.PutAsync(CoreStore.EndpointKey(network.Id, endpoint.Id), CoreStore.Serialize(cleared, CoreJsonContext.Default.EndpointRecord), endpoint.Version, cancellationToken).ConfigureAwait(false);
+            endpoint.Record = cleared;
+        }
+        finally
+        {
+            endpoint.Gate.Release();
+        }
+    }
 
     private async ValueTask DeleteEndpointCoreAsync(Endpoint endpoint, CancellationToken cancellationToken)
     {

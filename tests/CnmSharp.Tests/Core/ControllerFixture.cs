@@ -6,6 +6,8 @@ using CnmSharp.Drivers;
 using CnmSharp.Ipam;
 using CnmSharp.Sandboxes;
 using CnmSharp.Store;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Testing;
 using Moq;
 
 namespace CnmSharp.Tests.Core;
@@ -92,6 +94,11 @@ internal sealed class ControllerFixture : IAsyncDisposable
 
     public Action<CnmOptions>? Configure { get; set; }
 
+    /// <summary>Everything the controllers log.</summary>
+    public FakeLogCollector Logs { get; } = new();
+
+    private ILoggerFactory? _loggerFactory;
+
     /// <summary>The gateways the test driver saw at network creation, reported back at join.</summary>
     public ConcurrentDictionary<string, (IPAddress? V4, IPAddress? V6)> Gateways { get; } = new(StringComparer.Ordinal);
 
@@ -132,7 +139,8 @@ internal sealed class ControllerFixture : IAsyncDisposable
                 Configure?.Invoke(o);
             })
             .UseStore(store ?? Store)
-            .UseSandboxNetworking(Netns.Object);
+            .UseSandboxNetworking(Netns.Object)
+            .UseLoggerFactory(_loggerFactory ??= new LoggerFactory([new FakeLoggerProvider(Logs)]));
         foreach (var driver in _drivers)
         {
             builder.AddDriver(driver);
@@ -171,6 +179,7 @@ internal sealed class ControllerFixture : IAsyncDisposable
         }
 
         await Store.DisposeAsync();
+        _loggerFactory?.Dispose();
         if (System.IO.Directory.Exists(Directory))
         {
             System.IO.Directory.Delete(Directory, recursive: true);

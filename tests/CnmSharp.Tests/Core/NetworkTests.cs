@@ -238,6 +238,7 @@ public sealed class NetworkTests : ControllerTestBase
             Assert.That(keys, Is.Empty);
         });
         F.Driver.Verify(d => d.DeleteNetworkAsync(n.Id, It.IsAny<CancellationToken>()), Times.Once);
+        Assert.That(F.Logs.GetSnapshot().Where(r => r.Level >= Microsoft.Extensions.Logging.LogLevel.Warning && r.Exception is CnmInternalException), Is.Not.Empty);
     }
 
     [Test]

@@ -249,9 +249,41 @@ public sealed class RecoveryTests : ControllerTestBase
         var b = await F.StartAsync();
 
         Assert.That(b.GetNetwork("net").FindEndpointById(ep.Id), Is.Not.Null);
+        Assert.That(F.Logs.GetSnapshot().Where(r => r.Exception is CnmInternalException { Code: CnmErrorCodes.KernelError }), Is.Not.Empty, "the failure is logged");
         F.Driver.Setup(d => d.LeaveAsync(n.Id, ep.Id, It.IsAny<CancellationToken>())).Returns(ValueTask.CompletedTask);
         await b.FindSandboxByContainerId("stale")!.DeleteAsync();
         Assert.That(b.Sandboxes, Is.Empty);
+    }
+
+    [Test]
+    public async Task An_endpoint_joined_to_a_sandbox_that_no_longer_exists_can_be_force_deleted()
+    {
+        var a = await F.StartAsync();
+        var n = await a.CreateNetworkAsync("net", ControllerFixture.DriverName);
+        var ep = await n.CreateEndpointAsync("ep");
+        var sb = await a.CreateSandboxAsync("lost");
+        await ep.JoinAsync(sb);
+        await a.DisposeAsync();
+        await F.Store.DeleteAsync(CoreStore.SandboxKey(sb.Id));
+
+        var b = await F.StartAsync();
+        var orphan = b.GetNetwork("net").FindEndpointById(ep.Id)!;
+        Assert.That(orphan.Sandbox, Is.Null);
+
+        await ThrowsAsync<CnmConflictException>(() => orphan.DeleteAsync().AsTask(), CnmErrorCodes.ActiveContainer);
+        await orphan.DeleteAsync(force: true);
+
+        F.Driver.Verify(d => d.LeaveAsync(n.Id, ep.Id, It.IsAny<CancellationToken>()), Times.Once);
+        F.Driver.Verify(d => d.DeleteEndpointAsync(n.Id, ep.Id, It.IsAny<CancellationToken>()), Times.Once);
+        await b.GetNetwork("net").DeleteAsync();
+        Assert.That(b.FindNetworkByName("net"), Is.Null);
+    }
+
+    [Test]
+    public async Task Invalid_builder_options_are_refused_at_build()
+    {
+        F.Configure = o => o.ControllerId = "not-a-controller-id";
+        await ThrowsAsync<CnmInvalidArgumentException>(() => F.StartAsync(), CnmErrorCodes.InvalidOption);
     }
 
     [Test]
