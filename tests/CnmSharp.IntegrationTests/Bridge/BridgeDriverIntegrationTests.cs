@@ -190,11 +190,11 @@ public class BridgeDriverIntegrationTests
     {
         await using var h = await BridgeHarness.CreateAsync();
         var ok = await h.NetworkAsync("ok", "10.77.10.0/24");
-        var overlap = Assert.ThrowsAsync(Is.InstanceOf<CnmException>(), async () => await h.NetworkAsync("overlap", "10.77.10.0/25"));
-        var badMtu = Assert.ThrowsAsync<CnmInvalidArgumentException>(async () => await h.NetworkAsync("mtu", "10.77.11.0/24", new() { [NetLabels.DriverMtu] = "10" }));
-        var longName = Assert.ThrowsAsync<CnmInvalidArgumentException>(async () => await h.NetworkAsync("long", "10.77.12.0/24", new() { ["com.docker.network.bridge.name"] = "bridge-name-of-16" }));
-        var unknown = Assert.ThrowsAsync<CnmInvalidArgumentException>(async () => await h.NetworkAsync("unknown", "10.77.13.0/24", new() { ["com.docker.network.bridge.nope"] = "1" }));
-        var gateway = Assert.ThrowsAsync<CnmInvalidArgumentException>(async () => await h.Controller.CreateNetworkAsync("gw", "bridge", new NetworkCreateOptions
+        var overlap = await Assert.ThrowsAsync(Is.InstanceOf<CnmException>(), async () => await h.NetworkAsync("overlap", "10.77.10.0/25"));
+        var badMtu = await Assert.ThrowsAsync<CnmInvalidArgumentException>(async () => await h.NetworkAsync("mtu", "10.77.11.0/24", new() { [NetLabels.DriverMtu] = "10" }));
+        var longName = await Assert.ThrowsAsync<CnmInvalidArgumentException>(async () => await h.NetworkAsync("long", "10.77.12.0/24", new() { ["com.docker.network.bridge.name"] = "bridge-name-of-16" }));
+        var unknown = await Assert.ThrowsAsync<CnmInvalidArgumentException>(async () => await h.NetworkAsync("unknown", "10.77.13.0/24", new() { ["com.docker.network.bridge.nope"] = "1" }));
+        var gateway = await Assert.ThrowsAsync<CnmInvalidArgumentException>(async () => await h.Controller.CreateNetworkAsync("gw", "bridge", new NetworkCreateOptions
         {
             IPv4Config = [new IpamConfig { Subnet = "10.77.14.0/24", Gateway = "10.77.15.1" }],
         }));
@@ -214,7 +214,7 @@ public class BridgeDriverIntegrationTests
         var (s1, e1) = await h.ContainerAsync(ok, "p1", ports);
         var s2 = await h.Controller.CreateSandboxAsync("p2");
         var e2 = await ok.CreateEndpointAsync("p2", new EndpointCreateOptions { PortBindings = ports });
-        var taken = Assert.ThrowsAsync<CnmConflictException>(async () => await e2.JoinAsync(s2));
+        var taken = await Assert.ThrowsAsync<CnmConflictException>(async () => await e2.JoinAsync(s2));
         Assert.Multiple(() =>
         {
             Assert.That(taken!.Code, Is.EqualTo(CnmErrorCodes.PortAlreadyAllocated));
