@@ -59,7 +59,7 @@ public readonly record struct CidrAddress : ISpanFormattable
         var span = text.AsSpan().Trim();
         var slash = span.IndexOf('/');
         var addressPart = slash < 0 ? span : span[..slash];
-        if (!IPAddress.TryParse(addressPart, out var address) || address.ScopeId != 0)
+        if (!IPAddress.TryParse(addressPart, out var address) || (address.AddressFamily == AddressFamily.InterNetworkV6 && address.ScopeId != 0))
         {
             return false;
         }
