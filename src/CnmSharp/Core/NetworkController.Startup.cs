@@ -19,6 +19,7 @@ internal sealed record ControllerStartInfo
     public required IReadOnlyList<INetworkDriverFactory> Drivers { get; init; }
     public required IReadOnlyList<IIpamDriverFactory> Ipams { get; init; }
     public required ISandboxNetworking SandboxNetworking { get; init; }
+    public bool OwnsSandboxNetworking { get; init; }
     public CnmSharp.Firewall.IFirewallBackend? Firewall { get; init; }
     public required Sandboxes.Files.ISandboxFiles SandboxFiles { get; init; }
     public required ILoggerFactory LoggerFactory { get; init; }

@@ -24,6 +24,7 @@ public sealed partial class NetworkController : IAsyncDisposable
     private readonly IKeyValueStore? _ownedStore;
     private readonly DriverRegistry _registry = new();
     private readonly ISandboxNetworking _sandboxNetworking;
+    private readonly bool _ownsSandboxNetworking;
     private readonly Sandboxes.Files.ISandboxFiles _sandboxFiles;
     private readonly ILoggerFactory _loggerFactory;
     private readonly ILogger _logger;
@@ -42,6 +43,7 @@ public sealed partial class NetworkController : IAsyncDisposable
         _store = new CoreStore(info.Store);
         _ownedStore = info.OwnsStore ? info.Store : null;
         _sandboxNetworking = info.SandboxNetworking;
+        _ownsSandboxNetworking = info.OwnsSandboxNetworking;
         _sandboxFiles = info.SandboxFiles;
         _loggerFactory = info.LoggerFactory;
         _logger = info.LoggerFactory.CreateLogger<NetworkController>();
@@ -253,6 +255,12 @@ public sealed partial class NetworkController : IAsyncDisposable
             {
                 await disposable.DisposeAsync().ConfigureAwait(false);
             }
+        }
+
+        // Open namespace handles keep sandbox namespaces alive; a stopped controller must not hold them.
+        if (_ownsSandboxNetworking && _sandboxNetworking is IAsyncDisposable sandboxNetworking)
+        {
+            await sandboxNetworking.DisposeAsync().ConfigureAwait(false);
         }
 
         if (_ownedStore is not null)

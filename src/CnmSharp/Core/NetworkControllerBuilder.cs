@@ -207,6 +207,7 @@ public sealed class NetworkControllerBuilder
                 Drivers = drivers,
                 Ipams = ipams,
                 SandboxNetworking = _sandboxNetworking ?? new LinuxSandboxNetworking(Options.HostNamespacePath, _loggerFactory),
+                OwnsSandboxNetworking = _sandboxNetworking is null,
                 Firewall = _firewall?.Create(Options.HostNamespacePath),
                 SandboxFiles = _sandboxFiles ?? new SandboxFiles(),
                 LoggerFactory = _loggerFactory,

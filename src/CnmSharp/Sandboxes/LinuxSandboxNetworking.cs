@@ -278,8 +278,10 @@ public sealed class LinuxSandboxNetworking : ISandboxNetworking, IAsyncDisposabl
         return RtnetlinkClient.Open(ns.Handle);
     }
 
+    // The run directory is not made a shared mount point (as `ip netns` does for /run/netns): CnmSharp's sandboxes are
+    // not meant to propagate into other mount namespaces, and a bind mount of the directory would outlive the controller.
     private static (NetworkNamespaceManager Manager, string Name) ManagerFor(string key) =>
-        (new NetworkNamespaceManager(new NetworkNamespaceManagerOptions { RunDirectory = Path.GetDirectoryName(key)! }), Path.GetFileName(key));
+        (new NetworkNamespaceManager(new NetworkNamespaceManagerOptions { RunDirectory = Path.GetDirectoryName(key)!, MakeRunDirectoryShared = false }), Path.GetFileName(key));
 
     private static CnmInternalException KernelError(string subject, Exception ex) =>
         new(CnmErrorCodes.KernelError, subject, ex.Message, ex);
