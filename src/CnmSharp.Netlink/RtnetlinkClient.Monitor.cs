@@ -7,43 +7,60 @@ namespace CnmSharp.Netlink;
 public sealed partial class RtnetlinkClient
 {
     /// <inheritdoc />
-    public async IAsyncEnumerable<NetlinkEvent> MonitorAsync(NetlinkGroups groups, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    public IAsyncEnumerable<NetlinkEvent> MonitorAsync(NetlinkGroups groups, CancellationToken cancellationToken = default) =>
+        MonitorAsync(groups, receiveBufferSize: 0, cancellationToken);
+
+    /// <summary>Monitor with a chosen socket receive buffer (tests use a tiny one to provoke ENOBUFS).</summary>
+    internal async IAsyncEnumerable<NetlinkEvent> MonitorAsync(NetlinkGroups groups, int receiveBufferSize, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var numbers = GroupNumbers(groups);
-        using var socket = _namespace is null
-            ? NetlinkSocket.Open(numbers)
-            : NamespaceThread.RunIn(_namespace, () => NetlinkSocket.Open(numbers));
-        var events = new List<NetlinkEvent>();
-        while (true)
+        var socket = OpenMonitorSocket(numbers, receiveBufferSize);
+        try
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            var lost = false;
-            var received = 0;
-            try
+            var events = new List<NetlinkEvent>();
+            while (true)
             {
-                received = await socket.ReceiveAsync(cancellationToken).ConfigureAwait(false);
-            }
-            catch (SocketException e) when (e.SocketErrorCode == SocketError.NoBufferSpaceAvailable)
-            {
-                lost = true;
-            }
+                cancellationToken.ThrowIfCancellationRequested();
+                var lost = false;
+                var received = 0;
+                try
+                {
+                    received = await socket.ReceiveAsync(cancellationToken).ConfigureAwait(false);
+                }
+                catch (SocketException e) when (e.SocketErrorCode == SocketError.NoBufferSpaceAvailable)
+                {
+                    lost = true;
+                }
 
-            if (lost)
-            {
-                yield return new NetlinkEvent(NetlinkEventKind.Resync);
-                continue;
-            }
+                if (lost)
+                {
+                    // Start over on a fresh subscription first, so a re-dump done on Resync misses nothing after it.
+                    socket.Dispose();
+                    socket = OpenMonitorSocket(numbers, receiveBufferSize);
+                    yield return new NetlinkEvent(NetlinkEventKind.Resync);
+                    continue;
+                }
 
-            ParseEvents(socket.Received(received), events);
-            foreach (var e in events)
-            {
-                yield return e;
-            }
+                ParseEvents(socket.Received(received), events);
+                foreach (var e in events)
+                {
+                    yield return e;
+                }
 
-            events.Clear();
+                events.Clear();
+            }
+        }
+        finally
+        {
+            socket.Dispose();
         }
     }
+
+    private NetlinkSocket OpenMonitorSocket(int[] groups, int receiveBufferSize) =>
+        _namespace is null
+            ? NetlinkSocket.Open(groups, receiveBufferSize)
+            : NamespaceThread.RunIn(_namespace, () => NetlinkSocket.Open(groups, receiveBufferSize));
 
     internal static void ParseEvents(ReadOnlySpan<byte> datagram, List<NetlinkEvent> events)
     {

@@ -33,7 +33,7 @@ public sealed partial class RtnetlinkClient : IRtnetlinkClient, IAsyncDisposable
     /// <summary>
     /// Opens a client. With no namespace, the socket belongs to the calling thread's network namespace. With one,
     /// the socket is created inside it on a dedicated thread (setns there and back), and every operation of the
-    /// client, including <see cref="MonitorAsync"/>, acts on that namespace. The handle may be closed afterwards.
+    /// client, including <see cref="MonitorAsync(NetlinkGroups, CancellationToken)"/>, acts on that namespace. The handle may be closed afterwards.
     /// </summary>
     /// <param name="networkNamespace">An open fd of a network namespace (e.g. /run/netns/NAME), or null.</param>
     /// <returns>The client.</returns>

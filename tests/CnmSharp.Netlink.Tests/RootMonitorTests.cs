@@ -81,4 +81,41 @@ public class RootMonitorTests
             Throws.InstanceOf<OperationCanceledException>());
         await Task.CompletedTask;
     }
+
+    [Test]
+    public async Task Lost_events_yield_a_resync_and_the_stream_goes_on()
+    {
+        using var ns = TestNamespace.Create();
+        await using var client = RtnetlinkClient.Open(ns.Handle);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await using var events = client.MonitorAsync(NetlinkGroups.Link, receiveBufferSize: 1024, cts.Token).GetAsyncEnumerator(cts.Token);
+        var first = events.MoveNextAsync();
+        await Task.Delay(200);
+        await client.CreateLinkAsync(new BridgeLinkSpec("trigger0"));
+        Assert.That(await first, Is.True);
+
+        // Nobody reads while the kernel queues far more than the tiny buffer holds.
+        for (var i = 0; i < 30; i++)
+        {
+            await client.CreateLinkAsync(new VethLinkSpec($"f{i}a", $"f{i}b"));
+        }
+
+        var resync = false;
+        for (var i = 0; i < 200 && !resync; i++)
+        {
+            Assert.That(await events.MoveNextAsync(), Is.True);
+            resync = events.Current.Kind == NetlinkEventKind.Resync;
+        }
+
+        Assert.That(resync, Is.True, "an overrun must surface as a Resync event");
+        await client.CreateLinkAsync(new BridgeLinkSpec("after0"));
+        var seenAfter = false;
+        for (var i = 0; i < 200 && !seenAfter; i++)
+        {
+            Assert.That(await events.MoveNextAsync(), Is.True);
+            seenAfter = events.Current.Link?.Name == "after0";
+        }
+
+        Assert.That(seenAfter, Is.True, "the stream goes on after a resync");
+    }
 }

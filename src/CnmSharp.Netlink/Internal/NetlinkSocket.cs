@@ -37,7 +37,7 @@ internal sealed class NetlinkSocket : IDisposable
     public ReadOnlySpan<byte> Received(int count) => _receive.AsSpan(0, count);
 
     /// <summary>Opens a socket in the calling thread's network namespace, joined to the given multicast groups.</summary>
-    public static unsafe NetlinkSocket Open(ReadOnlySpan<int> groups = default)
+    public static unsafe NetlinkSocket Open(ReadOnlySpan<int> groups = default, int receiveBufferSize = 0)
     {
         var fd = Libc.Socket(Libc.AF_NETLINK, Libc.SOCK_RAW | Libc.SOCK_CLOEXEC, Libc.NETLINK_ROUTE);
         if (fd < 0)
@@ -50,7 +50,7 @@ internal sealed class NetlinkSocket : IDisposable
             Check(Libc.SetSockOptInt(fd, Libc.SOL_NETLINK, Libc.NETLINK_EXT_ACK, 1), "setsockopt NETLINK_EXT_ACK");
             Check(Libc.SetSockOptInt(fd, Libc.SOL_NETLINK, Libc.NETLINK_CAP_ACK, 1), "setsockopt NETLINK_CAP_ACK");
             Check(Libc.SetSockOptInt(fd, Libc.SOL_NETLINK, Libc.NETLINK_GET_STRICT_CHK, 1), "setsockopt NETLINK_GET_STRICT_CHK");
-            var rcvbuf = groups.IsEmpty ? 1 << 20 : 4 << 20;
+            var rcvbuf = receiveBufferSize > 0 ? receiveBufferSize : groups.IsEmpty ? 1 << 20 : 4 << 20;
             if (Libc.SetSockOptInt(fd, Libc.SOL_SOCKET, Libc.SO_RCVBUFFORCE, rcvbuf) != 0)
             {
                 _ = Libc.SetSockOptInt(fd, Libc.SOL_SOCKET, Libc.SO_RCVBUF, rcvbuf);
