@@ -130,6 +130,7 @@ internal sealed class Fixture : IAsyncDisposable
         var deadline = DateTime.UtcNow.AddSeconds(120);
         while (await count().ConfigureAwait(false) != expected)
         {
+            Interrupt.ThrowIfRequested();
             if (DateTime.UtcNow > deadline)
             {
                 throw new TimeoutException($"{what}: links in H did not drop to {expected}");

@@ -79,6 +79,7 @@ internal static class GrowthWorkload
         var times = new double[count];
         for (var i = 0; i < count; i++)
         {
+            Interrupt.ThrowIfRequested();
             var start = Stopwatch.GetTimestamp();
             await op(i).ConfigureAwait(false);
             times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
