@@ -24,6 +24,8 @@ public sealed class RtnetlinkBatch : IDisposable
 
     internal ReadOnlySpan<byte> Bytes => _buffer.Array.AsSpan(0, _length);
 
+    internal void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
+
     internal IReadOnlyList<int> Offsets => _offsets;
 
     /// <summary>Adds a link creation.</summary>

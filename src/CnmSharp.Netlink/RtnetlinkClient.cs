@@ -86,6 +86,7 @@ public sealed partial class RtnetlinkClient : IRtnetlinkClient, IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(batch);
         ObjectDisposedException.ThrowIf(_disposed, this);
+        batch.ThrowIfDisposed();
         var count = batch.Count;
         var errors = new NetlinkException?[count];
         if (count == 0)

@@ -467,3 +467,26 @@ public class GoldenBytesTests
         });
     }
 }
+
+public class BatchLifetimeTests
+{
+    [Test]
+    public void A_disposed_batch_cannot_be_extended()
+    {
+        var batch = new RtnetlinkBatch().SetLinkUp(3);
+        batch.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => batch.SetLinkUp(4));
+        Assert.Throws<ObjectDisposedException>(batch.ThrowIfDisposed);
+    }
+
+    [Test]
+    public void A_batch_holds_namespace_handles_open_until_disposed()
+    {
+        var handle = new Microsoft.Win32.SafeHandles.SafeFileHandle(12345, ownsHandle: false);
+        var batch = new RtnetlinkBatch().CreateLink(new BridgeLinkSpec("b0") { Namespace = handle });
+        handle.Dispose();
+        Assert.That(handle.IsClosed, Is.False, "the batch still references the fd it encoded");
+        batch.Dispose();
+        Assert.That(handle.IsClosed, Is.True);
+    }
+}

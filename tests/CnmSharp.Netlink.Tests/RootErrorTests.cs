@@ -126,6 +126,64 @@ public class RootErrorTests
         Assert.That((await client.GetLinksAsync()).Select(l => l.Name), Does.Contain("lo"));
     }
 
+    [Test]
+    public async Task Requests_cancelled_in_flight_leave_the_client_usable()
+    {
+        using var ns = TestNamespace.Create();
+        await using var client = RtnetlinkClient.Open(ns.Handle);
+        for (var i = 0; i < 20; i++)
+        {
+            await client.CreateLinkAsync(new VethLinkSpec($"c{i}a", $"c{i}b"));
+        }
+
+        var cancelled = 0;
+        for (var i = 0; i < 100; i++)
+        {
+            using var cts = new CancellationTokenSource();
+            var dump = client.GetLinksAsync(cts.Token).AsTask();
+            cts.CancelAfter(TimeSpan.FromTicks(i * 20));
+            try
+            {
+                await dump;
+            }
+            catch (OperationCanceledException)
+            {
+                cancelled++;
+            }
+
+            // Whatever state the cancelled dump left behind, the next request must see only its own reply.
+            using var guard = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            var links = await client.GetLinksAsync(guard.Token);
+            Assert.That(links, Has.Count.EqualTo(41));
+        }
+
+        TestContext.Out.WriteLine($"{cancelled} of 100 dumps were cancelled in flight");
+    }
+
+    [Test]
+    public async Task A_socket_whose_receive_was_cancelled_still_receives()
+    {
+        using var ns = TestNamespace.Create();
+        using var socket = CnmSharp.Netlink.Internal.NamespaceThread.RunIn(ns.Handle, () => CnmSharp.Netlink.Internal.NetlinkSocket.Open());
+        using (var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(100)))
+        {
+            Assert.That(async () => await socket.ReceiveAsync(cts.Token), Throws.InstanceOf<OperationCanceledException>());
+        }
+
+        var length = Encode(socket, 77);
+        await socket.SendAsync(length, CancellationToken.None);
+        using var guard = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var received = await socket.ReceiveAsync(guard.Token);
+        Assert.That(received, Is.GreaterThan(16));
+
+        static int Encode(CnmSharp.Netlink.Internal.NetlinkSocket socket, uint seq)
+        {
+            var writer = new CnmSharp.Netlink.Internal.NetlinkWriter(socket.SendBuffer);
+            CnmSharp.Netlink.Internal.RtnetlinkEncoder.GetLink(ref writer, seq, "lo");
+            return writer.Length;
+        }
+    }
+
     /// <summary>A kind no kernel has, to see the kernel's answer to an unknown kind.</summary>
     private sealed record NoSuchKindSpec(string Name) : LinkSpec(Name)
     {
