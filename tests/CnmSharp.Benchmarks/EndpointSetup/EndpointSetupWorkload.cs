@@ -26,6 +26,19 @@ internal static class EndpointSetupWorkload
 
     public static async Task<int> RunAsync(string[] args)
     {
+        try
+        {
+            return await RunCoreAsync(args).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (Interrupt.Token.IsCancellationRequested)
+        {
+            await Console.Error.WriteLineAsync("endpoint-setup: interrupted; everything it made was removed").ConfigureAwait(false);
+            return 130;
+        }
+    }
+
+    private static async Task<int> RunCoreAsync(string[] args)
+    {
         var count = 100;
         var runs = 3;
         var workers = 2;
@@ -69,6 +82,7 @@ internal static class EndpointSetupWorkload
             return 2;
         }
 
+        Interrupt.Install();
         if (growth)
         {
             return await GrowthWorkload.RunAsync(args.Contains("--count") ? count : 1000).ConfigureAwait(false);
@@ -121,7 +135,9 @@ internal static class EndpointSetupWorkload
     {
         await using var fixture = await Fixture.CreateAsync(count).ConfigureAwait(false);
         var setup = await MeasureAsync(() => SetupAllAsync(tool, fixture)).ConfigureAwait(false);
+        Interrupt.ThrowIfRequested();
         await fixture.VerifyAsync(tool.Name).ConfigureAwait(false);
+        Interrupt.ThrowIfRequested();
         var teardown = await MeasureAsync(() => tool.TeardownAsync(fixture)).ConfigureAwait(false);
         var childRss = await tool.ChildPeakRssKibAsync(fixture).ConfigureAwait(false);
         return (setup with { ChildPeakRssKib = childRss }, teardown with { ChildPeakRssKib = childRss });
@@ -138,6 +154,7 @@ internal static class EndpointSetupWorkload
             int i;
             while ((i = Interlocked.Increment(ref next)) < fixture.Count)
             {
+                Interrupt.ThrowIfRequested();
                 var start = Stopwatch.GetTimestamp();
                 await worker.SetupAsync(i).ConfigureAwait(false);
                 times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;

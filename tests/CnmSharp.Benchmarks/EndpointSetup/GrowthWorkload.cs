@@ -17,6 +17,14 @@ internal static class GrowthWorkload
         count = Math.Max(count, 200);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"endpoint-setup --growth: n={count} links and namespaces, {DateTime.UtcNow:yyyy-MM-dd HH:mm}Z"));
         var rows = new List<(string Op, double[] Times)>();
+
+        // Link count alone, without a bridge: N pairs in a fresh host namespace.
+        await using (var plain = await Fixture.CreateAsync(0).ConfigureAwait(false))
+        {
+            using var client = RtnetlinkClient.Open(plain.Host.Handle);
+            rows.Add(("veth pair create (no bridge)", await TimeEachAsync(count, i => client.CreateLinkAsync(new VethLinkSpec(Fixture.HostVeth(i), string.Create(CultureInfo.InvariantCulture, $"vp{i}"))).AsTask()).ConfigureAwait(false)));
+        }
+
         await using (var fixture = await Fixture.CreateAsync(0).ConfigureAwait(false))
         {
             using var client = RtnetlinkClient.Open(fixture.Host.Handle);
@@ -71,6 +79,7 @@ internal static class GrowthWorkload
         var times = new double[count];
         for (var i = 0; i < count; i++)
         {
+            Interrupt.ThrowIfRequested();
             var start = Stopwatch.GetTimestamp();
             await op(i).ConfigureAwait(false);
             times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;

@@ -47,6 +47,7 @@ internal sealed class IpNaiveTool : EndpointTool
         var times = new List<double>(fixture.Count);
         for (var i = 0; i < fixture.Count; i++)
         {
+            Interrupt.ThrowIfRequested();
             var start = System.Diagnostics.Stopwatch.GetTimestamp();
             await Exec.IpAsync(fixture.HostPath, "link", "del", "dev", Fixture.HostVeth(i)).ConfigureAwait(false);
             await IpToolNamespaces.DeleteAsync(fixture.ContainerPath(i)).ConfigureAwait(false);
@@ -102,6 +103,7 @@ internal sealed class IpBatchTool : EndpointTool
         var times = new List<double>(fixture.Count);
         for (var i = 0; i < fixture.Count; i++)
         {
+            Interrupt.ThrowIfRequested();
             var start = System.Diagnostics.Stopwatch.GetTimestamp();
             await IpToolNamespaces.DeleteAsync(fixture.ContainerPath(i)).ConfigureAwait(false);
             times.Add(System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds);
@@ -196,6 +198,7 @@ internal sealed class CnmSharpTool(int workers) : EndpointTool
         var times = new List<double>(fixture.Count);
         for (var i = 0; i < fixture.Count; i++)
         {
+            Interrupt.ThrowIfRequested();
             var start = System.Diagnostics.Stopwatch.GetTimestamp();
             await fixture.Manager.DeleteAsync(fixture.ContainerName(i)).ConfigureAwait(false);
             times.Add(System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds);
