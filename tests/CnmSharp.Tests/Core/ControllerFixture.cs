@@ -131,7 +131,16 @@ internal sealed class ControllerFixture : IAsyncDisposable
 
     public NetworkControllerBuilder NewBuilder(IKeyValueStore? store = null)
     {
+        // Unit tests never reach the kernel: only the kernel-free built-ins (no bridge driver), no firewall, and a
+        // mocked sandbox networking. A controller without a host namespace path works in the process's own (root)
+        // namespace, which tests must never touch.
         var builder = new NetworkControllerBuilder()
+            .WithoutBuiltIns()
+            .AddDriver(new CnmSharp.Drivers.Null.NullDriverFactory())
+            .AddDriver(new CnmSharp.Drivers.Host.HostDriverFactory())
+            .AddIpamDriver(new CnmSharp.Ipam.Default.DefaultIpamFactory())
+            .AddIpamDriver(new CnmSharp.Ipam.Null.NullIpamFactory())
+            .UseFirewall(null)
             .Configure(o =>
             {
                 o.StateDirectory = Directory;

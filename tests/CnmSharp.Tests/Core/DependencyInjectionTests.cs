@@ -1,6 +1,7 @@
 using CnmSharp.Drivers;
 using CnmSharp.Sandboxes;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
 namespace CnmSharp.Tests.Core;
@@ -19,6 +20,15 @@ public sealed class DependencyInjectionTests : ControllerTestBase
         builder.UseInMemoryStore();
         cnm?.Invoke(builder);
         services.AddSingleton(F.Netns.Object);
+
+        // No kernel work in unit tests: drop the bridge driver and the firewall that AddCnmSharp registers.
+        services.RemoveAll<CnmSharp.Firewall.IFirewallBackendFactory>();
+        foreach (var bridge in services.Where(d => d.ImplementationType == typeof(CnmSharp.Drivers.Bridge.BridgeDriverFactory)
+            || d.ImplementationFactory?.Method.ReturnType == typeof(CnmSharp.Drivers.Bridge.BridgeDriverFactory)).ToList())
+        {
+            services.Remove(bridge);
+        }
+
         return services.BuildServiceProvider();
     }
 
