@@ -211,13 +211,19 @@ internal static class DemoCommand
 
     private static async Task UnmountIfMountPointAsync(string path, CancellationToken ct)
     {
-        var full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(path));
-        var lines = await File.ReadAllLinesAsync("/proc/self/mountinfo", ct).ConfigureAwait(false);
-        var count = lines.Count(l => l.Split(' ') is { Length: > 4 } f && f[4] == full);
-        for (var i = 0; i < count; i++)
+        // mountpoint(1) resolves symlinks such as /var/run -> /run; a directory may carry more than one mount.
+        for (var i = 0; i < 8 && await IsMountPointAsync(path, ct).ConfigureAwait(false); i++)
         {
-            await RunToolAsync("umount", ["-l", full], ct).ConfigureAwait(false);
+            await RunToolAsync("umount", ["-l", path], ct).ConfigureAwait(false);
         }
+    }
+
+    private static async Task<bool> IsMountPointAsync(string path, CancellationToken ct)
+    {
+        using var process = Process.Start(new ProcessStartInfo("mountpoint", ["-q", path]) { UseShellExecute = false })
+            ?? throw new CliException("cannot start mountpoint");
+        await process.WaitForExitAsync(ct).ConfigureAwait(false);
+        return process.ExitCode == 0;
     }
 
     private static async Task RunToolAsync(string file, IReadOnlyList<string> args, CancellationToken ct)
