@@ -58,7 +58,7 @@ internal static class DemoCommand
         var status = 1;
         try
         {
-            status = await RunStepsAsync(demo, ct).ConfigureAwait(false);
+            status = await RunStepsAsync(demo, keep, ct).ConfigureAwait(false);
         }
         finally
         {
@@ -76,7 +76,7 @@ internal static class DemoCommand
         return status;
     }
 
-    private static async Task<int> RunStepsAsync(DemoContext demo, CancellationToken ct)
+    private static async Task<int> RunStepsAsync(DemoContext demo, bool keep, CancellationToken ct)
     {
         await Step($"created private host namespace {HostNamespaceName}", async () =>
         {
@@ -136,6 +136,11 @@ internal static class DemoCommand
             else
             {
                 Console.WriteLine("           note: ping by name skipped: demo-a has no /etc/hosts entry for demo-b (no per-sandbox hosts file yet)");
+            }
+
+            if (keep)
+            {
+                return 0;
             }
 
             foreach (var sandbox in sandboxes)
