@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using CnmSharp.Drivers;
+using CnmSharp.Drivers.Bridge;
 using CnmSharp.Store;
 using CnmSharp.Testing;
 
@@ -63,7 +64,10 @@ internal sealed class BridgeHarness : IAsyncDisposable
             RunDirectory = Path.Combine(temp, "run"),
             StateDirectory = Path.Combine(temp, "state"),
             CreateDefaultNetworks = defaultNetworks,
-        }).UseStore(store).BuildAsync();
+        })
+        .AddDriver(new BridgeDriverFactory(new BridgeDriverOptions { ReapTimeout = TimeSpan.FromSeconds(3) }))
+        .UseStore(store)
+        .BuildAsync();
 
     /// <summary>Stops the controller and starts a new one on the same store and host namespace.</summary>
     public async Task RestartAsync()
@@ -189,8 +193,8 @@ internal sealed class BridgeHarness : IAsyncDisposable
     /// driver record or IPAM allocation is left.</summary>
     public async Task TeardownAndAssertCleanAsync()
     {
-        await DeleteEverythingAsync();
         KillProcesses();
+        await DeleteEverythingAsync();
         var leftoverKeys = await LeftoverStoreKeysAsync();
         Assert.Multiple(() =>
         {
@@ -255,6 +259,7 @@ internal sealed class BridgeHarness : IAsyncDisposable
         }
 
         _tornDown = true;
+        KillProcesses();
         try
         {
             await DeleteEverythingAsync();
@@ -264,7 +269,6 @@ internal sealed class BridgeHarness : IAsyncDisposable
             await TestContext.Out.WriteLineAsync("teardown: " + ex.Message);
         }
 
-        KillProcesses();
         await Controller.DisposeAsync();
         await Host.DisposeAsync();
 

@@ -43,7 +43,11 @@ public class BridgeDriverTests
     }
 
     [TearDown]
-    public async Task TearDown() => await _store.DisposeAsync();
+    public async Task TearDown()
+    {
+        _kernel.Dispose();
+        await _store.DisposeAsync();
+    }
 
     private BridgeDriver NewDriver(BridgeDriverOptions? options = null) => new(
         new DriverContext
@@ -86,9 +90,9 @@ public class BridgeDriverTests
     public async Task FirewallFailureUndoesEverythingInReverse()
     {
         _firewall.Setup(f => f.SetupNetworkAsync(It.IsAny<FirewallNetwork>(), It.IsAny<CancellationToken>()))
-            .Returns(ValueTask.FromException(new CnmInternalException(CnmErrorCodes.KernelError, "fw", "boom")));
+            .Returns(() => ValueTask.FromException(new CnmInternalException(CnmErrorCodes.KernelError, "fw", "boom")));
         var driver = NewDriver();
-        Assert.ThrowsAsync<CnmInternalException>(async () => await driver.CreateNetworkAsync(Request(Net1, "10.40.0.0/24")));
+        await Assert.ThrowsAsync<CnmInternalException>(async () => await driver.CreateNetworkAsync(Request(Net1, "10.40.0.0/24")));
         var records = await RecordCount();
         Assert.Multiple(() =>
         {
@@ -105,7 +109,7 @@ public class BridgeDriverTests
     {
         _kernel.FailUp = true;
         var driver = NewDriver();
-        var ex = Assert.ThrowsAsync<CnmInternalException>(async () => await driver.CreateNetworkAsync(Request(Net1, "10.40.0.0/24")));
+        var ex = await Assert.ThrowsAsync<CnmInternalException>(async () => await driver.CreateNetworkAsync(Request(Net1, "10.40.0.0/24")));
         Assert.That(ex!.Code, Is.EqualTo(CnmErrorCodes.KernelError));
         Assert.That(_kernel.Links, Is.Empty);
         Assert.That(await RecordCount(), Is.Zero);
@@ -118,9 +122,9 @@ public class BridgeDriverTests
         var driver = NewDriver();
         await driver.CreateNetworkAsync(Request(Net1, "10.40.0.0/24"));
         var before = _calls.Count;
-        var overlap = Assert.ThrowsAsync<CnmConflictException>(async () => await driver.CreateNetworkAsync(Request(Net2, "10.40.0.0/24")));
+        var overlap = await Assert.ThrowsAsync<CnmConflictException>(async () => await driver.CreateNetworkAsync(Request(Net2, "10.40.0.0/24")));
         Assert.That(overlap!.Code, Is.EqualTo(CnmErrorCodes.PoolOverlap));
-        Assert.ThrowsAsync<CnmConflictException>(async () => await driver.CreateNetworkAsync(Request(Net2, "10.41.0.0/24", new() { [BridgeOptionKeys.BridgeName] = "br-111111111111" })));
+        await Assert.ThrowsAsync<CnmConflictException>(async () => await driver.CreateNetworkAsync(Request(Net2, "10.41.0.0/24", new() { [BridgeOptionKeys.BridgeName] = "br-111111111111" })));
         Assert.That(_calls.Count, Is.EqualTo(before));
         Assert.That(await RecordCount(), Is.EqualTo(1));
     }
@@ -139,10 +143,10 @@ public class BridgeDriverTests
     }
 
     [Test]
-    public void AnExistingDeviceOfAnotherKindIsAConflict()
+    public async Task AnExistingDeviceOfAnotherKindIsAConflict()
     {
         _kernel.Links["br-111111111111"] = new LinkInfo { Index = 7, Name = "br-111111111111", Kind = "veth" };
-        Assert.ThrowsAsync<CnmConflictException>(async () => await NewDriver().CreateNetworkAsync(Request(Net1, "10.40.0.0/24")));
+        await Assert.ThrowsAsync<CnmConflictException>(async () => await NewDriver().CreateNetworkAsync(Request(Net1, "10.40.0.0/24")));
     }
 
     [Test]
@@ -174,8 +178,8 @@ public class BridgeDriverTests
         Assert.That(oper[NetLabels.MacAddress], Is.EqualTo("02:42:0a:28:00:02"));
 
         var noAddress = new InterfaceInfo();
-        Assert.ThrowsAsync<CnmInvalidArgumentException>(async () => await driver.CreateEndpointAsync(new EndpointCreateRequest { NetworkId = Net1, EndpointId = Ep2, EndpointName = "f" }, noAddress));
-        Assert.ThrowsAsync<CnmNotFoundException>(async () => await driver.CreateEndpointAsync(new EndpointCreateRequest { NetworkId = Net2, EndpointId = Ep2, EndpointName = "f" }, info));
+        await Assert.ThrowsAsync<CnmInvalidArgumentException>(async () => await driver.CreateEndpointAsync(new EndpointCreateRequest { NetworkId = Net1, EndpointId = Ep2, EndpointName = "f" }, noAddress));
+        await Assert.ThrowsAsync<CnmNotFoundException>(async () => await driver.CreateEndpointAsync(new EndpointCreateRequest { NetworkId = Net2, EndpointId = Ep2, EndpointName = "f" }, info));
     }
 
     [Test]
@@ -221,7 +225,7 @@ public class BridgeDriverTests
         var oper = await driver.GetEndpointOperationalInfoAsync(Net1, Ep1);
         Assert.That(oper[NetLabels.PortMap], Does.Contain("8080").And.Contain("50000"));
 
-        var ex = Assert.ThrowsAsync<CnmConflictException>(async () => await driver.ProgramExternalConnectivityAsync(Net1, Ep2));
+        var ex = await Assert.ThrowsAsync<CnmConflictException>(async () => await driver.ProgramExternalConnectivityAsync(Net1, Ep2));
         Assert.That(ex!.Code, Is.EqualTo(CnmErrorCodes.PortAlreadyAllocated));
         Assert.That(_calls.Count(c => c.StartsWith("fw forwards", StringComparison.Ordinal)), Is.EqualTo(1));
 
@@ -244,7 +248,7 @@ public class BridgeDriverTests
         Assert.That(_calls, Does.Contain("fw reconcile 1 1"));
         Assert.That(_calls, Does.Not.Contain("create bridge br-111111111111 mtu 1500"));
         Assert.That((await restarted.GetEndpointOperationalInfoAsync(Net1, Ep1))[NetLabels.PortMap], Is.EqualTo(oper[NetLabels.PortMap]));
-        Assert.ThrowsAsync<CnmConflictException>(async () => await restarted.ProgramExternalConnectivityAsync(Net1, Ep2));
+        await Assert.ThrowsAsync<CnmConflictException>(async () => await restarted.ProgramExternalConnectivityAsync(Net1, Ep2));
 
         await restarted.ReconcileFirewallAsync();
         Assert.That(_calls[^1], Is.EqualTo("fw reconcile 1 1"));
@@ -302,7 +306,7 @@ public class BridgeDriverTests
                     return ValueTask.CompletedTask;
                 });
             _netlink.Setup(n => n.GetAddressesAsync(It.IsAny<int?>(), It.IsAny<System.Net.Sockets.AddressFamily>(), It.IsAny<CancellationToken>()))
-                .Returns(ValueTask.FromResult<IReadOnlyList<AddressInfo>>([]));
+                .Returns(() => ValueTask.FromResult<IReadOnlyList<AddressInfo>>([]));
             _netlink.Setup(n => n.AddAddressAsync(It.IsAny<AddressSpec>(), It.IsAny<CancellationToken>()))
                 .Returns((AddressSpec a, CancellationToken _) =>
                 {
