@@ -1,0 +1,92 @@
+using System.CommandLine;
+using System.CommandLine.Help;
+
+namespace CnmSharp.Cli;
+
+/// <summary>The command tree of <c>cnm</c>.</summary>
+internal static class CliApp
+{
+    public const int ErrorExitCode = 1;
+    public const int UsageExitCode = 2;
+
+    public static RootCommand BuildRootCommand()
+    {
+        var root = new RootCommand("cnm: manage CnmSharp networks and sandboxes the way `docker network` manages Docker's.");
+        GlobalOptions.AddTo(root);
+        root.Subcommands.Add(NetworkCommands.Build());
+        root.Subcommands.Add(SandboxCommands.Build());
+        root.Subcommands.Add(DemoCommand.Build());
+        return root;
+    }
+
+    public static bool WantsHelp(ParseResult parse) => parse.Action is HelpAction;
+
+    public static string CommandPath(ParseResult parse)
+    {
+        var names = new List<string>();
+        for (var r = parse.CommandResult; r is not null; r = r.Parent as System.CommandLine.Parsing.CommandResult)
+        {
+            if (r.Command is not RootCommand)
+            {
+                names.Insert(0, r.Command.Name);
+            }
+        }
+
+        return string.Join(' ', names);
+    }
+
+    /// <summary>Runs a command body: CnmSharp and system errors become one line on stderr and exit code 1.</summary>
+    public static async Task<int> RunAsync(ParseResult parse, Func<CliContext, Task<int>> body)
+    {
+        CliContext context;
+        try
+        {
+            context = GlobalOptions.Read(parse);
+        }
+        catch (UsageException ex)
+        {
+            await Console.Error.WriteLineAsync("cnm: " + ex.Message).ConfigureAwait(false);
+            return UsageExitCode;
+        }
+        catch (CliException ex)
+        {
+            await Console.Error.WriteLineAsync("cnm: " + ex.Message).ConfigureAwait(false);
+            return ErrorExitCode;
+        }
+
+        try
+        {
+            return await body(context).ConfigureAwait(false);
+        }
+        catch (UsageException ex)
+        {
+            await Console.Error.WriteLineAsync("cnm: " + OneLine(ex.Message)).ConfigureAwait(false);
+            return UsageExitCode;
+        }
+        catch (Exception ex) when (IsReportable(ex))
+        {
+            await Console.Error.WriteLineAsync("cnm: " + OneLine(Describe(ex))).ConfigureAwait(false);
+            return ErrorExitCode;
+        }
+    }
+
+    public static string Describe(Exception ex) => ex switch
+    {
+        CnmException c => string.IsNullOrEmpty(c.Subject) ? c.Reason : $"{c.Subject}: {c.Reason}",
+        AggregateException { InnerExceptions.Count: 1 } a => Describe(a.InnerExceptions[0]),
+        _ => ex.Message,
+    };
+
+    private static bool IsReportable(Exception ex) =>
+        ex is CnmException or CliException or IOException or UnauthorizedAccessException or InvalidOperationException
+            or CnmSharp.Netlink.NamespaceException or ArgumentException or FormatException or System.ComponentModel.Win32Exception
+            or Microsoft.Extensions.Options.OptionsValidationException or AggregateException;
+
+    private static string OneLine(string message) => message.ReplaceLineEndings(" ").Trim();
+}
+
+/// <summary>An error the CLI reports as one line, exit code 1.</summary>
+internal class CliException(string message) : Exception(message);
+
+/// <summary>A usage error: exit code 2.</summary>
+internal sealed class UsageException(string message) : CliException(message);

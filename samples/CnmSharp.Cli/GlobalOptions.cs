@@ -1,0 +1,96 @@
+using System.CommandLine;
+
+namespace CnmSharp.Cli;
+
+/// <summary>The options every command takes.</summary>
+internal static class GlobalOptions
+{
+    public const string DefaultStateDirectory = "/var/lib/cnmsharp";
+    public const string DefaultRunDirectory = "/var/run/cnmsharp";
+
+    public static readonly Option<string?> StateDir = new("--state-dir")
+    {
+        Description = $"State directory holding the embedded store (env CNM_STATE_DIR; default {DefaultStateDirectory})",
+        Recursive = true,
+        HelpName = "DIR",
+    };
+
+    public static readonly Option<string?> RunDir = new("--run-dir")
+    {
+        Description = $"Run directory for sandbox namespaces (default {DefaultRunDirectory})",
+        Recursive = true,
+        HelpName = "DIR",
+    };
+
+    public static readonly Option<string> Store = new("--store")
+    {
+        Description = "Store: embedded (SQLite in the state directory) or etcd://host:port (not supported yet)",
+        Recursive = true,
+        DefaultValueFactory = _ => "embedded",
+        HelpName = "embedded|etcd://host:port",
+    };
+
+    public static readonly Option<string?> HostNetns = new("--host-netns")
+    {
+        Description = "Network namespace file the controller treats as the host (default: the namespace cnm runs in)",
+        Recursive = true,
+        HelpName = "PATH",
+    };
+
+    public static void AddTo(RootCommand root)
+    {
+        root.Options.Add(StateDir);
+        root.Options.Add(RunDir);
+        root.Options.Add(Store);
+        root.Options.Add(HostNetns);
+    }
+
+    public static CliContext Read(ParseResult parse)
+    {
+        var store = parse.GetValue(Store) ?? "embedded";
+        if (store.StartsWith("etcd://", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new CliException($"--store {store}: the etcd store is not supported yet (use --store embedded)");
+        }
+
+        if (!string.Equals(store, "embedded", StringComparison.Ordinal))
+        {
+            throw new UsageException($"--store {store}: unknown store (expected embedded or etcd://host:port)");
+        }
+
+        var explicitState = parse.GetValue(StateDir) ?? NullIfEmpty(Environment.GetEnvironmentVariable("CNM_STATE_DIR"));
+        var explicitRun = parse.GetValue(RunDir);
+        var hostNetns = parse.GetValue(HostNetns);
+        if (hostNetns is not null && !File.Exists(hostNetns))
+        {
+            throw new CliException($"--host-netns {hostNetns}: no such namespace file");
+        }
+
+        return new CliContext(
+            explicitState is null ? DefaultStateDirectory : Path.GetFullPath(explicitState),
+            explicitRun is null ? DefaultRunDirectory : Path.GetFullPath(explicitRun),
+            hostNetns is null ? null : Path.GetFullPath(hostNetns),
+            explicitState is not null,
+            explicitRun is not null);
+    }
+
+    private static string? NullIfEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;
+}
+
+/// <summary>The settings of one invocation.</summary>
+internal sealed record CliContext(string StateDirectory, string RunDirectory, string? HostNamespacePath, bool StateDirectoryGiven, bool RunDirectoryGiven)
+{
+    /// <summary>Builds a controller on the embedded store of the state directory (its recovery runs at start).</summary>
+    public async Task<NetworkController> OpenControllerAsync(CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(StateDirectory);
+        return await new NetworkControllerBuilder()
+            .Configure(o =>
+            {
+                o.StateDirectory = StateDirectory;
+                o.RunDirectory = RunDirectory;
+                o.HostNamespacePath = HostNamespacePath;
+            })
+            .BuildAsync(cancellationToken).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,129 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace CnmSharp.Cli;
+
+/// <summary>The JSON <c>network inspect</c> and <c>sandbox inspect</c> print.</summary>
+internal static class InspectJson
+{
+    public static string Network(IEnumerable<Network> networks) =>
+        JsonSerializer.Serialize(networks.Select(ToModel).ToList(), CliJsonContext.Default.ListNetworkInspect);
+
+    public static string Sandbox(IEnumerable<Sandbox> sandboxes) =>
+        JsonSerializer.Serialize(sandboxes.Select(ToModel).ToList(), CliJsonContext.Default.ListSandboxInspect);
+
+    internal static NetworkInspect ToModel(Network n)
+    {
+        var configs = n.IPv4Info.Select((info, i) => ToConfig(info, n.IPv4Config.ElementAtOrDefault(i)))
+            .Concat(n.IPv6Info.Select((info, i) => ToConfig(info, n.IPv6Config.ElementAtOrDefault(i))))
+            .ToList();
+        var containers = new SortedDictionary<string, ContainerInspect>(StringComparer.Ordinal);
+        foreach (var e in n.Endpoints)
+        {
+            var sandbox = e.Sandbox;
+            containers[sandbox?.ContainerId ?? "ep-" + e.Id] = new ContainerInspect(
+                e.Name,
+                e.Id,
+                e.MacAddress is { } mac ? FormatMac(mac) : "",
+                e.Address?.ToString() ?? "",
+                e.AddressIPv6?.ToString() ?? "");
+        }
+
+        return new NetworkInspect(
+            n.Name,
+            n.Id,
+            n.Created,
+            n.Scope,
+            n.Driver,
+            n.EnableIPv6,
+            new IpamInspect(n.IpamDriver ?? "default", new SortedDictionary<string, string>(n.IpamOptions.ToDictionary(), StringComparer.Ordinal), configs),
+            n.Internal,
+            n.Attachable,
+            containers,
+            new SortedDictionary<string, string>(n.DriverOptions.ToDictionary(), StringComparer.Ordinal),
+            new SortedDictionary<string, string>(n.Labels.ToDictionary(), StringComparer.Ordinal));
+    }
+
+    private static IpamConfigInspect ToConfig(IpamInfo info, IpamConfig? requested) => new(
+        info.Pool.ToString(),
+        info.Gateway?.Address.ToString(),
+        requested?.IPRange,
+        info.AuxAddresses.Count == 0 ? null : new SortedDictionary<string, string>(info.AuxAddresses.ToDictionary(kv => kv.Key, kv => kv.Value.Address.ToString()), StringComparer.Ordinal));
+
+    private static SandboxInspect ToModel(Sandbox s) => new(
+        s.Id,
+        s.ContainerId,
+        s.Key,
+        s.UsesHostNamespace,
+        s.Hostname,
+        s.Endpoints.Select(e => new SandboxEndpointInspect(
+            e.Name,
+            e.Id,
+            e.Network.Name,
+            e.Network.Id,
+            e.InterfaceName,
+            e.MacAddress is { } mac ? FormatMac(mac) : "",
+            e.Address?.ToString() ?? "",
+            e.AddressIPv6?.ToString() ?? "",
+            e.Gateway?.ToString(),
+            e.Priority)).ToList(),
+        s.GatewayEndpoint?.Name);
+
+    private static string FormatMac(System.Net.NetworkInformation.PhysicalAddress mac) =>
+        string.Join(':', mac.GetAddressBytes().Select(b => b.ToString("x2", System.Globalization.CultureInfo.InvariantCulture)));
+}
+
+internal sealed record NetworkInspect(
+    string Name,
+    string Id,
+    DateTimeOffset Created,
+    string Scope,
+    string Driver,
+    [property: JsonPropertyName("EnableIPv6")] bool EnableIPv6,
+    [property: JsonPropertyName("IPAM")] IpamInspect Ipam,
+    bool Internal,
+    bool Attachable,
+    SortedDictionary<string, ContainerInspect> Containers,
+    SortedDictionary<string, string> Options,
+    SortedDictionary<string, string> Labels);
+
+internal sealed record IpamInspect(string Driver, SortedDictionary<string, string> Options, List<IpamConfigInspect> Config);
+
+internal sealed record IpamConfigInspect(
+    string Subnet,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Gateway,
+    [property: JsonPropertyName("IPRange"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? IPRange,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] SortedDictionary<string, string>? AuxiliaryAddresses);
+
+internal sealed record ContainerInspect(
+    string Name,
+    [property: JsonPropertyName("EndpointID")] string EndpointId,
+    string MacAddress,
+    [property: JsonPropertyName("IPv4Address")] string IPv4Address,
+    [property: JsonPropertyName("IPv6Address")] string IPv6Address);
+
+internal sealed record SandboxInspect(
+    string Id,
+    string ContainerId,
+    string Key,
+    bool UsesHostNamespace,
+    string? Hostname,
+    List<SandboxEndpointInspect> Endpoints,
+    string? GatewayEndpoint);
+
+internal sealed record SandboxEndpointInspect(
+    string Name,
+    [property: JsonPropertyName("EndpointID")] string EndpointId,
+    string Network,
+    [property: JsonPropertyName("NetworkID")] string NetworkId,
+    string? Interface,
+    string MacAddress,
+    [property: JsonPropertyName("IPv4Address")] string IPv4Address,
+    [property: JsonPropertyName("IPv6Address")] string IPv6Address,
+    string? Gateway,
+    int Priority);
+
+[JsonSourceGenerationOptions(WriteIndented = true)]
+[JsonSerializable(typeof(List<NetworkInspect>))]
+[JsonSerializable(typeof(List<SandboxInspect>))]
+internal sealed partial class CliJsonContext : JsonSerializerContext;

@@ -1,0 +1,303 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Net;
+using System.Text.Json;
+
+namespace CnmSharp.Cli;
+
+/// <summary><c>cnm network ...</c>.</summary>
+internal static class NetworkCommands
+{
+    /// <summary>The networks a fresh store creates; <c>network prune</c> keeps them.</summary>
+    public static readonly string[] DefaultNetworkNames = ["none", "host", "bridge"];
+
+    public static Command Build()
+    {
+        var network = new Command("network", "Manage networks");
+        network.Subcommands.Add(Create());
+        network.Subcommands.Add(List());
+        network.Subcommands.Add(Inspect());
+        network.Subcommands.Add(Remove());
+        network.Subcommands.Add(Prune());
+        network.Subcommands.Add(Connect());
+        network.Subcommands.Add(Disconnect());
+        return network;
+    }
+
+    private static Command Create()
+    {
+        var driver = new Option<string>("--driver", "-d") { Description = "Driver that manages the network", DefaultValueFactory = _ => "bridge", HelpName = "DRIVER" };
+        var subnet = Multi("--subnet", "Subnet in CIDR format (repeat for several pools; IPv6 ones need --ipv6)", "CIDR");
+        var gateway = Multi("--gateway", "Gateway for the subnet at the same position", "IP");
+        var ipRange = Multi("--ip-range", "Allocate container addresses from a sub-range (per subnet, same position)", "CIDR");
+        var aux = Multi("--aux-address", "Auxiliary address reserved in the subnet that holds it", "name=ip");
+        var ipv6 = new Option<bool>("--ipv6") { Description = "Enable IPv6" };
+        var isInternal = new Option<bool>("--internal") { Description = "Restrict external access to the network" };
+        var opt = Multi("--opt", "Driver option", "k=v");
+        opt.Aliases.Add("-o");
+        var ipamDriver = new Option<string?>("--ipam-driver") { Description = "IPAM driver (default: default)", HelpName = "NAME" };
+        var ipamOpt = Multi("--ipam-opt", "IPAM driver option", "k=v");
+        var label = Multi("--label", "Label on the network", "k=v");
+        var name = new Argument<string>("NAME") { Description = "Network name" };
+        var cmd = new Command("create", "Create a network and print its id") { driver, subnet, gateway, ipRange, aux, ipv6, isInternal, opt, ipamDriver, ipamOpt, label, name };
+        cmd.SetAction((parse, ct) => CliApp.RunAsync(parse, async context =>
+        {
+            var enableIPv6 = parse.GetValue(ipv6);
+            var (v4, v6) = BuildIpamConfigs(parse.GetValue(subnet)!, parse.GetValue(gateway)!, parse.GetValue(ipRange)!, parse.GetValue(aux)!);
+            if (v6.Count > 0 && !enableIPv6)
+            {
+                throw new UsageException("an IPv6 --subnet needs --ipv6");
+            }
+
+            var options = new NetworkCreateOptions
+            {
+                DriverOptions = KeyValues.Parse(parse.GetValue(opt)!, "--opt"),
+                Labels = KeyValues.Parse(parse.GetValue(label)!, "--label"),
+                IpamOptions = KeyValues.Parse(parse.GetValue(ipamOpt)!, "--ipam-opt"),
+                IpamDriver = parse.GetValue(ipamDriver),
+                EnableIPv6 = enableIPv6,
+                Internal = parse.GetValue(isInternal),
+                IPv4Config = v4,
+                IPv6Config = v6,
+            };
+            await using var controller = await context.OpenControllerAsync(ct).ConfigureAwait(false);
+            var created = await controller.CreateNetworkAsync(parse.GetValue(name)!, parse.GetValue(driver)!, options, ct).ConfigureAwait(false);
+            Console.WriteLine(created.Id);
+            return 0;
+        }));
+        return cmd;
+    }
+
+    internal static (List<IpamConfig> V4, List<IpamConfig> V6) BuildIpamConfigs(string[] subnets, string[] gateways, string[] ranges, string[] auxAddresses)
+    {
+        if (subnets.Length == 0 && (gateways.Length > 0 || ranges.Length > 0 || auxAddresses.Length > 0))
+        {
+            throw new UsageException("--gateway, --ip-range and --aux-address need a --subnet");
+        }
+
+        if (gateways.Length > subnets.Length || ranges.Length > subnets.Length)
+        {
+            throw new UsageException("more --gateway or --ip-range values than --subnet values");
+        }
+
+        var parsed = subnets.Select(s => IPNetwork.TryParse(s, out var n) ? n : throw new UsageException($"--subnet {s}: invalid CIDR")).ToArray();
+        var auxBySubnet = parsed.Select(_ => new Dictionary<string, string>(StringComparer.Ordinal)).ToArray();
+        foreach (var (key, value) in KeyValues.Parse(auxAddresses, "--aux-address"))
+        {
+            if (!IPAddress.TryParse(value, out var address))
+            {
+                throw new UsageException($"--aux-address {key}={value}: invalid IP address");
+            }
+
+            var index = Array.FindIndex(parsed, n => n.Contains(address));
+            if (index < 0)
+            {
+                throw new UsageException($"--aux-address {key}={value}: no --subnet contains it");
+            }
+
+            auxBySubnet[index][key] = value;
+        }
+
+        var v4 = new List<IpamConfig>();
+        var v6 = new List<IpamConfig>();
+        for (var i = 0; i < subnets.Length; i++)
+        {
+            var config = new IpamConfig
+            {
+                Subnet = subnets[i],
+                Gateway = i < gateways.Length ? gateways[i] : null,
+                IPRange = i < ranges.Length ? ranges[i] : null,
+                AuxAddresses = auxBySubnet[i],
+            };
+            (parsed[i].BaseAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? v6 : v4).Add(config);
+        }
+
+        return (v4, v6);
+    }
+
+    private static Command List()
+    {
+        var cmd = new Command("ls", "List networks");
+        cmd.Aliases.Add("list");
+        cmd.SetAction((parse, ct) => CliApp.RunAsync(parse, async context =>
+        {
+            await using var controller = await context.OpenControllerAsync(ct).ConfigureAwait(false);
+            var rows = controller.Networks.OrderBy(n => n.Name, StringComparer.Ordinal)
+                .Select(n => new[] { Short(n.Id), n.Name, n.Driver, n.Scope }).ToList();
+            Table.Write(["NETWORK ID", "NAME", "DRIVER", "SCOPE"], rows);
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command Inspect()
+    {
+        var names = new Argument<string[]>("NETWORK") { Description = "Network names or ids", Arity = ArgumentArity.OneOrMore };
+        var cmd = new Command("inspect", "Show networks as a JSON array") { names };
+        cmd.SetAction((parse, ct) => CliApp.RunAsync(parse, async context =>
+        {
+            await using var controller = await context.OpenControllerAsync(ct).ConfigureAwait(false);
+            var networks = parse.GetValue(names)!.Select(controller.GetNetwork).ToList();
+            Console.WriteLine(InspectJson.Network(networks));
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command Remove()
+    {
+        var names = new Argument<string[]>("NETWORK") { Description = "Network names or ids", Arity = ArgumentArity.OneOrMore };
+        var cmd = new Command("rm", "Remove networks") { names };
+        cmd.Aliases.Add("remove");
+        cmd.SetAction((parse, ct) => CliApp.RunAsync(parse, async context =>
+        {
+            await using var controller = await context.OpenControllerAsync(ct).ConfigureAwait(false);
+            var status = 0;
+            foreach (var name in parse.GetValue(names)!)
+            {
+                try
+                {
+                    await controller.GetNetwork(name).DeleteAsync(ct).ConfigureAwait(false);
+                    Console.WriteLine(name);
+                }
+                catch (CnmException ex)
+                {
+                    await Console.Error.WriteLineAsync("cnm: " + CliApp.Describe(ex)).ConfigureAwait(false);
+                    status = CliApp.ErrorExitCode;
+                }
+            }
+
+            return status;
+        }));
+        return cmd;
+    }
+
+    private static Command Prune()
+    {
+        var cmd = new Command("prune", "Remove all networks without endpoints (except none, host and bridge)");
+        cmd.SetAction((parse, ct) => CliApp.RunAsync(parse, async context =>
+        {
+            await using var controller = await context.OpenControllerAsync(ct).ConfigureAwait(false);
+            var unused = controller.Networks
+                .Where(n => n.Endpoints.Count == 0 && !DefaultNetworkNames.Contains(n.Name, StringComparer.Ordinal))
+                .OrderBy(n => n.Name, StringComparer.Ordinal).ToList();
+            if (unused.Count > 0)
+            {
+                Console.WriteLine("Deleted Networks:");
+            }
+
+            foreach (var network in unused)
+            {
+                await network.DeleteAsync(ct).ConfigureAwait(false);
+                Console.WriteLine(network.Name);
+            }
+
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command Connect()
+    {
+        var ip = new Option<string?>("--ip") { Description = "IPv4 address", HelpName = "IP" };
+        var ip6 = new Option<string?>("--ip6") { Description = "IPv6 address", HelpName = "IP" };
+        var alias = Multi("--alias", "Network-scoped alias", "ALIAS");
+        var priority = new Option<int>("--priority") { Description = "Gateway priority of the endpoint in the sandbox", HelpName = "N" };
+        var networkArg = new Argument<string>("NETWORK");
+        var sandboxArg = new Argument<string>("SANDBOX") { Description = "Sandbox container id (or sandbox id)" };
+        var cmd = new Command("connect", "Connect a sandbox to a network: create an endpoint named after its container and join it")
+        {
+            ip, ip6, alias, priority, networkArg, sandboxArg,
+        };
+        cmd.SetAction((parse, ct) => CliApp.RunAsync(parse, async context =>
+        {
+            var options = new EndpointCreateOptions
+            {
+                IPv4Address = ParseAddress(parse.GetValue(ip), "--ip"),
+                IPv6Address = ParseAddress(parse.GetValue(ip6), "--ip6"),
+                Aliases = parse.GetValue(alias)!,
+            };
+            await using var controller = await context.OpenControllerAsync(ct).ConfigureAwait(false);
+            var network = controller.GetNetwork(parse.GetValue(networkArg)!);
+            var sandbox = SandboxCommands.Find(controller, parse.GetValue(sandboxArg)!);
+            var endpoint = await network.CreateEndpointAsync(sandbox.ContainerId, options, ct).ConfigureAwait(false);
+            try
+            {
+                await endpoint.JoinAsync(sandbox, new JoinOptions { Priority = parse.GetValue(priority) }, ct).ConfigureAwait(false);
+            }
+            catch
+            {
+                await endpoint.DeleteAsync(force: true, CancellationToken.None).ConfigureAwait(false);
+                throw;
+            }
+
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command Disconnect()
+    {
+        var networkArg = new Argument<string>("NETWORK");
+        var sandboxArg = new Argument<string>("SANDBOX") { Description = "Sandbox container id (or sandbox id)" };
+        var cmd = new Command("disconnect", "Disconnect a sandbox from a network: leave and delete its endpoint") { networkArg, sandboxArg };
+        cmd.SetAction((parse, ct) => CliApp.RunAsync(parse, async context =>
+        {
+            await using var controller = await context.OpenControllerAsync(ct).ConfigureAwait(false);
+            var network = controller.GetNetwork(parse.GetValue(networkArg)!);
+            var sandbox = SandboxCommands.Find(controller, parse.GetValue(sandboxArg)!);
+            var endpoint = sandbox.Endpoints.FirstOrDefault(e => e.Network.Id == network.Id)
+                ?? throw new CliException($"container \"{sandbox.ContainerId}\" is not connected to network \"{network.Name}\"");
+            await endpoint.LeaveAsync(sandbox, ct).ConfigureAwait(false);
+            await endpoint.DeleteAsync(cancellationToken: ct).ConfigureAwait(false);
+            return 0;
+        }));
+        return cmd;
+    }
+
+    internal static Option<string[]> Multi(string name, string description, string helpName) =>
+        new(name) { Description = description, HelpName = helpName, DefaultValueFactory = _ => [], AllowMultipleArgumentsPerToken = false };
+
+    private static IPAddress? ParseAddress(string? text, string option) =>
+        text is null ? null : IPAddress.TryParse(text, out var a) ? a : throw new UsageException($"{option} {text}: invalid IP address");
+
+    internal static string Short(string id) => id.Length > 12 ? id[..12] : id;
+}
+
+/// <summary><c>k=v</c> lists.</summary>
+internal static class KeyValues
+{
+    public static Dictionary<string, string> Parse(IEnumerable<string> items, string option)
+    {
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var item in items)
+        {
+            var eq = item.IndexOf('=', StringComparison.Ordinal);
+            if (eq <= 0)
+            {
+                throw new UsageException($"{option} {item}: expected key=value");
+            }
+
+            result[item[..eq]] = item[(eq + 1)..];
+        }
+
+        return result;
+    }
+}
+
+/// <summary>Left-aligned columns separated by three spaces, like docker's tables.</summary>
+internal static class Table
+{
+    public static void Write(string[] headers, IReadOnlyList<string[]> rows)
+    {
+        var widths = headers.Select((h, i) => Math.Max(h.Length, rows.Count == 0 ? 0 : rows.Max(r => r[i].Length))).ToArray();
+        Console.WriteLine(Format(headers, widths));
+        foreach (var row in rows)
+        {
+            Console.WriteLine(Format(row, widths));
+        }
+    }
+
+    private static string Format(string[] cells, int[] widths) =>
+        string.Join("   ", cells.Select((c, i) => i == cells.Length - 1 ? c : c.PadRight(widths[i]))).TrimEnd();
+}

@@ -1,0 +1,16 @@
+using CnmSharp;
+
+// No kernel work: an in-memory store, no default networks, no sandbox; the null driver takes no IPAM pools.
+await using var controller = await new NetworkControllerBuilder()
+    .Configure(o =>
+    {
+        o.StateDirectory = Path.Combine(Path.GetTempPath(), "cnmsharp-smoke");
+        o.CreateDefaultNetworks = false;
+    })
+    .UseInMemoryStore()
+    .BuildAsync();
+
+// The null driver holds one network and refuses to delete it (like libnetwork's "none"): create and look it up only.
+var network = await controller.CreateNetworkAsync("smoke", "null");
+var found = controller.FindNetworkByName("smoke")?.Id == network.Id;
+Console.WriteLine($"package smoke ok: drivers {string.Join(',', controller.Drivers.Order(StringComparer.Ordinal))}; network smoke {(found ? "created" : "MISSING")} ({network.Driver})");
