@@ -135,7 +135,7 @@ internal static class DemoCommand
             }
             else
             {
-                Console.WriteLine("           note: ping by name skipped: demo-a has no /etc/hosts entry for demo-b (no per-sandbox hosts file yet)");
+                Console.WriteLine("           note: ping by name skipped: demo-a's /etc/hosts names only itself; other containers resolve through the embedded DNS, not built yet");
             }
 
             if (keep)

@@ -69,9 +69,8 @@ internal static class SandboxExec
     {
         public static Target Of(Sandbox sandbox, CliContext context)
         {
-            var dir = Path.Combine(context.StateDirectory, "sandboxes", sandbox.Id);
-            var hosts = Path.Combine(dir, "hosts");
-            var resolv = Path.Combine(dir, "resolv.conf");
+            var hosts = sandbox.HostsPath;
+            var resolv = sandbox.ResolvConfPath;
             var key = sandbox.Key;
             string? ns = sandbox.UsesHostNamespace
                 ? context.HostNamespacePath
