@@ -1,6 +1,7 @@
 using CnmSharp.Worker;
 
-var builder = Host.CreateApplicationBuilder(args);
+// appsettings.json is read from the app's own directory, wherever it is started from.
+var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = args, ContentRootPath = AppContext.BaseDirectory });
 
 // CnmOptions from the "CnmSharp" section (StateDirectory, RunDirectory, HostNamespacePath, ...).
 builder.Services.AddCnmSharp(o => builder.Configuration.GetSection("CnmSharp").Bind(o));
