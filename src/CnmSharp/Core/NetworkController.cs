@@ -199,6 +199,24 @@ public sealed partial class NetworkController : IAsyncDisposable
         return Sandboxes.FirstOrDefault(walker);
     }
 
+    /// <summary>
+    /// Re-creates the firewall rules of every driver that programs them (drivers implementing
+    /// <see cref="IFirewallReconcilableDriver"/>), for example after a firewalld reload or an <c>iptables -F</c>.
+    /// </summary>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>A task that completes when the rules are back.</returns>
+    public ValueTask ReconcileFirewallAsync(CancellationToken cancellationToken = default) =>
+        RunAsync("firewall.reconcile", async () =>
+        {
+            foreach (var driver in _registry.Drivers)
+            {
+                if (driver.Driver is IFirewallReconcilableDriver reconcilable)
+                {
+                    await reconcilable.ReconcileFirewallAsync(cancellationToken).ConfigureAwait(false);
+                }
+            }
+        });
+
     /// <summary>Deletes the sandbox of a container; a container without one is not an error.</summary>
     /// <param name="containerId">The container id.</param>
     /// <param name="cancellationToken">Cancels the call.</param>

@@ -1,0 +1,161 @@
+using System.Net;
+using System.Net.Sockets;
+using CnmSharp.Firewall;
+
+namespace CnmSharp.Drivers.Bridge;
+
+internal sealed partial class BridgeDriver
+{
+    /// <summary>Allocates the endpoint's host ports (port 0 = ephemeral, ranges, the network's default host address),
+    /// programs the forwards, and persists the chosen ports so a restarted controller takes the same ones.</summary>
+    public async ValueTask ProgramExternalConnectivityAsync(string networkId, string endpointId, CancellationToken cancellationToken = default)
+    {
+        var network = GetNetwork(networkId);
+        var endpoint = GetEndpoint(network, endpointId);
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (endpoint.Published is { } programmed)
+            {
+                // Already allocated (a repeat, or restored at start): make sure the rules are there.
+                if (_firewall is not null && programmed.Count > 0)
+                {
+                    await _firewall.SetupPortForwardsAsync(ToForward(network, endpoint, programmed), cancellationToken).ConfigureAwait(false);
+                }
+
+                return;
+            }
+
+            var requested = endpoint.Record.PortBindings.Select(ToBinding)
+                .Select(b => b.HostIP.Equals(IPAddress.Any) && network.HostBindingIPv4 is { } defaultHost ? b with { HostIP = defaultHost } : b)
+                .ToList();
+            var allocated = _ports.AllocateAll(requested).ToList();
+            try
+            {
+                if (_firewall is not null && allocated.Count > 0)
+                {
+                    await _firewall.SetupPortForwardsAsync(ToForward(network, endpoint, allocated), cancellationToken).ConfigureAwait(false);
+                }
+
+                var record = endpoint.Record with { PublishedPorts = [.. allocated.Select(ToRecord)] };
+                await _store.PutAsync(record, cancellationToken).ConfigureAwait(false);
+                endpoint.Record = record;
+                endpoint.Published = allocated;
+            }
+            catch
+            {
+                if (_firewall is not null && allocated.Count > 0)
+                {
+                    try
+                    {
+                        await _firewall.TeardownPortForwardsAsync(ToForward(network, endpoint, allocated), CancellationToken.None).ConfigureAwait(false);
+                    }
+                    catch (CnmException ex)
+                    {
+                        BridgeLog.CleanupFailed(_logger, ex, $"port forwards of endpoint {endpointId}");
+                    }
+                }
+
+                foreach (var binding in allocated)
+                {
+                    _ports.Release(binding);
+                }
+
+                throw;
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>Removes the endpoint's forwards and frees its host ports.</summary>
+    public async ValueTask RevokeExternalConnectivityAsync(string networkId, string endpointId, CancellationToken cancellationToken = default)
+    {
+        if (!_networks.TryGetValue(networkId, out var network) || !network.Endpoints.TryGetValue(endpointId, out var endpoint))
+        {
+            return;
+        }
+
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await UnpublishAsync(network, endpoint, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>Re-creates every rule the driver holds (networks and published ports) after an external flush.</summary>
+    public async ValueTask ReconcileFirewallAsync(CancellationToken cancellationToken = default)
+    {
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await ReconcileFirewallCoreAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private async ValueTask ReconcileFirewallCoreAsync(CancellationToken cancellationToken)
+    {
+        if (_firewall is null)
+        {
+            return;
+        }
+
+        var networks = _networks.Values.OrderBy(n => n.Id, StringComparer.Ordinal).ToList();
+        var forwards = networks
+            .SelectMany(n => n.Endpoints.Values.Where(e => e.Published is { Count: > 0 }).Select(e => ToForward(n, e, e.Published!)))
+            .ToList();
+        await _firewall.ReconcileAsync([.. networks.Select(n => n.ToFirewall())], forwards, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Undoes <see cref="ProgramExternalConnectivityAsync"/>; the caller holds the gate.</summary>
+    private async ValueTask UnpublishAsync(BridgeNetwork network, BridgeEndpoint endpoint, CancellationToken cancellationToken)
+    {
+        if (endpoint.Published is not { } published)
+        {
+            return;
+        }
+
+        if (_firewall is not null && published.Count > 0)
+        {
+            await _firewall.TeardownPortForwardsAsync(ToForward(network, endpoint, published), cancellationToken).ConfigureAwait(false);
+        }
+
+        foreach (var binding in published)
+        {
+            _ports.Release(binding);
+        }
+
+        endpoint.Published = null;
+        var record = endpoint.Record with { PublishedPorts = null };
+        endpoint.Record = record;
+        if (network.Endpoints.ContainsKey(endpoint.Id))
+        {
+            await _store.PutAsync(record, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private static FirewallPortForward ToForward(BridgeNetwork network, BridgeEndpoint endpoint, IReadOnlyList<PortBinding> bindings)
+    {
+        var v4 = endpoint.Address.Address;
+        var v6 = endpoint.AddressIPv6?.Address;
+        return new FirewallPortForward
+        {
+            NetworkId = network.Id,
+            EndpointId = endpoint.Id,
+            BridgeName = network.BridgeName,
+            ContainerIPv4 = v4,
+            ContainerIPv6 = v6,
+            PortBindings = [.. bindings.Select(b => b with { ContainerIP = b.HostIP.AddressFamily == AddressFamily.InterNetworkV6 ? v6 : v4 })],
+        };
+    }
+}

@@ -1,0 +1,227 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.NetworkInformation;
+using CnmSharp.Firewall;
+using CnmSharp.Netlink;
+using Microsoft.Extensions.Logging;
+
+namespace CnmSharp.Drivers.Bridge;
+
+/// <summary>
+/// The bridge driver of one controller. State: the networks and endpoints it made (in memory, persisted under the
+/// driver's store prefix), the host ports it allocated. Split by concern: networks (<c>.Networks.cs</c>), endpoints and
+/// joins (<c>.Endpoints.cs</c>), published ports and firewall reconciliation (<c>.Ports.cs</c>).
+/// </summary>
+internal sealed partial class BridgeDriver : INetworkDriver, IExternalConnectivityDriver, IFirewallReconcilableDriver, IAsyncDisposable
+{
+    private readonly BridgeDriverOptions _options;
+    private readonly IBridgeKernel _kernel;
+    private readonly IFirewallBackend? _firewall;
+    private readonly HostPortAllocator _ports;
+    private readonly BridgeStore _store;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly ConcurrentDictionary<string, BridgeNetwork> _networks = new(StringComparer.Ordinal);
+    private int _disposed;
+
+    internal BridgeDriver(DriverContext context, BridgeDriverOptions options, IBridgeKernel kernel, HostPortAllocator ports)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        _options = options;
+        _kernel = kernel;
+        _firewall = options.EnableFirewall ? context.Firewall : null;
+        _ports = ports;
+        _store = new BridgeStore(context.Store, context.StoreKeyPrefix);
+        _logger = context.LoggerFactory.CreateLogger<BridgeDriver>();
+        _time = context.TimeProvider;
+    }
+
+    /// <inheritdoc />
+    public DriverCapability Capability => DriverCapability.LocalScope;
+
+    internal IReadOnlyCollection<BridgeNetwork> NetworksForTest => [.. _networks.Values];
+
+    /// <summary>Creates the driver of one controller and restores what it persisted (adopting bridges and rules).</summary>
+    public static async ValueTask<BridgeDriver> CreateAsync(DriverContext context, BridgeDriverOptions options, CancellationToken cancellationToken)
+    {
+        var ports = await HostPortAllocator.CreateForNamespaceAsync(context.HostNamespacePath, cancellationToken).ConfigureAwait(false);
+        var kernel = new LinuxBridgeKernel(context.HostNamespacePath);
+        var driver = new BridgeDriver(context, options, kernel, ports);
+        try
+        {
+            await driver.RestoreAsync(cancellationToken).ConfigureAwait(false);
+            return driver;
+        }
+        catch
+        {
+            await driver.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>Loads the records, re-creates missing kernel objects of each network, re-takes the published host
+    /// ports, and puts the firewall rules back in one reconcile.</summary>
+    internal async ValueTask RestoreAsync(CancellationToken cancellationToken)
+    {
+        var endpointCount = 0;
+        foreach (var record in await _store.ListNetworksAsync(cancellationToken).ConfigureAwait(false))
+        {
+            var network = new BridgeNetwork(record);
+            _networks[record.Id] = network;
+            try
+            {
+                await EnsureBridgeAsync(network, null, cancellationToken).ConfigureAwait(false);
+                await WriteSysctlsAsync(network.Record, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                BridgeLog.RestoreFailed(_logger, ex, record.Id, record.BridgeName);
+            }
+        }
+
+        foreach (var record in await _store.ListEndpointsAsync(null, cancellationToken).ConfigureAwait(false))
+        {
+            if (!_networks.TryGetValue(record.NetworkId, out var network))
+            {
+                // Its network is gone: a crash between the two deletes. Finish the job.
+                await DeleteHostVethAsync(record.HostVeth, cancellationToken).ConfigureAwait(false);
+                await _store.DeleteEndpointAsync(record.NetworkId, record.Id, cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+
+            var endpoint = new BridgeEndpoint(record);
+            if (record.PublishedPorts is { Count: > 0 } published)
+            {
+                var bindings = published.Select(ToBinding).ToList();
+                foreach (var binding in bindings)
+                {
+                    _ports.Allocate(binding);
+                }
+
+                endpoint.Published = bindings;
+            }
+
+            network.Endpoints[record.Id] = endpoint;
+            endpointCount++;
+        }
+
+        if (_networks.IsEmpty)
+        {
+            return;
+        }
+
+        if (_firewall is not null)
+        {
+            await ReconcileFirewallCoreAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        BridgeLog.Restored(_logger, _networks.Count, endpointCount);
+    }
+
+    /// <inheritdoc />
+    public ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            _kernel.Dispose();
+            _gate.Dispose();
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    private BridgeNetwork GetNetwork(string networkId) =>
+        _networks.TryGetValue(networkId, out var network)
+            ? network
+            : throw new CnmNotFoundException(CnmErrorCodes.NoSuchNetwork, $"network {networkId}", "the bridge driver has no such network");
+
+    private static BridgeEndpoint GetEndpoint(BridgeNetwork network, string endpointId) =>
+        network.Endpoints.TryGetValue(endpointId, out var endpoint)
+            ? endpoint
+            : throw new CnmNotFoundException(CnmErrorCodes.NoSuchEndpoint, $"endpoint {endpointId}", "the bridge driver has no such endpoint");
+
+    private static CnmInternalException KernelError(string subject, Exception ex) => new(CnmErrorCodes.KernelError, subject, ex.Message, ex);
+
+    private static PortBinding ToBinding(BridgePortRecord r) =>
+        new((TransportProtocol)r.Protocol, (ushort)r.ContainerPort, IPAddress.Parse(r.HostIP), (ushort)r.HostPort, (ushort)r.HostPortEnd);
+
+    private static BridgePortRecord ToRecord(PortBinding b) =>
+        new() { Protocol = (int)b.Protocol, ContainerPort = b.ContainerPort, HostIP = b.HostIP.ToString(), HostPort = b.HostPort, HostPortEnd = b.HostPortEnd };
+}
+
+/// <summary>A network the driver holds: its record (the parsed view is cached) and its endpoints.</summary>
+internal sealed class BridgeNetwork
+{
+    public BridgeNetwork(BridgeNetworkRecord record)
+    {
+        Record = record;
+        IPv4Subnet = IPNetwork.Parse(record.IPv4Subnet);
+        IPv4Gateway = record.IPv4Gateway is { } g ? CidrAddress.Parse(g) : null;
+        IPv6Subnet = record.IPv6Subnet is { } s6 ? IPNetwork.Parse(s6) : null;
+        IPv6Gateway = record.IPv6Gateway is { } g6 ? CidrAddress.Parse(g6) : null;
+        DefaultGatewayIPv4 = record.DefaultGatewayIPv4 is { } d4 ? IPAddress.Parse(d4) : null;
+        DefaultGatewayIPv6 = record.DefaultGatewayIPv6 is { } d6 ? IPAddress.Parse(d6) : null;
+        HostBindingIPv4 = record.HostBindingIPv4 is { } hb ? IPAddress.Parse(hb) : null;
+    }
+
+    public BridgeNetworkRecord Record { get; }
+    public string Id => Record.Id;
+    public string BridgeName => Record.BridgeName;
+    public IPNetwork IPv4Subnet { get; }
+    public CidrAddress? IPv4Gateway { get; }
+    public IPNetwork? IPv6Subnet { get; }
+    public CidrAddress? IPv6Gateway { get; }
+    public IPAddress? DefaultGatewayIPv4 { get; }
+    public IPAddress? DefaultGatewayIPv6 { get; }
+    public IPAddress? HostBindingIPv4 { get; }
+
+    /// <summary>The bridge's interface index, once known (0 before).</summary>
+    public int BridgeIndex { get; set; }
+
+    public ConcurrentDictionary<string, BridgeEndpoint> Endpoints { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>The addresses the bridge carries (gateways), with their prefix lengths.</summary>
+    public IEnumerable<CidrAddress> BridgeAddresses()
+    {
+        if (!Record.InhibitIPv4 && IPv4Gateway is { } g4)
+        {
+            yield return g4;
+        }
+
+        if (Record.EnableIPv6 && IPv6Gateway is { } g6)
+        {
+            yield return g6;
+        }
+    }
+
+    public FirewallNetwork ToFirewall() => new()
+    {
+        NetworkId = Record.Id,
+        BridgeName = Record.BridgeName,
+        IPv4Subnets = [IPv4Subnet],
+        IPv6Subnets = Record.EnableIPv6 && IPv6Subnet is { } v6 ? [v6] : [],
+        BridgeIPv4 = Record.InhibitIPv4 ? null : IPv4Gateway?.Address,
+        Internal = Record.Internal,
+        EnableIcc = Record.EnableIcc,
+        EnableMasquerade = Record.EnableMasquerade,
+        SnatSource = Record.HostIPv4 is { } snat ? IPAddress.Parse(snat) : null,
+        Hairpin = true,
+    };
+}
+
+/// <summary>An endpoint the driver holds.</summary>
+internal sealed class BridgeEndpoint(BridgeEndpointRecord record)
+{
+    public BridgeEndpointRecord Record { get; set; } = record;
+    public string Id => Record.Id;
+    public PhysicalAddress Mac => BridgeNaming.ParseMac(Record.MacAddress);
+    public CidrAddress Address => CidrAddress.Parse(Record.Address);
+    public CidrAddress? AddressIPv6 => Record.AddressIPv6 is { } a ? CidrAddress.Parse(a) : null;
+
+    /// <summary>The sandbox key of the last join (memory only): where the container end lives.</summary>
+    public string? SandboxKey { get; set; }
+
+    /// <summary>The resolved bindings programmed in the firewall, or null when external connectivity is off.</summary>
+    public List<PortBinding>? Published { get; set; }
+}

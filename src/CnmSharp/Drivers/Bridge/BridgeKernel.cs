@@ -1,0 +1,79 @@
+using CnmSharp.Netlink;
+
+namespace CnmSharp.Drivers.Bridge;
+
+/// <summary>What the driver needs from the kernel, behind a seam so unit tests can fake it: a netlink client in the
+/// controller's host namespace, that namespace's sysctls, and sandbox namespaces by path.</summary>
+internal interface IBridgeKernel : IDisposable
+{
+    /// <summary>rtnetlink in the host namespace.</summary>
+    IRtnetlinkClient Netlink { get; }
+
+    /// <summary>Writes a sysctl of the host namespace; false when the key does not exist there.</summary>
+    ValueTask<bool> TryWriteSysctlAsync(string key, string value, CancellationToken cancellationToken);
+
+    /// <summary>Opens a sandbox's namespace file.</summary>
+    NetworkNamespace OpenNamespace(string path);
+
+    /// <summary>Whether a namespace is still mounted at the path.</summary>
+    bool NamespaceExists(string path);
+}
+
+/// <summary>The real kernel: one netlink socket opened inside the host namespace and kept for the driver's life.</summary>
+internal sealed class LinuxBridgeKernel : IBridgeKernel
+{
+    private const int ENOENT = 2;
+    private readonly NetworkNamespaceManager _manager = new();
+    private readonly NetworkNamespace _host;
+    private readonly RtnetlinkClient _client;
+
+    public LinuxBridgeKernel(string? hostNamespacePath)
+    {
+        _host = _manager.Open(hostNamespacePath ?? "/proc/self/ns/net");
+        try
+        {
+            _client = RtnetlinkClient.Open(_host.Handle);
+        }
+        catch
+        {
+            _host.Dispose();
+            throw;
+        }
+    }
+
+    public IRtnetlinkClient Netlink => _client;
+
+    public async ValueTask<bool> TryWriteSysctlAsync(string key, string value, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _manager.WriteSysctlAsync(_host, key, value, cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (NamespaceException ex) when (ex.ErrorNumber == ENOENT)
+        {
+            return false;
+        }
+    }
+
+    public NetworkNamespace OpenNamespace(string path) => _manager.Open(path);
+
+    public bool NamespaceExists(string path)
+    {
+        try
+        {
+            using var ns = _manager.Open(path);
+            return true;
+        }
+        catch (NamespaceException)
+        {
+            return false;
+        }
+    }
+
+    public void Dispose()
+    {
+        _client.Dispose();
+        _host.Dispose();
+    }
+}

@@ -1,0 +1,288 @@
+using System.Diagnostics;
+using System.Net;
+using CnmSharp.Drivers;
+using CnmSharp.Testing;
+
+namespace CnmSharp.IntegrationTests.Bridge;
+
+/// <summary>
+/// The bridge driver end to end, as root: every test builds a controller on a private host namespace and asserts at
+/// the end that no link, namespace, mount, rule, driver record or IPAM allocation is left (done-when item 4).
+/// NonParallelizable: the tests read the root namespace's rules, which must stay empty.
+/// </summary>
+[RequiresRoot]
+[NonParallelizable]
+public class BridgeDriverIntegrationTests
+{
+    [Test]
+    public async Task SameNetworkPingsOtherNetworkIsIsolated()
+    {
+        await using var h = await BridgeHarness.CreateAsync();
+        var a = await h.NetworkAsync("a", "10.77.1.0/24");
+        var b = await h.NetworkAsync("b", "10.77.2.0/24");
+        var (s1, e1) = await h.ContainerAsync(a, "c1");
+        var (s2, e2) = await h.ContainerAsync(a, "c2");
+        var (s3, e3) = await h.ContainerAsync(b, "c3");
+        Assert.Multiple(() =>
+        {
+            Assert.That(e1.InterfaceName, Is.EqualTo("eth0"));
+            Assert.That(BridgeHarness.LinksOf(s1.Key), Does.Contain("eth0"));
+            Assert.That(BridgeHarness.Ping(s1.Key, e2.Address!.Value.Address.ToString()), Is.True, "c1 -> c2 on network a");
+            Assert.That(BridgeHarness.Ping(s2.Key, e1.Address!.Value.Address.ToString()), Is.True, "c2 -> c1 on network a");
+            Assert.That(BridgeHarness.Ping(s1.Key, "10.77.1.1"), Is.True, "c1 -> its gateway");
+            Assert.That(BridgeHarness.Ping(s3.Key, e1.Address!.Value.Address.ToString()), Is.False, "c3 on b must not reach c1 on a");
+            Assert.That(BridgeHarness.Ping(s3.Key, e2.Address!.Value.Address.ToString()), Is.False, "c3 on b must not reach c2 on a");
+            Assert.That(BridgeHarness.Ping(s1.Key, e3.Address!.Value.Address.ToString()), Is.False, "c1 on a must not reach c3 on b");
+            Assert.That(BridgeHarness.DefaultRoutes(s1.Key), Is.EqualTo(new[] { ((string?)"10.77.1.1", (string?)"eth0") }));
+        });
+        await h.TeardownAndAssertCleanAsync();
+    }
+
+    [Test]
+    public async Task IccOffBlocksContainersOfOneNetwork()
+    {
+        await using var h = await BridgeHarness.CreateAsync();
+        var n = await h.NetworkAsync("noicc", "10.77.3.0/24", new() { ["com.docker.network.bridge.enable_icc"] = "false" });
+        var (s1, e1) = await h.ContainerAsync(n, "c1");
+        var (s2, e2) = await h.ContainerAsync(n, "c2");
+        Assert.Multiple(() =>
+        {
+            Assert.That(BridgeHarness.Ping(s1.Key, e2.Address!.Value.Address.ToString()), Is.False);
+            Assert.That(BridgeHarness.Ping(s2.Key, e1.Address!.Value.Address.ToString()), Is.False);
+            Assert.That(BridgeHarness.Exec(h.Host.Path, "sysctl", "-n", "net.bridge.bridge-nf-call-iptables").Trim(), Is.EqualTo("1"));
+        });
+        await h.TeardownAndAssertCleanAsync();
+    }
+
+    [Test]
+    public async Task InternalNetworkHasNoDefaultRouteAndNoNat()
+    {
+        await using var h = await BridgeHarness.CreateAsync();
+        var n = await h.NetworkAsync("int", "10.77.4.0/24", @internal: true);
+        var (s1, _) = await h.ContainerAsync(n, "c1");
+        var (s2, e2) = await h.ContainerAsync(n, "c2");
+        var nat = BridgeHarness.Rules(h.Host.Path).Where(r => r.Contains(" nat ", StringComparison.Ordinal) && r.Contains("10.77.4.0/24", StringComparison.Ordinal)).ToList();
+        Assert.Multiple(() =>
+        {
+            Assert.That(BridgeHarness.DefaultRoutes(s1.Key), Is.Empty, "an internal network gives no default route");
+            Assert.That(nat, Is.Empty, "an internal network has no NAT rule");
+            Assert.That(BridgeHarness.Rules(h.Host.Path).Any(r => r.Contains("MASQUERADE", StringComparison.Ordinal)), Is.False);
+            Assert.That(BridgeHarness.Ping(s1.Key, e2.Address!.Value.Address.ToString()), Is.True, "containers of an internal network still talk");
+            Assert.That(s2.Endpoints, Has.Count.EqualTo(1));
+        });
+        await h.TeardownAndAssertCleanAsync();
+    }
+
+    [Test]
+    public async Task PublishedPortReachesAListenerUntilTheEndpointLeaves()
+    {
+        await using var h = await BridgeHarness.CreateAsync();
+        // The host namespace's own address, on a veth of its own.
+        BridgeHarness.Exec(h.Host.Path, "ip", "link", "add", "cnmup0", "type", "veth", "peer", "name", "cnmup1");
+        BridgeHarness.Exec(h.Host.Path, "ip", "addr", "add", "192.0.2.1/24", "dev", "cnmup0");
+        BridgeHarness.Exec(h.Host.Path, "ip", "link", "set", "cnmup0", "up");
+        BridgeHarness.Exec(h.Host.Path, "ip", "link", "set", "cnmup1", "up");
+        try
+        {
+            var n = await h.NetworkAsync("pub", "10.77.5.0/24");
+            var (s1, e1) = await h.ContainerAsync(n, "web", [new PortBinding(TransportProtocol.Tcp, 8000, IPAddress.Any, 18080)]);
+            h.Start(s1.Key, "nc", "-l", "-k", "-p", "8000");
+            var info = await e1.GetDriverInfoAsync();
+            Assert.That(info[NetLabels.PortMap], Does.Contain("18080"));
+            Assert.That(await ConnectsAsync(h.Host.Path, "192.0.2.1", 18080), Is.True, "the published port reaches the listener");
+
+            await e1.LeaveAsync(s1);
+            Assert.That(await ConnectsAsync(h.Host.Path, "192.0.2.1", 18080, attempts: 1), Is.False, "no forward after leave");
+            Assert.That(BridgeHarness.Rules(h.Host.Path).Any(r => r.Contains("18080", StringComparison.Ordinal)), Is.False);
+        }
+        finally
+        {
+            BridgeHarness.TryExec(h.Host.Path, "ip", "link", "del", "cnmup0");
+        }
+
+        await h.TeardownAndAssertCleanAsync();
+    }
+
+    private static async Task<bool> ConnectsAsync(string netns, string address, int port, int attempts = 20)
+    {
+        for (var i = 0; i < attempts; i++)
+        {
+            if (BridgeHarness.TryExec(netns, "nc", "-z", "-w", "2", address, port.ToString(System.Globalization.CultureInfo.InvariantCulture)).Code == 0)
+            {
+                return true;
+            }
+
+            await Task.Delay(100);
+        }
+
+        return false;
+    }
+
+    [Test]
+    public async Task TwoNetworksGiveEth0AndEth1AndTheDefaultRouteFollowsTheElection()
+    {
+        await using var h = await BridgeHarness.CreateAsync();
+        var a = await h.NetworkAsync("a", "10.77.6.0/24");
+        var b = await h.NetworkAsync("b", "10.77.7.0/24");
+        var c = await h.NetworkAsync("c", "10.77.8.0/24");
+        var (s, ea) = await h.ContainerAsync(a, "multi");
+        var eb = await b.CreateEndpointAsync("multi-b");
+        await eb.JoinAsync(s);
+        Assert.Multiple(() =>
+        {
+            Assert.That(BridgeHarness.LinksOf(s.Key), Is.SupersetOf(new[] { "eth0", "eth1" }));
+            Assert.That(ea.InterfaceName, Is.EqualTo("eth0"));
+            Assert.That(eb.InterfaceName, Is.EqualTo("eth1"));
+            Assert.That(BridgeHarness.DefaultRoutes(s.Key), Is.EqualTo(new[] { ((string?)"10.77.6.1", (string?)"eth0") }), "equal priority: network name order");
+        });
+
+        var ec = await c.CreateEndpointAsync("multi-c");
+        await ec.JoinAsync(s, new JoinOptions { Priority = 10 });
+        Assert.That(BridgeHarness.DefaultRoutes(s.Key), Is.EqualTo(new[] { ((string?)"10.77.8.1", (string?)"eth2") }), "higher priority wins");
+        await ec.LeaveAsync(s);
+        Assert.That(BridgeHarness.DefaultRoutes(s.Key), Is.EqualTo(new[] { ((string?)"10.77.6.1", (string?)"eth0") }));
+
+        await ea.LeaveAsync(s);
+        Assert.Multiple(() =>
+        {
+            Assert.That(BridgeHarness.DefaultRoutes(s.Key), Is.EqualTo(new[] { ((string?)"10.77.7.1", (string?)"eth1") }), "the route moves when the first endpoint leaves");
+            Assert.That(BridgeHarness.LinksOf(s.Key), Does.Not.Contain("eth0"));
+            Assert.That(BridgeHarness.Ping(s.Key, "10.77.7.1"), Is.True);
+        });
+        await h.TeardownAndAssertCleanAsync();
+    }
+
+    [Test]
+    public async Task AnAddressIsNeverReusedWhileADeviceHoldsIt()
+    {
+        await using var h = await BridgeHarness.CreateAsync();
+        var n = await h.NetworkAsync("reuse", "10.77.9.0/24");
+        var joins = new List<double>();
+        var deletes = new List<double>();
+        for (var i = 0; i < 5; i++)
+        {
+            var sandbox = await h.Controller.CreateSandboxAsync("c" + i);
+            var endpoint = await n.CreateEndpointAsync("c" + i);
+            var watch = Stopwatch.StartNew();
+            await endpoint.JoinAsync(sandbox);
+            joins.Add(watch.Elapsed.TotalMilliseconds);
+            var address = endpoint.Address!.Value;
+            var hostVeth = "veth" + endpoint.Id[..7];
+            Assert.That(h.HostLinks(), Does.Contain(hostVeth));
+
+            watch.Restart();
+            await sandbox.DeleteAsync();
+            deletes.Add(watch.Elapsed.TotalMilliseconds);
+
+            // Checked right after the delete returned: the device that held the address is gone already.
+            Assert.That(h.HostLinks(), Does.Not.Contain(hostVeth), "the old host-side veth must be gone when the delete returns");
+            var next = await n.CreateEndpointAsync("next" + i);
+            Assert.That(next.Address, Is.EqualTo(address), "IPAM hands out the freed address again");
+            await next.DeleteAsync();
+        }
+
+        await TestContext.Out.WriteLineAsync($"join ms: {string.Join(", ", joins.Select(j => j.ToString("F1", System.Globalization.CultureInfo.InvariantCulture)))}; sandbox delete (leave + netns + endpoint delete) ms: {string.Join(", ", deletes.Select(j => j.ToString("F1", System.Globalization.CultureInfo.InvariantCulture)))}");
+        await h.TeardownAndAssertCleanAsync();
+    }
+
+    [Test]
+    public async Task BadInputIsATypedErrorAndLeavesNothing()
+    {
+        await using var h = await BridgeHarness.CreateAsync();
+        var ok = await h.NetworkAsync("ok", "10.77.10.0/24");
+        var overlap = await Assert.ThrowsAsync(Is.InstanceOf<CnmException>(), async () => await h.NetworkAsync("overlap", "10.77.10.0/25"));
+        var badMtu = await Assert.ThrowsAsync<CnmInvalidArgumentException>(async () => await h.NetworkAsync("mtu", "10.77.11.0/24", new() { [NetLabels.DriverMtu] = "10" }));
+        var longName = await Assert.ThrowsAsync<CnmInvalidArgumentException>(async () => await h.NetworkAsync("long", "10.77.12.0/24", new() { ["com.docker.network.bridge.name"] = "bridge-name-of-16" }));
+        var unknown = await Assert.ThrowsAsync<CnmInvalidArgumentException>(async () => await h.NetworkAsync("unknown", "10.77.13.0/24", new() { ["com.docker.network.bridge.nope"] = "1" }));
+        var gateway = await Assert.ThrowsAsync<CnmInvalidArgumentException>(async () => await h.Controller.CreateNetworkAsync("gw", "bridge", new NetworkCreateOptions
+        {
+            IPv4Config = [new IpamConfig { Subnet = "10.77.14.0/24", Gateway = "10.77.15.1" }],
+        }));
+        Assert.Multiple(() =>
+        {
+            Assert.That(((CnmException)overlap!).Kind, Is.EqualTo(CnmErrorKind.Conflict));
+            Assert.That(badMtu!.Code, Is.EqualTo(CnmErrorCodes.InvalidOption));
+            Assert.That(longName!.Code, Is.EqualTo(CnmErrorCodes.InvalidOption));
+            Assert.That(unknown!.Code, Is.EqualTo(CnmErrorCodes.InvalidOption));
+            Assert.That(gateway!.Code, Is.EqualTo(CnmErrorCodes.InvalidGateway));
+            Assert.That(h.Controller.Networks.Select(n => n.Name), Is.EqualTo(new[] { "ok" }));
+            Assert.That(h.HostLinks(), Is.EquivalentTo(new[] { "lo", "br-" + ok.Id[..12] }), "failed creates leave no bridge");
+        });
+
+        // The same host port twice: the second join fails and is rolled back completely.
+        var ports = new[] { new PortBinding(TransportProtocol.Tcp, 80, IPAddress.Any, 18081) };
+        var (s1, e1) = await h.ContainerAsync(ok, "p1", ports);
+        var s2 = await h.Controller.CreateSandboxAsync("p2");
+        var e2 = await ok.CreateEndpointAsync("p2", new EndpointCreateOptions { PortBindings = ports });
+        var taken = await Assert.ThrowsAsync<CnmConflictException>(async () => await e2.JoinAsync(s2));
+        Assert.Multiple(() =>
+        {
+            Assert.That(taken!.Code, Is.EqualTo(CnmErrorCodes.PortAlreadyAllocated));
+            Assert.That(e2.Sandbox, Is.Null);
+            Assert.That(BridgeHarness.LinksOf(s2.Key), Is.EqualTo(new[] { "lo" }), "nothing left in the sandbox");
+            Assert.That(h.HostLinks(), Does.Not.Contain("veth" + e2.Id[..7]), "no host veth left");
+            Assert.That(BridgeHarness.Rules(h.Host.Path).Count(r => r.Contains("18081", StringComparison.Ordinal)), Is.GreaterThan(0), "the first endpoint's forward stays");
+            Assert.That(e1.Sandbox, Is.Not.Null);
+        });
+        _ = s1;
+        await h.TeardownAndAssertCleanAsync();
+    }
+
+    [Test]
+    public async Task ForwardPolicyDropStillLetsSameNetworkTrafficFlow()
+    {
+        await using var h = await BridgeHarness.CreateAsync(forwardDrop: true);
+        BridgeHarness.TryExec(h.Host.Path, "sysctl", "-w", "net.bridge.bridge-nf-call-iptables=1");
+        var n = await h.NetworkAsync("drop", "10.77.16.0/24");
+        var (s1, e1) = await h.ContainerAsync(n, "c1");
+        var (s2, e2) = await h.ContainerAsync(n, "c2");
+        Assert.Multiple(() =>
+        {
+            Assert.That(BridgeHarness.Exec(h.Host.Path, "iptables", "-S", "FORWARD"), Does.Contain("-P FORWARD DROP"));
+            Assert.That(BridgeHarness.Ping(s1.Key, e2.Address!.Value.Address.ToString()), Is.True);
+            Assert.That(BridgeHarness.Ping(s2.Key, e1.Address!.Value.Address.ToString()), Is.True);
+        });
+        await h.TeardownAndAssertCleanAsync();
+    }
+
+    [Test]
+    public async Task ARestartAdoptsBridgesAndRulesAndReconcileRestoresAFlush()
+    {
+        await using var h = await BridgeHarness.CreateAsync();
+        var n = await h.NetworkAsync("keep", "10.77.17.0/24");
+        var (s1, e1) = await h.ContainerAsync(n, "c1", [new PortBinding(TransportProtocol.Tcp, 80, IPAddress.Any, 0)]);
+        var (s2, e2) = await h.ContainerAsync(n, "c2");
+        var rules = BridgeHarness.Rules(h.Host.Path);
+        var links = h.HostLinks();
+        var portmap = (await e1.GetDriverInfoAsync())[NetLabels.PortMap];
+
+        await h.RestartAsync();
+        var again = h.Controller.GetNetwork("keep").FindEndpointByName("c1")!;
+        var portmapAgain = (await again.GetDriverInfoAsync())[NetLabels.PortMap];
+        Assert.Multiple(() =>
+        {
+            Assert.That(BridgeHarness.Rules(h.Host.Path), Is.EquivalentTo(rules), "no duplicate or missing rule after a restart");
+            Assert.That(h.HostLinks(), Is.EquivalentTo(links), "no duplicate bridge after a restart");
+            Assert.That(portmapAgain, Is.EqualTo(portmap), "the same host port after a restart");
+        });
+
+        BridgeHarness.Exec(h.Host.Path, "iptables", "-F");
+        BridgeHarness.Exec(h.Host.Path, "iptables", "-t", "nat", "-F");
+        await h.Controller.ReconcileFirewallAsync();
+        Assert.That(BridgeHarness.Rules(h.Host.Path), Is.EquivalentTo(rules), "one reconcile puts every rule back");
+        Assert.That(BridgeHarness.Ping(s1.Key, e2.Address!.Value.Address.ToString()), Is.True);
+        _ = s2;
+        await h.TeardownAndAssertCleanAsync();
+    }
+
+    [Test]
+    public async Task TheDefaultBridgeIsCnm0()
+    {
+        await using var h = await BridgeHarness.CreateAsync(defaultNetworks: true);
+        var bridge = h.Controller.GetNetwork("bridge");
+        Assert.That(h.HostLinks(), Does.Contain("cnm0"));
+        var (s1, _) = await h.ContainerAsync(bridge, "c1");
+        Assert.That(BridgeHarness.Ping(s1.Key, bridge.IPv4Info[0].Gateway!.Value.Address.ToString()), Is.True);
+        await h.TeardownAndAssertCleanAsync();
+    }
+}

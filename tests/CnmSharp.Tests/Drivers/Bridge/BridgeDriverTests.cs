@@ -1,0 +1,363 @@
+using System.Net;
+using CnmSharp.Core;
+using CnmSharp.Drivers;
+using CnmSharp.Drivers.Bridge;
+using CnmSharp.Firewall;
+using CnmSharp.Netlink;
+using CnmSharp.Store;
+using Microsoft.Extensions.Logging.Abstractions;
+using Moq;
+
+namespace CnmSharp.Tests.Drivers.Bridge;
+
+/// <summary>The driver against a fake kernel (a stateful mock of <see cref="IRtnetlinkClient"/>) and a mocked firewall.</summary>
+public class BridgeDriverTests
+{
+    private const string Net1 = "1111111111111111111111111111111111111111111111111111111111111111";
+    private const string Net2 = "2222222222222222222222222222222222222222222222222222222222222222";
+    private const string Ep1 = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    private const string Ep2 = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+    private InMemoryKeyValueStore _store = null!;
+    private FakeKernel _kernel = null!;
+    private Mock<IFirewallBackend> _firewall = null!;
+    private List<string> _calls = null!;
+
+    [SetUp]
+    public void SetUp()
+    {
+        _store = new InMemoryKeyValueStore();
+        _calls = [];
+        _kernel = new FakeKernel(_calls);
+        _firewall = new Mock<IFirewallBackend>(MockBehavior.Loose);
+        _firewall.Setup(f => f.SetupNetworkAsync(It.IsAny<FirewallNetwork>(), It.IsAny<CancellationToken>()))
+            .Callback<FirewallNetwork, CancellationToken>((n, _) => _calls.Add("fw setup " + n.BridgeName)).Returns(ValueTask.CompletedTask);
+        _firewall.Setup(f => f.TeardownNetworkAsync(It.IsAny<FirewallNetwork>(), It.IsAny<CancellationToken>()))
+            .Callback<FirewallNetwork, CancellationToken>((n, _) => _calls.Add("fw teardown " + n.BridgeName)).Returns(ValueTask.CompletedTask);
+        _firewall.Setup(f => f.SetupPortForwardsAsync(It.IsAny<FirewallPortForward>(), It.IsAny<CancellationToken>()))
+            .Callback<FirewallPortForward, CancellationToken>((p, _) => _calls.Add("fw forwards " + p.EndpointId[..4])).Returns(ValueTask.CompletedTask);
+        _firewall.Setup(f => f.TeardownPortForwardsAsync(It.IsAny<FirewallPortForward>(), It.IsAny<CancellationToken>()))
+            .Callback<FirewallPortForward, CancellationToken>((p, _) => _calls.Add("fw unforward " + p.EndpointId[..4])).Returns(ValueTask.CompletedTask);
+        _firewall.Setup(f => f.ReconcileAsync(It.IsAny<IReadOnlyList<FirewallNetwork>>(), It.IsAny<IReadOnlyList<FirewallPortForward>>(), It.IsAny<CancellationToken>()))
+            .Callback<IReadOnlyList<FirewallNetwork>, IReadOnlyList<FirewallPortForward>, CancellationToken>((n, p, _) => _calls.Add($"fw reconcile {n.Count} {p.Count}")).Returns(ValueTask.CompletedTask);
+    }
+
+    [TearDown]
+    public async Task TearDown()
+    {
+        _kernel.Dispose();
+        await _store.DisposeAsync();
+    }
+
+    private BridgeDriver NewDriver(BridgeDriverOptions? options = null) => new(
+        new DriverContext
+        {
+            ControllerId = "c",
+            RunDirectory = "/tmp/none",
+            Store = _store,
+            StoreKeyPrefix = "cnm/v1/driver/bridge/",
+            LoggerFactory = NullLoggerFactory.Instance,
+            Firewall = _firewall.Object,
+        },
+        options ?? new BridgeDriverOptions(),
+        _kernel,
+        new HostPortAllocator(new HostPortAllocatorOptions { EphemeralStart = 50000, EphemeralEnd = 50010 }));
+
+    private static NetworkCreateRequest Request(string id, string pool, Dictionary<string, string>? options = null) =>
+        BridgeNetworkOptionsTests.Request(options, v4: [BridgeNetworkOptionsTests.V4(pool, pool.Replace(".0/24", ".1/24", StringComparison.Ordinal))], id: id);
+
+    private async Task<int> RecordCount() => (await _store.ListAsync("cnm/v1/driver/bridge/")).Count;
+
+    [Test]
+    public async Task CreateNetworkRunsTheStepsInOrder()
+    {
+        var driver = NewDriver();
+        await driver.CreateNetworkAsync(Request(Net1, "10.40.0.0/24"));
+        Assert.That(_calls, Is.EqualTo(new[]
+        {
+            "create bridge br-111111111111 mtu 1500",
+            "add 10.40.0.1/24 to br-111111111111",
+            "up br-111111111111",
+            "sysctl net.ipv4.ip_forward=1",
+            "fw setup br-111111111111",
+        }));
+        Assert.That(await RecordCount(), Is.EqualTo(1));
+        Assert.That(driver.BuildCreatePlan(driver.NetworksForTest.Single()).StepNames,
+            Is.EqualTo(new[] { "persist record", "create bridge", "configure bridge (addresses, MTU, up)", "sysctls", "firewall" }));
+    }
+
+    [Test]
+    public async Task FirewallFailureUndoesEverythingInReverse()
+    {
+        _firewall.Setup(f => f.SetupNetworkAsync(It.IsAny<FirewallNetwork>(), It.IsAny<CancellationToken>()))
+            .Returns(() => ValueTask.FromException(new CnmInternalException(CnmErrorCodes.KernelError, "fw", "boom")));
+        var driver = NewDriver();
+        await Assert.ThrowsAsync<CnmInternalException>(async () => await driver.CreateNetworkAsync(Request(Net1, "10.40.0.0/24")));
+        var records = await RecordCount();
+        Assert.Multiple(() =>
+        {
+            Assert.That(_calls[^2..], Is.EqualTo(new[] { "delete address 10.40.0.1/24", "delete br-111111111111" }));
+            Assert.That(_kernel.Links, Is.Empty);
+            Assert.That(records, Is.Zero);
+            Assert.That(driver.NetworksForTest, Is.Empty);
+        });
+        _firewall.Verify(f => f.TeardownNetworkAsync(It.IsAny<FirewallNetwork>(), It.IsAny<CancellationToken>()), Times.Never);
+    }
+
+    [Test]
+    public async Task KernelFailureAfterCreationDeletesTheBridgeAndRecord()
+    {
+        _kernel.FailUp = true;
+        var driver = NewDriver();
+        var ex = await Assert.ThrowsAsync<CnmInternalException>(async () => await driver.CreateNetworkAsync(Request(Net1, "10.40.0.0/24")));
+        Assert.That(ex!.Code, Is.EqualTo(CnmErrorCodes.KernelError));
+        Assert.That(_kernel.Links, Is.Empty);
+        Assert.That(await RecordCount(), Is.Zero);
+        _firewall.Verify(f => f.SetupNetworkAsync(It.IsAny<FirewallNetwork>(), It.IsAny<CancellationToken>()), Times.Never);
+    }
+
+    [Test]
+    public async Task OverlappingSubnetOrSameBridgeNameIsAConflictBeforeAnythingIsTouched()
+    {
+        var driver = NewDriver();
+        await driver.CreateNetworkAsync(Request(Net1, "10.40.0.0/24"));
+        var before = _calls.Count;
+        var overlap = await Assert.ThrowsAsync<CnmConflictException>(async () => await driver.CreateNetworkAsync(Request(Net2, "10.40.0.0/24")));
+        Assert.That(overlap!.Code, Is.EqualTo(CnmErrorCodes.PoolOverlap));
+        await Assert.ThrowsAsync<CnmConflictException>(async () => await driver.CreateNetworkAsync(Request(Net2, "10.41.0.0/24", new() { [BridgeOptionKeys.BridgeName] = "br-111111111111" })));
+        Assert.That(_calls.Count, Is.EqualTo(before));
+        Assert.That(await RecordCount(), Is.EqualTo(1));
+    }
+
+    [Test]
+    public async Task AnExistingBridgeIsAdoptedAndKept()
+    {
+        _kernel.Links["cnm0"] = new LinkInfo { Index = 7, Name = "cnm0", Kind = "bridge", Mtu = 1500 };
+        var driver = NewDriver();
+        await driver.CreateNetworkAsync(Request(Net1, "10.40.0.0/24", new() { [BridgeOptionKeys.DefaultBridge] = "true" }));
+        Assert.That(_calls, Does.Not.Contain("create bridge cnm0 mtu 1500"));
+        Assert.That(_calls, Does.Contain("add 10.40.0.1/24 to cnm0"));
+        await driver.DeleteNetworkAsync(Net1);
+        Assert.That(_kernel.Links.ContainsKey("cnm0"), Is.True);
+        Assert.That(_calls[^1], Is.EqualTo("delete address 10.40.0.1/24"));
+    }
+
+    [Test]
+    public async Task AnExistingDeviceOfAnotherKindIsAConflict()
+    {
+        _kernel.Links["br-111111111111"] = new LinkInfo { Index = 7, Name = "br-111111111111", Kind = "veth" };
+        await Assert.ThrowsAsync<CnmConflictException>(async () => await NewDriver().CreateNetworkAsync(Request(Net1, "10.40.0.0/24")));
+    }
+
+    [Test]
+    public async Task DeleteNetworkIsIdempotentAndCleansARecordMemoryLost()
+    {
+        var driver = NewDriver();
+        await driver.DeleteNetworkAsync(Net2);
+        await driver.CreateNetworkAsync(Request(Net1, "10.40.0.0/24"));
+
+        // A second driver on the same store that never loaded it (as after a crash before the core recorded the network).
+        var amnesiac = NewDriver();
+        await amnesiac.DeleteNetworkAsync(Net1);
+        Assert.That(await RecordCount(), Is.Zero);
+        Assert.That(_kernel.Links, Is.Empty);
+        Assert.That(_calls, Does.Contain("fw teardown br-111111111111"));
+    }
+
+    [Test]
+    public async Task CreateEndpointDerivesTheMacAndPersists()
+    {
+        var driver = NewDriver();
+        await driver.CreateNetworkAsync(Request(Net1, "10.40.0.0/24"));
+        var info = new InterfaceInfo();
+        info.SetIPAddress(CidrAddress.Parse("10.40.0.2/24"));
+        await driver.CreateEndpointAsync(new EndpointCreateRequest { NetworkId = Net1, EndpointId = Ep1, EndpointName = "e" }, info);
+        Assert.That(BridgeNaming.FormatMac(info.MacAddress!), Is.EqualTo("02:42:0a:28:00:02"));
+        Assert.That(await RecordCount(), Is.EqualTo(2));
+        var oper = await driver.GetEndpointOperationalInfoAsync(Net1, Ep1);
+        Assert.That(oper[NetLabels.MacAddress], Is.EqualTo("02:42:0a:28:00:02"));
+
+        var noAddress = new InterfaceInfo();
+        await Assert.ThrowsAsync<CnmInvalidArgumentException>(async () => await driver.CreateEndpointAsync(new EndpointCreateRequest { NetworkId = Net1, EndpointId = Ep2, EndpointName = "f" }, noAddress));
+        await Assert.ThrowsAsync<CnmNotFoundException>(async () => await driver.CreateEndpointAsync(new EndpointCreateRequest { NetworkId = Net2, EndpointId = Ep2, EndpointName = "f" }, info));
+    }
+
+    [Test]
+    public async Task AGivenMacIsKept()
+    {
+        var driver = NewDriver();
+        await driver.CreateNetworkAsync(Request(Net1, "10.40.0.0/24"));
+        var info = new InterfaceInfo();
+        info.SetIPAddress(CidrAddress.Parse("10.40.0.2/24"));
+        info.SetMacAddress(System.Net.NetworkInformation.PhysicalAddress.Parse("02:00:00:00:00:99"));
+        await driver.CreateEndpointAsync(new EndpointCreateRequest { NetworkId = Net1, EndpointId = Ep1, EndpointName = "e" }, info);
+        Assert.That(BridgeNaming.FormatMac(info.MacAddress!), Is.EqualTo("02:00:00:00:00:99"));
+    }
+
+    private async Task<BridgeDriver> WithPublishedEndpointsAsync()
+    {
+        var driver = NewDriver();
+        await driver.CreateNetworkAsync(Request(Net1, "10.40.0.0/24"));
+        var n = 2;
+        foreach (var ep in new[] { Ep1, Ep2 })
+        {
+            var info = new InterfaceInfo();
+            info.SetIPAddress(CidrAddress.Parse($"10.40.0.{n++}/24"));
+            await driver.CreateEndpointAsync(
+                new EndpointCreateRequest
+                {
+                    NetworkId = Net1,
+                    EndpointId = ep,
+                    EndpointName = ep[..4],
+                    PortBindings = [new PortBinding(TransportProtocol.Tcp, 80, IPAddress.Any, 8080), new PortBinding(TransportProtocol.Udp, 53, IPAddress.Any, 0)],
+                },
+                info);
+        }
+
+        return driver;
+    }
+
+    [Test]
+    public async Task PublishingAPortTwiceIsAConflictAndLeavesNothing()
+    {
+        var driver = await WithPublishedEndpointsAsync();
+        await driver.ProgramExternalConnectivityAsync(Net1, Ep1);
+        var oper = await driver.GetEndpointOperationalInfoAsync(Net1, Ep1);
+        Assert.That(oper[NetLabels.PortMap], Does.Contain("8080").And.Contain("50000"));
+
+        var ex = await Assert.ThrowsAsync<CnmConflictException>(async () => await driver.ProgramExternalConnectivityAsync(Net1, Ep2));
+        Assert.That(ex!.Code, Is.EqualTo(CnmErrorCodes.PortAlreadyAllocated));
+        Assert.That(_calls.Count(c => c.StartsWith("fw forwards", StringComparison.Ordinal)), Is.EqualTo(1));
+
+        await driver.RevokeExternalConnectivityAsync(Net1, Ep1);
+        Assert.That(_calls[^1], Is.EqualTo("fw unforward aaaa"));
+        await driver.ProgramExternalConnectivityAsync(Net1, Ep2);
+        Assert.That(_calls[^1], Is.EqualTo("fw forwards bbbb"));
+    }
+
+    [Test]
+    public async Task ARestartedDriverRestoresPortsAndRulesInOneReconcile()
+    {
+        var driver = await WithPublishedEndpointsAsync();
+        await driver.ProgramExternalConnectivityAsync(Net1, Ep1);
+        var oper = await driver.GetEndpointOperationalInfoAsync(Net1, Ep1);
+
+        var restarted = NewDriver();
+        _calls.Clear();
+        await restarted.RestoreAsync(CancellationToken.None);
+        Assert.That(_calls, Does.Contain("fw reconcile 1 1"));
+        Assert.That(_calls, Does.Not.Contain("create bridge br-111111111111 mtu 1500"));
+        Assert.That((await restarted.GetEndpointOperationalInfoAsync(Net1, Ep1))[NetLabels.PortMap], Is.EqualTo(oper[NetLabels.PortMap]));
+        await Assert.ThrowsAsync<CnmConflictException>(async () => await restarted.ProgramExternalConnectivityAsync(Net1, Ep2));
+
+        await restarted.ReconcileFirewallAsync();
+        Assert.That(_calls[^1], Is.EqualTo("fw reconcile 1 1"));
+    }
+
+    [Test]
+    public async Task DeleteEndpointDeletesALeftoverHostVeth()
+    {
+        var driver = await WithPublishedEndpointsAsync();
+        _kernel.Links["vethaaaaaaa"] = new LinkInfo { Index = 40, Name = "vethaaaaaaa", Kind = "veth" };
+        await driver.DeleteEndpointAsync(Net1, Ep1);
+        Assert.That(_kernel.Links.ContainsKey("vethaaaaaaa"), Is.False);
+        await driver.DeleteEndpointAsync(Net1, Ep1);
+        Assert.That(await RecordCount(), Is.EqualTo(2));
+    }
+
+    [Test]
+    public async Task IccOffAsksForBridgeNetfilter()
+    {
+        await NewDriver().CreateNetworkAsync(Request(Net1, "10.40.0.0/24", new() { [BridgeOptionKeys.EnableIcc] = "false" }));
+        Assert.That(_calls, Does.Contain("sysctl net.bridge.bridge-nf-call-iptables=1"));
+        _calls.Clear();
+        await NewDriver(new BridgeDriverOptions { EnableIPForwarding = false, EnableFirewall = false }).CreateNetworkAsync(Request(Net2, "10.41.0.0/24"));
+        Assert.That(_calls.Where(c => c.StartsWith("sysctl", StringComparison.Ordinal) || c.StartsWith("fw", StringComparison.Ordinal)), Is.Empty);
+    }
+
+    /// <summary>A kernel of links by name, recording each change.</summary>
+    private sealed class FakeKernel : IBridgeKernel
+    {
+        private readonly List<string> _calls;
+        private readonly Mock<IRtnetlinkClient> _netlink = new(MockBehavior.Strict);
+        private int _nextIndex = 10;
+
+        public FakeKernel(List<string> calls)
+        {
+            _calls = calls;
+            _netlink.Setup(n => n.GetLinkAsync(It.IsAny<string>(), It.IsAny<CancellationToken>()))
+                .Returns((string name, CancellationToken _) => ValueTask.FromResult(Links.TryGetValue(name, out var l) ? l : null));
+            _netlink.Setup(n => n.CreateLinkAsync(It.IsAny<LinkSpec>(), It.IsAny<CancellationToken>()))
+                .Returns((LinkSpec spec, CancellationToken _) =>
+                {
+                    _calls.Add($"create {spec.Kind} {spec.Name} mtu {spec.Mtu}");
+                    Links[spec.Name] = new LinkInfo { Index = _nextIndex++, Name = spec.Name, Kind = spec.Kind, Mtu = spec.Mtu ?? 1500 };
+                    return ValueTask.CompletedTask;
+                });
+            _netlink.Setup(n => n.DeleteLinkAsync(It.IsAny<string>(), It.IsAny<CancellationToken>()))
+                .Returns((string name, CancellationToken _) =>
+                {
+                    if (!Links.Remove(name))
+                    {
+                        return ValueTask.FromException(new NetlinkException(19));
+                    }
+
+                    _calls.Add("delete " + name);
+                    return ValueTask.CompletedTask;
+                });
+            _netlink.Setup(n => n.GetAddressesAsync(It.IsAny<int?>(), It.IsAny<System.Net.Sockets.AddressFamily>(), It.IsAny<CancellationToken>()))
+                .Returns(() => ValueTask.FromResult<IReadOnlyList<AddressInfo>>([]));
+            _netlink.Setup(n => n.AddAddressAsync(It.IsAny<AddressSpec>(), It.IsAny<CancellationToken>()))
+                .Returns((AddressSpec a, CancellationToken _) =>
+                {
+                    _calls.Add($"add {a.Address}/{a.PrefixLength} to {Links.Values.Single(l => l.Index == a.LinkIndex).Name}");
+                    return ValueTask.CompletedTask;
+                });
+            _netlink.Setup(n => n.DeleteAddressAsync(It.IsAny<AddressSpec>(), It.IsAny<CancellationToken>()))
+                .Returns((AddressSpec a, CancellationToken _) =>
+                {
+                    _calls.Add($"delete address {a.Address}/{a.PrefixLength}");
+                    return ValueTask.CompletedTask;
+                });
+            _netlink.Setup(n => n.SetLinkMtuAsync(It.IsAny<int>(), It.IsAny<int>(), It.IsAny<CancellationToken>()))
+                .Returns((int i, int mtu, CancellationToken _) =>
+                {
+                    _calls.Add($"mtu {mtu}");
+                    return ValueTask.CompletedTask;
+                });
+            _netlink.Setup(n => n.SetLinkUpAsync(It.IsAny<int>(), It.IsAny<CancellationToken>()))
+                .Returns((int i, CancellationToken _) =>
+                {
+                    if (FailUp)
+                    {
+                        return ValueTask.FromException(new NetlinkException(1));
+                    }
+
+                    var link = Links.Values.Single(l => l.Index == i);
+                    Links[link.Name] = link with { Flags = LinkFlags.Up };
+                    _calls.Add("up " + link.Name);
+                    return ValueTask.CompletedTask;
+                });
+        }
+
+        public Dictionary<string, LinkInfo> Links { get; } = new(StringComparer.Ordinal);
+
+        public bool FailUp { get; set; }
+
+        public IRtnetlinkClient Netlink => _netlink.Object;
+
+        public ValueTask<bool> TryWriteSysctlAsync(string key, string value, CancellationToken cancellationToken)
+        {
+            _calls.Add($"sysctl {key}={value}");
+            return ValueTask.FromResult(true);
+        }
+
+        public NetworkNamespace OpenNamespace(string path) => throw new NamespaceNotFoundException("open", 2, path);
+
+        public bool NamespaceExists(string path) => false;
+
+        public void Dispose()
+        {
+        }
+    }
+}
