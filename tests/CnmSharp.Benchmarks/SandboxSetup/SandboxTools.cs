@@ -1,9 +1,12 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Text.Json.Nodes;
 using CnmSharp.Diagnostics;
+using CnmSharp.Sandboxes;
+using CnmSharp.Sandboxes.Files;
+using CnmSharp.Store;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace CnmSharp.Benchmarks.SandboxSetup;
 
@@ -58,6 +61,8 @@ internal abstract class SandboxSession(PrivateHost host) : IAsyncDisposable
 /// CnmSharp in process: a <see cref="NetworkController"/> whose host namespace is H, its default iptables firewall
 /// backend (acting in H), the embedded store under the pass's directory, one bridge network with default options
 /// (ICC + masquerade). Attach: create sandbox + create endpoint + join; detach: <see cref="Sandbox.DeleteAsync"/>.
+/// The controller's own seams (namespaces, sandbox files, store) are the real implementations wrapped in stopwatches,
+/// and its activity spans are collected, to show where its time goes.
 /// </summary>
 internal sealed class CnmSharpSandboxTool(int parallelism) : SandboxTool
 {
@@ -67,20 +72,40 @@ internal sealed class CnmSharpSandboxTool(int parallelism) : SandboxTool
 
     public override int Parallelism => parallelism;
 
-    /// <summary>Durations (ms) of controller operations by span name, from the library's activity source.</summary>
-    public ConcurrentDictionary<string, ConcurrentBag<double>> Spans { get; } = new(StringComparer.Ordinal);
+    /// <summary>Durations (ms) of controller operations (activity spans) and of its seams, by name.</summary>
+    public SpanRecorder Spans { get; } = new();
 
     public override async Task<SandboxSession> StartAsync(PrivateHost host, int count)
     {
-        var controller = await new NetworkControllerBuilder()
-            .Configure(o =>
-            {
-                o.HostNamespacePath = host.HostPath;
-                o.RunDirectory = Path.Combine(host.Directory, "cnm-run");
-                o.StateDirectory = Path.Combine(host.Directory, "cnm-state");
-                o.CreateDefaultNetworks = false;
-            })
-            .BuildAsync().ConfigureAwait(false);
+        var stateDirectory = Path.Combine(host.Directory, "cnm-state");
+        Directory.CreateDirectory(stateDirectory);
+
+        // The same store the builder opens by default (SqliteDurability.ProcessCrash), behind a stopwatch.
+        var store = new TimedStore(await SqliteKeyValueStore.OpenAsync(new SqliteStoreOptions { Path = Path.Combine(stateDirectory, "cnm.db"), Durability = SqliteDurability.ProcessCrash }).ConfigureAwait(false), Spans);
+        var networking = new TimedSandboxNetworking(new LinuxSandboxNetworking(host.HostPath, NullLoggerFactory.Instance), Spans);
+        NetworkController controller;
+        try
+        {
+            controller = await new NetworkControllerBuilder()
+                .Configure(o =>
+                {
+                    o.HostNamespacePath = host.HostPath;
+                    o.RunDirectory = Path.Combine(host.Directory, "cnm-run");
+                    o.StateDirectory = stateDirectory;
+                    o.CreateDefaultNetworks = false;
+                })
+                .UseStore(_ => ValueTask.FromResult<IKeyValueStore>(store))
+                .UseSandboxNetworking(networking)
+                .UseSandboxFiles(new TimedSandboxFiles(new SandboxFiles(), Spans))
+                .BuildAsync().ConfigureAwait(false);
+        }
+        catch
+        {
+            await store.DisposeAsync().ConfigureAwait(false);
+            await networking.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+
         try
         {
             var network = await controller.CreateNetworkAsync("sbnet", "bridge", new NetworkCreateOptions
@@ -88,11 +113,12 @@ internal sealed class CnmSharpSandboxTool(int parallelism) : SandboxTool
                 IPv4Config = [new IpamConfig { Subnet = "10.88.0.0/16", Gateway = "10.88.0.1" }],
                 DriverOptions = new Dictionary<string, string>(StringComparer.Ordinal) { ["com.docker.network.bridge.name"] = "cnmbr0" },
             }).ConfigureAwait(false);
-            return new Session(host, controller, network, count, Spans);
+            return new Session(host, controller, networking, network, count, Spans);
         }
         catch
         {
             await controller.DisposeAsync().ConfigureAwait(false);
+            await networking.DisposeAsync().ConfigureAwait(false);
             throw;
         }
     }
@@ -100,15 +126,17 @@ internal sealed class CnmSharpSandboxTool(int parallelism) : SandboxTool
     private sealed class Session : SandboxSession
     {
         private readonly NetworkController _controller;
+        private readonly TimedSandboxNetworking _networking;
         private readonly Network _network;
         private readonly Sandbox?[] _sandboxes;
         private readonly string?[] _paths;
         private readonly ActivityListener _listener;
 
-        public Session(PrivateHost host, NetworkController controller, Network network, int count, ConcurrentDictionary<string, ConcurrentBag<double>> spans)
+        public Session(PrivateHost host, NetworkController controller, TimedSandboxNetworking networking, Network network, int count, SpanRecorder spans)
             : base(host)
         {
             _controller = controller;
+            _networking = networking;
             _network = network;
             _sandboxes = new Sandbox?[count + 1];
             _paths = new string?[count + 1];
@@ -116,7 +144,7 @@ internal sealed class CnmSharpSandboxTool(int parallelism) : SandboxTool
             {
                 ShouldListenTo = s => s.Name == CnmTelemetry.ActivitySourceName,
                 Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllData,
-                ActivityStopped = a => spans.GetOrAdd(a.OperationName, _ => []).Add(a.Duration.TotalMilliseconds),
+                ActivityStopped = a => spans.Add(a.OperationName, a.Duration.TotalMilliseconds),
             };
             ActivitySource.AddActivityListener(_listener);
         }
@@ -152,6 +180,7 @@ internal sealed class CnmSharpSandboxTool(int parallelism) : SandboxTool
             finally
             {
                 await _controller.DisposeAsync().ConfigureAwait(false);
+                await _networking.DisposeAsync().ConfigureAwait(false);
                 await base.DisposeAsync().ConfigureAwait(false);
             }
         }
