@@ -47,6 +47,7 @@ public class BridgeDriverIntegrationTests
         var (s2, e2) = await h.ContainerAsync(n, "c2");
         Assert.Multiple(() =>
         {
+            Assert.That(BridgeHarness.Ping(s1.Key, "10.77.3.1"), Is.True, "the gateway is still reachable");
             Assert.That(BridgeHarness.Ping(s1.Key, e2.Address!.Value.Address.ToString()), Is.False);
             Assert.That(BridgeHarness.Ping(s2.Key, e1.Address!.Value.Address.ToString()), Is.False);
             Assert.That(BridgeHarness.Exec(h.Host.Path, "sysctl", "-n", "net.bridge.bridge-nf-call-iptables").Trim(), Is.EqualTo("1"));
@@ -182,6 +183,55 @@ public class BridgeDriverIntegrationTests
         }
 
         await TestContext.Out.WriteLineAsync($"join ms: {string.Join(", ", joins.Select(j => j.ToString("F1", System.Globalization.CultureInfo.InvariantCulture)))}; sandbox delete (leave + netns + endpoint delete) ms: {string.Join(", ", deletes.Select(j => j.ToString("F1", System.Globalization.CultureInfo.InvariantCulture)))}");
+        await h.TeardownAndAssertCleanAsync();
+    }
+
+    [Test]
+    public async Task JoinAndLeaveTimings()
+    {
+        await using var h = await BridgeHarness.CreateAsync();
+        var n = await h.NetworkAsync("timing", "10.77.18.0/24");
+        var sandbox = await h.Controller.CreateSandboxAsync("t");
+        var joins = new List<double>();
+        var leaves = new List<double>();
+        for (var i = 0; i < 10; i++)
+        {
+            var endpoint = await n.CreateEndpointAsync("t" + i);
+            var watch = Stopwatch.StartNew();
+            await endpoint.JoinAsync(sandbox);
+            joins.Add(watch.Elapsed.TotalMilliseconds);
+            watch.Restart();
+            await endpoint.LeaveAsync(sandbox);
+            leaves.Add(watch.Elapsed.TotalMilliseconds);
+            Assert.That(h.HostLinks(), Does.Not.Contain("veth" + endpoint.Id[..7]));
+            await endpoint.DeleteAsync();
+        }
+
+        joins.Sort();
+        leaves.Sort();
+        await TestContext.Out.WriteLineAsync(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"join median {joins[5]:F1} ms (min {joins[0]:F1}, max {joins[^1]:F1}); leave median {leaves[5]:F1} ms (min {leaves[0]:F1}, max {leaves[^1]:F1})"));
+        await h.TeardownAndAssertCleanAsync();
+    }
+
+    [Test]
+    public async Task DualStackContainersReachEachOtherOverIPv6()
+    {
+        await using var h = await BridgeHarness.CreateAsync();
+        var n = await h.Controller.CreateNetworkAsync("dual", "bridge", new NetworkCreateOptions
+        {
+            EnableIPv6 = true,
+            IPv4Config = [new IpamConfig { Subnet = "10.77.19.0/24" }],
+            IPv6Config = [new IpamConfig { Subnet = "fd00:77:19::/64" }],
+        });
+        var (s1, e1) = await h.ContainerAsync(n, "c1");
+        var (s2, e2) = await h.ContainerAsync(n, "c2");
+        Assert.Multiple(() =>
+        {
+            Assert.That(e1.AddressIPv6, Is.Not.Null);
+            Assert.That(e1.GatewayIPv6, Is.Not.Null);
+            Assert.That(BridgeHarness.Ping(s1.Key, e2.AddressIPv6!.Value.Address.ToString()), Is.True, "IPv6 between containers");
+            Assert.That(BridgeHarness.Ping(s2.Key, e1.Address!.Value.Address.ToString()), Is.True, "IPv4 between containers");
+        });
         await h.TeardownAndAssertCleanAsync();
     }
 
