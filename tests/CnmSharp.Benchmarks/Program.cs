@@ -25,6 +25,7 @@ internal static class Workloads
     private static readonly Dictionary<string, Func<string[], Task<int>>> s_workloads = new(StringComparer.Ordinal)
     {
         [EndpointSetup.EndpointSetupWorkload.Name] = EndpointSetup.EndpointSetupWorkload.RunAsync,
+        [SandboxSetup.SandboxSetupWorkload.Name] = SandboxSetup.SandboxSetupWorkload.RunAsync,
     };
 
     public static bool TryGet(string name, out Func<string[], Task<int>> workload) =>

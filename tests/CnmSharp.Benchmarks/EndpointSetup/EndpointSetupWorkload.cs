@@ -1,19 +1,8 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
 
 namespace CnmSharp.Benchmarks.EndpointSetup;
-
-/// <summary>Measurements of one phase (setup or teardown) of one tool in one run.</summary>
-internal sealed record PhaseResult(double WallSeconds, IReadOnlyList<double> PerContainerMs, double CpuSelfSeconds, double CpuChildrenSeconds, long PeakRssKib, long? ChildPeakRssKib)
-{
-    public double CpuSeconds => CpuSelfSeconds + CpuChildrenSeconds;
-
-    public double MedianMs => Stats.Median(PerContainerMs);
-
-    public double P99Ms => Stats.Percentile(PerContainerMs, 99);
-}
 
 /// <summary>
 /// <c>endpoint-setup --count N [--runs R] [--workers W] [--tools cnmsharp,ip-naive,ip-batch] [--growth]</c>:
@@ -134,53 +123,41 @@ internal static class EndpointSetupWorkload
     private static async Task<(PhaseResult Setup, PhaseResult Teardown)> RunOnceAsync(EndpointTool tool, int count)
     {
         await using var fixture = await Fixture.CreateAsync(count).ConfigureAwait(false);
-        var setup = await MeasureAsync(() => SetupAllAsync(tool, fixture)).ConfigureAwait(false);
-        Interrupt.ThrowIfRequested();
+        var setup = await PhaseResult.MeasureAsync(() => SetupAllAsync(tool, fixture)).ConfigureAwait(false);
         await fixture.VerifyAsync(tool.Name).ConfigureAwait(false);
-        Interrupt.ThrowIfRequested();
-        var teardown = await MeasureAsync(() => tool.TeardownAsync(fixture)).ConfigureAwait(false);
+        var teardown = await PhaseResult.MeasureAsync(() => tool.TeardownAsync(fixture)).ConfigureAwait(false);
         var childRss = await tool.ChildPeakRssKibAsync(fixture).ConfigureAwait(false);
         return (setup with { ChildPeakRssKib = childRss }, teardown with { ChildPeakRssKib = childRss });
     }
 
     private static async Task<IReadOnlyList<double>> SetupAllAsync(EndpointTool tool, Fixture fixture)
     {
-        var times = new double[fixture.Count];
-        var next = -1;
-        var workers = Enumerable.Range(0, Math.Min(tool.Parallelism, fixture.Count)).Select(async _ =>
+        // One worker (with its own sockets) per lane, made inside the timed phase.
+        var lanes = Math.Min(tool.Parallelism, fixture.Count);
+        var workers = await Task.WhenAll(Enumerable.Range(0, lanes).Select(_ => tool.CreateWorkerAsync(fixture))).ConfigureAwait(false);
+        try
         {
-            await Task.Yield();
-            await using var worker = await tool.CreateWorkerAsync(fixture).ConfigureAwait(false);
-            int i;
-            while ((i = Interlocked.Increment(ref next)) < fixture.Count)
+            var free = new System.Collections.Concurrent.ConcurrentBag<IEndpointWorker>(workers);
+            return await PhaseResult.TimeEachAsync(fixture.Count, lanes, async i =>
             {
-                Interrupt.ThrowIfRequested();
-                var start = Stopwatch.GetTimestamp();
-                await worker.SetupAsync(i).ConfigureAwait(false);
-                times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+                free.TryTake(out var worker);
+                try
+                {
+                    await worker!.SetupAsync(i).ConfigureAwait(false);
+                }
+                finally
+                {
+                    free.Add(worker!);
+                }
+            }).ConfigureAwait(false);
+        }
+        finally
+        {
+            foreach (var worker in workers)
+            {
+                await worker.DisposeAsync().ConfigureAwait(false);
             }
-        }).ToArray();
-        await Task.WhenAll(workers).ConfigureAwait(false);
-        return times;
-    }
-
-    private static async Task<PhaseResult> MeasureAsync(Func<Task<IReadOnlyList<double>>> phase)
-    {
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
-        ResourceUsage.ResetPeakRss();
-        var before = UsageSnapshot.Take();
-        var start = Stopwatch.GetTimestamp();
-        var perContainer = await phase().ConfigureAwait(false);
-        var wall = Stopwatch.GetElapsedTime(start).TotalSeconds;
-        var after = UsageSnapshot.Take();
-        return new PhaseResult(
-            wall,
-            perContainer,
-            (after.SelfCpu - before.SelfCpu).TotalSeconds,
-            (after.ChildrenCpu - before.ChildrenCpu).TotalSeconds,
-            ResourceUsage.PeakRssKib(),
-            null);
+        }
     }
 
     private static void PrintTable(List<(string Key, EndpointTool Tool)> tools, Dictionary<string, List<(PhaseResult Setup, PhaseResult Teardown)>> results, int count, int runs)

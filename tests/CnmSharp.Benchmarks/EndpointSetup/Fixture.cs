@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Net;
-using System.Security.Cryptography;
 using CnmSharp.Netlink;
 
 namespace CnmSharp.Benchmarks.EndpointSetup;
@@ -17,25 +16,24 @@ internal sealed class Fixture : IAsyncDisposable
     public const string Gateway = "10.77.0.1";
     public const int PrefixLength = 16;
 
-    private Fixture(string tag, NetworkNamespaceManager manager, NetworkNamespace host, int count)
+    private readonly PrivateHost _private;
+
+    private Fixture(PrivateHost host, int count)
     {
-        Tag = tag;
-        Manager = manager;
-        Host = host;
+        _private = host;
         Count = count;
     }
 
     /// <summary>The unique tag of this pass (also the name prefix of its namespaces).</summary>
-    public string Tag { get; }
+    public string Tag => _private.Tag;
 
-    public NetworkNamespaceManager Manager { get; }
+    public NetworkNamespaceManager Manager => _private.Manager;
 
-    public NetworkNamespace Host { get; }
+    public NetworkNamespace Host => _private.Host;
 
-    public string HostPath => Host.Path!;
+    public string HostPath => _private.HostPath;
 
     public int Count { get; }
-
     public string ContainerName(int i) => string.Create(CultureInfo.InvariantCulture, $"{Tag}-c{i}");
 
     public string ContainerPath(int i) => Manager.GetPath(ContainerName(i));
@@ -63,17 +61,13 @@ internal sealed class Fixture : IAsyncDisposable
 
     public static async Task<Fixture> CreateAsync(int count)
     {
-        var tag = "cnmb-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4));
-        var runDirectory = Path.Combine(Path.GetTempPath(), tag);
-        var manager = new NetworkNamespaceManager(new NetworkNamespaceManagerOptions { RunDirectory = runDirectory, MakeRunDirectoryShared = false });
-        var host = await manager.CreateAsync(tag + "-host").ConfigureAwait(false);
-        var fixture = new Fixture(tag, manager, host, count);
+        var fixture = new Fixture(await PrivateHost.CreateAsync().ConfigureAwait(false), count);
         try
         {
             // Not measured: the bridge of the host namespace, made with ip inside H.
             await Exec.IpBatchAsync(
                 fixture.HostPath,
-                $"link set lo up\nlink add {Bridge} type bridge\naddr add {Gateway}/{PrefixLength} dev {Bridge}\nlink set {Bridge} up\n").ConfigureAwait(false);
+                $"link add {Bridge} type bridge\naddr add {Gateway}/{PrefixLength} dev {Bridge}\nlink set {Bridge} up\n").ConfigureAwait(false);
         }
         catch
         {
@@ -85,11 +79,7 @@ internal sealed class Fixture : IAsyncDisposable
     }
 
     /// <summary>Number of links in H, by an ip process (used by the peer tools and for checks).</summary>
-    public async Task<int> HostLinkCountByIpAsync()
-    {
-        var output = await Exec.IpAsync(HostPath, "-o", "link", "show").ConfigureAwait(false);
-        return output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length;
-    }
+    public Task<int> HostLinkCountByIpAsync() => _private.LinkCountAsync();
 
     /// <summary>Checks a few containers with ip: eth0 has its MAC, address, UP and a default route; H has all host ends.</summary>
     public async Task VerifyAsync(string tool)
@@ -125,47 +115,5 @@ internal sealed class Fixture : IAsyncDisposable
         await Exec.RunAsync("nsenter", [$"--net={ContainerPath(0)}", "ping", "-c", "3", "-i", "0.2", "-W", "5", "-q", Gateway]).ConfigureAwait(false);
     }
 
-    /// <summary>Waits until H has only lo and br0 left (the host-side veths were reaped), polling with <paramref name="count"/>.</summary>
-    public static async Task WaitUntilAsync(Func<Task<int>> count, int expected, string what)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(120);
-        while (await count().ConfigureAwait(false) != expected)
-        {
-            Interrupt.ThrowIfRequested();
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException($"{what}: links in H did not drop to {expected}");
-            }
-
-            await Task.Delay(2).ConfigureAwait(false);
-        }
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        Host.Dispose();
-        if (!Directory.Exists(Manager.RunDirectory))
-        {
-            return;
-        }
-
-        // The directory is private to this fixture: every namespace file in it was made by this pass.
-        foreach (var file in Directory.EnumerateFiles(Manager.RunDirectory))
-        {
-            var name = Path.GetFileName(file);
-            try
-            {
-                if (NetworkNamespaceManager.IsValidName(name))
-                {
-                    await Manager.DeleteAsync(name).ConfigureAwait(false);
-                }
-            }
-            catch (NamespaceException)
-            {
-                File.Delete(file);
-            }
-        }
-
-        Directory.Delete(Manager.RunDirectory);
-    }
+    public ValueTask DisposeAsync() => _private.DisposeAsync();
 }

@@ -74,17 +74,6 @@ internal static class GrowthWorkload
         return 0;
     }
 
-    private static async Task<double[]> TimeEachAsync(int count, Func<int, Task> op)
-    {
-        var times = new double[count];
-        for (var i = 0; i < count; i++)
-        {
-            Interrupt.ThrowIfRequested();
-            var start = Stopwatch.GetTimestamp();
-            await op(i).ConfigureAwait(false);
-            times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-        }
-
-        return times;
-    }
+    private static async Task<double[]> TimeEachAsync(int count, Func<int, Task> op) =>
+        [.. await PhaseResult.TimeEachAsync(count, 1, op).ConfigureAwait(false)];
 }

@@ -54,7 +54,7 @@ internal sealed class IpNaiveTool : EndpointTool
             times.Add(System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds);
         }
 
-        await Fixture.WaitUntilAsync(fixture.HostLinkCountByIpAsync, 2, Name).ConfigureAwait(false);
+        await PrivateHost.WaitUntilAsync(fixture.HostLinkCountByIpAsync, 2, Name).ConfigureAwait(false);
         return times;
     }
 
@@ -109,7 +109,7 @@ internal sealed class IpBatchTool : EndpointTool
             times.Add(System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds);
         }
 
-        await Fixture.WaitUntilAsync(fixture.HostLinkCountByIpAsync, 2, Name).ConfigureAwait(false);
+        await PrivateHost.WaitUntilAsync(fixture.HostLinkCountByIpAsync, 2, Name).ConfigureAwait(false);
         return times;
     }
 

@@ -1,33 +1,33 @@
 using System.Diagnostics;
 
-namespace CnmSharp.Benchmarks.EndpointSetup;
+namespace CnmSharp.Benchmarks.Common;
 
-/// <summary>Runs external programs (no shell) for the peer tools.</summary>
+/// <summary>Runs external programs (no shell) for the peer tools and the checks.</summary>
 internal static class Exec
 {
     /// <summary>Runs a program; throws with its stderr when it exits non-zero.</summary>
-    public static async Task<string> RunAsync(string fileName, IReadOnlyList<string> args, string? stdin = null, CancellationToken cancellationToken = default) =>
-        (await RunWithErrorAsync(fileName, args, stdin, cancellationToken).ConfigureAwait(false)).Output;
+    public static async Task<string> RunAsync(string fileName, IReadOnlyList<string> args, string? stdin = null, IReadOnlyDictionary<string, string>? environment = null, CancellationToken cancellationToken = default) =>
+        (await RunWithErrorAsync(fileName, args, stdin, environment, cancellationToken).ConfigureAwait(false)).Output;
 
     /// <summary>
     /// Peak RSS in KiB of one command, measured by <c>/usr/bin/time -f %M</c> (its own wait4): the runner's
     /// getrusage(RUSAGE_CHILDREN) cannot tell, because a child forked from the runner inherits the runner's RSS
     /// high-water mark until it execs.
     /// </summary>
-    public static async Task<long?> PeakRssKibAsync(IReadOnlyList<string> command, string? stdin = null)
+    public static async Task<long?> PeakRssKibAsync(IReadOnlyList<string> command, string? stdin = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         if (!File.Exists("/usr/bin/time"))
         {
             return null;
         }
 
-        var (_, error) = await RunWithErrorAsync("/usr/bin/time", ["-f", "%M", .. command], stdin).ConfigureAwait(false);
+        var (_, error) = await RunWithErrorAsync("/usr/bin/time", ["-f", "%M", .. command], stdin, environment).ConfigureAwait(false);
         var last = error.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault();
         return long.TryParse(last, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var kib) ? kib : null;
     }
 
     /// <summary>Runs a program; returns stdout and stderr; throws when it exits non-zero.</summary>
-    public static async Task<(string Output, string Error)> RunWithErrorAsync(string fileName, IReadOnlyList<string> args, string? stdin = null, CancellationToken cancellationToken = default)
+    public static async Task<(string Output, string Error)> RunWithErrorAsync(string fileName, IReadOnlyList<string> args, string? stdin = null, IReadOnlyDictionary<string, string>? environment = null, CancellationToken cancellationToken = default)
     {
         var start = new ProcessStartInfo(fileName)
         {
@@ -39,6 +39,11 @@ internal static class Exec
         foreach (var arg in args)
         {
             start.ArgumentList.Add(arg);
+        }
+
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[key] = value;
         }
 
         using var process = Process.Start(start) ?? throw new InvalidOperationException($"cannot start {fileName}");

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
 
-namespace CnmSharp.Benchmarks.EndpointSetup;
+namespace CnmSharp.Benchmarks.Common;
 
 /// <summary>A snapshot of CPU time and memory of this process and its waited-for children.</summary>
 internal readonly record struct UsageSnapshot(TimeSpan SelfCpu, TimeSpan ChildrenCpu, long ChildrenMaxRssKib)

@@ -1,4 +1,4 @@
-namespace CnmSharp.Benchmarks.EndpointSetup;
+namespace CnmSharp.Benchmarks.Common;
 
 internal static class Stats
 {

@@ -1,0 +1,108 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using CnmSharp.Sandboxes;
+using CnmSharp.Sandboxes.Files;
+using CnmSharp.Store;
+
+namespace CnmSharp.Benchmarks.SandboxSetup;
+
+/// <summary>Durations (ms) by name, filled from many threads.</summary>
+internal sealed class SpanRecorder
+{
+    public ConcurrentDictionary<string, ConcurrentBag<double>> Spans { get; } = new(StringComparer.Ordinal);
+
+    public void Add(string name, double ms) => Spans.GetOrAdd(name, _ => []).Add(ms);
+
+    public async ValueTask TimeAsync(string name, Func<ValueTask> operation)
+    {
+        var start = Stopwatch.GetTimestamp();
+        try
+        {
+            await operation().ConfigureAwait(false);
+        }
+        finally
+        {
+            Add(name, Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+        }
+    }
+
+    public async ValueTask<T> TimeAsync<T>(string name, Func<ValueTask<T>> operation)
+    {
+        var start = Stopwatch.GetTimestamp();
+        try
+        {
+            return await operation().ConfigureAwait(false);
+        }
+        finally
+        {
+            Add(name, Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+        }
+    }
+}
+
+/// <summary>The controller's namespace seam (the real <see cref="LinuxSandboxNetworking"/>), timed per call.</summary>
+internal sealed class TimedSandboxNetworking(LinuxSandboxNetworking inner, SpanRecorder spans) : ISandboxNetworking, IAsyncDisposable
+{
+    public ValueTask CreateNamespaceAsync(string key, CancellationToken cancellationToken = default) =>
+        spans.TimeAsync("seam: namespace create (+ socket, lo up)", () => inner.CreateNamespaceAsync(key, cancellationToken));
+
+    public ValueTask<bool> NamespaceExistsAsync(string key, CancellationToken cancellationToken = default) =>
+        spans.TimeAsync("seam: namespace exists", () => inner.NamespaceExistsAsync(key, cancellationToken));
+
+    public ValueTask DeleteNamespaceAsync(string key, CancellationToken cancellationToken = default) =>
+        spans.TimeAsync("seam: namespace delete", () => inner.DeleteNamespaceAsync(key, cancellationToken));
+
+    public ValueTask AddInterfaceAsync(string key, SandboxInterface sandboxInterface, CancellationToken cancellationToken = default) =>
+        spans.TimeAsync("seam: interface configure in sandbox", () => inner.AddInterfaceAsync(key, sandboxInterface, cancellationToken));
+
+    public ValueTask RemoveInterfaceAsync(string key, SandboxInterface sandboxInterface, CancellationToken cancellationToken = default) =>
+        spans.TimeAsync("seam: interface remove", () => inner.RemoveInterfaceAsync(key, sandboxInterface, cancellationToken));
+
+    public ValueTask SetDefaultGatewayAsync(string key, string? interfaceName, IPAddress? gateway, IPAddress? gatewayIPv6, CancellationToken cancellationToken = default) =>
+        spans.TimeAsync("seam: default gateway", () => inner.SetDefaultGatewayAsync(key, interfaceName, gateway, gatewayIPv6, cancellationToken));
+
+    public ValueTask DisposeAsync() => inner.DisposeAsync();
+}
+
+/// <summary>The controller's sandbox-files seam (hosts, resolv.conf), timed per call.</summary>
+internal sealed class TimedSandboxFiles(ISandboxFiles inner, SpanRecorder spans) : ISandboxFiles
+{
+    public Task CreateAsync(string sandboxDirectory, SandboxFileOptions options, CancellationToken cancellationToken = default) =>
+        spans.TimeAsync("seam: files create", async () => await inner.CreateAsync(sandboxDirectory, options, cancellationToken).ConfigureAwait(false)).AsTask();
+
+    public Task AddHostEntriesAsync(string sandboxDirectory, IEnumerable<HostEntry> entries, CancellationToken cancellationToken = default) =>
+        spans.TimeAsync("seam: files add hosts entries", async () => await inner.AddHostEntriesAsync(sandboxDirectory, entries, cancellationToken).ConfigureAwait(false)).AsTask();
+
+    public Task RemoveHostEntriesAsync(string sandboxDirectory, IEnumerable<IPAddress> addresses, CancellationToken cancellationToken = default) =>
+        spans.TimeAsync("seam: files remove hosts entries", async () => await inner.RemoveHostEntriesAsync(sandboxDirectory, addresses, cancellationToken).ConfigureAwait(false)).AsTask();
+
+    public Task<ResolvConfUpdateResult> UpdateResolvConfAsync(string sandboxDirectory, SandboxFileOptions options, CancellationToken cancellationToken = default) =>
+        spans.TimeAsync("seam: files resolv.conf update", async () => await inner.UpdateResolvConfAsync(sandboxDirectory, options, cancellationToken).ConfigureAwait(false)).AsTask();
+
+    public Task DeleteAsync(string sandboxDirectory, CancellationToken cancellationToken = default) =>
+        spans.TimeAsync("seam: files delete", async () => await inner.DeleteAsync(sandboxDirectory, cancellationToken).ConfigureAwait(false)).AsTask();
+}
+
+/// <summary>The controller's store (the embedded SQLite store it uses by default), timed per call.</summary>
+internal sealed class TimedStore(IKeyValueStore inner, SpanRecorder spans) : IKeyValueStore
+{
+    public ValueTask<StoreEntry?> GetAsync(string key, CancellationToken cancellationToken = default) =>
+        spans.TimeAsync("store: get", () => inner.GetAsync(key, cancellationToken));
+
+    public ValueTask<IReadOnlyList<StoreEntry>> ListAsync(string prefix, CancellationToken cancellationToken = default) =>
+        spans.TimeAsync("store: list", () => inner.ListAsync(prefix, cancellationToken));
+
+    public ValueTask<long> PutAsync(string key, ReadOnlyMemory<byte> value, long expectedVersion = StoreVersion.Any, CancellationToken cancellationToken = default) =>
+        spans.TimeAsync("store: put", () => inner.PutAsync(key, value, expectedVersion, cancellationToken));
+
+    public ValueTask<bool> DeleteAsync(string key, long expectedVersion = StoreVersion.Any, CancellationToken cancellationToken = default) =>
+        spans.TimeAsync("store: delete", () => inner.DeleteAsync(key, expectedVersion, cancellationToken));
+
+    public ValueTask<IReadOnlyList<long>> CommitAsync(IReadOnlyList<StoreOperation> operations, CancellationToken cancellationToken = default) =>
+        spans.TimeAsync("store: commit", () => inner.CommitAsync(operations, cancellationToken));
+
+    public IAsyncEnumerable<StoreEvent> WatchAsync(string prefix, CancellationToken cancellationToken = default) => inner.WatchAsync(prefix, cancellationToken);
+
+    public ValueTask DisposeAsync() => inner.DisposeAsync();
+}
