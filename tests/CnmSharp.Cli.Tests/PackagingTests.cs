@@ -27,12 +27,13 @@ public sealed class PackagingTests
         Directory.CreateDirectory(app);
         try
         {
-            // Source Link maps sources to the URL of the git remote; a clone without a remote gets no mapping.
-            var remote = await CnmRunner.RunAsync("git", ["remote"], TimeSpan.FromSeconds(30));
-            var hasRemote = remote.ExitCode == 0 && remote.StdOut.Trim().Length > 0;
+            // Source Link maps sources to the URL of the git remote, and only for hosts it knows (GitHub here); a clone
+            // whose origin is a local path (as CI's is) or that has no remote gets no mapping.
+            var remote = await CnmRunner.RunAsync("git", ["remote", "get-url", "origin"], TimeSpan.FromSeconds(30));
+            var hasRemote = remote.ExitCode == 0 && remote.StdOut.Contains("github.com", StringComparison.OrdinalIgnoreCase);
             if (!hasRemote)
             {
-                await TestContext.Out.WriteLineAsync("note: this clone has no git remote, so the PDBs carry no Source Link map; checked the nuspec repository commit only");
+                await TestContext.Out.WriteLineAsync("note: the origin remote is not on GitHub, so the PDBs carry no Source Link map; checked the nuspec repository commit only");
             }
 
             foreach (var library in Libraries)
