@@ -36,6 +36,28 @@ internal static class CliApp
     }
 
     /// <summary>Runs a command body: CnmSharp and system errors become one line on stderr and exit code 1.</summary>
+    /// <summary>Removes each named object in turn, printing its name; a failure is reported on stderr and the others
+    /// still go. Returns the exit code: 0 when all went, <see cref="ErrorExitCode"/> otherwise.</summary>
+    public static async Task<int> RemoveEachAsync(IEnumerable<string> names, Func<string, Task> remove)
+    {
+        var status = 0;
+        foreach (var name in names)
+        {
+            try
+            {
+                await remove(name).ConfigureAwait(false);
+                Console.WriteLine(name);
+            }
+            catch (CnmException ex)
+            {
+                await Console.Error.WriteLineAsync("cnm: " + Describe(ex)).ConfigureAwait(false);
+                status = ErrorExitCode;
+            }
+        }
+
+        return status;
+    }
+
     public static async Task<int> RunAsync(ParseResult parse, Func<CliContext, Task<int>> body)
     {
         CliContext context;

@@ -152,22 +152,7 @@ internal static class NetworkCommands
         cmd.SetAction((parse, ct) => CliApp.RunAsync(parse, async context =>
         {
             await using var controller = await context.OpenControllerAsync(ct).ConfigureAwait(false);
-            var status = 0;
-            foreach (var name in parse.GetValue(names)!)
-            {
-                try
-                {
-                    await controller.GetNetwork(name).DeleteAsync(ct).ConfigureAwait(false);
-                    Console.WriteLine(name);
-                }
-                catch (CnmException ex)
-                {
-                    await Console.Error.WriteLineAsync("cnm: " + CliApp.Describe(ex)).ConfigureAwait(false);
-                    status = CliApp.ErrorExitCode;
-                }
-            }
-
-            return status;
+            return await CliApp.RemoveEachAsync(parse.GetValue(names)!, name => controller.GetNetwork(name).DeleteAsync(ct).AsTask()).ConfigureAwait(false);
         }));
         return cmd;
     }

@@ -85,22 +85,7 @@ internal static class SandboxCommands
         cmd.SetAction((parse, ct) => CliApp.RunAsync(parse, async context =>
         {
             await using var controller = await context.OpenControllerAsync(ct).ConfigureAwait(false);
-            var status = 0;
-            foreach (var name in parse.GetValue(names)!)
-            {
-                try
-                {
-                    await Find(controller, name).DeleteAsync(ct).ConfigureAwait(false);
-                    Console.WriteLine(name);
-                }
-                catch (CnmException ex)
-                {
-                    await Console.Error.WriteLineAsync("cnm: " + CliApp.Describe(ex)).ConfigureAwait(false);
-                    status = CliApp.ErrorExitCode;
-                }
-            }
-
-            return status;
+            return await CliApp.RemoveEachAsync(parse.GetValue(names)!, name => Find(controller, name).DeleteAsync(ct).AsTask()).ConfigureAwait(false);
         }));
         return cmd;
     }

@@ -87,83 +87,51 @@ public sealed partial class IptablesFirewallBackend : IFirewallBackend, IDisposa
     public int ProcessCount { get; private set; }
 
     /// <inheritdoc />
-    public async ValueTask SetupNetworkAsync(FirewallNetwork network, CancellationToken cancellationToken = default)
+    public ValueTask SetupNetworkAsync(FirewallNetwork network, CancellationToken cancellationToken = default)
     {
         FirewallValidation.Validate(network);
-        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            var clash = _records.Networks.FirstOrDefault(n => n.NetworkId != network.NetworkId && n.BridgeName == network.BridgeName);
-            if (clash is not null)
+        return ChangeAsync(
+            records =>
             {
-                throw new CnmConflictException(CnmErrorCodes.NetworkExists, $"network \"{network.NetworkId}\"",
-                    $"bridge {network.BridgeName} already has the rules of network \"{clash.NetworkId}\"");
-            }
-
-            var after = _records.WithNetwork(network);
-            await ApplyAsync(_records, after, extraBefore: null, cancellationToken).ConfigureAwait(false);
-            _records = after;
-        }
-        finally
-        {
-            _gate.Release();
-        }
+                RequireFreeBridge(records, network);
+                return records.WithNetwork(network);
+            },
+            extraBefore: null,
+            readKernel: false,
+            cancellationToken);
     }
 
     /// <inheritdoc />
-    public async ValueTask TeardownNetworkAsync(FirewallNetwork network, CancellationToken cancellationToken = default)
+    public ValueTask TeardownNetworkAsync(FirewallNetwork network, CancellationToken cancellationToken = default)
     {
         FirewallValidation.Validate(network);
-        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            var after = _records.WithoutNetwork(network.NetworkId);
-            await ApplyAsync(_records, after, new Records([network], []), cancellationToken).ConfigureAwait(false);
-            _records = after;
-        }
-        finally
-        {
-            _gate.Release();
-        }
+        return ChangeAsync(records => records.WithoutNetwork(network.NetworkId), new Records([network], []), readKernel: false, cancellationToken);
     }
 
     /// <inheritdoc />
-    public async ValueTask SetupPortForwardsAsync(FirewallPortForward forward, CancellationToken cancellationToken = default)
+    public ValueTask SetupPortForwardsAsync(FirewallPortForward forward, CancellationToken cancellationToken = default)
     {
         FirewallValidation.Validate(forward);
-        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            RequireNetwork(_records, forward);
-            var after = _records.WithForward(forward);
-            await ApplyAsync(_records, after, extraBefore: null, cancellationToken).ConfigureAwait(false);
-            _records = after;
-        }
-        finally
-        {
-            _gate.Release();
-        }
+        return ChangeAsync(
+            records =>
+            {
+                RequireNetwork(records, forward);
+                return records.WithForward(forward);
+            },
+            extraBefore: null,
+            readKernel: false,
+            cancellationToken);
     }
 
     /// <inheritdoc />
-    public async ValueTask TeardownPortForwardsAsync(FirewallPortForward forward, CancellationToken cancellationToken = default)
+    public ValueTask TeardownPortForwardsAsync(FirewallPortForward forward, CancellationToken cancellationToken = default)
     {
         FirewallValidation.Validate(forward);
-        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            var after = _records.WithoutForward(forward.NetworkId, forward.EndpointId);
-            await ApplyAsync(_records, after, new Records([], [forward]), cancellationToken).ConfigureAwait(false);
-            _records = after;
-        }
-        finally
-        {
-            _gate.Release();
-        }
+        return ChangeAsync(records => records.WithoutForward(forward.NetworkId, forward.EndpointId), new Records([], [forward]), readKernel: false, cancellationToken);
     }
 
     /// <inheritdoc />
-    public async ValueTask ReconcileAsync(IReadOnlyList<FirewallNetwork> networks, IReadOnlyList<FirewallPortForward> forwards, CancellationToken cancellationToken = default)
+    public ValueTask ReconcileAsync(IReadOnlyList<FirewallNetwork> networks, IReadOnlyList<FirewallPortForward> forwards, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(networks);
         ArgumentNullException.ThrowIfNull(forwards);
@@ -171,13 +139,7 @@ public sealed partial class IptablesFirewallBackend : IFirewallBackend, IDisposa
         foreach (var network in networks)
         {
             FirewallValidation.Validate(network);
-            var clash = after.Networks.FirstOrDefault(n => n.NetworkId != network.NetworkId && n.BridgeName == network.BridgeName);
-            if (clash is not null)
-            {
-                throw new CnmConflictException(CnmErrorCodes.NetworkExists, $"network \"{network.NetworkId}\"",
-                    $"bridge {network.BridgeName} is also the bridge of network \"{clash.NetworkId}\"");
-            }
-
+            RequireFreeBridge(after, network);
             after = after.WithNetwork(network);
         }
 
@@ -188,17 +150,39 @@ public sealed partial class IptablesFirewallBackend : IFirewallBackend, IDisposa
             after = after.WithForward(forward);
         }
 
+        // An external flush invalidates what we remember: always read the kernel here.
+        return ChangeAsync(_ => after, extraBefore: null, readKernel: true, cancellationToken);
+    }
+
+    /// <summary>One change: under the gate, compute the records after it, apply the difference as one batch, and keep
+    /// the new records only when the batch went through.</summary>
+    private async ValueTask ChangeAsync(Func<Records, Records> next, Records? extraBefore, bool readKernel, CancellationToken cancellationToken)
+    {
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            // An external flush invalidates what we remember: always read the kernel here.
-            Array.Clear(_cached);
-            await ApplyAsync(_records, after, extraBefore: null, cancellationToken).ConfigureAwait(false);
+            var after = next(_records);
+            if (readKernel)
+            {
+                Array.Clear(_cached);
+            }
+
+            await ApplyAsync(_records, after, extraBefore, cancellationToken).ConfigureAwait(false);
             _records = after;
         }
         finally
         {
             _gate.Release();
+        }
+    }
+
+    private static void RequireFreeBridge(Records records, FirewallNetwork network)
+    {
+        var clash = records.Networks.FirstOrDefault(n => n.NetworkId != network.NetworkId && n.BridgeName == network.BridgeName);
+        if (clash is not null)
+        {
+            throw new CnmConflictException(CnmErrorCodes.NetworkExists, $"network \"{network.NetworkId}\"",
+                $"bridge {network.BridgeName} already has the rules of network \"{clash.NetworkId}\"");
         }
     }
 
