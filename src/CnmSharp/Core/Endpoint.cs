@@ -31,7 +31,14 @@ public sealed class Endpoint
     /// <summary>Serialises join, leave and delete of this endpoint.</summary>
     internal SemaphoreSlim Gate { get; } = new(1, 1);
 
-    internal bool Deleted { get; set; }
+    private bool _deleted;
+
+    /// <summary>Deleted, or left its deleted sandbox and waits for its teardown: gone for every caller.</summary>
+    internal bool Deleted
+    {
+        get => _deleted || _record.TearingDown;
+        set => _deleted = value;
+    }
 
     /// <summary>The id.</summary>
     public string Id => _record.Id;

@@ -128,9 +128,11 @@ public sealed partial class NetworkController
 
     /// <summary>
     /// Reserves the endpoint's address of one family: the pool that contains the preferred address, or the first pool
-    /// with a free address. Returns the pool id, or null when the IPAM handed out no address (null IPAM).
+    /// with a free address. Returns the pool id, or null when the IPAM handed out no address (null IPAM). An address
+    /// may still be held by an endpoint being torn down (a container restarted with its static address, or a full
+    /// pool): then the network's pending teardowns are awaited first.
     /// </summary>
-    private static async ValueTask<string?> AssignAddressAsync(
+    private async ValueTask<string?> AssignAddressAsync(
         Network network,
         RegisteredIpam ipam,
         IReadOnlyList<IpamInfo> pools,
@@ -152,39 +154,48 @@ public sealed partial class NetworkController
             throw new CnmInvalidArgumentException(CnmErrorCodes.IPOutOfRange, subject, $"requested address {preferred} does not belong to any of this network's subnets");
         }
 
-        foreach (var pool in pools)
+        var waited = preferred is not null && await WaitForTeardownsAsync(network, cancellationToken).ConfigureAwait(false);
+        while (true)
         {
-            if (preferred is not null && !pool.Pool.Contains(preferred))
+            foreach (var pool in pools)
             {
-                continue;
+                if (preferred is not null && !pool.Pool.Contains(preferred))
+                {
+                    continue;
+                }
+
+                AllocatedAddress allocated;
+                try
+                {
+                    allocated = await ipam.Ipam.RequestAddressAsync(pool.PoolId, preferred, options, cancellationToken).ConfigureAwait(false);
+                }
+                catch (CnmException ex) when (preferred is null && ex.Code == CnmErrorCodes.NoAvailableIPs)
+                {
+                    continue;
+                }
+
+                if (allocated.Address is not { } address)
+                {
+                    return null;
+                }
+
+                intent.Intent.Addresses.Add([pool.PoolId, address.Address.ToString()]);
+                if (ipam.Ipam is not IIpamOwnedAllocations)
+                {
+                    await intent.SaveAsync(cancellationToken).ConfigureAwait(false);
+                }
+
+                info.SetIPAddress(address);
+                return pool.PoolId;
             }
 
-            AllocatedAddress allocated;
-            try
+            if (waited || !await WaitForTeardownsAsync(network, cancellationToken).ConfigureAwait(false))
             {
-                allocated = await ipam.Ipam.RequestAddressAsync(pool.PoolId, preferred, options, cancellationToken).ConfigureAwait(false);
-            }
-            catch (CnmException ex) when (preferred is null && ex.Code == CnmErrorCodes.NoAvailableIPs)
-            {
-                continue;
+                throw new CnmUnavailableException(CnmErrorCodes.NoAvailableIPs, subject, $"no available {family} addresses");
             }
 
-            if (allocated.Address is not { } address)
-            {
-                return null;
-            }
-
-            intent.Intent.Addresses.Add([pool.PoolId, address.Address.ToString()]);
-            if (ipam.Ipam is not IIpamOwnedAllocations)
-            {
-                await intent.SaveAsync(cancellationToken).ConfigureAwait(false);
-            }
-
-            info.SetIPAddress(address);
-            return pool.PoolId;
+            waited = true;
         }
-
-        throw new CnmUnavailableException(CnmErrorCodes.NoAvailableIPs, subject, $"no available {family} addresses");
     }
 
     /// <summary>

@@ -264,6 +264,9 @@ public sealed partial class NetworkController
                         throw new CnmConflictException(CnmErrorCodes.ActiveEndpoints, network.ToString(), $"network has active endpoints ({string.Join(", ", network.Endpoints.Select(e => e.Name))})");
                     }
 
+                    // Endpoints of deleted sandboxes may still hold addresses of the network's pools.
+                    await WaitForTeardownsAsync(network, cancellationToken).ConfigureAwait(false);
+
                     try
                     {
                         await network.RegisteredDriver.Driver.DeleteNetworkAsync(network.Id, cancellationToken).ConfigureAwait(false);

@@ -27,14 +27,16 @@ public sealed partial class NetworkController
                 throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidId, "container id", "the container id is empty");
             }
 
-            await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            // The container is reserved without the controller gate: creating a namespace and writing files is the
+            // slow part of an attach, and sandboxes of different containers share nothing.
+            if (!_containerSandboxes.TryAdd(containerId, string.Empty))
+            {
+                throw new CnmConflictException(CnmErrorCodes.SandboxExists, $"container \"{containerId}\"", "the container already has a sandbox");
+            }
+
+            var created = false;
             try
             {
-                if (_sandboxes.Values.Any(s => string.Equals(s.ContainerId, containerId, StringComparison.Ordinal)))
-                {
-                    throw new CnmConflictException(CnmErrorCodes.SandboxExists, $"container \"{containerId}\"", "the container already has a sandbox");
-                }
-
                 var id = Ids.NewId();
                 var key = options.UseHostNamespace
                     ? _options.HostNamespacePath ?? OwnNamespaceKey
@@ -77,17 +79,23 @@ public sealed partial class NetworkController
 
                 var sandbox = new Sandbox(this, record, version);
                 _sandboxes[id] = sandbox;
+                _containerSandboxes[containerId] = id;
+                created = true;
                 Log.SandboxCreated(_logger, id, containerId, key);
                 return sandbox;
             }
             finally
             {
-                _gate.Release();
+                if (!created)
+                {
+                    _containerSandboxes.TryRemove(new KeyValuePair<string, string>(containerId, string.Empty));
+                }
             }
         });
 
     /// <summary>Deletes a sandbox: every endpoint leaves (without paying for per-interface deletion: the namespace
-    /// takes its interfaces with it), the namespace goes, then the endpoints are deleted.</summary>
+    /// takes its interfaces with it) and is marked for teardown, the namespace goes, then the endpoints are torn down
+    /// in the background (see <see cref="WaitForTeardownsAsync(CancellationToken)"/>).</summary>
     internal ValueTask DeleteSandboxAsync(Sandbox sandbox, CancellationToken cancellationToken) =>
         RunAsync("sandbox.delete", async () =>
         {
@@ -117,14 +125,14 @@ public sealed partial class NetworkController
                 // Snapshot under the gate: a join that passed its checks before Deleting was set may still be
                 // running and adds its endpoint when it finishes.
                 await sandbox.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
-                IReadOnlyList<Endpoint> endpoints;
+                var left = new List<Endpoint>();
                 try
                 {
-                    endpoints = sandbox.Endpoints;
-                    foreach (var endpoint in endpoints)
+                    foreach (var endpoint in sandbox.Endpoints)
                     {
                         var movedIn = endpoint.Record.Join is { CreatedInSandbox: false, SourceName: not null };
                         await LeaveLockedAsync(endpoint, sandbox, removeInterface: movedIn, sandboxGoing: true, cancellationToken).ConfigureAwait(false);
+                        left.Add(endpoint);
                     }
 
                     if (!sandbox.UsesHostNamespace)
@@ -136,15 +144,19 @@ public sealed partial class NetworkController
 
                     await _store.Store.DeleteAsync(CoreStore.SandboxKey(sandbox.Id), sandbox.Version, cancellationToken).ConfigureAwait(false);
                     _sandboxes.TryRemove(sandbox.Id, out _);
+                    _containerSandboxes.TryRemove(new KeyValuePair<string, string>(sandbox.ContainerId, sandbox.Id));
                 }
                 finally
                 {
                     sandbox.Gate.Release();
-                }
 
-                foreach (var endpoint in endpoints)
-                {
-                    await DeleteEndpointCoreAsync(endpoint, cancellationToken).ConfigureAwait(false);
+                    // Each leave committed its endpoint as tearing down; the rest happens once the kernel has reaped
+                    // the interfaces with the namespace (or, if the namespace could not be deleted, the driver deletes
+                    // them itself).
+                    foreach (var endpoint in left)
+                    {
+                        ScheduleTeardown(endpoint);
+                    }
                 }
 
                 Log.SandboxDeleted(_logger, sandbox.Id);
@@ -388,7 +400,7 @@ public sealed partial class NetworkController
 
             var network = endpoint.Network;
             sandbox.RemoveEndpoint(endpoint);
-            endpoint.Record = before with { Join = null };
+            endpoint.Record = before with { Join = null, TearingDown = sandboxGoing };
             try
             {
                 var sandboxRecord = await ConvergeGatewayAsync(sandbox, sandbox.Record, endpoint, sandboxGoing, cancellationToken).ConfigureAwait(false);

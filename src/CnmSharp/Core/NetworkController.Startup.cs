@@ -120,6 +120,7 @@ public sealed partial class NetworkController
         foreach (var (record, version) in await _store.ListAsync(CoreStore.SandboxPrefix, CoreJsonContext.Default.SandboxRecord, cancellationToken).ConfigureAwait(false))
         {
             _sandboxes[record.Id] = new Sandbox(this, record, version);
+            _containerSandboxes[record.ContainerId] = record.Id;
         }
 
         foreach (var (record, version) in await _store.ListAsync(CoreStore.EndpointPrefix, CoreJsonContext.Default.EndpointRecord, cancellationToken).ConfigureAwait(false))
@@ -130,6 +131,12 @@ public sealed partial class NetworkController
             }
 
             var endpoint = new Endpoint(network, record, version);
+            if (record.TearingDown)
+            {
+                _recoveredTeardowns.Add(endpoint);
+                continue;
+            }
+
             network.TryAddEndpoint(endpoint);
             if (record.Join is { } join && _sandboxes.TryGetValue(join.SandboxId, out var sandbox))
             {
@@ -151,6 +158,21 @@ public sealed partial class NetworkController
             await _store.Store.DeleteAsync(CoreStore.IntentKey(intent.Id), version, cancellationToken).ConfigureAwait(false);
         }
 
+        // Endpoints whose sandbox was deleted before the crash: finish their teardown now, before the sweep looks
+        // for addresses without owners.
+        foreach (var endpoint in _recoveredTeardowns)
+        {
+            try
+            {
+                await TeardownAsync(endpoint, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                Log.TeardownFailed(_logger, ex, endpoint.Id);
+            }
+        }
+
+        _recoveredTeardowns.Clear();
         foreach (var sandbox in _sandboxes.Values.ToArray())
         {
             if (!sandbox.UsesHostNamespace && !await _sandboxNetworking.NamespaceExistsAsync(sandbox.Key, cancellationToken).ConfigureAwait(false))
@@ -169,6 +191,9 @@ public sealed partial class NetworkController
             }
         }
 
+        // Stale sandboxes' endpoints were scheduled for teardown: their addresses must be released by the teardown,
+        // not found ownerless by the sweep.
+        await WaitForTeardownsAsync(cancellationToken).ConfigureAwait(false);
         await SweepIpamAsync(cancellationToken).ConfigureAwait(false);
     }
 

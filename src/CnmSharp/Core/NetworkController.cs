@@ -35,6 +35,9 @@ public sealed partial class NetworkController : IAsyncDisposable
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly ConcurrentDictionary<string, Network> _networks = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Sandbox> _sandboxes = new(StringComparer.Ordinal);
+
+    /// <summary>Container id to sandbox id; an empty value reserves the container while its sandbox is created.</summary>
+    private readonly ConcurrentDictionary<string, string> _containerSandboxes = new(StringComparer.Ordinal);
     private int _disposed;
 
     private NetworkController(ControllerStartInfo info, string id)
@@ -190,7 +193,7 @@ public sealed partial class NetworkController : IAsyncDisposable
     /// <param name="containerId">The container id.</param>
     /// <returns>The sandbox, or null.</returns>
     public Sandbox? FindSandboxByContainerId(string containerId) =>
-        Sandboxes.FirstOrDefault(s => string.Equals(s.ContainerId, containerId, StringComparison.Ordinal));
+        containerId is not null && _containerSandboxes.TryGetValue(containerId, out var id) && id.Length > 0 ? FindSandboxById(id) : null;
 
     /// <summary>Calls <paramref name="walker"/> on each sandbox until it returns true.</summary>
     /// <param name="walker">Returns true to stop.</param>
@@ -241,6 +244,10 @@ public sealed partial class NetworkController : IAsyncDisposable
             return;
         }
 
+        // Teardowns are bounded by their drivers (the bridge's reap timeout); one left unfinished keeps its
+        // record marked, and the next start finishes it.
+        await WaitForTeardownsAsync(CancellationToken.None).ConfigureAwait(false);
+
         foreach (var driver in _registry.Drivers)
         {
             if (driver.Driver is IAsyncDisposable disposable)
@@ -270,6 +277,7 @@ public sealed partial class NetworkController : IAsyncDisposable
 
         _instruments.Dispose();
         _gate.Dispose();
+        _teardownSlots.Dispose();
     }
 
     internal ILogger Logger => _logger;

@@ -55,4 +55,7 @@ internal static partial class Log
 
     [LoggerMessage(17, LogLevel.Warning, "Releasing {What} failed; the sweep at the next start will release it")]
     public static partial void ReleaseFailed(ILogger logger, Exception exception, string what);
+
+    [LoggerMessage(18, LogLevel.Warning, "Teardown of endpoint {EndpointId} did not finish; its record stays marked and the next start finishes it")]
+    public static partial void TeardownFailed(ILogger logger, Exception exception, string endpointId);
 }

@@ -134,6 +134,7 @@ internal static class SandboxSetupWorkload
             var detach = await PhaseResult.MeasureAsync(async () =>
             {
                 var times = await PhaseResult.TimeEachAsync(count, tool.Parallelism, session.DetachAsync).ConfigureAwait(false);
+                await session.SettleAsync().ConfigureAwait(false);
 
                 // Done when the kernel has really removed every container's host-side veth from H.
                 await PrivateHost.WaitUntilAsync(host.VethCountAsync, 0, tool.Name).ConfigureAwait(false);

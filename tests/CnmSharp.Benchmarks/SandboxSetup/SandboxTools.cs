@@ -38,6 +38,9 @@ internal abstract class SandboxSession(PrivateHost host) : IAsyncDisposable
 
     public abstract Task DetachAsync(int i);
 
+    /// <summary>After every container is detached: waits for work the tool finishes in the background (timed).</summary>
+    public virtual Task SettleAsync() => Task.CompletedTask;
+
     /// <summary>The namespace file of container i (while attached).</summary>
     public abstract string ContainerPath(int i);
 
@@ -169,6 +172,10 @@ internal sealed class CnmSharpSandboxTool(int parallelism) : SandboxTool
             await _sandboxes[i]!.DeleteAsync().ConfigureAwait(false);
             _sandboxes[i] = null;
         }
+
+        /// <summary>The endpoints' teardowns (kernel reap, record, address release) run after the sandbox deletes
+        /// return; the detach phase includes them.</summary>
+        public override async Task SettleAsync() => await _controller.WaitForTeardownsAsync().ConfigureAwait(false);
 
         public override async ValueTask DisposeAsync()
         {

@@ -175,14 +175,15 @@ public class BridgeDriverIntegrationTests
             await sandbox.DeleteAsync();
             deletes.Add(watch.Elapsed.TotalMilliseconds);
 
-            // Checked right after the delete returned: the device that held the address is gone already.
-            Assert.That(h.HostLinks(), Does.Not.Contain(hostVeth), "the old host-side veth must be gone when the delete returns");
-            var next = await n.CreateEndpointAsync("next" + i);
+            // The endpoint is torn down in the background once the kernel reaps its veth with the namespace. Asking
+            // for its very address at once must wait for that: when the address is handed out, the device is gone.
+            var next = await n.CreateEndpointAsync("next" + i, new EndpointCreateOptions { IPv4Address = address.Address });
+            Assert.That(h.HostLinks(), Does.Not.Contain(hostVeth), "the address was handed out again while the old host-side veth still existed");
             Assert.That(next.Address, Is.EqualTo(address), "IPAM hands out the freed address again");
             await next.DeleteAsync();
         }
 
-        await TestContext.Out.WriteLineAsync($"join ms: {string.Join(", ", joins.Select(j => j.ToString("F1", System.Globalization.CultureInfo.InvariantCulture)))}; sandbox delete (leave + netns + endpoint delete) ms: {string.Join(", ", deletes.Select(j => j.ToString("F1", System.Globalization.CultureInfo.InvariantCulture)))}");
+        await TestContext.Out.WriteLineAsync($"join ms: {string.Join(", ", joins.Select(j => j.ToString("F1", System.Globalization.CultureInfo.InvariantCulture)))}; sandbox delete (leave + netns; endpoint teardown in the background) ms: {string.Join(", ", deletes.Select(j => j.ToString("F1", System.Globalization.CultureInfo.InvariantCulture)))}");
         await h.TeardownAndAssertCleanAsync();
     }
 

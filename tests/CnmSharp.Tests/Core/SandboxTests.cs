@@ -312,6 +312,7 @@ public sealed class SandboxTests : ControllerTestBase
         await moved.JoinAsync(sb);
 
         await sb.DeleteAsync();
+        await _c.WaitForTeardownsAsync();
 
         F.Driver.Verify(d => d.LeaveAsync(n.Id, created.Id, It.IsAny<CancellationToken>()), Times.Once);
         F.Driver.Verify(d => d.LeaveAsync(m.Id, moved.Id, It.IsAny<CancellationToken>()), Times.Once);

@@ -100,6 +100,9 @@ internal sealed record EndpointRecord
     public List<PortBindingRecord> PortBindings { get; init; } = [];
     public Dictionary<string, string> DriverOptions { get; init; } = [];
     public JoinRecord? Join { get; init; }
+
+    /// <summary>The endpoint's sandbox was deleted and its teardown (driver delete, record, addresses) is pending.</summary>
+    public bool TearingDown { get; init; }
 }
 
 internal sealed record SandboxRecord
