@@ -6,6 +6,7 @@ using CnmSharp.Diagnostics;
 using CnmSharp.Sandboxes;
 using CnmSharp.Sandboxes.Files;
 using CnmSharp.Store;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace CnmSharp.Benchmarks.SandboxSetup;
@@ -78,6 +79,9 @@ internal sealed class CnmSharpSandboxTool(int parallelism) : SandboxTool
     /// <summary>Durations (ms) of controller operations (activity spans) and of its seams, by name.</summary>
     public SpanRecorder Spans { get; } = new();
 
+    /// <summary>The controller's warnings (a reap timeout, a failed teardown) go to stderr: a run that had one says so.</summary>
+    private static ILoggerFactory Warnings { get; } = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).AddFilter(l => l >= LogLevel.Warning));
+
     public override async Task<SandboxSession> StartAsync(PrivateHost host, int count)
     {
         var stateDirectory = Path.Combine(host.Directory, "cnm-state");
@@ -100,6 +104,7 @@ internal sealed class CnmSharpSandboxTool(int parallelism) : SandboxTool
                 .UseStore(_ => ValueTask.FromResult<IKeyValueStore>(store))
                 .UseSandboxNetworking(networking)
                 .UseSandboxFiles(new TimedSandboxFiles(new SandboxFiles(), Spans))
+                .UseLoggerFactory(Warnings)
                 .BuildAsync().ConfigureAwait(false);
         }
         catch

@@ -54,6 +54,22 @@ public sealed class EndpointTests : ControllerTestBase
     }
 
     [Test]
+    public async Task A_gateway_and_a_static_address_outside_the_ip_range_but_in_the_subnet_are_accepted()
+    {
+        // Docker's own example: docker network create --subnet 172.28.0.0/16 --ip-range 172.28.5.0/24 --gateway 172.28.0.1
+        var n = await _c.CreateNetworkAsync("ranged", ControllerFixture.DriverName, Subnet("172.28.0.0/16", gateway: "172.28.0.1", range: "172.28.5.0/24"));
+        var dynamic = await n.CreateEndpointAsync("dynamic");
+        var fixedOne = await n.CreateEndpointAsync("fixed", Preferred("172.28.9.9"));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(n.IPv4Info[0].Gateway.ToString(), Is.EqualTo("172.28.0.1/16"));
+            Assert.That(dynamic.Address.ToString(), Does.StartWith("172.28.5."));
+            Assert.That(fixedOne.Address.ToString(), Is.EqualTo("172.28.9.9/16"));
+        });
+    }
+
+    [Test]
     public async Task A_preferred_address_is_honoured_outside_all_pools_is_invalid_and_taken_is_a_conflict()
     {
         var ep = await _n.CreateEndpointAsync("a", Preferred("10.60.0.77"));

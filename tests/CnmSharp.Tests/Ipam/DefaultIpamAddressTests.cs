@@ -106,12 +106,21 @@ public sealed class DefaultIpamAddressTests
     }
 
     [Test]
-    public async Task Preferred_address_outside_the_sub_pool_is_out_of_range()
+    public async Task A_preferred_address_outside_the_sub_pool_but_in_the_subnet_is_granted_and_dynamic_ones_stay_in_the_range()
     {
+        // libnetwork: the range bounds dynamic allocation only (docker network create --subnet 10.0.0.0/16
+        // --ip-range 10.0.5.0/24 --gateway 10.0.0.1).
         var ipam = await CreateAsync();
         var sub = await ipam.PoolAsync("10.0.0.0/16", "10.0.5.0/24");
-        await ThrowsCnmAsync<CnmInvalidArgumentException>(() => ipam.AddressAsync(sub.PoolId, "10.0.6.1"), CnmErrorCodes.IPOutOfRange);
+        Assert.That(await ipam.AddressTextAsync(sub.PoolId, "10.0.0.1"), Is.EqualTo("10.0.0.1"));
+        Assert.That(await ipam.AddressTextAsync(sub.PoolId, "10.0.6.1"), Is.EqualTo("10.0.6.1"));
         Assert.That(await ipam.AddressTextAsync(sub.PoolId, "10.0.5.77"), Is.EqualTo("10.0.5.77"));
+        Assert.That(await ipam.AddressTextAsync(sub.PoolId), Does.StartWith("10.0.5."));
+        await ThrowsCnmAsync<CnmInvalidArgumentException>(() => ipam.AddressAsync(sub.PoolId, "10.1.0.1"), CnmErrorCodes.IPOutOfRange);
+        await ThrowsCnmAsync<CnmConflictException>(() => ipam.AddressAsync(sub.PoolId, "10.0.6.1"), CnmErrorCodes.IPAlreadyAllocated);
+
+        await ipam.ReleaseAddressAsync(sub.PoolId, IPAddress.Parse("10.0.6.1"));
+        Assert.That(await ipam.AddressTextAsync(sub.PoolId, "10.0.6.1"), Is.EqualTo("10.0.6.1"));
     }
 
     [Test]

@@ -221,7 +221,7 @@ public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations
                 UInt128 offset;
                 if (preferred is not null)
                 {
-                    offset = CheckPreferred(master, sub, preferred);
+                    offset = CheckPreferred(master, preferred);
                     if (master.Allocated.Contains(offset))
                     {
                         // Confirm with the store: another instance may have released it.
@@ -376,7 +376,10 @@ public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations
     private string AddressKey(MasterPool master, UInt128 offset) =>
         IpamStoreLayout.AddressKey(_prefix, master.Id, IpMath.FromUInt128(master.First + offset, master.IPv6).ToString());
 
-    private static UInt128 CheckPreferred(MasterPool master, SubPool? sub, IPAddress preferred)
+    /// <summary>A requested address may be anywhere in the subnet, also outside a sub-pool's range (as in libnetwork:
+    /// the range bounds only what is handed out dynamically, so <c>--ip-range 10.0.1.0/24 --gateway 10.0.0.1</c> and
+    /// a static <c>--ip</c> outside the range work).</summary>
+    private static UInt128 CheckPreferred(MasterPool master, IPAddress preferred)
     {
         if (preferred.AddressFamily != master.Network.BaseAddress.AddressFamily || !master.Network.Contains(preferred))
         {
@@ -384,10 +387,6 @@ public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations
         }
 
         var offset = IpMath.ToUInt128(preferred) - master.First;
-        if (sub is not null && (offset < sub.RawLo || offset > sub.RawHi))
-        {
-            throw new CnmInvalidArgumentException(CnmErrorCodes.IPOutOfRange, $"address {preferred}", $"outside sub-pool {sub.Range}");
-        }
 
         if (offset < master.Lo || offset > master.Hi)
         {
