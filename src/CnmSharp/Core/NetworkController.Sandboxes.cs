@@ -228,8 +228,6 @@ public sealed partial class NetworkController
         var sandboxBefore = sandbox.Record;
         var intent = new IntentTracker(_store, new IntentRecord { Id = Ids.NewId(), Kind = IntentKind.Join, NetworkId = network.Id, EndpointId = endpoint.Id, SandboxId = sandbox.Id, Driver = network.Driver });
         await intent.BeginAsync(cancellationToken).ConfigureAwait(false);
-        SandboxInterface? added = null;
-        IReadOnlyList<HostEntry> hostEntries = [];
         var inSandbox = false;
         try
         {
@@ -271,7 +269,7 @@ public sealed partial class NetworkController
                 var index = nextIndex.GetValueOrDefault(prefix);
                 nextIndex[prefix] = index + 1;
                 destinationName = prefix + index.ToString(System.Globalization.CultureInfo.InvariantCulture);
-                added = new SandboxInterface
+                var added = new SandboxInterface
                 {
                     SourceName = source,
                     Placement = joinInfo.Placement,
@@ -280,6 +278,10 @@ public sealed partial class NetworkController
                     Addresses = [.. new[] { interfaceInfo.Address, interfaceInfo.AddressIPv6 }.OfType<CidrAddress>(), .. interfaceInfo.LinkLocalAddresses],
                     Routes = joinInfo.StaticRoutes,
                 };
+
+                // Recorded first: after a crash from here on, recovery removes the interface by these names.
+                intent.Intent.Interface = new JoinInterfaceRecord { SourceName = source, DestinationName = destinationName, CreatedInSandbox = joinInfo.Placement == InterfacePlacement.Sandbox };
+                await intent.SaveAsync(cancellationToken).ConfigureAwait(false);
                 await _sandboxNetworking.AddInterfaceAsync(sandbox.Key, added, cancellationToken).ConfigureAwait(false);
             }
 
@@ -303,7 +305,7 @@ public sealed partial class NetworkController
             sandbox.AddEndpoint(endpoint);
             inSandbox = true;
             var sandboxRecord = await ConvergeGatewayAsync(sandbox, sandboxBefore with { NextInterfaceIndex = nextIndex }, endpoint, sandboxGoing: false, cancellationToken).ConfigureAwait(false);
-            hostEntries = HostEntriesOf(sandbox, endpoint);
+            var hostEntries = HostEntriesOf(sandbox, endpoint);
             if (hostEntries.Count > 0)
             {
                 await _sandboxFiles.AddHostEntriesAsync(sandbox.FilesDirectory, hostEntries, cancellationToken).ConfigureAwait(false);
@@ -328,31 +330,13 @@ public sealed partial class NetworkController
         }
         catch
         {
-            var steps = new List<(string, Func<ValueTask>)>();
+            // Memory first, then the same rollback a crash gets at the next start.
             if (inSandbox)
             {
-                // If the joining endpoint won the election, the gateway may already have moved to it (old owner
-                // revoked, default route switched) before the failure: converge from "it owns the gateway" so the
-                // previous owner is programmed again. Otherwise nothing moved and this is a no-op.
-                var tookGateway = ReferenceEquals(GatewayElection.Elect(sandbox.Endpoints), endpoint);
                 sandbox.RemoveEndpoint(endpoint);
-                endpoint.Record = before;
-                var from = tookGateway ? sandbox.Record with { ExternalConnectivityEndpointId = endpoint.Id } : sandbox.Record;
-                steps.Add(("restore gateway", async () => await ConvergeGatewayAsync(sandbox, from, endpoint, sandboxGoing: false, CancellationToken.None).ConfigureAwait(false)));
             }
 
             endpoint.Record = before;
-            if (hostEntries.Count > 0)
-            {
-                steps.Add(("remove hosts entries", async () => await _sandboxFiles.RemoveHostEntriesAsync(sandbox.FilesDirectory, hostEntries.Select(h => h.Address), CancellationToken.None).ConfigureAwait(false)));
-            }
-
-            if (added is not null)
-            {
-                steps.Add(("remove interface", () => _sandboxNetworking.RemoveInterfaceAsync(sandbox.Key, added, CancellationToken.None)));
-            }
-
-            await UndoAsync("endpoint.join", steps).ConfigureAwait(false);
             await RollbackAsync(intent.Intent, CancellationToken.None).ConfigureAwait(false);
             await intent.AbandonAsync().ConfigureAwait(false);
             throw;

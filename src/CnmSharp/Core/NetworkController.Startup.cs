@@ -246,6 +246,42 @@ public sealed partial class NetworkController
         }
     }
 
+    /// <summary>
+    /// What the core itself may have done in a join before it failed or the process died, undone from the sandbox's
+    /// committed state (the joining endpoint is not in its endpoint list): the gateway is converged again as if the
+    /// joining endpoint had taken it (revoking it is a no-op if it had not, and programming the rightful owner again is
+    /// idempotent), its hosts lines go, and its interface is removed under either name it may have had.
+    /// </summary>
+    private void AddJoinUndoSteps(IntentRecord intent, string endpointId, List<(string, Func<ValueTask>)> steps, CancellationToken cancellationToken)
+    {
+        if (intent.SandboxId is not { } sandboxId || !_sandboxes.TryGetValue(sandboxId, out var sandbox))
+        {
+            return;
+        }
+
+        if (FindEndpoint(endpointId) is { } endpoint)
+        {
+            steps.Add(("restore gateway", async () => await ConvergeGatewayAsync(sandbox, sandbox.Record with { ExternalConnectivityEndpointId = endpointId }, endpoint, sandboxGoing: false, cancellationToken).ConfigureAwait(false)));
+            var addresses = HostEntriesOf(sandbox, endpoint).Select(h => h.Address).Distinct().ToArray();
+            if (addresses.Length > 0)
+            {
+                steps.Add(("remove hosts entries", async () => await _sandboxFiles.RemoveHostEntriesAsync(sandbox.FilesDirectory, addresses, cancellationToken).ConfigureAwait(false)));
+            }
+        }
+
+        if (intent.Interface is { } created && !sandbox.UsesHostNamespace)
+        {
+            var placement = created.CreatedInSandbox ? InterfacePlacement.Sandbox : InterfacePlacement.HostNamespace;
+            foreach (var name in new[] { created.DestinationName, created.SourceName }.Distinct(StringComparer.Ordinal))
+            {
+                steps.Add(($"remove interface {name}", () => _sandboxNetworking.RemoveInterfaceAsync(
+                    sandbox.Key,
+                    new SandboxInterface { SourceName = created.SourceName, DestinationName = name, Placement = placement },
+                    cancellationToken)));
+            }
+        }
+    }
+
     /// <summary>The IPAM owner tag of a network's own addresses (gateway, aux addresses).</summary>
     internal static string NetworkOwner(string networkId) => "network:" + networkId;
 
@@ -260,8 +296,13 @@ public sealed partial class NetworkController
         var ipam = intent.IpamDriver is { } i && _registry.ContainsIpam(i) ? _registry.GetIpam(i).Ipam : null;
         switch (intent.Kind)
         {
-            case IntentKind.Join when intent.EndpointId is { } eid && driver is not null:
-                steps.Add(("driver leave", () => driver.LeaveAsync(intent.NetworkId, eid, cancellationToken)));
+            case IntentKind.Join when intent.EndpointId is { } eid:
+                AddJoinUndoSteps(intent, eid, steps, cancellationToken);
+                if (driver is not null)
+                {
+                    steps.Add(("driver leave", () => driver.LeaveAsync(intent.NetworkId, eid, cancellationToken)));
+                }
+
                 break;
             case IntentKind.CreateEndpoint when intent.EndpointId is { } eid && driver is not null:
                 steps.Add(("driver delete endpoint", () => driver.DeleteEndpointAsync(intent.NetworkId, eid, cancellationToken)));

@@ -11,6 +11,13 @@ internal sealed record PhaseResult(double WallSeconds, IReadOnlyList<double> Per
 
     public double P99Ms => Stats.Percentile(PerContainerMs, 99);
 
+    /// <summary>Median of the first tenth of the operations (in start order), in ms: with the last tenth's, shows
+    /// whether the cost grows with the number of containers already there.</summary>
+    public double FirstTenthMedianMs => Stats.Median([.. PerContainerMs.Take(Math.Max(1, PerContainerMs.Count / 10))]);
+
+    /// <summary>Median of the last tenth of the operations, in ms.</summary>
+    public double LastTenthMedianMs => Stats.Median([.. PerContainerMs.Skip(PerContainerMs.Count - Math.Max(1, PerContainerMs.Count / 10))]);
+
     /// <summary>Wall time per container (wall / N), in ms.</summary>
     public double WallPerContainerMs => PerContainerMs.Count == 0 ? double.NaN : WallSeconds * 1000 / PerContainerMs.Count;
 

@@ -187,9 +187,9 @@ internal static class SandboxSetupWorkload
     private static void PrintTable(List<SandboxTool> tools, Dictionary<string, List<Pass>> results, int count, int runs)
     {
         var sb = new StringBuilder();
-        sb.AppendLine(CultureInfo.InvariantCulture, $"Medians over {runs} run(s), n={count}. Per container: wall/N, and the median and p99 of single operations. CPU = this process + children (getrusage deltas). Peak RSS: CnmSharp = this process (VmHWM, reset per phase); peers = the largest single tool process (/usr/bin/time -f %M).");
-        sb.AppendLine("| tool | phase | wall s | wall/N ms | median ms | p99 ms | CPU s (self + children) | peak RSS MiB | rules in H |");
-        sb.AppendLine("|---|---|---|---|---|---|---|---|---|");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"Medians over {runs} run(s), n={count}. Per container: wall/N, and the median and p99 of single operations; first/last tenth: the median of the first and of the last N/10 operations (growth with N). CPU = this process + children (getrusage deltas). Peak RSS: CnmSharp = this process (VmHWM, reset per phase); peers = the largest single tool process (/usr/bin/time -f %M).");
+        sb.AppendLine("| tool | phase | wall s | wall/N ms | median ms | p99 ms | first/last tenth ms | CPU s (self + children) | peak RSS MiB | rules in H |");
+        sb.AppendLine("|---|---|---|---|---|---|---|---|---|---|");
         foreach (var tool in tools)
         {
             foreach (var (phase, pick) in new (string, Func<Pass, PhaseResult>)[] { ("attach", p => p.Attach), ("detach", p => p.Detach) })
@@ -198,7 +198,7 @@ internal static class SandboxSetupWorkload
                 double M(Func<PhaseResult, double> f) => Stats.Median([.. r.Select(p => f(pick(p)))]);
                 var rss = r[0].Attach.ChildPeakRssKib is null ? M(p => p.PeakRssKib) : M(p => p.ChildPeakRssKib ?? 0);
                 sb.AppendLine(CultureInfo.InvariantCulture,
-                    $"| {tool.Name} | {phase} | {M(p => p.WallSeconds):F3} | {M(p => p.WallPerContainerMs):F2} | {M(p => p.MedianMs):F2} | {M(p => p.P99Ms):F2} | {M(p => p.CpuSeconds):F2} ({M(p => p.CpuSelfSeconds):F2} + {M(p => p.CpuChildrenSeconds):F2}) | {rss / 1024:F1} | {Stats.Median([.. r.Select(p => (double)p.RulesInHost)]):F0} |");
+                    $"| {tool.Name} | {phase} | {M(p => p.WallSeconds):F3} | {M(p => p.WallPerContainerMs):F2} | {M(p => p.MedianMs):F2} | {M(p => p.P99Ms):F2} | {M(p => p.FirstTenthMedianMs):F2} / {M(p => p.LastTenthMedianMs):F2} | {M(p => p.CpuSeconds):F2} ({M(p => p.CpuSelfSeconds):F2} + {M(p => p.CpuChildrenSeconds):F2}) | {rss / 1024:F1} | {Stats.Median([.. r.Select(p => (double)p.RulesInHost)]):F0} |");
             }
         }
 
@@ -209,13 +209,20 @@ internal static class SandboxSetupWorkload
     private static void PrintSpans(CnmSharpSandboxTool tool, int containers)
     {
         Console.WriteLine($"{tool.Name}: controller spans and seams over all measured passes ({containers} containers; nested spans overlap their parents)");
-        Console.WriteLine("| span | count | median ms | p99 ms | total s |");
-        Console.WriteLine("|---|---|---|---|---|");
-        foreach (var (name, bag) in tool.Spans.Spans.OrderByDescending(s => s.Value.Sum()))
+        Console.WriteLine("| span | count | median ms | p99 ms | first/last tenth ms | total s |");
+        Console.WriteLine("|---|---|---|---|---|---|");
+        foreach (var (name, queue) in tool.Spans.Spans.OrderByDescending(s => s.Value.Sum(x => x.Ms)))
         {
-            var values = bag.ToArray();
+            var entries = queue.ToArray();
+            var values = entries.Select(e => e.Ms).ToArray();
+
+            // Growth with N: within each pass, the first and the last tenth of the calls (in the order they ended).
+            var passes = entries.GroupBy(e => e.Pass).Select(g => g.Select(e => e.Ms).ToArray()).Where(v => v.Length >= 10).ToArray();
+            var tenths = passes.Length == 0
+                ? "n/a"
+                : string.Create(CultureInfo.InvariantCulture, $"{Stats.Median([.. passes.Select(v => Stats.Median([.. v.Take(v.Length / 10)]))]):F2} / {Stats.Median([.. passes.Select(v => Stats.Median([.. v.Skip(v.Length - (v.Length / 10))]))]):F2}");
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {name} | {values.Length} | {Stats.Median(values):F2} | {Stats.Percentile(values, 99):F2} | {values.Sum() / 1000:F2} |"));
+                $"| {name} | {values.Length} | {Stats.Median(values):F2} | {Stats.Percentile(values, 99):F2} | {tenths} | {values.Sum() / 1000:F2} |"));
         }
     }
 }

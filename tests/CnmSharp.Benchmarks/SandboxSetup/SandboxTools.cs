@@ -84,6 +84,7 @@ internal sealed class CnmSharpSandboxTool(int parallelism) : SandboxTool
 
     public override async Task<SandboxSession> StartAsync(PrivateHost host, int count)
     {
+        Spans.Pass++;
         var stateDirectory = Path.Combine(host.Directory, "cnm-state");
         Directory.CreateDirectory(stateDirectory);
 

@@ -7,12 +7,16 @@ using CnmSharp.Store;
 
 namespace CnmSharp.Benchmarks.SandboxSetup;
 
-/// <summary>Durations (ms) by name, filled from many threads.</summary>
+/// <summary>Durations (ms) by name, in the order they ended, tagged with the pass they belong to; filled from many
+/// threads.</summary>
 internal sealed class SpanRecorder
 {
-    public ConcurrentDictionary<string, ConcurrentBag<double>> Spans { get; } = new(StringComparer.Ordinal);
+    public ConcurrentDictionary<string, ConcurrentQueue<(int Pass, double Ms)>> Spans { get; } = new(StringComparer.Ordinal);
 
-    public void Add(string name, double ms) => Spans.GetOrAdd(name, _ => []).Add(ms);
+    /// <summary>The pass being recorded (the tool counts passes up).</summary>
+    public int Pass { get; set; }
+
+    public void Add(string name, double ms) => Spans.GetOrAdd(name, _ => new()).Enqueue((Pass, ms));
 
     public async ValueTask TimeAsync(string name, Func<ValueTask> operation)
     {

@@ -3,6 +3,7 @@ using CnmSharp.Core.Persistence;
 using CnmSharp.Drivers;
 using CnmSharp.Ipam;
 using CnmSharp.Ipam.Default;
+using CnmSharp.Sandboxes;
 using CnmSharp.Store;
 using Microsoft.Extensions.Logging.Abstractions;
 using Moq;
@@ -200,6 +201,51 @@ public sealed class RecoveryTests : ControllerTestBase
         Assert.That(epB.Sandbox, Is.Null);
         await epB.JoinAsync(b.FindSandboxByContainerId("c1")!);
         Assert.That(epB.InterfaceName, Is.EqualTo("eth0"));
+    }
+
+    [Test]
+    public async Task A_join_that_crashed_after_taking_the_gateway_is_undone_at_start_interface_gateway_and_hosts_lines()
+    {
+        var a = await F.StartAsync();
+        var old = await (await a.CreateNetworkAsync("a-old", ControllerFixture.DriverName)).CreateEndpointAsync("old");
+        var taker = await (await a.CreateNetworkAsync("b-taker", ControllerFixture.DriverName)).CreateEndpointAsync("taker");
+        var sb = await a.CreateSandboxAsync("c1");
+        await old.JoinAsync(sb);
+        var oldInterface = old.InterfaceName;
+        var hosts = await File.ReadAllTextAsync(sb.HostsPath);
+        await a.DisposeAsync();
+
+        // The crash: the driver made the interface and the core had recorded its names (and may have renamed it,
+        // moved the gateway to it and written its hosts line) when the process died.
+        await PutIntentAsync(new IntentRecord
+        {
+            Id = "intent-join",
+            Kind = IntentKind.Join,
+            NetworkId = taker.Network.Id,
+            EndpointId = taker.Id,
+            SandboxId = sb.Id,
+            Driver = ControllerFixture.DriverName,
+            Interface = new JoinInterfaceRecord { SourceName = "veth" + taker.Id[..7], DestinationName = "eth1", CreatedInSandbox = true },
+        });
+        F.RecordCalls();
+        F.Netns.Invocations.Clear();
+        F.External.Invocations.Clear();
+
+        var b = await F.StartAsync();
+
+        var removed = F.Netns.Invocations.Where(i => i.Method.Name == nameof(ISandboxNetworking.RemoveInterfaceAsync))
+            .Select(i => ((SandboxInterface)i.Arguments[1]!).DestinationName).ToArray();
+        Assert.Multiple(async () =>
+        {
+            Assert.That(removed, Is.EquivalentTo(new[] { "eth1", "veth" + taker.Id[..7] }), "the interface goes under either name it may have had");
+            F.External.Verify(e => e.RevokeExternalConnectivityAsync(taker.Network.Id, taker.Id, It.IsAny<CancellationToken>()), Times.Once);
+            F.External.Verify(e => e.ProgramExternalConnectivityAsync(old.Network.Id, old.Id, It.IsAny<CancellationToken>()), Times.Once);
+            Assert.That(F.Calls, Does.Contain("netns.gateway " + oldInterface), "the default route is back on the rightful endpoint");
+            F.Driver.Verify(d => d.LeaveAsync(taker.Network.Id, taker.Id, It.IsAny<CancellationToken>()), Times.Once);
+            Assert.That(await File.ReadAllTextAsync(sb.HostsPath), Is.EqualTo(hosts));
+            Assert.That(await F.KeysAsync(CoreStore.IntentPrefix), Is.Empty);
+            Assert.That(b.FindSandboxByContainerId("c1")!.GatewayEndpoint!.Id, Is.EqualTo(old.Id));
+        });
     }
 
     [Test]

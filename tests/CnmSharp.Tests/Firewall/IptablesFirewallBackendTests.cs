@@ -180,6 +180,33 @@ public class IptablesFirewallBackendTests
     }
 
     [Test]
+    public async Task The_last_network_takes_DOCKER_USER_along_unless_an_administrator_put_rules_in_it()
+    {
+        var (backend, fake) = Create();
+        await backend.SetupNetworkAsync(Net());
+        await backend.TeardownNetworkAsync(Net());
+        Assert.That(fake.State().CountRules(), Is.Zero, "nothing of ours is left");
+        Assert.That(fake.State().HasChain(new ChainRef("filter", IptablesRuleBuilder.DockerUser)), Is.False);
+
+        await backend.SetupNetworkAsync(Net());
+        fake.State().Rules("filter", IptablesRuleBuilder.DockerUser).Insert(0, "-s 10.9.9.9/32 -j DROP");
+        await backend.TeardownNetworkAsync(Net());
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(fake.State().Rules("filter", IptablesRuleBuilder.DockerUser), Is.EqualTo(new[] { "-s 10.9.9.9/32 -j DROP", "-j RETURN" }), "the administrator's rule survives");
+            Assert.That(fake.State().Rules("filter", "FORWARD"), Is.EqualTo(new[] { "-j DOCKER-USER" }), "and is still reached");
+            Assert.That(fake.State().Rules("nat", "POSTROUTING"), Is.Empty);
+            Assert.That(fake.State().HasChain(new ChainRef("filter", IptablesRuleBuilder.IsolationStage1)), Is.False);
+        });
+
+        // The next network finds the chain in place and adds nothing twice.
+        await backend.SetupNetworkAsync(Net());
+        Assert.That(fake.State().Rules("filter", IptablesRuleBuilder.DockerUser), Is.EqualTo(new[] { "-s 10.9.9.9/32 -j DROP", "-j RETURN" }));
+        Assert.That(fake.State().Rules("filter", "FORWARD").Count(r => r == "-j DOCKER-USER"), Is.EqualTo(1));
+    }
+
+    [Test]
     public async Task Reconcile_restores_a_flushed_ruleset_and_drops_forgotten_records()
     {
         var (backend, fake) = Create();

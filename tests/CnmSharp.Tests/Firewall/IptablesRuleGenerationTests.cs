@@ -266,15 +266,30 @@ public class IptablesRuleGenerationTests
         var one = Records.Empty.WithNetwork(Net());
         var state = IptablesState.Parse(FakeIptables.EmptyTables);
         IptablesFirewallBackend.PlanFor(IptablesFamily.IPv4, state, Records.Empty, one);
-        state.Rules("filter", "INPUT").Add("-j DOCKER-USER");
+        state.Rules("filter", "INPUT").Add("-j DOCKER-ISOLATION-STAGE-2");
+        state.Rules("filter", "DOCKER-ISOLATION-STAGE-2").Insert(0, "-s 192.0.2.0/24 -j DROP");
+
+        var text = IptablesFirewallBackend.PlanFor(IptablesFamily.IPv4, state, one, Records.Empty);
+        Assert.That(text, Does.Contain("-F DOCKER-ISOLATION-STAGE-2\n"));
+        Assert.That(text, Does.Not.Contain("-X DOCKER-ISOLATION-STAGE-2\n"));
+        Assert.That(text, Does.Contain("-X DOCKER-ISOLATION-STAGE-1\n"));
+        Assert.That(state.HasChain(new ChainRef("filter", "DOCKER-ISOLATION-STAGE-2")), Is.True);
+        Assert.That(state.Rules("filter", "INPUT"), Is.EqualTo(new[] { "-j DOCKER-ISOLATION-STAGE-2" }));
+    }
+
+    [Test]
+    public void DOCKER_USER_with_an_administrators_rule_is_not_touched_when_the_last_network_goes()
+    {
+        var one = Records.Empty.WithNetwork(Net());
+        var state = IptablesState.Parse(FakeIptables.EmptyTables);
+        IptablesFirewallBackend.PlanFor(IptablesFamily.IPv4, state, Records.Empty, one);
         state.Rules("filter", "DOCKER-USER").Insert(0, "-s 192.0.2.0/24 -j DROP");
 
         var text = IptablesFirewallBackend.PlanFor(IptablesFamily.IPv4, state, one, Records.Empty);
-        Assert.That(text, Does.Contain("-F DOCKER-USER\n"));
-        Assert.That(text, Does.Not.Contain("-X DOCKER-USER\n"));
+        Assert.That(text, Does.Not.Contain("DOCKER-USER"));
         Assert.That(text, Does.Contain("-X DOCKER-ISOLATION-STAGE-1\n"));
-        Assert.That(state.HasChain(new ChainRef("filter", "DOCKER-USER")), Is.True);
-        Assert.That(state.Rules("filter", "INPUT"), Is.EqualTo(new[] { "-j DOCKER-USER" }));
+        Assert.That(state.Rules("filter", "DOCKER-USER"), Is.EqualTo(new[] { "-s 192.0.2.0/24 -j DROP", "-j RETURN" }));
+        Assert.That(state.Rules("filter", "FORWARD"), Is.EqualTo(new[] { "-j DOCKER-USER" }));
     }
 
     [Test]

@@ -140,6 +140,18 @@ internal sealed record IntentRecord
 
     /// <summary>IPAM addresses requested so far: pool id and address.</summary>
     public List<string[]> Addresses { get; init; } = [];
+
+    /// <summary>Join: the interface the driver made, recorded before the core configures it in the sandbox.</summary>
+    public JoinInterfaceRecord? Interface { get; set; }
+}
+
+/// <summary>The interface of a join in progress: its name from the driver, the name it gets in the sandbox, and
+/// whether the driver created it there.</summary>
+internal sealed record JoinInterfaceRecord
+{
+    public required string SourceName { get; init; }
+    public required string DestinationName { get; init; }
+    public bool CreatedInSandbox { get; init; }
 }
 
 [JsonConverter(typeof(JsonStringEnumConverter<IntentKind>))]

@@ -25,6 +25,7 @@ internal static class IptablesPlanner
         ArgumentNullException.ThrowIfNull(desired);
         var removeRules = undesiredRules.Where(r => !desired.Contains(r)).ToList();
         var removeChains = undesiredChains.Where(c => !desired.Contains(c)).Distinct().ToList();
+        KeepUserChains(state, removeRules, removeChains);
         var output = new StringBuilder();
         foreach (var table in Tables)
         {
@@ -86,6 +87,28 @@ internal static class IptablesPlanner
         }
 
         return output.ToString();
+    }
+
+    /// <summary>A user chain (<see cref="IptablesRuleBuilder.UserChains"/>) holding a rule this change would not
+    /// remove stays: not flushed, not deleted, and neither its jumps nor its own rules are removed.</summary>
+    private static void KeepUserChains(IptablesState state, List<IptablesRule> removeRules, List<ChainRef> removeChains)
+    {
+        foreach (var chain in IptablesRuleBuilder.UserChains)
+        {
+            if (!removeChains.Contains(chain) || state.FindRules(chain.Table, chain.Name) is not { } rules)
+            {
+                continue;
+            }
+
+            var ours = removeRules.Where(r => r.Table == chain.Table && r.Chain == chain.Name).Select(r => r.Spec).ToHashSet(StringComparer.Ordinal);
+            if (rules.All(ours.Contains))
+            {
+                continue;
+            }
+
+            removeChains.Remove(chain);
+            removeRules.RemoveAll(r => r.Table == chain.Table && (r.Chain == chain.Name || r.Spec == "-j " + chain.Name));
+        }
     }
 
     private static void AddMissing(IptablesState state, IptablesRuleSet desired, string table, List<string> commands)

@@ -28,6 +28,13 @@ internal static class IptablesRuleBuilder
         new(Filter, DockerUser),
     ];
 
+    /// <summary>
+    /// Owned chains that administrators fill: <c>DOCKER-USER</c>. Once such a chain holds a rule that is not ours it is
+    /// never flushed or deleted, and the jump to it stays, even when no network needs it any more (Docker never removes
+    /// it either). Without foreign rules it goes with the last network, so nothing is left behind.
+    /// </summary>
+    public static readonly ChainRef[] UserChains = [new(Filter, DockerUser)];
+
     /// <summary>Builds the desired ruleset of one family.</summary>
     /// <param name="family">The family.</param>
     /// <param name="networks">The networks, in order.</param>
