@@ -38,6 +38,14 @@ public interface IRtnetlinkClient
     /// <returns>A task that completes when the kernel acknowledged.</returns>
     ValueTask SetLinkMtuAsync(int index, int mtu, CancellationToken cancellationToken = default);
 
+    /// <summary>Sets how the kernel makes a link's IPv6 link-local address (<c>ip link set addrgenmode</c>). Set it
+    /// before the link goes up; <see cref="IPv6AddressGenerationMode.None"/> keeps the link silent on IPv6.</summary>
+    /// <param name="index">The interface index.</param>
+    /// <param name="mode">The mode.</param>
+    /// <param name="cancellationToken">Cancels the wait.</param>
+    /// <returns>A task that completes when the kernel acknowledged.</returns>
+    ValueTask SetLinkIPv6AddressGenerationAsync(int index, IPv6AddressGenerationMode mode, CancellationToken cancellationToken = default);
+
     /// <summary>Sets a link's hardware address.</summary>
     /// <param name="index">The interface index.</param>
     /// <param name="mac">The address.</param>

@@ -159,3 +159,21 @@ public sealed record DummyLinkSpec(string Name) : LinkSpec(Name)
     /// <inheritdoc />
     public override string Kind => "dummy";
 }
+
+/// <summary>How the kernel makes a link's IPv6 link-local (and SLAAC) addresses (<c>IFLA_INET6_ADDR_GEN_MODE</c>,
+/// what <c>ip link set addrgenmode</c> sets).</summary>
+public enum IPv6AddressGenerationMode : byte
+{
+    /// <summary>From the hardware address (EUI-64), the kernel's default.</summary>
+    Eui64 = 0,
+
+    /// <summary>None: the link gets no link-local address, so it sends no duplicate address detection, router
+    /// solicitation or MLD report of its own.</summary>
+    None = 1,
+
+    /// <summary>Stable privacy addresses (RFC 7217; needs a secret).</summary>
+    StablePrivacy = 2,
+
+    /// <summary>Random interface identifiers.</summary>
+    Random = 3,
+}

@@ -67,6 +67,13 @@ public sealed class RtnetlinkBatch : IDisposable
         return SetLink(link, LinkChange.Mac, 0, mac, null, null);
     }
 
+    /// <summary>Adds setting how the kernel makes the link's IPv6 link-local address (set it before the link goes up).</summary>
+    /// <param name="link">The link.</param>
+    /// <param name="mode">The mode.</param>
+    /// <returns>This batch.</returns>
+    public RtnetlinkBatch SetLinkIPv6AddressGeneration(LinkReference link, IPv6AddressGenerationMode mode) =>
+        SetLink(link, LinkChange.IPv6AddressGeneration, (uint)mode, null, null, null);
+
     /// <summary>Adds enslaving to a master (0 releases).</summary>
     /// <param name="link">The link.</param>
     /// <param name="masterIndex">The master's index, or 0.</param>

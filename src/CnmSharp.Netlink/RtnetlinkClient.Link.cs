@@ -37,6 +37,17 @@ public sealed partial class RtnetlinkClient
     }
 
     /// <inheritdoc />
+    public ValueTask SetLinkIPv6AddressGenerationAsync(int index, IPv6AddressGenerationMode mode, CancellationToken cancellationToken = default)
+    {
+        if (!Enum.IsDefined(mode))
+        {
+            throw new ArgumentOutOfRangeException(nameof(mode), mode, "unknown IPv6 address generation mode");
+        }
+
+        return SetLinkAsync(index, LinkChange.IPv6AddressGeneration, (uint)mode, null, null, null, "set link addrgenmode", cancellationToken);
+    }
+
+    /// <inheritdoc />
     public ValueTask SetLinkMacAsync(int index, PhysicalAddress mac, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(mac);

@@ -231,6 +231,12 @@ public class GoldenBytesTests
             Msg(RTM_SETLINK, Acked, Seq, IfInfo(AF_UNSPEC, 9), Attr(IFLA_NET_NS_FD, U32(42))));
 
     [Test]
+    public void Set_link_ipv6_address_generation_mode() =>
+        AssertBytes(
+            Encode((ref NetlinkWriter w) => RtnetlinkEncoder.SetLink(ref w, Seq, 9, LinkChange.IPv6AddressGeneration, (uint)IPv6AddressGenerationMode.None, null, null, null)),
+            Msg(RTM_SETLINK, Acked, Seq, IfInfo(AF_UNSPEC, 9), Nest(IFLA_AF_SPEC | NLA_F_NESTED, Nest(AF_INET6 | NLA_F_NESTED, Attr(IFLA_INET6_ADDR_GEN_MODE, U8(1))))));
+
+    [Test]
     public void Set_bridge_port_hairpin()
     {
         AssertBytes(

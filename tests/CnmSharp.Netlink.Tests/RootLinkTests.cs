@@ -91,6 +91,42 @@ public class RootLinkTests
     }
 
     [Test]
+    public async Task IPv6_address_generation_none_leaves_the_link_without_a_link_local_address()
+    {
+        using var ns = TestNamespace.Create();
+        await using var client = RtnetlinkClient.Open(ns.Handle);
+        await client.CreateLinkAsync(new VethLinkSpec("va", "vb"));
+        var va = (await client.GetLinkAsync("va"))!.Index;
+        var vb = (await client.GetLinkAsync("vb"))!.Index;
+
+        await client.SetLinkIPv6AddressGenerationAsync(va, IPv6AddressGenerationMode.None);
+        using (var batch = new RtnetlinkBatch())
+        {
+            batch.SetLinkUp(va).SetLinkUp(vb);
+            (await client.ExecuteBatchAsync(batch)).ThrowIfFailed();
+        }
+
+        // The kernel configures IPv6 when it sees the carrier (linkwatch may take up to a second): wait for vb's
+        // link-local address, then va must still have none.
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        while ((await client.GetAddressesAsync(vb, System.Net.Sockets.AddressFamily.InterNetworkV6)).Count == 0 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(20);
+        }
+
+        var onB = await client.GetAddressesAsync(vb, System.Net.Sockets.AddressFamily.InterNetworkV6);
+        var onA = await client.GetAddressesAsync(va, System.Net.Sockets.AddressFamily.InterNetworkV6);
+        Assert.Multiple(() =>
+        {
+            Assert.That(ns.Link("va")!.Value.GetProperty("inet6_addr_gen_mode").GetString(), Is.EqualTo("none"));
+            Assert.That(ns.Link("vb")!.Value.GetProperty("inet6_addr_gen_mode").GetString(), Is.EqualTo("eui64"));
+            Assert.That(onB, Is.Not.Empty, "vb got its link-local address");
+            Assert.That(onA, Is.Empty, "no link-local address on va");
+        });
+        Assert.That(async () => await client.SetLinkIPv6AddressGenerationAsync(va, (IPv6AddressGenerationMode)9), Throws.InstanceOf<ArgumentOutOfRangeException>());
+    }
+
+    [Test]
     public async Task Set_up_down_mtu_mac_name_master()
     {
         using var ns = TestNamespace.Create();

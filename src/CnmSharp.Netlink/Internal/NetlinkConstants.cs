@@ -75,7 +75,11 @@ internal static class Rt
     public const ushort IFLA_IFALIAS = 20;
     public const ushort IFLA_NET_NS_FD = 28;
     public const ushort IFLA_EXT_MASK = 29;
+    public const ushort IFLA_AF_SPEC = 26;
     public const ushort IFLA_LINK_NETNSID = 37;
+
+    /// <summary>In IFLA_AF_SPEC / AF_INET6.</summary>
+    public const ushort IFLA_INET6_ADDR_GEN_MODE = 8;
 
     public const ushort IFLA_INFO_KIND = 1;
     public const ushort IFLA_INFO_DATA = 2;

@@ -16,6 +16,7 @@ internal enum LinkChange : byte
     Name,
     Master,
     Namespace,
+    IPv6AddressGeneration,
 }
 
 /// <summary>Encodes rtnetlink requests. Every method writes one complete message; nothing here allocates.</summary>
@@ -195,6 +196,13 @@ internal static class RtnetlinkEncoder
                 break;
             case LinkChange.Namespace:
                 w.WriteU32(Rt.IFLA_NET_NS_FD, (uint)Fd(ns!));
+                break;
+            case LinkChange.IPv6AddressGeneration:
+                var afSpec = w.BeginNested(Rt.IFLA_AF_SPEC, setNestedFlag: true);
+                var inet6 = w.BeginNested((ushort)Libc.AF_INET6, setNestedFlag: true);
+                w.WriteU8(Rt.IFLA_INET6_ADDR_GEN_MODE, (byte)value);
+                w.EndNested(inet6);
+                w.EndNested(afSpec);
                 break;
         }
 

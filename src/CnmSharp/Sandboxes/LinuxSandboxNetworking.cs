@@ -131,6 +131,14 @@ public sealed class LinuxSandboxNetworking : ISandboxNetworking, IAsyncDisposabl
                     batch.AddAddress(new AddressSpec(index, address.Address, address.PrefixLength) { Flags = address.IsIPv6 ? AddressFlags.NoDad : 0 });
                 }
 
+                // An interface without IPv6 addresses stays silent on IPv6 (no link-local address, so no DAD, router
+                // solicitations or MLD reports): on a bridge every such packet is flooded to every other port, which
+                // makes each new container cost more the more there are. Docker disables IPv6 on such interfaces.
+                if (KernelHasIPv6 && !sandboxInterface.Addresses.Any(a => a.IsIPv6))
+                {
+                    batch.SetLinkIPv6AddressGeneration(index, IPv6AddressGenerationMode.None);
+                }
+
                 batch.SetLinkUp(index);
                 foreach (var route in sandboxInterface.Routes)
                 {
@@ -247,6 +255,9 @@ public sealed class LinuxSandboxNetworking : ISandboxNetworking, IAsyncDisposabl
     }
 
     private const int LoopbackIndex = 1;
+
+    /// <summary>False on a kernel without IPv6 (booted with <c>ipv6.disable=1</c>), which refuses AF_INET6 link settings.</summary>
+    private static bool KernelHasIPv6 { get; } = Directory.Exists("/proc/sys/net/ipv6");
 
     private SandboxHandles Open(string key) =>
         _open.GetOrAdd(key, static k =>

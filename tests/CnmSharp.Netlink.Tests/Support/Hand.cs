@@ -65,6 +65,8 @@ internal static class Hand
     public const ushort IFLA_LINKINFO = 18;
     public const ushort IFLA_NET_NS_FD = 28;
     public const ushort IFLA_EXT_MASK = 29;
+    public const ushort IFLA_AF_SPEC = 26;
+    public const ushort IFLA_INET6_ADDR_GEN_MODE = 8;
     public const ushort IFLA_INFO_KIND = 1;
     public const ushort IFLA_INFO_DATA = 2;
     public const ushort IFLA_BRPORT_MODE = 4;
