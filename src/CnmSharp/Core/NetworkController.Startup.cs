@@ -30,7 +30,11 @@ internal sealed record ControllerStartInfo
 
 public sealed partial class NetworkController
 {
-    private readonly List<NetworkRecord> _unloadedNetworks = [];
+    /// <summary>Networks in the store whose driver is not registered (yet): loaded when it is.</summary>
+    private readonly List<(NetworkRecord Record, long Version)> _unloadedNetworks = [];
+
+    /// <summary>Set once the store's objects are in memory; a driver registered later adopts its networks.</summary>
+    private bool _loaded;
 
     /// <summary>Starts a controller: loads its id, creates its drivers and IPAMs, loads the CNM objects, finishes or
     /// rolls back operations a crash interrupted, and creates the default networks on a fresh store.</summary>
@@ -113,7 +117,7 @@ public sealed partial class NetworkController
             }
             else
             {
-                _unloadedNetworks.Add(record);
+                _unloadedNetworks.Add((record, version));
             }
         }
 
@@ -125,23 +129,69 @@ public sealed partial class NetworkController
 
         foreach (var (record, version) in await _store.ListAsync(CoreStore.EndpointPrefix, CoreJsonContext.Default.EndpointRecord, cancellationToken).ConfigureAwait(false))
         {
-            if (!_networks.TryGetValue(record.NetworkId, out var network))
+            if (_networks.TryGetValue(record.NetworkId, out var network) && LoadEndpoint(network, record, version) is { } tearingDown)
             {
-                continue;
+                _recoveredTeardowns.Add(tearingDown);
             }
+        }
 
-            var endpoint = new Endpoint(network, record, version);
-            if (record.TearingDown)
-            {
-                _recoveredTeardowns.Add(endpoint);
-                continue;
-            }
+        _loaded = true;
+    }
 
-            network.TryAddEndpoint(endpoint);
-            if (record.Join is { } join && _sandboxes.TryGetValue(join.SandboxId, out var sandbox))
+    /// <summary>Puts a stored endpoint in memory: in its network and, when joined, in its sandbox. Returns it when
+    /// it is marked for teardown instead (its sandbox was deleted): the caller finishes that.</summary>
+    private Endpoint? LoadEndpoint(Network network, EndpointRecord record, long version)
+    {
+        var endpoint = new Endpoint(network, record, version);
+        if (record.TearingDown)
+        {
+            return endpoint;
+        }
+
+        network.TryAddEndpoint(endpoint);
+        if (record.Join is { } join && _sandboxes.TryGetValue(join.SandboxId, out var sandbox))
+        {
+            sandbox.AddEndpoint(endpoint);
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// Loads the networks of a driver registered after start (a plugin that came up later): the networks, their
+    /// endpoints and their places in sandboxes, as a start would have; endpoints marked for teardown are torn down.
+    /// </summary>
+    private async ValueTask AdoptNetworksAsync(string driverName, CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var adopted = _unloadedNetworks.Where(n => string.Equals(n.Record.Driver, driverName, StringComparison.Ordinal)).ToList();
+            foreach (var (record, version) in adopted)
             {
-                sandbox.AddEndpoint(endpoint);
+                var network = new Network(this, record, version, _registry.GetDriver(driverName));
+                var tearingDown = new List<Endpoint>();
+                foreach (var (endpointRecord, endpointVersion) in await _store.ListAsync(CoreStore.EndpointPrefix + record.Id + "/", CoreJsonContext.Default.EndpointRecord, cancellationToken).ConfigureAwait(false))
+                {
+                    if (LoadEndpoint(network, endpointRecord, endpointVersion) is { } endpoint)
+                    {
+                        tearingDown.Add(endpoint);
+                    }
+                }
+
+                _networks[record.Id] = network;
+                _unloadedNetworks.Remove((record, version));
+                foreach (var endpoint in tearingDown)
+                {
+                    ScheduleTeardown(endpoint);
+                }
+
+                Log.NetworkAdopted(_logger, record.Name, record.Id, driverName, network.EndpointCount);
             }
+        }
+        finally
+        {
+            _gate.Release();
         }
     }
 
@@ -215,6 +265,7 @@ public sealed partial class NetworkController
 
             // Networks whose driver is not registered are not loaded, but they still exist: keep what they hold.
             var unloadedPools = _unloadedNetworks
+                .Select(n => n.Record)
                 .Where(n => string.Equals(n.IpamDriver, registered.Name, StringComparison.Ordinal))
                 .SelectMany(n => n.IPv4Info.Concat(n.IPv6Info).Select(p => p.PoolId))
                 .ToHashSet(StringComparer.Ordinal);

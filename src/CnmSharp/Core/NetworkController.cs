@@ -82,7 +82,8 @@ public sealed partial class NetworkController : IAsyncDisposable
     /// <returns>Its capability.</returns>
     public DriverCapability GetDriverCapability(string driver) => _registry.GetDriver(driver).Capability;
 
-    /// <summary>Registers a driver at run time (for example a plugin found later).</summary>
+    /// <summary>Registers a driver at run time (for example a plugin found later). Networks of that driver that the
+    /// store holds are loaded then, with their endpoints and their places in sandboxes.</summary>
     /// <param name="factory">The driver's factory.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>A task that completes when the driver is registered.</returns>
@@ -97,6 +98,10 @@ public sealed partial class NetworkController : IAsyncDisposable
 
         var driver = await factory.CreateAsync(CreateContext(CoreStore.DriverPrefix, factory.Name), cancellationToken).ConfigureAwait(false);
         _registry.Add(new RegisteredDriver(factory.Name, driver, driver.Capability));
+        if (_loaded)
+        {
+            await AdoptNetworksAsync(factory.Name, cancellationToken).ConfigureAwait(false);
+        }
     }
 
     /// <summary>Registers an IPAM driver at run time.</summary>

@@ -58,4 +58,7 @@ internal static partial class Log
 
     [LoggerMessage(18, LogLevel.Warning, "Teardown of endpoint {EndpointId} did not finish; its record stays marked and the next start finishes it")]
     public static partial void TeardownFailed(ILogger logger, Exception exception, string endpointId);
+
+    [LoggerMessage(19, LogLevel.Information, "Network {Name} ({NetworkId}) of driver {Driver}, registered after start, loaded with {Endpoints} endpoint(s)")]
+    public static partial void NetworkAdopted(ILogger logger, string name, string networkId, string driver, int endpoints);
 }

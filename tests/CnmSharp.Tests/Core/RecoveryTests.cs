@@ -249,6 +249,48 @@ public sealed class RecoveryTests : ControllerTestBase
     }
 
     [Test]
+    public async Task Networks_of_a_driver_registered_after_start_are_loaded_then_with_their_endpoints_and_joins()
+    {
+        // A plugin-like driver that only one of the two controllers has at start.
+        var late = new Mock<INetworkDriver>();
+        late.Setup(d => d.Capability).Returns(DriverCapability.LocalScope);
+        await using var a = await F.NewBuilder().AddDriver(new FakeDriverFactory("late", late.Object)).BuildAsync();
+        var n = await a.CreateNetworkAsync("plugged", "late", Subnet("10.85.0.0/24"));
+        var joined = await n.CreateEndpointAsync("joined");
+        var idle = await n.CreateEndpointAsync("idle");
+        var sb = await a.CreateSandboxAsync("c1");
+        await joined.JoinAsync(sb);
+        await a.DisposeAsync();
+
+        // A controller on the same store whose "late" driver (a plugin) is not there yet.
+        await using var b = await F.NewBuilder().BuildAsync();
+        Assert.Multiple(() =>
+        {
+            Assert.That(b.Networks.Select(x => x.Name), Does.Not.Contain("plugged"));
+            Assert.That(b.FindSandboxByContainerId("c1")!.Endpoints, Is.Empty);
+        });
+
+        await b.RegisterDriverAsync(new FakeDriverFactory("late", late.Object));
+
+        var nb = b.FindNetworkByName("plugged")!;
+        var sbb = b.FindSandboxByContainerId("c1")!;
+        Assert.Multiple(() =>
+        {
+            Assert.That(nb.Id, Is.EqualTo(n.Id));
+            Assert.That(nb.Endpoints.Select(e => e.Name), Is.EqualTo(new[] { "idle", "joined" }));
+            Assert.That(sbb.Endpoints.Select(e => e.Id), Is.EqualTo(new[] { joined.Id }));
+            Assert.That(nb.FindEndpointByName("joined")!.Address, Is.EqualTo(joined.Address));
+        });
+
+        // It works as any network: the idle endpoint joins, the network goes once empty.
+        await nb.FindEndpointByName("idle")!.JoinAsync(sbb);
+        await sbb.DeleteAsync();
+        await nb.DeleteAsync();
+        Assert.That(await F.KeysAsync(CoreStore.EndpointPrefix), Is.Empty);
+        Assert.That(idle.Id, Is.Not.Empty);
+    }
+
+    [Test]
     public async Task A_sandbox_whose_namespace_is_gone_is_removed_at_start_with_its_endpoints()
     {
         var a = await F.StartAsync();
