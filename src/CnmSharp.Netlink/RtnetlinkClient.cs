@@ -111,6 +111,7 @@ public sealed partial class RtnetlinkClient : IRtnetlinkClient, IAsyncDisposable
         }
         finally
         {
+            _socket.ReleaseReceiveBuffer();
             _socket.Lock.Release();
         }
 
@@ -177,6 +178,7 @@ public sealed partial class RtnetlinkClient : IRtnetlinkClient, IAsyncDisposable
                 second!.DangerousRelease();
             }
 
+            _socket.ReleaseReceiveBuffer();
             _socket.Lock.Release();
         }
     }
@@ -216,6 +218,7 @@ public sealed partial class RtnetlinkClient : IRtnetlinkClient, IAsyncDisposable
         }
         finally
         {
+            _socket.ReleaseReceiveBuffer();
             _socket.Lock.Release();
         }
     }

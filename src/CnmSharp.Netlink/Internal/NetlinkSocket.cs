@@ -23,7 +23,7 @@ internal sealed class NetlinkSocket : IDisposable
     {
         _socket = socket;
         PortId = portId;
-        _receive = ArrayPool<byte>.Shared.Rent(ReceiveBufferSize);
+        _receive = [];
         _sequence = (uint)Environment.TickCount;
     }
 
@@ -126,9 +126,14 @@ internal sealed class NetlinkSocket : IDisposable
         }
     }
 
-    /// <summary>Receives one datagram into the receive buffer; returns its length.</summary>
+    /// <summary>Receives one datagram into the receive buffer (rented on first use); returns its length.</summary>
     public async ValueTask<int> ReceiveAsync(CancellationToken cancellationToken)
     {
+        if (_receive.Length == 0)
+        {
+            _receive = ArrayPool<byte>.Shared.Rent(ReceiveBufferSize);
+        }
+
         int received;
         try
         {
@@ -147,6 +152,19 @@ internal sealed class NetlinkSocket : IDisposable
         return received;
     }
 
+    /// <summary>
+    /// Gives the receive buffer back to the pool; the next receive rents one again. Called between requests (under
+    /// <see cref="Lock"/>), so an idle socket holds no 64 KiB buffer: a controller keeps one socket per sandbox.
+    /// </summary>
+    public void ReleaseReceiveBuffer()
+    {
+        var receive = Interlocked.Exchange(ref _receive, []);
+        if (receive.Length > 0)
+        {
+            ArrayPool<byte>.Shared.Return(receive);
+        }
+    }
+
     public void Dispose()
     {
         if (_disposed)
@@ -157,8 +175,6 @@ internal sealed class NetlinkSocket : IDisposable
         _disposed = true;
         _socket.Dispose();
         SendBuffer.Dispose();
-        var receive = _receive;
-        _receive = [];
-        ArrayPool<byte>.Shared.Return(receive);
+        ReleaseReceiveBuffer();
     }
 }
