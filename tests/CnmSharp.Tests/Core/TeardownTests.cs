@@ -32,6 +32,27 @@ public sealed class TeardownTests : ControllerTestBase
         return (sb, e);
     }
 
+    /// <summary>A controller with one network whose only endpoint belonged to a sandbox just deleted: its teardown
+    /// is pending until the test releases the driver.</summary>
+    private async Task<(NetworkController Controller, Network Network, Endpoint Endpoint)> PendingTeardownAsync(string subnet)
+    {
+        var c = await F.StartAsync();
+        var n = await c.CreateNetworkAsync("n", ControllerFixture.DriverName, Subnet(subnet));
+        var (sb, e) = await JoinedAsync(c, n, "web");
+        await sb.DeleteAsync();
+        return (c, n, e);
+    }
+
+    /// <summary>Starts an operation, checks it waits for the pending teardown, releases the driver and finishes it.</summary>
+    private async Task WaitsForTheTeardownAsync(Func<Task> operation)
+    {
+        var task = operation();
+        await Task.Delay(100);
+        Assert.That(task.IsCompleted, Is.False, "the operation waits for the pending teardown");
+        _reaped.SetResult();
+        await task;
+    }
+
     private async Task<EndpointRecord?> StoredAsync(Endpoint e) =>
         await F.Store.GetAsync(CoreStore.EndpointKey(e.Network.Id, e.Id)) is { } entry ? CoreStore.Deserialize(entry, CoreJsonContext.Default.EndpointRecord) : null;
 
@@ -101,16 +122,9 @@ public sealed class TeardownTests : ControllerTestBase
     [Test]
     public async Task Deleting_the_network_waits_for_its_pending_teardowns()
     {
-        var c = await F.StartAsync();
-        var n = await c.CreateNetworkAsync("n", ControllerFixture.DriverName, Subnet("10.82.0.0/24"));
-        var (sb, e) = await JoinedAsync(c, n, "web");
-        await sb.DeleteAsync();
+        var (c, n, e) = await PendingTeardownAsync("10.82.0.0/24");
 
-        var delete = n.DeleteAsync().AsTask();
-        await Task.Delay(100);
-        Assert.That(delete.IsCompleted, Is.False);
-        _reaped.SetResult();
-        await delete;
+        await WaitsForTheTeardownAsync(async () => await n.DeleteAsync());
 
         Assert.Multiple(async () =>
         {
@@ -152,16 +166,10 @@ public sealed class TeardownTests : ControllerTestBase
     [Test]
     public async Task Stopping_the_controller_finishes_pending_teardowns()
     {
-        var c = await F.StartAsync();
-        var n = await c.CreateNetworkAsync("n", ControllerFixture.DriverName, Subnet("10.84.0.0/24"));
-        var (sb, e) = await JoinedAsync(c, n, "web");
-        await sb.DeleteAsync();
+        var (c, _, e) = await PendingTeardownAsync("10.84.0.0/24");
 
-        var stop = c.DisposeAsync().AsTask();
-        await Task.Delay(100);
-        Assert.That(stop.IsCompleted, Is.False);
-        _reaped.SetResult();
-        await stop;
+        await WaitsForTheTeardownAsync(async () => await c.DisposeAsync());
+
         Assert.That(await StoredAsync(e), Is.Null);
     }
 }
