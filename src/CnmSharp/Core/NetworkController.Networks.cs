@@ -60,24 +60,36 @@ public sealed partial class NetworkController
         var ipam = ipamName is null ? null : _registry.GetIpam(ipamName);
         var id = options.Id ?? Ids.NewId();
 
+        // The id, name and driver are reserved under the controller gate; the IPAM and driver calls run outside it,
+        // so a slow driver or IPAM (a remote plugin) does not hold up other networks' creation or deletion.
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            if (_networks.ContainsKey(id))
+            var existing = _networks.Values.Select(n => (n.Id, n.Name, n.Driver)).Concat(_creatingNetworks).ToList();
+            if (existing.Any(n => string.Equals(n.Id, id, StringComparison.Ordinal)))
             {
                 throw new CnmConflictException(CnmErrorCodes.NetworkExists, $"network id \"{id}\"", "a network with that id already exists");
             }
 
-            if (_options.RejectDuplicateNetworkNames && _networks.Values.Any(n => string.Equals(n.Name, name, StringComparison.Ordinal)))
+            if (_options.RejectDuplicateNetworkNames && existing.Any(n => string.Equals(n.Name, name, StringComparison.Ordinal)))
             {
                 throw new CnmConflictException(CnmErrorCodes.NetworkExists, $"network \"{name}\"", "a network with that name already exists");
             }
 
-            if (capability.SingleNetwork && _networks.Values.Any(n => string.Equals(n.Driver, driverName, StringComparison.Ordinal)))
+            if (capability.SingleNetwork && existing.Any(n => string.Equals(n.Driver, driverName, StringComparison.Ordinal)))
             {
                 throw new CnmConflictException(CnmErrorCodes.DriverForbidden, $"network \"{name}\"", $"only one instance of \"{driverName}\" network is allowed");
             }
 
+            _creatingNetworks.Add((id, name, driverName));
+        }
+        finally
+        {
+            _gate.Release();
+        }
+
+        try
+        {
             var intent = new IntentTracker(_store, new IntentRecord { Id = Ids.NewId(), Kind = IntentKind.CreateNetwork, NetworkId = id, Driver = driverName, IpamDriver = ipamName });
             await intent.BeginAsync(cancellationToken).ConfigureAwait(false);
             try
@@ -132,7 +144,10 @@ public sealed partial class NetworkController
                     ],
                     cancellationToken).ConfigureAwait(false);
                 network.Version = versions[0];
+                await _gate.WaitAsync(CancellationToken.None).ConfigureAwait(false);
                 _networks[id] = network;
+                _creatingNetworks.Remove((id, name, driverName));
+                _gate.Release();
                 Log.NetworkCreated(_logger, name, id, driverName);
                 return network;
             }
@@ -143,9 +158,12 @@ public sealed partial class NetworkController
                 throw;
             }
         }
-        finally
+        catch
         {
+            await _gate.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+            _creatingNetworks.Remove((id, name, driverName));
             _gate.Release();
+            throw;
         }
     }
 

@@ -34,6 +34,9 @@ public sealed partial class NetworkController : IAsyncDisposable
     private readonly ControllerInstruments _instruments;
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly ConcurrentDictionary<string, Network> _networks = new(StringComparer.Ordinal);
+
+    /// <summary>Networks being created (guarded by <see cref="_gate"/>): their id, name and driver are taken.</summary>
+    private readonly List<(string Id, string Name, string Driver)> _creatingNetworks = [];
     private readonly ConcurrentDictionary<string, Sandbox> _sandboxes = new(StringComparer.Ordinal);
 
     /// <summary>Container id to sandbox id; an empty value reserves the container while its sandbox is created.</summary>

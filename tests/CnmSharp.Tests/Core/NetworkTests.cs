@@ -264,4 +264,45 @@ public sealed class NetworkTests : ControllerTestBase
         Assert.That(again.IPv4Info[0].Gateway.ToString(), Is.EqualTo("10.20.0.1/24"));
         await ThrowsAsync<CnmNotFoundException>(() => n.DeleteAsync().AsTask(), CnmErrorCodes.NoSuchNetwork);
     }
+
+    [Test]
+    public async Task A_slow_driver_does_not_hold_up_other_networks_but_its_name_stays_taken()
+    {
+        var slow = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        F.Driver.Setup(d => d.CreateNetworkAsync(It.Is<NetworkCreateRequest>(r => r.NetworkName == "slow"), It.IsAny<CancellationToken>()))
+            .Returns(() => new ValueTask(slow.Task));
+        var c = await F.StartAsync();
+
+        var creating = c.CreateNetworkAsync("slow", ControllerFixture.DriverName).AsTask();
+        try
+        {
+            // While the driver works on "slow", other networks come and go, and the name "slow" is taken.
+            var other = await c.CreateNetworkAsync("other", ControllerFixture.DriverName).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+            await other.DeleteAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+            await ThrowsAsync<CnmConflictException>(() => c.CreateNetworkAsync("slow", ControllerFixture.DriverName).AsTask(), CnmErrorCodes.NetworkExists);
+            Assert.That(creating.IsCompleted, Is.False);
+            Assert.That(c.FindNetworkByName("slow"), Is.Null, "not visible before it exists");
+        }
+        finally
+        {
+            slow.SetResult();
+        }
+
+        var created = await creating;
+        Assert.That(c.FindNetworkByName("slow"), Is.SameAs(created));
+    }
+
+    [Test]
+    public async Task A_failed_create_gives_its_name_back()
+    {
+        F.Driver.Setup(d => d.CreateNetworkAsync(It.Is<NetworkCreateRequest>(r => r.NetworkName == "flaky"), It.IsAny<CancellationToken>()))
+            .Returns(() => ValueTask.FromException(new CnmInternalException(CnmErrorCodes.KernelError, "driver", "boom")));
+        var c = await F.StartAsync();
+
+        await ThrowsAsync<CnmInternalException>(() => c.CreateNetworkAsync("flaky", ControllerFixture.DriverName).AsTask(), CnmErrorCodes.KernelError);
+        F.Driver.Setup(d => d.CreateNetworkAsync(It.Is<NetworkCreateRequest>(r => r.NetworkName == "flaky"), It.IsAny<CancellationToken>()))
+            .Returns(ValueTask.CompletedTask);
+
+        Assert.That((await c.CreateNetworkAsync("flaky", ControllerFixture.DriverName)).Name, Is.EqualTo("flaky"));
+    }
 }
