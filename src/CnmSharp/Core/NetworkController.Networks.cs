@@ -266,52 +266,44 @@ public sealed partial class NetworkController
     internal ValueTask DeleteNetworkAsync(Network network, CancellationToken cancellationToken) =>
         RunAsync("network.delete", async () =>
         {
-            await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            await network.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
             {
-                await network.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+                if (!_networks.ContainsKey(network.Id))
+                {
+                    throw new CnmNotFoundException(CnmErrorCodes.NoSuchNetwork, network.ToString(), "no such network");
+                }
+
+                if (network.EndpointCount > 0)
+                {
+                    throw new CnmConflictException(CnmErrorCodes.ActiveEndpoints, network.ToString(), $"network has active endpoints ({string.Join(", ", network.Endpoints.Select(e => e.Name))})");
+                }
+
+                // Endpoints of deleted sandboxes may still hold addresses of the network's pools.
+                await WaitForTeardownsAsync(network, cancellationToken).ConfigureAwait(false);
+
                 try
                 {
-                    if (!_networks.ContainsKey(network.Id))
-                    {
-                        throw new CnmNotFoundException(CnmErrorCodes.NoSuchNetwork, network.ToString(), "no such network");
-                    }
-
-                    if (network.EndpointCount > 0)
-                    {
-                        throw new CnmConflictException(CnmErrorCodes.ActiveEndpoints, network.ToString(), $"network has active endpoints ({string.Join(", ", network.Endpoints.Select(e => e.Name))})");
-                    }
-
-                    // Endpoints of deleted sandboxes may still hold addresses of the network's pools.
-                    await WaitForTeardownsAsync(network, cancellationToken).ConfigureAwait(false);
-
-                    try
-                    {
-                        await network.RegisteredDriver.Driver.DeleteNetworkAsync(network.Id, cancellationToken).ConfigureAwait(false);
-                    }
-                    catch (CnmConflictException)
-                    {
-                        throw;
-                    }
-                    catch (Exception ex) when (ex is not OperationCanceledException)
-                    {
-                        Log.DriverDeleteNetworkFailed(_logger, ex, network.Driver, network.Id);
-                    }
-
-                    await _store.Store.DeleteAsync(CoreStore.NetworkKey(network.Id), network.Version, cancellationToken).ConfigureAwait(false);
-                    network.Deleting = true;
-                    _networks.TryRemove(network.Id, out _);
-                    await ReleaseNetworkIpamAsync(network).ConfigureAwait(false);
-                    Log.NetworkDeleted(_logger, network.Name, network.Id);
+                    await network.RegisteredDriver.Driver.DeleteNetworkAsync(network.Id, cancellationToken).ConfigureAwait(false);
                 }
-                finally
+                catch (CnmConflictException)
                 {
-                    network.Gate.Release();
+                    throw;
                 }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    Log.DriverDeleteNetworkFailed(_logger, ex, network.Driver, network.Id);
+                }
+
+                await _store.Store.DeleteAsync(CoreStore.NetworkKey(network.Id), network.Version, cancellationToken).ConfigureAwait(false);
+                network.Deleting = true;
+                _networks.TryRemove(network.Id, out _);
+                await ReleaseNetworkIpamAsync(network).ConfigureAwait(false);
+                Log.NetworkDeleted(_logger, network.Name, network.Id);
             }
             finally
             {
-                _gate.Release();
+                network.Gate.Release();
             }
         });
 

@@ -305,4 +305,28 @@ public sealed class NetworkTests : ControllerTestBase
 
         Assert.That((await c.CreateNetworkAsync("flaky", ControllerFixture.DriverName)).Name, Is.EqualTo("flaky"));
     }
+
+    [Test]
+    public async Task A_slow_network_delete_does_not_hold_up_other_networks()
+    {
+        var c = await F.StartAsync();
+        var n = await c.CreateNetworkAsync("going", ControllerFixture.DriverName);
+        var slow = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        F.Driver.Setup(d => d.DeleteNetworkAsync(n.Id, It.IsAny<CancellationToken>())).Returns(() => new ValueTask(slow.Task));
+
+        var deleting = n.DeleteAsync().AsTask();
+        try
+        {
+            var other = await c.CreateNetworkAsync("other", ControllerFixture.DriverName).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.That(other.Name, Is.EqualTo("other"));
+            Assert.That(deleting.IsCompleted, Is.False);
+        }
+        finally
+        {
+            slow.SetResult();
+        }
+
+        await deleting;
+        Assert.That(c.FindNetworkByName("going"), Is.Null);
+    }
 }
