@@ -175,6 +175,11 @@ internal static class SandboxSetupWorkload
         }
 
         await Exec.RunAsync("nsenter", [$"--net={session.ContainerPath(0)}", "ping", "-c", "1", "-W", "2", "-q", session.Gateway]).ConfigureAwait(false);
+        if (Environment.GetEnvironmentVariable("CNM_BENCH_VERBOSE") == "1")
+        {
+            await Console.Error.WriteLineAsync($"{tool.Name}: checked containers {session.ContainerPath(0)} and {session.ContainerPath(count - 1)}").ConfigureAwait(false);
+        }
+
         var rules = await RootNamespaceCheck.RuleCountAsync(session.Host.HostPath).ConfigureAwait(false);
         if (rules == 0)
         {

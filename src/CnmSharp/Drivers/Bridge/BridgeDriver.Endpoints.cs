@@ -233,7 +233,7 @@ internal sealed partial class BridgeDriver
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromMilliseconds(50).Ticks));
             }
 
-            BridgeLog.ReapTimedOut(_logger, hostVeth, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            BridgeLog.ReapTimedOut(_logger, hostVeth, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds, sandboxKey);
         }
 
         await DeleteHostVethAsync(hostVeth, cancellationToken).ConfigureAwait(false);

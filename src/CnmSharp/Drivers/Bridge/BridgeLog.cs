@@ -23,8 +23,8 @@ internal static partial class BridgeLog
     [LoggerMessage(505, LogLevel.Debug, "Host veth {Veth} reaped by the kernel after {Milliseconds} ms")]
     public static partial void VethReaped(ILogger logger, string veth, long milliseconds);
 
-    [LoggerMessage(506, LogLevel.Warning, "Host veth {Veth} still present {Milliseconds} ms after its sandbox's namespace went; deleting it")]
-    public static partial void ReapTimedOut(ILogger logger, string veth, long milliseconds);
+    [LoggerMessage(506, LogLevel.Warning, "Host veth {Veth} still present {Milliseconds} ms after its sandbox's namespace {SandboxKey} went (something still holds that namespace); deleting it")]
+    public static partial void ReapTimedOut(ILogger logger, string veth, long milliseconds, string sandboxKey);
 
     [LoggerMessage(507, LogLevel.Information, "Bridge driver restored {Networks} networks and {Endpoints} endpoints from the store")]
     public static partial void Restored(ILogger logger, int networks, int endpoints);
