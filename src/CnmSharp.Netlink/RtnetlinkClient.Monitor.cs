@@ -60,7 +60,7 @@ public sealed partial class RtnetlinkClient
     private NetlinkSocket OpenMonitorSocket(int[] groups, int receiveBufferSize) =>
         _namespace is null
             ? NetlinkSocket.Open(groups, receiveBufferSize)
-            : NamespaceThread.RunIn(_namespace, () => NetlinkSocket.Open(groups, receiveBufferSize));
+            : InNamespace(_namespace, () => NetlinkSocket.Open(groups, receiveBufferSize));
 
     internal static void ParseEvents(ReadOnlySpan<byte> datagram, List<NetlinkEvent> events)
     {

@@ -45,12 +45,12 @@ public sealed partial class RtnetlinkClient : IRtnetlinkClient, IAsyncDisposable
             return new RtnetlinkClient(NetlinkSocket.Open(), null);
         }
 
-        return NamespaceThread.RunIn(networkNamespace, static () =>
+        return InNamespace(networkNamespace, static () =>
         {
             var socket = NetlinkSocket.Open();
             try
             {
-                return new RtnetlinkClient(socket, NamespaceThread.OpenCurrent());
+                return new RtnetlinkClient(socket, NamespaceExecutor.OpenCurrentThreadNamespace());
             }
             catch
             {
@@ -58,6 +58,20 @@ public sealed partial class RtnetlinkClient : IRtnetlinkClient, IAsyncDisposable
                 throw;
             }
         });
+    }
+
+    /// <summary>Runs socket creation inside a namespace; a namespace that cannot be entered is a
+    /// <see cref="NetlinkException"/> with its errno, like any other failure to open a socket.</summary>
+    private static T InNamespace<T>(SafeHandle networkNamespace, Func<T> open)
+    {
+        try
+        {
+            return NamespaceExecutor.RunIn(networkNamespace, open);
+        }
+        catch (NamespaceException ex)
+        {
+            throw new NetlinkException(ex.ErrorNumber, null, ex.Message);
+        }
     }
 
     /// <summary>Closes the socket. Requests in flight fail.</summary>

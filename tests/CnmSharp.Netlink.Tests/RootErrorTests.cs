@@ -164,7 +164,7 @@ public class RootErrorTests
     public async Task A_socket_whose_receive_was_cancelled_still_receives()
     {
         using var ns = TestNamespace.Create();
-        using var socket = CnmSharp.Netlink.Internal.NamespaceThread.RunIn(ns.Handle, () => CnmSharp.Netlink.Internal.NetlinkSocket.Open());
+        using var socket = CnmSharp.Netlink.NamespaceExecutor.RunIn(ns.Handle, () => CnmSharp.Netlink.Internal.NetlinkSocket.Open());
         using (var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(100)))
         {
             Assert.That(async () => await socket.ReceiveAsync(cts.Token), Throws.InstanceOf<OperationCanceledException>());

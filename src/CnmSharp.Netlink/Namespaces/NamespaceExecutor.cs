@@ -16,6 +16,7 @@ namespace CnmSharp.Netlink;
 /// </summary>
 internal static class NamespaceExecutor
 {
+    private const string CurrentThreadNamespacePath = "/proc/thread-self/ns/net";
     private static readonly BlockingCollection<WorkItem> s_queue = new(new ConcurrentQueue<WorkItem>());
     private static readonly Lazy<SafeFileHandle> s_home = new(OpenHome, LazyThreadSafetyMode.ExecutionAndPublication);
     private static readonly int s_maxThreads = Math.Max(4, Environment.ProcessorCount * 2);
@@ -70,6 +71,18 @@ internal static class NamespaceExecutor
     }
 
     /// <summary>Switches the calling thread into <paramref name="ns"/>; throws a <see cref="NamespaceException"/> on failure.</summary>
+    /// <summary>
+    /// Runs <paramref name="work"/> inside a namespace on a worker and waits for it: for synchronous APIs such as
+    /// <see cref="RtnetlinkClient.Open(SafeHandle?)"/>, whose sockets must be created inside their namespace. The
+    /// caller's thread never changes namespace; the function's exception is rethrown as is.
+    /// </summary>
+    internal static T RunIn<T>(SafeHandle ns, Func<T> work) => RunInAsync(ns, work, CancellationToken.None).GetAwaiter().GetResult();
+
+    /// <summary>Opens the calling thread's network namespace (<c>/proc/thread-self/ns/net</c>).</summary>
+    internal static SafeFileHandle OpenCurrentThreadNamespace() =>
+        NamespaceInterop.TryOpen(CurrentThreadNamespacePath, NamespaceInterop.O_RDONLY, out var errno)
+        ?? throw new NetlinkException(errno, null, "open " + CurrentThreadNamespacePath);
+
     internal static void EnterNamespace(SafeHandle ns)
     {
         if (NamespaceInterop.SetNs(ns, NamespaceInterop.CLONE_NEWNET) != 0)
@@ -81,10 +94,10 @@ internal static class NamespaceExecutor
     private static Task<T> RunNested<T>(Func<T> work)
     {
         // Already on a worker: remember where this thread is, run inline, come back.
-        using var previous = NamespaceInterop.TryOpen("/proc/thread-self/ns/net", NamespaceInterop.O_RDONLY, out var errno);
+        using var previous = NamespaceInterop.TryOpen(CurrentThreadNamespacePath, NamespaceInterop.O_RDONLY, out var errno);
         if (previous is null)
         {
-            return Task.FromException<T>(NamespaceException.FromErrno("open", errno, "/proc/thread-self/ns/net"));
+            return Task.FromException<T>(NamespaceException.FromErrno("open", errno, CurrentThreadNamespacePath));
         }
 
         T result;

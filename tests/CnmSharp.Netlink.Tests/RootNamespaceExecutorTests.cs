@@ -7,7 +7,7 @@ namespace CnmSharp.Netlink.Tests;
 
 [RequiresRoot]
 [Parallelizable(ParallelScope.All)]
-public class RootNamespaceThreadTests
+public class RootNamespaceExecutorTests
 {
     private static string NamespaceId(string path) => new FileInfo(path).ResolveLinkTarget(false)?.Name ?? Inode(path);
 
@@ -22,7 +22,7 @@ public class RootNamespaceThreadTests
     {
         using var ns = TestNamespace.Create();
         var callerBefore = NamespaceId("/proc/thread-self/ns/net");
-        var inside = NamespaceThread.RunIn(ns.Handle, () => NamespaceId("/proc/thread-self/ns/net"));
+        var inside = NamespaceExecutor.RunIn(ns.Handle, () => NamespaceId("/proc/thread-self/ns/net"));
         Assert.Multiple(() =>
         {
             Assert.That(inside, Is.EqualTo(Inode($"/run/netns/{ns.Name}")));
@@ -34,14 +34,14 @@ public class RootNamespaceThreadTests
     public void RunIn_rethrows_the_function_s_exception()
     {
         using var ns = TestNamespace.Create();
-        Assert.Throws<InvalidTimeZoneException>(() => NamespaceThread.RunIn<int>(ns.Handle, () => throw new InvalidTimeZoneException()));
+        Assert.Throws<InvalidTimeZoneException>(() => NamespaceExecutor.RunIn<int>(ns.Handle, () => throw new InvalidTimeZoneException()));
     }
 
     [Test]
     public async Task Open_without_a_namespace_uses_the_calling_thread_s()
     {
         using var ns = TestNamespace.Create();
-        await using var client = NamespaceThread.RunIn(ns.Handle, () => RtnetlinkClient.Open());
+        await using var client = NamespaceExecutor.RunIn(ns.Handle, () => RtnetlinkClient.Open());
         await client.CreateLinkAsync(new BridgeLinkSpec("here0"));
         Assert.That(ns.Link("here0"), Is.Not.Null);
     }
