@@ -59,13 +59,9 @@ public sealed class TeardownTests : ControllerTestBase
     [Test]
     public async Task A_sandbox_delete_hides_its_endpoints_at_once_and_their_address_comes_back_only_after_the_driver_deleted_them()
     {
-        var c = await F.StartAsync();
-        var n = await c.CreateNetworkAsync("n", ControllerFixture.DriverName, Subnet("10.80.0.0/24"));
-        var (sb, e) = await JoinedAsync(c, n, "web");
+        var (c, n, e) = await PendingTeardownAsync("10.80.0.0/24");
         var address = e.Address!.Value.Address;
         var other = await c.CreateSandboxAsync("other");
-
-        await sb.DeleteAsync();
 
         var stored = await StoredAsync(e);
         Assert.Multiple(() =>
@@ -103,11 +99,8 @@ public sealed class TeardownTests : ControllerTestBase
     [Test]
     public async Task A_full_pool_waits_for_pending_teardowns_before_it_reports_no_address()
     {
-        var c = await F.StartAsync();
-        var n = await c.CreateNetworkAsync("tiny", ControllerFixture.DriverName, Subnet("10.81.0.0/30"));
-        var (sb, e) = await JoinedAsync(c, n, "only");
+        var (_, n, e) = await PendingTeardownAsync("10.81.0.0/30");
         var address = e.Address!.Value.Address;
-        await sb.DeleteAsync();
 
         var next = n.CreateEndpointAsync("next").AsTask();
         await Task.Delay(100);
