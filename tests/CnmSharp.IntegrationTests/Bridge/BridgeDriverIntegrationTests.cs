@@ -104,6 +104,41 @@ public class BridgeDriverIntegrationTests
         await h.TeardownAndAssertCleanAsync();
     }
 
+    [Test]
+    public async Task OnAnIPv6NetworkAPortPublishedOnEveryAddressIsReachableOverIPv6Too()
+    {
+        await using var h = await BridgeHarness.CreateAsync();
+        // The host namespace's own IPv6 address (documentation prefix), on a veth of its own.
+        BridgeHarness.Exec(h.Host.Path, "ip", "link", "add", "cnmup0", "type", "veth", "peer", "name", "cnmup1");
+        BridgeHarness.Exec(h.Host.Path, "ip", "addr", "add", "2001:db8:77::1/64", "dev", "cnmup0", "nodad");
+        BridgeHarness.Exec(h.Host.Path, "ip", "link", "set", "cnmup0", "up");
+        BridgeHarness.Exec(h.Host.Path, "ip", "link", "set", "cnmup1", "up");
+        try
+        {
+            var n = await h.Controller.CreateNetworkAsync("pub6", "bridge", new NetworkCreateOptions
+            {
+                EnableIPv6 = true,
+                IPv4Config = [new IpamConfig { Subnet = "10.77.21.0/24" }],
+                IPv6Config = [new IpamConfig { Subnet = "fd00:77:21::/64" }],
+            });
+            var (s1, e1) = await h.ContainerAsync(n, "web6", [new PortBinding(TransportProtocol.Tcp, 8000, IPAddress.Any, 18090)]);
+            h.Start(s1.Key, "nc", "-6", "-l", "-k", "-p", "8000");
+            var info = await e1.GetDriverInfoAsync();
+            Assert.That(info[NetLabels.PortMap], Does.Contain("\"::\""), "the binding on 0.0.0.0 was copied to [::]");
+            Assert.That(await ConnectsAsync(h.Host.Path, "2001:db8:77::1", 18090), Is.True, "the port on [::] reaches the container's IPv6 address");
+
+            await e1.LeaveAsync(s1);
+            Assert.That(await ConnectsAsync(h.Host.Path, "2001:db8:77::1", 18090, attempts: 1), Is.False, "no forward after leave");
+            Assert.That(BridgeHarness.Rules(h.Host.Path).Any(r => r.Contains("18090", StringComparison.Ordinal)), Is.False, "no rule of the port left, in either family");
+        }
+        finally
+        {
+            BridgeHarness.TryExec(h.Host.Path, "ip", "link", "del", "cnmup0");
+        }
+
+        await h.TeardownAndAssertCleanAsync();
+    }
+
     private static async Task<bool> ConnectsAsync(string netns, string address, int port, int attempts = 20)
     {
         for (var i = 0; i < attempts; i++)

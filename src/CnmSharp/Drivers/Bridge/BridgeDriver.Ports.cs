@@ -32,6 +32,7 @@ internal sealed partial class BridgeDriver
             var allocated = _ports.AllocateAll(requested).ToList();
             try
             {
+                allocated.AddRange(_ports.AllocateAll(IPv6Copies(network, endpoint, requested, allocated)));
                 if (_firewall is not null && allocated.Count > 0)
                 {
                     await _firewall.SetupPortForwardsAsync(ToForward(network, endpoint, allocated), cancellationToken).ConfigureAwait(false);
@@ -142,6 +143,25 @@ internal sealed partial class BridgeDriver
         {
             await _store.PutAsync(record, cancellationToken).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// As Docker does on a network with IPv6: a binding on every IPv4 address (<c>0.0.0.0</c>) is published on every
+    /// IPv6 address (<c>[::]</c>) too, with the same host port, when the endpoint has an IPv6 address to forward to and
+    /// the request has no IPv6 binding of its own for that container port.
+    /// </summary>
+    private static List<PortBinding> IPv6Copies(BridgeNetwork network, BridgeEndpoint endpoint, IReadOnlyList<PortBinding> requested, IReadOnlyList<PortBinding> allocated)
+    {
+        if (!network.Record.EnableIPv6 || endpoint.AddressIPv6 is null)
+        {
+            return [];
+        }
+
+        return allocated
+            .Where(b => b.HostIP.Equals(IPAddress.Any))
+            .Where(b => !requested.Any(r => r.HostIP.AddressFamily == AddressFamily.InterNetworkV6 && r.Protocol == b.Protocol && r.ContainerPort == b.ContainerPort))
+            .Select(b => b with { HostIP = IPAddress.IPv6Any })
+            .ToList();
     }
 
     private static FirewallPortForward ToForward(BridgeNetwork network, BridgeEndpoint endpoint, IReadOnlyList<PortBinding> bindings)

@@ -236,6 +236,57 @@ public class BridgeDriverTests
     }
 
     [Test]
+    public async Task OnAnIPv6NetworkABindingOnEveryIPv4AddressIsPublishedOnEveryIPv6AddressWithTheSamePort()
+    {
+        var driver = NewDriver();
+        await driver.CreateNetworkAsync(BridgeNetworkOptionsTests.Request(
+            v4: [BridgeNetworkOptionsTests.V4("10.40.0.0/24", "10.40.0.1/24")],
+            v6: [BridgeNetworkOptionsTests.V4("fd00:40::/64", "fd00:40::1/64")],
+            ipv6: true,
+            id: Net1));
+        var info = new InterfaceInfo();
+        info.SetIPAddress(CidrAddress.Parse("10.40.0.2/24"));
+        info.SetIPAddress(CidrAddress.Parse("fd00:40::2/64"));
+        await driver.CreateEndpointAsync(
+            new EndpointCreateRequest
+            {
+                NetworkId = Net1,
+                EndpointId = Ep1,
+                EndpointName = "web",
+                PortBindings =
+                [
+                    new PortBinding(TransportProtocol.Tcp, 80, IPAddress.Any, 8080),
+                    new PortBinding(TransportProtocol.Udp, 53, IPAddress.Any, 0),
+                    new PortBinding(TransportProtocol.Tcp, 443, IPAddress.Any, 8443),
+                    new PortBinding(TransportProtocol.Tcp, 443, IPAddress.IPv6Any, 9443),
+                    new PortBinding(TransportProtocol.Tcp, 22, IPAddress.Loopback, 2222),
+                ],
+            },
+            info);
+        FirewallPortForward? forward = null;
+        _firewall.Setup(f => f.SetupPortForwardsAsync(It.IsAny<FirewallPortForward>(), It.IsAny<CancellationToken>()))
+            .Callback<FirewallPortForward, CancellationToken>((p, _) => forward = p).Returns(ValueTask.CompletedTask);
+
+        await driver.ProgramExternalConnectivityAsync(Net1, Ep1);
+
+        var published = forward!.PortBindings.Select(b => $"{b.Protocol} {b.HostIP}:{b.HostPort}->{b.ContainerIP}:{b.ContainerPort}").ToArray();
+        Assert.That(published, Is.EquivalentTo(new[]
+        {
+            "Tcp 0.0.0.0:8080->10.40.0.2:80",
+            "Udp 0.0.0.0:50000->10.40.0.2:53",
+            "Tcp 0.0.0.0:8443->10.40.0.2:443",
+            "Tcp :::9443->fd00:40::2:443",
+            "Tcp 127.0.0.1:2222->10.40.0.2:22",
+            "Tcp :::8080->fd00:40::2:80",
+            "Udp :::50000->fd00:40::2:53",
+        }), "the copies take the IPv4 binding's port; an explicit IPv6 binding and a specific address are not copied");
+
+        await driver.RevokeExternalConnectivityAsync(Net1, Ep1);
+        await driver.ProgramExternalConnectivityAsync(Net1, Ep1);
+        Assert.That(forward!.PortBindings, Has.Count.EqualTo(7), "every port, both families, was released and taken again");
+    }
+
+    [Test]
     public async Task ARestartedDriverRestoresPortsAndRulesInOneReconcile()
     {
         var driver = await WithPublishedEndpointsAsync();
