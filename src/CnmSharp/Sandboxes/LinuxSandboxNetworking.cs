@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
+using CnmSharp.Diagnostics;
 using CnmSharp.Drivers;
 using CnmSharp.Netlink;
 using Microsoft.Extensions.Logging;
@@ -275,11 +276,15 @@ public sealed class LinuxSandboxNetworking : ISandboxNetworking, IAsyncDisposabl
             }
         });
 
-    private NetworkNamespace OpenHostNamespace() =>
-        new NetworkNamespaceManager().Open(_hostNamespacePath ?? "/proc/self/ns/net");
+    private NetworkNamespace OpenHostNamespace()
+    {
+        HostNamespaceGuard.Check(_hostNamespacePath, "sandbox networking (host side)");
+        return new NetworkNamespaceManager().Open(_hostNamespacePath ?? "/proc/self/ns/net");
+    }
 
     private RtnetlinkClient OpenHost()
     {
+        HostNamespaceGuard.Check(_hostNamespacePath, "sandbox networking (host side)");
         if (_hostNamespacePath is null)
         {
             return RtnetlinkClient.Open();

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.NetworkInformation;
+using CnmSharp.Diagnostics;
 using CnmSharp.Firewall;
 using CnmSharp.Netlink;
 using Microsoft.Extensions.Logging;
@@ -45,6 +46,7 @@ internal sealed partial class BridgeDriver : INetworkDriver, IExternalConnectivi
     /// <summary>Creates the driver of one controller and restores what it persisted (adopting bridges and rules).</summary>
     public static async ValueTask<BridgeDriver> CreateAsync(DriverContext context, BridgeDriverOptions options, CancellationToken cancellationToken)
     {
+        HostNamespaceGuard.Check(context.HostNamespacePath, "bridge driver");
         var ports = await HostPortAllocator.CreateForNamespaceAsync(context.HostNamespacePath, cancellationToken).ConfigureAwait(false);
         var kernel = new LinuxBridgeKernel(context.HostNamespacePath);
         var driver = new BridgeDriver(context, options, kernel, ports);

@@ -1,3 +1,4 @@
+using CnmSharp.Diagnostics;
 using Microsoft.Extensions.Logging;
 
 namespace CnmSharp.Firewall.Iptables;
@@ -21,6 +22,9 @@ public sealed class IptablesFirewallBackendFactory : IFirewallBackendFactory
     public string Name => IptablesFirewallBackend.BackendName;
 
     /// <inheritdoc />
-    public IFirewallBackend Create(string? hostNamespacePath) =>
-        new IptablesFirewallBackend(_options with { HostNamespacePath = hostNamespacePath }, _loggerFactory?.CreateLogger<IptablesFirewallBackend>());
+    public IFirewallBackend Create(string? hostNamespacePath)
+    {
+        HostNamespaceGuard.Check(hostNamespacePath, "iptables firewall backend");
+        return new IptablesFirewallBackend(_options with { HostNamespacePath = hostNamespacePath }, _loggerFactory?.CreateLogger<IptablesFirewallBackend>());
+    }
 }
