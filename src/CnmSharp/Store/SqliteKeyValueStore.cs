@@ -227,10 +227,8 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
         await EnterAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            long version;
-            _begin.ExecuteNonQuery();
-            var committed = false;
-            try
+            var version = 0L;
+            InTransaction(() =>
             {
                 var found = CurrentVersion(key);
                 if (!StoreRules.Matches(expectedVersion, found))
@@ -240,16 +238,8 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
 
                 version = NextRevision();
                 Upsert(key, bytes, version);
-                _commit.ExecuteNonQuery();
-                committed = true;
-            }
-            finally
-            {
-                if (!committed)
-                {
-                    RollbackQuietly();
-                }
-            }
+                return true;
+            });
 
             if (_watchers.Any)
             {
@@ -276,10 +266,8 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
         await EnterAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            long version;
-            _begin.ExecuteNonQuery();
-            var committed = false;
-            try
+            var version = 0L;
+            var existed = InTransaction(() =>
             {
                 var found = CurrentVersion(key);
                 if (!StoreRules.Matches(expectedVersion, found))
@@ -289,20 +277,17 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
 
                 if (found == StoreVersion.Absent)
                 {
-                    return false; // nothing written: the finally rolls the empty transaction back
+                    return false; // nothing written: the empty transaction is rolled back
                 }
 
                 version = NextRevision();
                 Remove(key);
-                _commit.ExecuteNonQuery();
-                committed = true;
-            }
-            finally
+                return true;
+            });
+
+            if (!existed)
             {
-                if (!committed)
-                {
-                    RollbackQuietly();
-                }
+                return false;
             }
 
             if (_watchers.Any)
@@ -355,9 +340,7 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
         {
             var found = new long[count];
             var version = 0L;
-            _begin.ExecuteNonQuery();
-            var committed = false;
-            try
+            InTransaction(() =>
             {
                 var changes = false;
                 for (var i = 0; i < count; i++)
@@ -388,18 +371,10 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
                             Remove(op.Key);
                         }
                     }
+                }
 
-                    _commit.ExecuteNonQuery();
-                    committed = true;
-                }
-            }
-            finally
-            {
-                if (!committed)
-                {
-                    RollbackQuietly();
-                }
-            }
+                return changes;
+            });
 
             if (version != 0 && _watchers.Any)
             {
@@ -729,6 +704,31 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
     {
         _delete.Parameters[0].Value = key;
         _delete.ExecuteNonQuery();
+    }
+
+    /// <summary>Runs <paramref name="write"/> in one <c>BEGIN IMMEDIATE</c> transaction: commits when it returns true,
+    /// rolls back when it returns false (nothing to write) or throws. Returns what it returned.</summary>
+    private bool InTransaction(Func<bool> write)
+    {
+        _begin.ExecuteNonQuery();
+        var committed = false;
+        try
+        {
+            if (write())
+            {
+                _commit.ExecuteNonQuery();
+                committed = true;
+            }
+        }
+        finally
+        {
+            if (!committed)
+            {
+                RollbackQuietly();
+            }
+        }
+
+        return committed;
     }
 
     private void RollbackQuietly()

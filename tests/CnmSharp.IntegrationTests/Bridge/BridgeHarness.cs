@@ -130,20 +130,7 @@ internal sealed class BridgeHarness : IAsyncDisposable
 
     public static (int Code, string Stdout, string Stderr) TryExec(string netns, params string[] args) => Run(["nsenter", "--net=" + netns, .. args]);
 
-    public static (int Code, string Stdout, string Stderr) Run(params string[] args)
-    {
-        var info = new ProcessStartInfo(args[0]) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var arg in args.Skip(1))
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        using var process = Process.Start(info)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        return (process.ExitCode, stdout.Result, stderr);
-    }
+    public static (int Code, string Stdout, string Stderr) Run(params string[] args) => Firewall.Sh.TryRun(args);
 
     /// <summary>The <c>-A</c> lines of iptables-save and ip6tables-save in a namespace (or the root one).</summary>
     public static List<string> Rules(string? netns)

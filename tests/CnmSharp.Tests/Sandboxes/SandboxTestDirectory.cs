@@ -1,18 +1,10 @@
+using CnmSharp.Tests.Store;
+
 namespace CnmSharp.Tests.Sandboxes;
 
-/// <summary>A unique temporary directory for one test, deleted with everything in it on dispose.</summary>
-internal sealed class SandboxTestDirectory : IDisposable
+/// <summary>A unique temporary directory for one sandbox-files test, with helpers to write and read its files.</summary>
+internal sealed class SandboxTestDirectory() : TempDirectory("cnmsharp-sbfiles-")
 {
-    public SandboxTestDirectory()
-    {
-        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "cnmsharp-sbfiles-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(Path);
-    }
-
-    public string Path { get; }
-
-    public string File(string name) => System.IO.Path.Combine(Path, name);
-
     public string Write(string name, string content)
     {
         var path = File(name);
@@ -27,12 +19,4 @@ internal sealed class SandboxTestDirectory : IDisposable
         Directory.Exists(Path)
             ? Directory.GetFiles(Path, "*", SearchOption.AllDirectories).Where(f => f.EndsWith(".cnmtmp", StringComparison.Ordinal)).ToArray()
             : [];
-
-    public void Dispose()
-    {
-        if (Directory.Exists(Path))
-        {
-            Directory.Delete(Path, recursive: true);
-        }
-    }
 }

@@ -1,11 +1,11 @@
 namespace CnmSharp.Tests.Store;
 
 /// <summary>A unique temporary directory, deleted with everything in it on dispose.</summary>
-internal sealed class TempDirectory : IDisposable
+internal class TempDirectory : IDisposable
 {
-    public TempDirectory()
+    public TempDirectory(string prefix = "cnmsharp-store-")
     {
-        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "cnmsharp-store-" + Guid.NewGuid().ToString("N"));
+        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), prefix + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(Path);
     }
 
@@ -19,5 +19,7 @@ internal sealed class TempDirectory : IDisposable
         {
             Directory.Delete(Path, recursive: true);
         }
+
+        GC.SuppressFinalize(this);
     }
 }

@@ -42,9 +42,7 @@ public sealed class SandboxFiles : ISandboxFiles
     {
         ArgumentException.ThrowIfNullOrEmpty(sandboxDirectory);
         ArgumentNullException.ThrowIfNull(options);
-        var gate = Gate(sandboxDirectory);
-        await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
+        await UnderGateAsync(sandboxDirectory, async () =>
         {
             Directory.CreateDirectory(sandboxDirectory);
             var hostsPath = HostsPath(sandboxDirectory);
@@ -69,11 +67,10 @@ public sealed class SandboxFiles : ISandboxFiles
                 var content = await GenerateResolvConfAsync(options, cancellationToken).ConfigureAwait(false);
                 await ResolvConf.WriteAsync(resolvPath, content, cancellationToken).ConfigureAwait(false);
             }
-        }
-        finally
-        {
-            gate.Release();
-        }
+
+            return true;
+        },
+        cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc/>
@@ -81,16 +78,12 @@ public sealed class SandboxFiles : ISandboxFiles
     {
         ArgumentException.ThrowIfNullOrEmpty(sandboxDirectory);
         ArgumentNullException.ThrowIfNull(entries);
-        var gate = Gate(sandboxDirectory);
-        await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
+        await UnderGateAsync(sandboxDirectory, async () =>
         {
             await HostsFile.AddEntriesAsync(HostsPath(sandboxDirectory), entries, cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            gate.Release();
-        }
+            return true;
+        },
+        cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc/>
@@ -98,16 +91,12 @@ public sealed class SandboxFiles : ISandboxFiles
     {
         ArgumentException.ThrowIfNullOrEmpty(sandboxDirectory);
         ArgumentNullException.ThrowIfNull(addresses);
-        var gate = Gate(sandboxDirectory);
-        await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
+        await UnderGateAsync(sandboxDirectory, async () =>
         {
             await HostsFile.RemoveEntriesAsync(HostsPath(sandboxDirectory), addresses, cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            gate.Release();
-        }
+            return true;
+        },
+        cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc/>
@@ -116,26 +105,19 @@ public sealed class SandboxFiles : ISandboxFiles
     {
         ArgumentException.ThrowIfNullOrEmpty(sandboxDirectory);
         ArgumentNullException.ThrowIfNull(options);
-        var gate = Gate(sandboxDirectory);
-        await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
+        return await UnderGateAsync(sandboxDirectory, async () =>
         {
             var content = await GenerateResolvConfAsync(options, cancellationToken).ConfigureAwait(false);
             return await ResolvConf.UpdateAsync(ResolvConfPath(sandboxDirectory), _ => content, cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            gate.Release();
-        }
+        },
+        cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc/>
     public async Task DeleteAsync(string sandboxDirectory, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(sandboxDirectory);
-        var gate = Gate(sandboxDirectory);
-        await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
+        await UnderGateAsync(sandboxDirectory, () =>
         {
             try
             {
@@ -144,6 +126,20 @@ public sealed class SandboxFiles : ISandboxFiles
             catch (DirectoryNotFoundException)
             {
             }
+
+            return Task.FromResult(true);
+        },
+        cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Runs <paramref name="body"/> holding the gate of the sandbox directory (calls on one directory are serialised).</summary>
+    private async Task<T> UnderGateAsync<T>(string sandboxDirectory, Func<Task<T>> body, CancellationToken cancellationToken)
+    {
+        var gate = Gate(sandboxDirectory);
+        await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await body().ConfigureAwait(false);
         }
         finally
         {
