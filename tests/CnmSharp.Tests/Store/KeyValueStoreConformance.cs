@@ -41,6 +41,26 @@ public abstract class KeyValueStoreConformance
 
     protected static string Text(ReadOnlyMemory<byte> bytes) => Encoding.UTF8.GetString(bytes.Span);
 
+    // ---- revision ----
+
+    [Test]
+    public async Task The_revision_is_zero_when_empty_and_moves_exactly_with_committing_writes()
+    {
+        Assert.That(await Store.GetRevisionAsync(), Is.Zero);
+        var put = await Store.PutAsync("rev/a", Bytes("1"));
+        Assert.That(await Store.GetRevisionAsync(), Is.EqualTo(put));
+
+        // Reads, a delete of an absent key and a failed check change nothing.
+        await Store.GetAsync("rev/a");
+        await Store.ListAsync("rev/");
+        await Store.DeleteAsync("rev/none");
+        Assert.That(async () => await Store.PutAsync("rev/a", Bytes("2"), put + 100), Throws.InstanceOf<CnmConflictException>());
+        Assert.That(await Store.GetRevisionAsync(), Is.EqualTo(put));
+
+        var versions = await Store.CommitAsync([StoreOperation.Put("rev/b", Bytes("b")), StoreOperation.Delete("rev/a", put)]);
+        Assert.That(await Store.GetRevisionAsync(), Is.EqualTo(versions[0]));
+    }
+
     // ---- get / put / delete ----
 
     [Test]
