@@ -14,11 +14,6 @@ internal sealed partial class BridgeDriver
         ArgumentNullException.ThrowIfNull(interfaceInfo);
         var network = GetNetwork(request.NetworkId);
         var subject = $"endpoint \"{request.EndpointName}\"";
-        if (network.Endpoints.ContainsKey(request.EndpointId))
-        {
-            throw new CnmConflictException(CnmErrorCodes.EndpointExists, subject, $"the bridge driver already has endpoint {request.EndpointId}");
-        }
-
         if (interfaceInfo.Address is not { } address)
         {
             throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidAddress, subject, "a bridge endpoint needs an IPv4 address");
@@ -45,19 +40,62 @@ internal sealed partial class BridgeDriver
             interfaceInfo.SetIPAddress(addressIPv6.Value);
         }
 
-        var record = new BridgeEndpointRecord
+        // The interface names are chosen, and persisted, under the gate: no other endpoint of this driver (any network,
+        // any endpoint being created at the same time) can get the same ones.
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
         {
-            Id = request.EndpointId,
-            NetworkId = request.NetworkId,
-            MacAddress = BridgeNaming.FormatMac(mac),
-            Address = address.ToString(),
-            AddressIPv6 = addressIPv6?.ToString(),
-            HostVeth = BridgeNaming.HostVeth(request.EndpointId),
-            ContainerVeth = BridgeNaming.ContainerVeth(request.EndpointId),
-            PortBindings = [.. request.PortBindings.Select(ToRecord)],
-        };
-        await _store.PutAsync(record, cancellationToken).ConfigureAwait(false);
-        network.Endpoints[record.Id] = new BridgeEndpoint(record);
+            if (!_networks.TryGetValue(request.NetworkId, out var current) || !ReferenceEquals(current, network))
+            {
+                throw new CnmNotFoundException(CnmErrorCodes.NoSuchNetwork, $"network {request.NetworkId}", "the bridge driver has no such network");
+            }
+
+            if (network.Endpoints.ContainsKey(request.EndpointId))
+            {
+                throw new CnmConflictException(CnmErrorCodes.EndpointExists, subject, $"the bridge driver already has endpoint {request.EndpointId}");
+            }
+
+            var (hostVeth, containerVeth) = BridgeNaming.ChooseVethNames(request.EndpointId, TakenInterfaceNames(null));
+            var record = new BridgeEndpointRecord
+            {
+                Id = request.EndpointId,
+                NetworkId = request.NetworkId,
+                MacAddress = BridgeNaming.FormatMac(mac),
+                Address = address.ToString(),
+                AddressIPv6 = addressIPv6?.ToString(),
+                HostVeth = hostVeth,
+                ContainerVeth = containerVeth,
+                PortBindings = [.. request.PortBindings.Select(ToRecord)],
+            };
+            await _store.PutAsync(record, cancellationToken).ConfigureAwait(false);
+            network.Endpoints[record.Id] = new BridgeEndpoint(record);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>The interface names of every endpoint the driver holds (both ends), plus <paramref name="refused"/>.
+    /// The caller holds the gate.</summary>
+    private HashSet<string> TakenInterfaceNames(IEnumerable<string>? refused)
+    {
+        var taken = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var network in _networks.Values)
+        {
+            foreach (var endpoint in network.Endpoints.Values)
+            {
+                taken.Add(endpoint.Record.HostVeth);
+                taken.Add(endpoint.Record.ContainerVeth);
+            }
+        }
+
+        if (refused is not null)
+        {
+            taken.UnionWith(refused);
+        }
+
+        return taken;
     }
 
     /// <inheritdoc />
@@ -65,15 +103,10 @@ internal sealed partial class BridgeDriver
     {
         ArgumentException.ThrowIfNullOrEmpty(networkId);
         ArgumentException.ThrowIfNullOrEmpty(endpointId);
-        if (!_networks.TryGetValue(networkId, out var network))
-        {
-            await DeleteHostVethAsync(BridgeNaming.HostVeth(endpointId), cancellationToken).ConfigureAwait(false);
-            await _store.DeleteEndpointAsync(networkId, endpointId, cancellationToken).ConfigureAwait(false);
-            return;
-        }
-
-        network.Endpoints.TryGetValue(endpointId, out var endpoint);
-        if (endpoint is not null)
+        _networks.TryGetValue(networkId, out var network);
+        BridgeEndpoint? endpoint = null;
+        network?.Endpoints.TryGetValue(endpointId, out endpoint);
+        if (network is not null && endpoint is not null)
         {
             await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
@@ -86,10 +119,29 @@ internal sealed partial class BridgeDriver
             }
         }
 
-        // The guarantee: when this returns, no device holds the endpoint's address any more, so IPAM may hand it out.
-        await EnsureHostVethGoneAsync(BridgeNaming.HostVeth(endpointId), endpoint?.SandboxKey, cancellationToken).ConfigureAwait(false);
-        await _store.DeleteEndpointAsync(networkId, endpointId, cancellationToken).ConfigureAwait(false);
-        network.Endpoints.TryRemove(endpointId, out _);
+        // Only the link our record names is ours to delete: without a record this driver never made one.
+        var record = endpoint?.Record ?? await _store.GetEndpointAsync(networkId, endpointId, cancellationToken).ConfigureAwait(false);
+        if (record is not null)
+        {
+            var bridgeName = network?.BridgeName ?? (await _store.GetNetworkAsync(networkId, cancellationToken).ConfigureAwait(false))?.BridgeName;
+
+            // The guarantee: when this returns, no device holds the endpoint's address any more, so IPAM may hand it out.
+            await EnsureHostVethGoneAsync(record, bridgeName, endpoint?.SandboxKey, cancellationToken).ConfigureAwait(false);
+        }
+
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await _store.DeleteEndpointAsync(networkId, endpointId, cancellationToken).ConfigureAwait(false);
+            if (_networks.TryGetValue(networkId, out var current))
+            {
+                current.Endpoints.TryRemove(endpointId, out _);
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
     }
 
     /// <inheritdoc />
@@ -108,7 +160,10 @@ internal sealed partial class BridgeDriver
     /// <summary>
     /// Creates the endpoint's veth in one netlink request: the container end directly inside the sandbox's namespace
     /// (with the endpoint's MAC and the MTU), the host end enslaved to the bridge and up. Then hairpin on the bridge
-    /// port, and the join info. On failure the veth is deleted.
+    /// port, and the join info. When the kernel says a name exists: a veth of our bridge under the name our record gives
+    /// this endpoint is left from an earlier attempt at this join and is replaced; anything else is not ours, so the
+    /// endpoint gets other names (persisted before the next attempt) and the link is left alone. On failure the veth
+    /// this call made is deleted.
     /// </summary>
     public async ValueTask JoinAsync(JoinRequest request, IJoinInfo joinInfo, CancellationToken cancellationToken = default)
     {
@@ -122,9 +177,8 @@ internal sealed partial class BridgeDriver
             throw new CnmConflictException(CnmErrorCodes.DriverForbidden, subject, "a bridge endpoint cannot join a sandbox that uses the host namespace");
         }
 
-        var record = endpoint.Record;
         var netlink = _kernel.Netlink;
-        var created = false;
+        string? created = null;
         try
         {
             if (network.BridgeIndex == 0)
@@ -133,8 +187,6 @@ internal sealed partial class BridgeDriver
                     ?? throw new CnmInternalException(CnmErrorCodes.KernelError, subject, $"bridge {network.BridgeName} does not exist");
             }
 
-            // A host end left by an earlier attempt (crash, failed join) would make the creation fail.
-            await DeleteLinkIfPresentAsync(record.HostVeth, cancellationToken).ConfigureAwait(false);
             NetworkNamespace sandbox;
             try
             {
@@ -146,22 +198,41 @@ internal sealed partial class BridgeDriver
             }
 
             using (sandbox)
-            using (var batch = new RtnetlinkBatch())
             {
-                batch.CreateLink(new VethLinkSpec(record.HostVeth, record.ContainerVeth)
+                var refused = new List<string>();
+                for (var attempt = 1; ; attempt++)
                 {
-                    Mtu = network.Record.Mtu,
-                    PeerMtu = network.Record.Mtu,
-                    PeerNamespace = sandbox.Handle,
-                    PeerMac = endpoint.Mac,
-                    MasterIndex = network.BridgeIndex,
-                    Up = true,
-                });
-                var result = await netlink.ExecuteBatchAsync(batch, cancellationToken).ConfigureAwait(false);
-                result.ThrowIfFailed();
+                    var names = endpoint.Record;
+                    var error = await TryCreateVethAsync(network, endpoint, names, sandbox, cancellationToken).ConfigureAwait(false);
+                    if (error is null)
+                    {
+                        created = names.HostVeth;
+                        break;
+                    }
+
+                    if (!error.IsAlreadyExists || attempt >= MaxJoinAttempts)
+                    {
+                        throw error;
+                    }
+
+                    var existing = await netlink.GetLinkAsync(names.HostVeth, cancellationToken).ConfigureAwait(false);
+                    if (existing is not null && IsVethOfBridge(existing, network.BridgeIndex))
+                    {
+                        // Our record gives this endpoint that name, and names are unique among our records: the host end
+                        // of an earlier attempt at this join (a crash, a repeated join). Replace it.
+                        await DeleteLinkIfPresentAsync(existing.Index, cancellationToken).ConfigureAwait(false);
+                        continue;
+                    }
+
+                    // Not ours (another program's link in the host namespace, or a name taken inside the sandbox).
+                    refused.Add(names.HostVeth);
+                    refused.Add(names.ContainerVeth);
+                    var renamed = await RenameEndpointAsync(network, endpoint, refused, cancellationToken).ConfigureAwait(false);
+                    BridgeLog.VethNameTaken(_logger, names.HostVeth, endpoint.Id, renamed.HostVeth);
+                }
             }
 
-            created = true;
+            var record = endpoint.Record;
             var host = await netlink.GetLinkAsync(record.HostVeth, cancellationToken).ConfigureAwait(false)
                 ?? throw new CnmInternalException(CnmErrorCodes.KernelError, subject, $"veth {record.HostVeth} vanished right after it was created");
             await netlink.SetBridgePortHairpinAsync(host.Index, true, cancellationToken).ConfigureAwait(false);
@@ -186,9 +257,9 @@ internal sealed partial class BridgeDriver
         }
         catch (Exception ex)
         {
-            if (created)
+            if (created is not null)
             {
-                await DeleteHostVethAsync(record.HostVeth, CancellationToken.None).ConfigureAwait(false);
+                await DeleteHostVethAsync(created, CancellationToken.None).ConfigureAwait(false);
             }
 
             if (ex is NetlinkException netlinkError)
@@ -200,20 +271,77 @@ internal sealed partial class BridgeDriver
         }
     }
 
+    /// <summary>How many times a join tries to create the veth (names taken by links that are not ours, or a leftover
+    /// of an earlier attempt to replace) before it gives up.</summary>
+    private const int MaxJoinAttempts = 8;
+
+    /// <summary>One <c>RTM_NEWLINK</c> for the pair; the kernel's error, or null on success.</summary>
+    private async ValueTask<NetlinkException?> TryCreateVethAsync(BridgeNetwork network, BridgeEndpoint endpoint, BridgeEndpointRecord names, NetworkNamespace sandbox, CancellationToken cancellationToken)
+    {
+        using var batch = new RtnetlinkBatch();
+        batch.CreateLink(new VethLinkSpec(names.HostVeth, names.ContainerVeth)
+        {
+            Mtu = network.Record.Mtu,
+            PeerMtu = network.Record.Mtu,
+            PeerNamespace = sandbox.Handle,
+            PeerMac = endpoint.Mac,
+            MasterIndex = network.BridgeIndex,
+            Up = true,
+        });
+        var result = await _kernel.Netlink.ExecuteBatchAsync(batch, cancellationToken).ConfigureAwait(false);
+        return result.Errors.FirstOrDefault(e => e is not null);
+    }
+
+    /// <summary>Gives the endpoint new interface names, unique among the driver's endpoints and not among
+    /// <paramref name="refused"/>, and persists them before they are used.</summary>
+    private async ValueTask<BridgeEndpointRecord> RenameEndpointAsync(BridgeNetwork network, BridgeEndpoint endpoint, IReadOnlyCollection<string> refused, CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var (hostVeth, containerVeth) = BridgeNaming.ChooseVethNames(endpoint.Id, TakenInterfaceNames(refused));
+            var record = endpoint.Record with { HostVeth = hostVeth, ContainerVeth = containerVeth };
+            if (network.Endpoints.ContainsKey(endpoint.Id))
+            {
+                await _store.PutAsync(record, cancellationToken).ConfigureAwait(false);
+            }
+
+            endpoint.Record = record;
+            return record;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>A veth enslaved to the bridge of that index (0: unknown, never matches).</summary>
+    private static bool IsVethOfBridge(LinkInfo link, int bridgeIndex) =>
+        bridgeIndex != 0 && link.MasterIndex == bridgeIndex && string.Equals(link.Kind, "veth", StringComparison.Ordinal);
+
     /// <summary>Nothing to do: the core deletes the container end (or deleting the sandbox's namespace reaps it),
     /// and either end going takes the pair. <see cref="DeleteEndpointAsync"/> makes sure the host end is gone.</summary>
     public ValueTask LeaveAsync(string networkId, string endpointId, CancellationToken cancellationToken = default) => ValueTask.CompletedTask;
 
     /// <summary>
-    /// Returns once the endpoint's host-side veth no longer exists. When its sandbox's namespace is gone, the kernel
-    /// is reaping the pair already (in batch, cheaper than a delete): wait for that, bounded by
-    /// <see cref="BridgeDriverOptions.ReapTimeout"/>, then delete it ourselves.
+    /// Returns once the endpoint's host-side veth, as its record names it, no longer exists. When its sandbox's namespace
+    /// is gone, the kernel is reaping the pair already (in batch, cheaper than a delete): wait for that, bounded by
+    /// <see cref="BridgeDriverOptions.ReapTimeout"/>, then delete it ourselves. A link of that name is deleted only when
+    /// it is ours (<see cref="IsOwnHostVethAsync"/>); anything else is logged and left alone.
     /// </summary>
-    private async ValueTask EnsureHostVethGoneAsync(string hostVeth, string? sandboxKey, CancellationToken cancellationToken)
+    private async ValueTask EnsureHostVethGoneAsync(BridgeEndpointRecord record, string? bridgeName, string? sandboxKey, CancellationToken cancellationToken)
     {
+        var hostVeth = record.HostVeth;
         var netlink = _kernel.Netlink;
-        if (await netlink.GetLinkAsync(hostVeth, cancellationToken).ConfigureAwait(false) is null)
+        var link = await netlink.GetLinkAsync(hostVeth, cancellationToken).ConfigureAwait(false);
+        if (link is null)
         {
+            return;
+        }
+
+        if (!await IsOwnHostVethAsync(link, bridgeName, cancellationToken).ConfigureAwait(false))
+        {
+            BridgeLog.LinkNotOwned(_logger, hostVeth, link.Kind ?? "unknown", link.MasterIndex, record.Id);
             return;
         }
 
@@ -224,7 +352,8 @@ internal sealed partial class BridgeDriver
             while (_time.GetElapsedTime(started) < _options.ReapTimeout)
             {
                 await Task.Delay(delay, _time, cancellationToken).ConfigureAwait(false);
-                if (await netlink.GetLinkAsync(hostVeth, cancellationToken).ConfigureAwait(false) is null)
+                var now = await netlink.GetLinkAsync(hostVeth, cancellationToken).ConfigureAwait(false);
+                if (now is null || now.Index != link.Index)
                 {
                     BridgeLog.VethReaped(_logger, hostVeth, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds);
                     return;
@@ -236,9 +365,44 @@ internal sealed partial class BridgeDriver
             BridgeLog.ReapTimedOut(_logger, hostVeth, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds, sandboxKey);
         }
 
-        await DeleteHostVethAsync(hostVeth, cancellationToken).ConfigureAwait(false);
+        // By index: the very link found (and judged ours) above, never another that took the name since.
+        try
+        {
+            await DeleteLinkIfPresentAsync(link.Index, cancellationToken).ConfigureAwait(false);
+        }
+        catch (NetlinkException ex)
+        {
+            throw KernelError($"veth {hostVeth}", ex);
+        }
     }
 
+    /// <summary>
+    /// Whether a link named by one of our endpoint records is ours: a veth enslaved to the network's bridge, or a veth
+    /// with no master (its bridge was deleted, or the network's record is gone). A veth on any other device, or a link of
+    /// another kind, belongs to someone else.
+    /// </summary>
+    private async ValueTask<bool> IsOwnHostVethAsync(LinkInfo link, string? bridgeName, CancellationToken cancellationToken)
+    {
+        if (!string.Equals(link.Kind, "veth", StringComparison.Ordinal))
+        {
+            return false;
+        }
+
+        if (link.MasterIndex == 0)
+        {
+            return true;
+        }
+
+        if (bridgeName is null)
+        {
+            return false;
+        }
+
+        var bridge = await _kernel.Netlink.GetLinkAsync(bridgeName, cancellationToken).ConfigureAwait(false);
+        return bridge is not null && bridge.Index == link.MasterIndex;
+    }
+
+    /// <summary>Deletes a veth this driver made (by name: the caller just created it).</summary>
     private async ValueTask DeleteHostVethAsync(string hostVeth, CancellationToken cancellationToken)
     {
         try

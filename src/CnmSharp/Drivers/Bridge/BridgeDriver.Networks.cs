@@ -86,11 +86,16 @@ internal sealed partial class BridgeDriver
                 return;
             }
 
-            // Endpoints the core no longer knows (a crash between its delete and ours): their rules, ports and veths go too.
-            foreach (var endpoint in network.Endpoints.Values)
+            // Endpoints the core no longer knows (a crash between its delete and ours): their rules, ports and veths go
+            // too. Without the network in memory (a crash before the core recorded it, or memory lost), their records say
+            // which veths are ours.
+            var endpoints = known is not null
+                ? network.Endpoints.Values.ToList()
+                : (await _store.ListEndpointsAsync(networkId, cancellationToken).ConfigureAwait(false)).Select(r => new BridgeEndpoint(r)).ToList();
+            foreach (var endpoint in endpoints)
             {
                 await UnpublishAsync(network, endpoint, cancellationToken).ConfigureAwait(false);
-                await DeleteHostVethAsync(endpoint.Record.HostVeth, cancellationToken).ConfigureAwait(false);
+                await EnsureHostVethGoneAsync(endpoint.Record, network.BridgeName, null, cancellationToken).ConfigureAwait(false);
             }
 
             if (_firewall is not null)
@@ -100,11 +105,12 @@ internal sealed partial class BridgeDriver
 
             if (network.Record.AdoptedBridge)
             {
+                // The user's bridge: only the addresses we added go.
                 await RemoveAddressesAsync(network, [.. network.BridgeAddresses()]).ConfigureAwait(false);
             }
             else
             {
-                await DeleteLinkIfPresentAsync(network.BridgeName, cancellationToken).ConfigureAwait(false);
+                await DeleteOwnBridgeAsync(network, cancellationToken).ConfigureAwait(false);
             }
 
             foreach (var endpoint in await _store.ListEndpointsAsync(networkId, cancellationToken).ConfigureAwait(false))
@@ -120,6 +126,25 @@ internal sealed partial class BridgeDriver
         {
             _gate.Release();
         }
+    }
+
+    /// <summary>Deletes the bridge the record says this driver created; a device of that name that is not a bridge is
+    /// someone else's and stays.</summary>
+    private async ValueTask DeleteOwnBridgeAsync(BridgeNetwork network, CancellationToken cancellationToken)
+    {
+        var link = await _kernel.Netlink.GetLinkAsync(network.BridgeName, cancellationToken).ConfigureAwait(false);
+        if (link is null)
+        {
+            return;
+        }
+
+        if (!string.Equals(link.Kind, "bridge", StringComparison.Ordinal))
+        {
+            BridgeLog.BridgeNotOwned(_logger, network.BridgeName, network.Id, link.Kind ?? "unknown");
+            return;
+        }
+
+        await DeleteLinkIfPresentAsync(link.Index, cancellationToken).ConfigureAwait(false);
     }
 
     private void CheckConflicts(string subject, BridgeNetworkOptions options)
@@ -279,6 +304,18 @@ internal sealed partial class BridgeDriver
         if (!await _kernel.TryWriteSysctlAsync(key, value, cancellationToken).ConfigureAwait(false))
         {
             BridgeLog.SysctlMissing(_logger, key);
+        }
+    }
+
+    private async ValueTask DeleteLinkIfPresentAsync(int index, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _kernel.Netlink.DeleteLinkAsync(index, cancellationToken).ConfigureAwait(false);
+        }
+        catch (NetlinkException ex) when (ex.IsNotFound)
+        {
+            // Gone already.
         }
     }
 

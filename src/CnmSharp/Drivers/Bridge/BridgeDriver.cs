@@ -86,8 +86,9 @@ internal sealed partial class BridgeDriver : INetworkDriver, IExternalConnectivi
         {
             if (!_networks.TryGetValue(record.NetworkId, out var network))
             {
-                // Its network is gone: a crash between the two deletes. Finish the job.
-                await DeleteHostVethAsync(record.HostVeth, cancellationToken).ConfigureAwait(false);
+                // Its network is gone: a crash between the two deletes. Finish the job (the veth only if it is ours: with
+                // its bridge gone, a veth of that name with no master).
+                await EnsureHostVethGoneAsync(record, null, null, cancellationToken).ConfigureAwait(false);
                 await _store.DeleteEndpointAsync(record.NetworkId, record.Id, cancellationToken).ConfigureAwait(false);
                 continue;
             }
@@ -119,6 +120,106 @@ internal sealed partial class BridgeDriver : INetworkDriver, IExternalConnectivi
         }
 
         BridgeLog.Restored(_logger, _networks.Count, endpointCount);
+    }
+
+    /// <summary>
+    /// Re-reads the driver's networks, endpoints (with their interface names) and published host ports from its store
+    /// records, replacing the in-memory view, without touching the kernel or the firewall: for when another process
+    /// changed the store. Objects still recorded keep their identity and what only memory knows (a network's bridge
+    /// index, an endpoint's sandbox key); networks and endpoints whose records are gone are dropped, new ones appear,
+    /// and the host port allocator holds exactly the recorded ports.
+    /// </summary>
+    internal async ValueTask ReloadAsync(CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var networkRecords = await _store.ListNetworksAsync(cancellationToken).ConfigureAwait(false);
+            var endpointRecords = await _store.ListEndpointsAsync(null, cancellationToken).ConfigureAwait(false);
+
+            // From here on nothing awaits: the swap is seen whole by everything else in this process.
+            foreach (var network in _networks.Values)
+            {
+                foreach (var endpoint in network.Endpoints.Values)
+                {
+                    foreach (var binding in endpoint.Published ?? [])
+                    {
+                        _ports.Release(binding);
+                    }
+                }
+            }
+
+            var networks = new Dictionary<string, BridgeNetwork>(StringComparer.Ordinal);
+            foreach (var record in networkRecords)
+            {
+                networks[record.Id] = _networks.TryGetValue(record.Id, out var kept) && kept.Record == record ? kept : new BridgeNetwork(record);
+            }
+
+            var endpointCount = 0;
+            foreach (var group in endpointRecords.GroupBy(r => r.NetworkId, StringComparer.Ordinal))
+            {
+                if (!networks.TryGetValue(group.Key, out var network))
+                {
+                    continue; // its network's record is gone: a start's restore finishes that delete
+                }
+
+                var ids = new HashSet<string>(StringComparer.Ordinal);
+                foreach (var record in group)
+                {
+                    ids.Add(record.Id);
+                    var endpoint = network.Endpoints.TryGetValue(record.Id, out var kept) ? kept : new BridgeEndpoint(record);
+                    endpoint.Record = record;
+                    endpoint.Published = record.PublishedPorts is { } published ? TakePorts(record.Id, published) : null;
+                    network.Endpoints[record.Id] = endpoint;
+                    endpointCount++;
+                }
+
+                foreach (var gone in network.Endpoints.Keys.Where(id => !ids.Contains(id)).ToList())
+                {
+                    network.Endpoints.TryRemove(gone, out _);
+                }
+            }
+
+            foreach (var network in networks.Values.Where(n => !endpointRecords.Any(r => string.Equals(r.NetworkId, n.Id, StringComparison.Ordinal))))
+            {
+                network.Endpoints.Clear();
+            }
+
+            foreach (var gone in _networks.Keys.Where(id => !networks.ContainsKey(id)).ToList())
+            {
+                _networks.TryRemove(gone, out _);
+            }
+
+            foreach (var (id, network) in networks)
+            {
+                _networks[id] = network;
+            }
+
+            BridgeLog.Reloaded(_logger, _networks.Count, endpointCount);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>Takes recorded host ports again in the allocator; one that cannot be taken is logged and left out.</summary>
+    private List<PortBinding> TakePorts(string endpointId, List<BridgePortRecord> published)
+    {
+        var taken = new List<PortBinding>(published.Count);
+        foreach (var binding in published.Select(ToBinding))
+        {
+            try
+            {
+                taken.Add(_ports.Allocate(binding));
+            }
+            catch (CnmException ex)
+            {
+                BridgeLog.ReloadPortConflict(_logger, ex, binding.ToString(), endpointId);
+            }
+        }
+
+        return taken;
     }
 
     /// <inheritdoc />

@@ -34,4 +34,19 @@ internal static partial class BridgeLog
 
     [LoggerMessage(509, LogLevel.Warning, "Bridge driver: cleanup of {What} failed; continuing")]
     public static partial void CleanupFailed(ILogger logger, Exception exception, string what);
+
+    [LoggerMessage(510, LogLevel.Warning, "Bridge driver: interface name {Name} of endpoint {EndpointId} is taken by a link the driver does not own; using {NewName} instead")]
+    public static partial void VethNameTaken(ILogger logger, string name, string endpointId, string newName);
+
+    [LoggerMessage(511, LogLevel.Warning, "Bridge driver: link {Name} (kind {Kind}, master {MasterIndex}) is named by the record of endpoint {EndpointId} but is not a veth of its bridge; leaving it alone")]
+    public static partial void LinkNotOwned(ILogger logger, string name, string kind, int masterIndex, string endpointId);
+
+    [LoggerMessage(512, LogLevel.Warning, "Bridge driver: device {Name} of network {NetworkId} is not a bridge ({Kind}); leaving it alone")]
+    public static partial void BridgeNotOwned(ILogger logger, string name, string networkId, string kind);
+
+    [LoggerMessage(513, LogLevel.Warning, "Bridge driver: reload could not take published port {Binding} of endpoint {EndpointId} again")]
+    public static partial void ReloadPortConflict(ILogger logger, Exception exception, string binding, string endpointId);
+
+    [LoggerMessage(514, LogLevel.Debug, "Bridge driver reloaded {Networks} networks and {Endpoints} endpoints from the store")]
+    public static partial void Reloaded(ILogger logger, int networks, int endpoints);
 }

@@ -51,7 +51,11 @@ internal sealed record BridgeEndpointRecord
     public required string MacAddress { get; init; }
     public required string Address { get; init; }
     public string? AddressIPv6 { get; init; }
+    /// <summary>The host end's name, chosen unique among the driver's endpoints when the endpoint was created (or
+    /// when a join found the name taken by a link that is not ours), and persisted before any kernel call uses it.</summary>
     public required string HostVeth { get; init; }
+
+    /// <summary>The container end's name (inside the sandbox, before the core renames it); same suffix as the host end.</summary>
     public required string ContainerVeth { get; init; }
     public List<BridgePortRecord> PortBindings { get; init; } = [];
 
@@ -92,6 +96,12 @@ internal sealed class BridgeStore(IKeyValueStore store, string prefix)
     {
         var entry = await store.GetAsync(NetworkKey(id), cancellationToken).ConfigureAwait(false);
         return entry is null ? null : Read(entry, BridgeJsonContext.Default.BridgeNetworkRecord);
+    }
+
+    public async ValueTask<BridgeEndpointRecord?> GetEndpointAsync(string networkId, string id, CancellationToken cancellationToken)
+    {
+        var entry = await store.GetAsync(EndpointKey(networkId, id), cancellationToken).ConfigureAwait(false);
+        return entry is null ? null : Read(entry, BridgeJsonContext.Default.BridgeEndpointRecord);
     }
 
     public async ValueTask<List<BridgeNetworkRecord>> ListNetworksAsync(CancellationToken cancellationToken) =>

@@ -316,6 +316,118 @@ public class BridgeDriverTests
         Assert.That(await RecordCount(), Is.EqualTo(2));
     }
 
+    private static string HostVethOf(BridgeDriver driver, string endpointId) =>
+        driver.NetworksForTest.SelectMany(n => n.Endpoints.Values).Single(e => e.Id == endpointId).Record.HostVeth;
+
+    private static async Task CreateEndpointAsync(BridgeDriver driver, string networkId, string endpointId, string address, PortBinding[]? ports = null)
+    {
+        var info = new InterfaceInfo();
+        info.SetIPAddress(CidrAddress.Parse(address));
+        await driver.CreateEndpointAsync(new EndpointCreateRequest { NetworkId = networkId, EndpointId = endpointId, EndpointName = endpointId[..6], PortBindings = ports ?? [] }, info);
+    }
+
+    [Test]
+    public async Task EndpointsWhoseIdsShareSevenCharactersGetDistinctInterfaceNamesAcrossNetworks()
+    {
+        var driver = NewDriver();
+        await driver.CreateNetworkAsync(Request(Net1, "10.40.0.0/24"));
+        await driver.CreateNetworkAsync(Request(Net2, "10.41.0.0/24"));
+        await CreateEndpointAsync(driver, Net1, "abcdef0111111111", "10.40.0.2/24");
+        await CreateEndpointAsync(driver, Net2, "abcdef0222222222", "10.41.0.2/24");
+        await CreateEndpointAsync(driver, Net1, "abcdef0233333333", "10.40.0.3/24");
+        var records = (await _store.ListAsync("cnm/v1/driver/bridge/endpoint/")).Count;
+        Assert.Multiple(() =>
+        {
+            Assert.That(HostVethOf(driver, "abcdef0111111111"), Is.EqualTo("vethabcdef0"));
+            Assert.That(HostVethOf(driver, "abcdef0222222222"), Is.EqualTo("vethabcdef02"));
+            Assert.That(HostVethOf(driver, "abcdef0233333333"), Is.EqualTo("vethabcdef023"));
+            Assert.That(records, Is.EqualTo(3));
+        });
+
+        // The names are in the records: a restarted driver knows them (and a new endpoint avoids them).
+        var restarted = NewDriver();
+        await restarted.RestoreAsync(CancellationToken.None);
+        await CreateEndpointAsync(restarted, Net2, "abcdef0244444444", "10.41.0.3/24");
+        Assert.Multiple(() =>
+        {
+            Assert.That(HostVethOf(restarted, "abcdef0233333333"), Is.EqualTo("vethabcdef023"));
+            Assert.That(HostVethOf(restarted, "abcdef0244444444"), Is.EqualTo("vethabcdef024"));
+        });
+    }
+
+    [Test]
+    public async Task DeletesLeaveALinkOfTheRecordedNameThatIsNotOurs()
+    {
+        var driver = NewDriver();
+        await driver.CreateNetworkAsync(Request(Net1, "10.40.0.0/24"));
+        await CreateEndpointAsync(driver, Net1, Ep1, "10.40.0.2/24");
+        await CreateEndpointAsync(driver, Net1, Ep2, "10.40.0.3/24");
+        _kernel.Links["vethaaaaaaa"] = new LinkInfo { Index = 40, Name = "vethaaaaaaa", Kind = "dummy" };
+        _kernel.Links["vethbbbbbbb"] = new LinkInfo { Index = 41, Name = "vethbbbbbbb", Kind = "veth", MasterIndex = 99 };
+
+        await driver.DeleteEndpointAsync(Net1, Ep1);
+        await driver.DeleteNetworkAsync(Net1);
+        Assert.Multiple(() =>
+        {
+            Assert.That(_kernel.Links.Keys, Is.EquivalentTo(new[] { "vethaaaaaaa", "vethbbbbbbb" }), "a dummy and a veth of another bridge are not ours; our bridge went");
+            Assert.That(_calls, Does.Contain("delete br-111111111111"));
+        });
+        Assert.That(await RecordCount(), Is.Zero);
+    }
+
+    [Test]
+    public async Task DeleteNetworkLeavesADeviceOfTheBridgeNameThatIsNotABridge()
+    {
+        var driver = NewDriver();
+        await driver.CreateNetworkAsync(Request(Net1, "10.40.0.0/24"));
+        var bridge = _kernel.Links["br-111111111111"];
+        _kernel.Links["br-111111111111"] = bridge with { Kind = "dummy" };
+        await driver.DeleteNetworkAsync(Net1);
+        Assert.That(_kernel.Links.ContainsKey("br-111111111111"), Is.True);
+        Assert.That(await RecordCount(), Is.Zero);
+    }
+
+    [Test]
+    public async Task ReloadShowsWhatAnotherDriverOnTheStoreDidWithoutTouchingKernelOrFirewall()
+    {
+        var ports = new[] { new PortBinding(TransportProtocol.Tcp, 80, IPAddress.Any, 8080) };
+        var a = NewDriver();
+        var b = NewDriver();
+        await a.CreateNetworkAsync(Request(Net1, "10.40.0.0/24"));
+        await CreateEndpointAsync(a, Net1, Ep1, "10.40.0.2/24", ports);
+        await a.ProgramExternalConnectivityAsync(Net1, Ep1);
+        var portmap = (await a.GetEndpointOperationalInfoAsync(Net1, Ep1))[NetLabels.PortMap];
+        await Assert.ThrowsAsync<CnmNotFoundException>(async () => await b.GetEndpointOperationalInfoAsync(Net1, Ep1));
+
+        var calls = _calls.Count;
+        await b.ReloadAsync(CancellationToken.None);
+        Assert.That(_calls, Has.Count.EqualTo(calls), "a reload makes no kernel or firewall call");
+        Assert.That((await b.GetEndpointOperationalInfoAsync(Net1, Ep1))[NetLabels.PortMap], Is.EqualTo(portmap));
+
+        // The taken interface name and the published host port are b's to avoid now.
+        var sharing = Ep1[..7] + "9999999999";
+        await CreateEndpointAsync(b, Net1, sharing, "10.40.0.3/24", ports);
+        Assert.That(HostVethOf(b, sharing), Is.EqualTo("veth" + Ep1[..7] + "9"));
+        var taken = await Assert.ThrowsAsync<CnmConflictException>(async () => await b.ProgramExternalConnectivityAsync(Net1, sharing));
+        Assert.That(taken!.Code, Is.EqualTo(CnmErrorCodes.PortAlreadyAllocated));
+
+        // a sees b's endpoint after its own reload; when a deletes its endpoint, b's reload drops it and frees the port.
+        await a.ReloadAsync(CancellationToken.None);
+        Assert.That(HostVethOf(a, sharing), Is.EqualTo(HostVethOf(b, sharing)));
+        await a.DeleteEndpointAsync(Net1, Ep1);
+        await b.ReloadAsync(CancellationToken.None);
+        await Assert.ThrowsAsync<CnmNotFoundException>(async () => await b.GetEndpointOperationalInfoAsync(Net1, Ep1));
+        await b.ProgramExternalConnectivityAsync(Net1, sharing);
+        Assert.That((await b.GetEndpointOperationalInfoAsync(Net1, sharing))[NetLabels.PortMap], Does.Contain("8080"));
+
+        // A network a deletes disappears from b.
+        await b.RevokeExternalConnectivityAsync(Net1, sharing);
+        await a.ReloadAsync(CancellationToken.None);
+        await a.DeleteNetworkAsync(Net1);
+        await b.ReloadAsync(CancellationToken.None);
+        Assert.That(b.NetworksForTest, Is.Empty);
+    }
+
     [Test]
     public async Task IccOffAsksForBridgeNetfilter()
     {
@@ -354,6 +466,18 @@ public class BridgeDriverTests
                     }
 
                     _calls.Add("delete " + name);
+                    return ValueTask.CompletedTask;
+                });
+            _netlink.Setup(n => n.DeleteLinkAsync(It.IsAny<int>(), It.IsAny<CancellationToken>()))
+                .Returns((int index, CancellationToken _) =>
+                {
+                    if (Links.Values.FirstOrDefault(l => l.Index == index) is not { } link)
+                    {
+                        return ValueTask.FromException(new NetlinkException(19));
+                    }
+
+                    Links.Remove(link.Name);
+                    _calls.Add("delete " + link.Name);
                     return ValueTask.CompletedTask;
                 });
             _netlink.Setup(n => n.GetAddressesAsync(It.IsAny<int?>(), It.IsAny<System.Net.Sockets.AddressFamily>(), It.IsAny<CancellationToken>()))
