@@ -212,7 +212,7 @@ internal sealed partial class BridgeDriver
     private async ValueTask EnsureHostVethGoneAsync(string hostVeth, string? sandboxKey, CancellationToken cancellationToken)
     {
         var netlink = _kernel.Netlink;
-        if (await netlink.GetLinkAsync(hostVeth, cancellationToken).ConfigureAwait(false) is null)
+        if (await HostLinkAsync(netlink, hostVeth, cancellationToken).ConfigureAwait(false) is null)
         {
             return;
         }
@@ -224,7 +224,7 @@ internal sealed partial class BridgeDriver
             while (_time.GetElapsedTime(started) < _options.ReapTimeout)
             {
                 await Task.Delay(delay, _time, cancellationToken).ConfigureAwait(false);
-                if (await netlink.GetLinkAsync(hostVeth, cancellationToken).ConfigureAwait(false) is null)
+                if (await HostLinkAsync(netlink, hostVeth, cancellationToken).ConfigureAwait(false) is null)
                 {
                     BridgeLog.VethReaped(_logger, hostVeth, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds);
                     return;
@@ -237,6 +237,18 @@ internal sealed partial class BridgeDriver
         }
 
         await DeleteHostVethAsync(hostVeth, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async ValueTask<LinkInfo?> HostLinkAsync(IRtnetlinkClient netlink, string hostVeth, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await netlink.GetLinkAsync(hostVeth, cancellationToken).ConfigureAwait(false);
+        }
+        catch (NetlinkException ex)
+        {
+            throw KernelError($"veth {hostVeth}", ex);
+        }
     }
 
     private async ValueTask DeleteHostVethAsync(string hostVeth, CancellationToken cancellationToken)
