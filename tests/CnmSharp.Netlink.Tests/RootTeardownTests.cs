@@ -106,6 +106,7 @@ public class RootTeardownTests
             else
             {
                 await client.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+                Assert.That(client.Socket.Leases, Is.Zero, $"round {round}: DisposeAsync returns once no request runs");
             }
 
             await Task.WhenAll(workers).WaitAsync(TimeSpan.FromSeconds(60));
