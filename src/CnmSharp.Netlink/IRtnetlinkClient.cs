@@ -7,7 +7,10 @@ namespace CnmSharp.Netlink;
 /// <summary>
 /// rtnetlink operations on one network namespace: links, addresses, routes, neighbours and notifications.
 /// Implemented by <see cref="RtnetlinkClient"/>; mock this interface in tests of code that drives the kernel.
-/// Failures the kernel reports surface as <see cref="NetlinkException"/> with the errno and the kernel's message.
+/// Failures the kernel reports surface as <see cref="NetlinkException"/> with the errno and the kernel's message; so do
+/// failures of the socket itself (errno and operation, e.g. ENOBUFS when replies were lost). A request on a disposed
+/// client, or one running while the client is disposed, ends with <see cref="ObjectDisposedException"/> (unless its
+/// reply was already in), and a cancelled one with <see cref="OperationCanceledException"/>.
 /// </summary>
 public interface IRtnetlinkClient
 {

@@ -1,4 +1,3 @@
-using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using CnmSharp.Netlink.Internal;
 
@@ -13,7 +12,7 @@ public sealed partial class RtnetlinkClient
     /// <summary>Monitor with a chosen socket receive buffer (tests use a tiny one to provoke ENOBUFS).</summary>
     internal async IAsyncEnumerable<NetlinkEvent> MonitorAsync(NetlinkGroups groups, int receiveBufferSize, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
         var numbers = GroupNumbers(groups);
         var socket = OpenMonitorSocket(numbers, receiveBufferSize);
         try
@@ -26,22 +25,28 @@ public sealed partial class RtnetlinkClient
                 var received = 0;
                 try
                 {
-                    received = await socket.ReceiveAsync(cancellationToken).ConfigureAwait(false);
+                    received = await socket.ReceiveAsync(cancellationToken, "netlink monitor").ConfigureAwait(false);
                 }
-                catch (SocketException e) when (e.SocketErrorCode == SocketError.NoBufferSpaceAvailable)
+                catch (NetlinkException e) when (e.Errno == Errnos.ENOBUFS)
                 {
                     lost = true;
+                }
+                catch (ObjectDisposedException e) when (IsDisposed)
+                {
+                    throw new ObjectDisposedException(GetType().FullName, e);
                 }
 
                 if (lost)
                 {
                     // Start over on a fresh subscription first, so a re-dump done on Resync misses nothing after it.
-                    socket.Dispose();
-                    socket = OpenMonitorSocket(numbers, receiveBufferSize);
+                    var fresh = OpenMonitorSocket(numbers, receiveBufferSize);
+                    CloseMonitorSocket(socket);
+                    socket = fresh;
                     yield return new NetlinkEvent(NetlinkEventKind.Resync);
                     continue;
                 }
 
+                // The enumeration holds a lease on its socket, so a concurrent Dispose cannot pool the buffer under this read.
                 ParseEvents(socket.Received(received), events);
                 foreach (var e in events)
                 {
@@ -53,14 +58,42 @@ public sealed partial class RtnetlinkClient
         }
         finally
         {
-            socket.Dispose();
+            CloseMonitorSocket(socket);
         }
     }
 
-    private NetlinkSocket OpenMonitorSocket(int[] groups, int receiveBufferSize) =>
-        _namespace is null
-            ? NetlinkSocket.Open(groups, receiveBufferSize)
-            : InNamespace(_namespace, () => NetlinkSocket.Open(groups, receiveBufferSize));
+    /// <summary>
+    /// Opens a monitor socket in the client's namespace, leased for the enumeration and registered so that
+    /// <see cref="Dispose"/> closes it (which ends the enumeration with <see cref="ObjectDisposedException"/>).
+    /// </summary>
+    private NetlinkSocket OpenMonitorSocket(int[] groups, int receiveBufferSize)
+    {
+        var socket = InOwnNamespace(() => NetlinkSocket.Open(groups, receiveBufferSize, _pool));
+        _ = socket.TryAcquire();
+        lock (_monitors)
+        {
+            if (!IsDisposed)
+            {
+                _monitors.Add(socket);
+                return socket;
+            }
+        }
+
+        socket.Dispose();
+        socket.Release();
+        throw new ObjectDisposedException(GetType().FullName);
+    }
+
+    private void CloseMonitorSocket(NetlinkSocket socket)
+    {
+        lock (_monitors)
+        {
+            _monitors.Remove(socket);
+        }
+
+        socket.Dispose();
+        socket.Release();
+    }
 
     internal static void ParseEvents(ReadOnlySpan<byte> datagram, List<NetlinkEvent> events)
     {

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using CnmSharp.Netlink.Internal;
@@ -15,49 +16,64 @@ public sealed partial class RtnetlinkClient : IRtnetlinkClient, IAsyncDisposable
     private const int MaxDumpAttempts = 5;
 
     private readonly NetlinkSocket _socket;
-    private readonly SafeFileHandle? _namespace;
-    private volatile bool _disposed;
+    private readonly SafeFileHandle _namespace;
+    private readonly ArrayPool<byte>? _pool;
+    private readonly HashSet<NetlinkSocket> _monitors = [];
+    private int _disposed;
 
-    private RtnetlinkClient(NetlinkSocket socket, SafeFileHandle? networkNamespace)
+    private RtnetlinkClient(NetlinkSocket socket, SafeFileHandle networkNamespace, ArrayPool<byte>? pool)
     {
         _socket = socket;
         _namespace = networkNamespace;
+        _pool = pool;
     }
 
     /// <summary>Parses one reply message of a query into results.</summary>
     internal delegate void MessageParser<T>(ushort type, ReadOnlySpan<byte> payload, List<T> results);
 
-    /// <summary>The netlink port id the kernel gave this client's socket.</summary>
+    /// <summary>The netlink port id the kernel gave this client's socket (a new one after a resynchronisation).</summary>
     public uint PortId => _socket.PortId;
+
+    /// <summary>The request socket, for tests.</summary>
+    internal NetlinkSocket Socket => _socket;
+
+    private bool IsDisposed => Volatile.Read(ref _disposed) != 0;
 
     /// <summary>
     /// Opens a client. With no namespace, the socket belongs to the calling thread's network namespace. With one,
-    /// the socket is created inside it on a dedicated thread (setns there and back), and every operation of the
-    /// client, including <see cref="MonitorAsync(NetlinkGroups, CancellationToken)"/>, acts on that namespace. The handle may be closed afterwards.
+    /// the socket is created inside it on a dedicated thread (setns there and back). Either way the client keeps an fd
+    /// of that namespace, and every operation of the client, including
+    /// <see cref="MonitorAsync(NetlinkGroups, CancellationToken)"/> and the replacement of a socket after a lost reply,
+    /// acts on it. The handle passed in may be closed afterwards.
     /// </summary>
     /// <param name="networkNamespace">An open fd of a network namespace (e.g. /run/netns/NAME), or null.</param>
     /// <returns>The client.</returns>
     /// <exception cref="NetlinkException">The socket could not be created, or the handle is not a network namespace (EINVAL/EBADF).</exception>
-    public static RtnetlinkClient Open(SafeHandle? networkNamespace = null)
+    public static RtnetlinkClient Open(SafeHandle? networkNamespace = null) => Open(networkNamespace, 0, null);
+
+    /// <summary>Opens a client with a chosen socket receive buffer and buffer pool (tests: ENOBUFS, pool accounting).</summary>
+    internal static RtnetlinkClient Open(SafeHandle? networkNamespace, int receiveBufferSize, ArrayPool<byte>? pool)
     {
         if (networkNamespace is null)
         {
-            return new RtnetlinkClient(NetlinkSocket.Open(), null);
+            return OpenHere(receiveBufferSize, pool);
         }
 
-        return InNamespace(networkNamespace, static () =>
+        return InNamespace(networkNamespace, () => OpenHere(receiveBufferSize, pool));
+    }
+
+    private static RtnetlinkClient OpenHere(int receiveBufferSize, ArrayPool<byte>? pool)
+    {
+        var socket = NetlinkSocket.Open(receiveBufferSize: receiveBufferSize, pool: pool);
+        try
         {
-            var socket = NetlinkSocket.Open();
-            try
-            {
-                return new RtnetlinkClient(socket, NamespaceExecutor.OpenCurrentThreadNamespace());
-            }
-            catch
-            {
-                socket.Dispose();
-                throw;
-            }
-        });
+            return new RtnetlinkClient(socket, NamespaceExecutor.OpenCurrentThreadNamespace(), pool);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Runs socket creation inside a namespace; a namespace that cannot be entered is a
@@ -74,32 +90,111 @@ public sealed partial class RtnetlinkClient : IRtnetlinkClient, IAsyncDisposable
         }
     }
 
-    /// <summary>Closes the socket. Requests in flight fail.</summary>
+    /// <summary>Runs socket creation in this client's namespace; <see cref="ObjectDisposedException"/> once disposed.</summary>
+    private T InOwnNamespace<T>(Func<T> open)
+    {
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
+        try
+        {
+            return InNamespace(_namespace, open);
+        }
+        catch (ObjectDisposedException ex) when (IsDisposed)
+        {
+            // The namespace handle was closed by a concurrent Dispose.
+            throw new ObjectDisposedException(GetType().FullName, ex);
+        }
+    }
+
+    /// <summary>
+    /// Closes the socket (and those of running monitors). Safe at any moment and on any thread: requests in flight, and
+    /// those queued behind them, end with <see cref="ObjectDisposedException"/> unless their reply was already in;
+    /// monitors end with <see cref="ObjectDisposedException"/>. Pooled buffers return to the pool only once the
+    /// operations using them have ended.
+    /// </summary>
     public void Dispose()
     {
-        if (_disposed)
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
         {
             return;
         }
 
-        _disposed = true;
         _socket.Dispose();
-        _namespace?.Dispose();
+        NetlinkSocket[] monitors;
+        lock (_monitors)
+        {
+            monitors = [.. _monitors];
+        }
+
+        foreach (var monitor in monitors)
+        {
+            monitor.Dispose();
+        }
+
+        _namespace.Dispose();
     }
 
-    /// <inheritdoc cref="Dispose"/>
-    /// <returns>A completed task.</returns>
-    public ValueTask DisposeAsync()
+    /// <summary>Closes the client as <see cref="Dispose"/> does, then waits until every request it was running has ended.</summary>
+    /// <returns>A task that completes when no request of the client runs any more.</returns>
+    public async ValueTask DisposeAsync()
     {
         Dispose();
-        return ValueTask.CompletedTask;
+        await _socket.Drained.ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Takes a lease on the request socket and its lock, refusing once disposed, and replaces the socket first when
+    /// an earlier request left it out of step (ENOBUFS, cancellation, a failed send or receive).
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask EnterAsync(CancellationToken cancellationToken)
+    {
+        if (!_socket.TryAcquire())
+        {
+            ObjectDisposedException.ThrowIf(true, this);
+        }
+
+        try
+        {
+            await _socket.Lock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            _socket.Release();
+            throw;
+        }
+
+        try
+        {
+            ObjectDisposedException.ThrowIf(_socket.IsClosed, this);
+            if (_socket.NeedsResync)
+            {
+                InOwnNamespace(() =>
+                {
+                    _socket.Reopen();
+                    return true;
+                });
+            }
+        }
+        catch
+        {
+            Exit();
+            throw;
+        }
+    }
+
+    /// <summary>Ends what <see cref="EnterAsync"/> began.</summary>
+    private void Exit()
+    {
+        _socket.ReleaseReceiveBuffer();
+        _socket.Lock.Release();
+        _socket.Release();
     }
 
     /// <inheritdoc />
     public async ValueTask<RtnetlinkBatchResult> ExecuteBatchAsync(RtnetlinkBatch batch, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(batch);
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
         batch.ThrowIfDisposed();
         var count = batch.Count;
         var errors = new NetlinkException?[count];
@@ -108,25 +203,25 @@ public sealed partial class RtnetlinkClient : IRtnetlinkClient, IAsyncDisposable
             return new RtnetlinkBatchResult(errors);
         }
 
-        await _socket.Lock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        const string operation = "netlink batch";
+        await EnterAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             var first = _socket.NextSequence(count);
             var length = batch.Bytes.Length;
             batch.CopyTo(_socket.SendBuffer.Grow(length, 0), first, _socket.PortId);
-            await _socket.SendAsync(length, cancellationToken).ConfigureAwait(false);
+            await _socket.SendAsync(length, cancellationToken, operation).ConfigureAwait(false);
             var answered = new bool[count];
             var pending = count;
             while (pending > 0)
             {
-                var received = await _socket.ReceiveAsync(cancellationToken).ConfigureAwait(false);
+                var received = await _socket.ReceiveAsync(cancellationToken, operation).ConfigureAwait(false);
                 pending -= CollectBatchAcks(_socket.Received(received), first, _socket.PortId, errors, answered);
             }
         }
         finally
         {
-            _socket.ReleaseReceiveBuffer();
-            _socket.Lock.Release();
+            Exit();
         }
 
         return new RtnetlinkBatchResult(errors);
@@ -159,26 +254,31 @@ public sealed partial class RtnetlinkClient : IRtnetlinkClient, IAsyncDisposable
     private async ValueTask ExecuteAsync<TRequest>(TRequest request, string operation, CancellationToken cancellationToken)
         where TRequest : struct, IRequest
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
         request.GetHandles(out var first, out var second);
         var addedFirst = false;
         var addedSecond = false;
-        await _socket.Lock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await EnterAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             first?.DangerousAddRef(ref addedFirst);
             second?.DangerousAddRef(ref addedSecond);
             var sequence = _socket.NextSequence();
             var length = Encode(request, sequence);
-            await _socket.SendAsync(length, cancellationToken).ConfigureAwait(false);
+            await _socket.SendAsync(length, cancellationToken, operation).ConfigureAwait(false);
             while (true)
             {
-                var received = await _socket.ReceiveAsync(cancellationToken).ConfigureAwait(false);
+                var received = await _socket.ReceiveAsync(cancellationToken, operation).ConfigureAwait(false);
                 if (CheckAck(_socket.Received(received), sequence, _socket.PortId, operation))
                 {
                     return;
                 }
             }
+        }
+        catch (NetlinkProtocolException)
+        {
+            _socket.MarkNeedsResync();
+            throw;
         }
         finally
         {
@@ -192,8 +292,7 @@ public sealed partial class RtnetlinkClient : IRtnetlinkClient, IAsyncDisposable
                 second!.DangerousRelease();
             }
 
-            _socket.ReleaseReceiveBuffer();
-            _socket.Lock.Release();
+            Exit();
         }
     }
 
@@ -201,8 +300,8 @@ public sealed partial class RtnetlinkClient : IRtnetlinkClient, IAsyncDisposable
     private async ValueTask QueryAsync<TRequest, T>(TRequest request, MessageParser<T> parser, List<T> results, string operation, CancellationToken cancellationToken)
         where TRequest : struct, IRequest
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        await _socket.Lock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
+        await EnterAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             for (var attempt = 1; ; attempt++)
@@ -210,12 +309,12 @@ public sealed partial class RtnetlinkClient : IRtnetlinkClient, IAsyncDisposable
                 results.Clear();
                 var sequence = _socket.NextSequence();
                 var length = Encode(request, sequence);
-                await _socket.SendAsync(length, cancellationToken).ConfigureAwait(false);
+                await _socket.SendAsync(length, cancellationToken, operation).ConfigureAwait(false);
                 var interrupted = false;
                 var done = false;
                 while (!done)
                 {
-                    var received = await _socket.ReceiveAsync(cancellationToken).ConfigureAwait(false);
+                    var received = await _socket.ReceiveAsync(cancellationToken, operation).ConfigureAwait(false);
                     done = ProcessQueryReply(_socket.Received(received), sequence, _socket.PortId, parser, results, ref interrupted, operation);
                 }
 
@@ -230,10 +329,15 @@ public sealed partial class RtnetlinkClient : IRtnetlinkClient, IAsyncDisposable
                 }
             }
         }
+        catch (NetlinkProtocolException)
+        {
+            // The rest of the reply may still be queued or in production.
+            _socket.MarkNeedsResync();
+            throw;
+        }
         finally
         {
-            _socket.ReleaseReceiveBuffer();
-            _socket.Lock.Release();
+            Exit();
         }
     }
 

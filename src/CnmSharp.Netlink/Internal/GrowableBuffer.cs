@@ -5,9 +5,14 @@ namespace CnmSharp.Netlink.Internal;
 /// <summary>A pooled byte array that a <see cref="NetlinkWriter"/> can grow into. Not thread-safe.</summary>
 internal sealed class GrowableBuffer : IDisposable
 {
+    private readonly ArrayPool<byte> _pool;
     private byte[] _array;
 
-    public GrowableBuffer(int initialCapacity = 4096) => _array = ArrayPool<byte>.Shared.Rent(initialCapacity);
+    public GrowableBuffer(int initialCapacity = 4096, ArrayPool<byte>? pool = null)
+    {
+        _pool = pool ?? ArrayPool<byte>.Shared;
+        _array = _pool.Rent(initialCapacity);
+    }
 
     public byte[] Array => _array;
 
@@ -19,20 +24,19 @@ internal sealed class GrowableBuffer : IDisposable
             return _array;
         }
 
-        var larger = ArrayPool<byte>.Shared.Rent(Math.Max(required, _array.Length * 2));
+        var larger = _pool.Rent(Math.Max(required, _array.Length * 2));
         _array.AsSpan(0, used).CopyTo(larger);
-        ArrayPool<byte>.Shared.Return(_array);
+        _pool.Return(_array);
         _array = larger;
         return larger;
     }
 
     public void Dispose()
     {
-        var array = _array;
-        _array = [];
+        var array = Interlocked.Exchange(ref _array, []);
         if (array.Length > 0)
         {
-            ArrayPool<byte>.Shared.Return(array);
+            _pool.Return(array);
         }
     }
 }

@@ -48,14 +48,23 @@ public sealed class LinuxSandboxNetworking : ISandboxNetworking, IAsyncDisposabl
             throw KernelError($"sandbox namespace {key}", ex);
         }
 
-        var handles = new SandboxHandles(ns, RtnetlinkClient.Open(ns.Handle));
+        SandboxHandles? handles = null;
         try
         {
+            handles = new SandboxHandles(ns, RtnetlinkClient.Open(ns.Handle));
             await handles.Client.SetLinkUpAsync(LoopbackIndex, cancellationToken).ConfigureAwait(false);
         }
         catch (NetlinkException ex)
         {
-            handles.Dispose();
+            if (handles is null)
+            {
+                ns.Dispose();
+            }
+            else
+            {
+                handles.Dispose();
+            }
+
             await manager.DeleteAsync(name, CancellationToken.None).ConfigureAwait(false);
             throw KernelError($"sandbox namespace {key}", ex);
         }
@@ -158,6 +167,10 @@ public sealed class LinuxSandboxNetworking : ISandboxNetworking, IAsyncDisposabl
         {
             throw KernelError(subject, ex);
         }
+        catch (NamespaceException ex)
+        {
+            throw KernelError(subject, ex);
+        }
     }
 
     /// <inheritdoc />
@@ -194,7 +207,7 @@ public sealed class LinuxSandboxNetworking : ISandboxNetworking, IAsyncDisposabl
         {
             // Already gone.
         }
-        catch (NetlinkException ex)
+        catch (Exception ex) when (ex is NetlinkException or NamespaceException)
         {
             throw KernelError($"interface {sandboxInterface.DestinationName} of sandbox {key}", ex);
         }
@@ -273,6 +286,11 @@ public sealed class LinuxSandboxNetworking : ISandboxNetworking, IAsyncDisposabl
             {
                 ns?.Dispose();
                 throw new CnmNotFoundException(CnmErrorCodes.NoSuchSandbox, $"sandbox namespace {k}", "the namespace does not exist", ex);
+            }
+            catch (NetlinkException ex)
+            {
+                ns?.Dispose();
+                throw KernelError($"sandbox namespace {k}", ex);
             }
         });
 

@@ -333,7 +333,7 @@ internal sealed partial class BridgeDriver
     {
         var hostVeth = record.HostVeth;
         var netlink = _kernel.Netlink;
-        var link = await netlink.GetLinkAsync(hostVeth, cancellationToken).ConfigureAwait(false);
+        var link = await HostLinkAsync(netlink, hostVeth, cancellationToken).ConfigureAwait(false);
         if (link is null)
         {
             return;
@@ -352,7 +352,7 @@ internal sealed partial class BridgeDriver
             while (_time.GetElapsedTime(started) < _options.ReapTimeout)
             {
                 await Task.Delay(delay, _time, cancellationToken).ConfigureAwait(false);
-                var now = await netlink.GetLinkAsync(hostVeth, cancellationToken).ConfigureAwait(false);
+                var now = await HostLinkAsync(netlink, hostVeth, cancellationToken).ConfigureAwait(false);
                 if (now is null || now.Index != link.Index)
                 {
                     BridgeLog.VethReaped(_logger, hostVeth, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds);
@@ -400,6 +400,18 @@ internal sealed partial class BridgeDriver
 
         var bridge = await _kernel.Netlink.GetLinkAsync(bridgeName, cancellationToken).ConfigureAwait(false);
         return bridge is not null && bridge.Index == link.MasterIndex;
+    }
+
+    private static async ValueTask<LinkInfo?> HostLinkAsync(IRtnetlinkClient netlink, string hostVeth, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await netlink.GetLinkAsync(hostVeth, cancellationToken).ConfigureAwait(false);
+        }
+        catch (NetlinkException ex)
+        {
+            throw KernelError($"veth {hostVeth}", ex);
+        }
     }
 
     /// <summary>Deletes a veth this driver made (by name: the caller just created it).</summary>

@@ -31,6 +31,10 @@ internal sealed partial class BridgeDriver
             _networks[network.Id] = network;
             BridgeLog.NetworkCreated(_logger, network.Id, network.BridgeName, existing is null ? "created" : "adopted");
         }
+        catch (NetlinkException ex)
+        {
+            throw KernelError(subject, ex);
+        }
         finally
         {
             _gate.Release();
@@ -121,6 +125,10 @@ internal sealed partial class BridgeDriver
             await _store.DeleteNetworkAsync(networkId, cancellationToken).ConfigureAwait(false);
             _networks.TryRemove(networkId, out _);
             BridgeLog.NetworkDeleted(_logger, networkId, network.BridgeName);
+        }
+        catch (NetlinkException ex)
+        {
+            throw KernelError($"network {networkId}", ex);
         }
         finally
         {

@@ -13,7 +13,7 @@ namespace CnmSharp.Drivers.Bridge;
 /// driver's store prefix), the host ports it allocated. Split by concern: networks (<c>.Networks.cs</c>), endpoints and
 /// joins (<c>.Endpoints.cs</c>), published ports and firewall reconciliation (<c>.Ports.cs</c>).
 /// </summary>
-internal sealed partial class BridgeDriver : INetworkDriver, IExternalConnectivityDriver, IFirewallReconcilableDriver, IAsyncDisposable
+internal sealed partial class BridgeDriver : INetworkDriver, IExternalConnectivityDriver, IFirewallReconcilableDriver, CnmSharp.Store.IStateReloadable, IAsyncDisposable
 {
     private readonly BridgeDriverOptions _options;
     private readonly IBridgeKernel _kernel;
@@ -221,6 +221,9 @@ internal sealed partial class BridgeDriver : INetworkDriver, IExternalConnectivi
 
         return taken;
     }
+
+    /// <inheritdoc />
+    ValueTask CnmSharp.Store.IStateReloadable.ReloadAsync(CancellationToken cancellationToken) => ReloadAsync(cancellationToken);
 
     /// <inheritdoc />
     public ValueTask DisposeAsync()

@@ -29,15 +29,24 @@ internal sealed class LinuxBridgeKernel : IBridgeKernel
 
     public LinuxBridgeKernel(string? hostNamespacePath)
     {
-        _host = _manager.Open(hostNamespacePath ?? "/proc/self/ns/net");
+        var path = hostNamespacePath ?? "/proc/self/ns/net";
+        try
+        {
+            _host = _manager.Open(path);
+        }
+        catch (NamespaceException ex)
+        {
+            throw new CnmInternalException(CnmErrorCodes.KernelError, $"host namespace {path}", ex.Message, ex);
+        }
+
         try
         {
             _client = RtnetlinkClient.Open(_host.Handle);
         }
-        catch
+        catch (NetlinkException ex)
         {
             _host.Dispose();
-            throw;
+            throw new CnmInternalException(CnmErrorCodes.KernelError, $"netlink socket in host namespace {path}", ex.Message, ex);
         }
     }
 
