@@ -80,31 +80,23 @@ internal sealed partial class FileStateLock : IStateLock
 
     private static SafeFileHandle OpenLockFile(string path)
     {
-        if (OperatingSystem.IsWindows())
+        // open(2) itself, not FileStream: .NET takes a flock of its own on the files it opens, which would mix with
+        // ours. O_NOFOLLOW: a symbolic link planted in place of a lock file is refused, never followed.
+        var noFollow = RuntimeInformation.ProcessArchitecture is Architecture.Arm64 or Architecture.Arm ? 0x8000 : 0x20000;
+        const int ReadWrite = 0x2, Create = 0x40, CloseOnExec = 0x80000;
+        while (true)
         {
-            throw new PlatformNotSupportedException("The state lock uses flock(2).");
-        }
-
-        if (new FileInfo(path).LinkTarget is not null)
-        {
-            throw new CnmUnavailableException(StoreRules.StoreUnavailable, $"lock file \"{path}\"", "the lock file is a symbolic link");
-        }
-
-        try
-        {
-            // Read-write access with sharing: .NET takes no lock of its own on such a handle.
-            var stream = new FileStream(path, new FileStreamOptions
+            var fd = OpenNative(path, ReadWrite | Create | CloseOnExec | noFollow, 0x180 /* 0600 */);
+            if (fd >= 0)
             {
-                Mode = FileMode.OpenOrCreate,
-                Access = FileAccess.ReadWrite,
-                Share = FileShare.ReadWrite,
-                UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-            });
-            return stream.SafeFileHandle;
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            throw new CnmUnavailableException(StoreRules.StoreUnavailable, $"lock file \"{path}\"", "cannot open the lock file: " + ex.Message, ex);
+                return new SafeFileHandle(fd, ownsHandle: true);
+            }
+
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno != EIntr)
+            {
+                throw new CnmUnavailableException(StoreRules.StoreUnavailable, $"lock file \"{path}\"", $"cannot open the lock file: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})");
+            }
         }
     }
 
@@ -142,6 +134,9 @@ internal sealed partial class FileStateLock : IStateLock
     }
 
     private void Flock(SafeFileHandle file, int operation) => TryFlock(file, operation);
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int OpenNative(string path, int flags, uint mode);
 
     [LibraryImport("libc", EntryPoint = "flock", SetLastError = true)]
     private static partial int FlockNative(SafeFileHandle fd, int operation);

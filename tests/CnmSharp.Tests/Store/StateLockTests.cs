@@ -96,7 +96,7 @@ public sealed class StateLockTests
             var waiting = mine.AcquireAsync().AsTask();
             await Task.Delay(100);
             Assert.That(waiting.IsCompleted, Is.False, "the child holds the lock");
-            holder.Kill();
+            holder.Kill(entireProcessTree: true); // SIGKILL to flock and to the sleep that inherited the locked fd
             await waiting.WaitAsync(TimeSpan.FromSeconds(10));
             mine.Release();
         }
@@ -104,7 +104,7 @@ public sealed class StateLockTests
         {
             if (!holder.HasExited)
             {
-                holder.Kill();
+                holder.Kill(entireProcessTree: true);
             }
 
             await holder.WaitForExitAsync();
