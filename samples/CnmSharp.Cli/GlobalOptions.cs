@@ -83,7 +83,8 @@ internal sealed record CliContext(string StateDirectory, string RunDirectory, st
     /// <summary>Builds a controller on the embedded store of the state directory (its recovery runs at start).</summary>
     public async Task<NetworkController> OpenControllerAsync(CancellationToken cancellationToken)
     {
-        Directory.CreateDirectory(StateDirectory);
+        // The builder creates the state (0700) and run (0711) directories whatever the umask, and refuses them when
+        // another user owns them or group or others can write them.
         return await new NetworkControllerBuilder()
             .Configure(o =>
             {

@@ -80,4 +80,10 @@ public static class CnmErrorCodes
     public const string InvalidAddress = "InvalidAddress";
     /// <summary>The gateway is outside the subnet, or otherwise unusable.</summary>
     public const string InvalidGateway = "InvalidGateway";
+    /// <summary>A state or run directory, or the store file, is not safely the controller's own (owned by another
+    /// user, or writable by group or others), so it is refused.</summary>
+    public const string UnsafeDirectory = "UnsafeDirectory";
+    /// <summary>A path to unmount or delete is not inside the controller's own run directory (or is a symbolic link), so
+    /// it is left untouched.</summary>
+    public const string UnownedPath = "UnownedPath";
 }

@@ -88,6 +88,8 @@ internal sealed class JoinInfo(IInterfaceInfo interfaceInfo) : IJoinInfo
             throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidName, "join interface name", "source name and destination prefix must not be empty");
         }
 
+        Validation.InterfaceNames(sourceName, destinationPrefix);
+
         if (SourceName is not null)
         {
             throw new CnmConflictException(CnmErrorCodes.AlreadySet, "join interface name", $"already set to {SourceName}");

@@ -13,7 +13,7 @@ public sealed partial class NetworkController
     internal ValueTask<Endpoint> CreateEndpointAsync(Network network, string name, EndpointCreateOptions options, CancellationToken cancellationToken) =>
         RunAsync("endpoint.create", async () =>
         {
-            Ids.ValidateName(name, "endpoint");
+            Validation.EndpointCreate(name, options);
             foreach (var linkLocal in options.LinkLocalAddresses)
             {
                 if (!(linkLocal.Address.IsIPv6LinkLocal || IsIPv4LinkLocal(linkLocal.Address)))

@@ -24,12 +24,7 @@ public sealed partial class NetworkController
 
     private async ValueTask<Network> CreateNetworkCoreAsync(string name, string driverName, NetworkCreateOptions options, CancellationToken cancellationToken)
     {
-        if (options.Id is { } explicitId)
-        {
-            Ids.ValidateId(explicitId, "network");
-        }
-
-        Ids.ValidateName(name, "network");
+        Validation.NetworkCreate(name, options);
         var driver = _registry.GetDriver(driverName);
         var capability = driver.Capability;
         if (options.Scope is { } scope && scope == DriverScope.Local && capability.DataScope != DriverScope.Local)

@@ -22,10 +22,7 @@ public sealed partial class NetworkController
         RunAsync("sandbox.create", async () =>
         {
             options ??= new SandboxCreateOptions();
-            if (string.IsNullOrWhiteSpace(containerId))
-            {
-                throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidId, "container id", "the container id is empty");
-            }
+            Validation.SandboxCreate(containerId, options);
 
             // The container is reserved without the controller gate: creating a namespace and writing files is the
             // slow part of an attach, and sandboxes of different containers share nothing.
@@ -469,7 +466,7 @@ public sealed partial class NetworkController
     }
 
     /// <summary>Where a sandbox's generated files live: beside its namespace, under the run directory.</summary>
-    internal string SandboxFilesDirectory(string sandboxId) => Path.Combine(_options.RunDirectory, "sandboxes", sandboxId);
+    internal string SandboxFilesDirectory(string sandboxId) => Path.Combine(_options.RunDirectory, "sandboxes", Validation.StoredSandboxId(sandboxId));
 
     private static SandboxFileOptions FileOptions(SandboxRecord record, bool enableIPv6) => new()
     {

@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using CnmSharp.Core;
 using CnmSharp.Drivers;
 using CnmSharp.Drivers.Host;
 using CnmSharp.Drivers.Null;
@@ -185,8 +186,31 @@ public sealed class NetworkControllerBuilder
     /// <summary>Builds and starts the controller.</summary>
     /// <param name="cancellationToken">Cancels the start.</param>
     /// <returns>The controller.</returns>
+    /// <exception cref="CnmInvalidArgumentException">A path in the options is relative, or the state or run directory
+    /// (or the store file) is owned by another user or writable by group or others (code
+    /// <see cref="CnmErrorCodes.UnsafeDirectory"/>).</exception>
     public async ValueTask<NetworkController> BuildAsync(CancellationToken cancellationToken = default)
     {
+        Validation.ControllerOptions(Options);
+
+        // The run directory is created (mode 0711 whatever the umask) and checked only when the built-in sandbox
+        // networking or files use it; each gets its own subfolder, the only place it ever unmounts or deletes.
+        var namespaceDirectory = Path.Combine(Options.RunDirectory, "netns");
+        var filesDirectory = Path.Combine(Options.RunDirectory, "sandboxes");
+        if (_sandboxNetworking is null || _sandboxFiles is null)
+        {
+            EnsureDirectory(Options.RunDirectory, OwnedDirectory.RunMode, "run directory");
+            if (_sandboxNetworking is null)
+            {
+                EnsureDirectory(namespaceDirectory, OwnedDirectory.RunMode, "sandbox namespace directory");
+            }
+
+            if (_sandboxFiles is null)
+            {
+                EnsureDirectory(filesDirectory, OwnedDirectory.RunMode, "sandbox files directory");
+            }
+        }
+
         var drivers = new List<INetworkDriverFactory>();
         var ipams = new List<IIpamDriverFactory>();
         if (_builtIns)
@@ -206,10 +230,10 @@ public sealed class NetworkControllerBuilder
                 OwnsStore = owned,
                 Drivers = drivers,
                 Ipams = ipams,
-                SandboxNetworking = _sandboxNetworking ?? new LinuxSandboxNetworking(Options.HostNamespacePath, _loggerFactory),
+                SandboxNetworking = _sandboxNetworking ?? new LinuxSandboxNetworking(Options.HostNamespacePath, namespaceDirectory, _loggerFactory),
                 OwnsSandboxNetworking = _sandboxNetworking is null,
                 Firewall = _firewall?.Create(Options.HostNamespacePath),
-                SandboxFiles = _sandboxFiles ?? new SandboxFiles(),
+                SandboxFiles = _sandboxFiles ?? new SandboxFiles(filesDirectory),
                 LoggerFactory = _loggerFactory,
                 MeterFactory = _meterFactory,
                 TimeProvider = _timeProvider,
@@ -218,8 +242,24 @@ public sealed class NetworkControllerBuilder
             cancellationToken).ConfigureAwait(false);
     }
 
-    private async ValueTask<(IKeyValueStore, bool)> OpenDefaultStore(CancellationToken cancellationToken) =>
-        (await SqliteKeyValueStore.OpenAsync(
+    /// <summary>Creates a directory of the controller with its mode whatever the umask, and checks that it is ours.</summary>
+    private static void EnsureDirectory(string path, UnixFileMode mode, string what)
+    {
+        try
+        {
+            OwnedDirectory.Ensure(path, mode, what);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidOption, $"{what} {path}", "cannot create or use it: " + ex.Message, ex);
+        }
+    }
+
+    private async ValueTask<(IKeyValueStore, bool)> OpenDefaultStore(CancellationToken cancellationToken)
+    {
+        // Mode 0700 whatever the umask; refused when another user owns it or group or others can write it.
+        EnsureDirectory(Options.StateDirectory, OwnedDirectory.StateMode, "state directory");
+        return (await SqliteKeyValueStore.OpenAsync(
             new SqliteStoreOptions
             {
                 Path = Path.Combine(Options.StateDirectory, "cnm.db"),
@@ -229,6 +269,7 @@ public sealed class NetworkControllerBuilder
                 Durability = SqliteDurability.ProcessCrash,
             },
             cancellationToken).ConfigureAwait(false), true);
+    }
 }
 
 /// <summary>The built-in drivers and IPAMs.</summary>

@@ -14,26 +14,54 @@ namespace CnmSharp.Sandboxes;
 /// namespace). Deleting a namespace takes the interfaces created in it along, which is far cheaper on this kernel than
 /// deleting each device.
 /// </summary>
-public sealed class LinuxSandboxNetworking : ISandboxNetworking, IAsyncDisposable
+/// <remarks>
+/// Every key must name a direct child of the namespace directory given at construction (resolved with real-path
+/// semantics; a symbolic link is never followed, in the key's directory or as the key itself). A key outside it is
+/// refused with <see cref="CnmErrorCodes.UnownedPath"/> and left untouched: nothing is created, opened, unmounted or
+/// unlinked there. The host namespace (the controller's, or the process's own) is never unmounted, wherever it is.
+/// </remarks>
+public sealed partial class LinuxSandboxNetworking : ISandboxNetworking, IAsyncDisposable
 {
+    private const string OwnNamespacePath = "/proc/self/ns/net";
     private readonly string? _hostNamespacePath;
+    private readonly string _namespaceDirectory;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<string, SandboxHandles> _open = new(StringComparer.Ordinal);
 
     /// <summary>Creates the implementation for one controller.</summary>
     /// <param name="hostNamespacePath">The controller's host namespace, or null for the process's own.</param>
+    /// <param name="namespaceDirectory">The directory (absolute) that holds the sandboxes' namespace files, normally
+    /// <c>&lt;RunDirectory&gt;/netns</c>: the only place this object creates, unmounts or unlinks anything.</param>
     /// <param name="loggerFactory">Logging.</param>
-    public LinuxSandboxNetworking(string? hostNamespacePath, ILoggerFactory loggerFactory)
+    public LinuxSandboxNetworking(string? hostNamespacePath, string namespaceDirectory, ILoggerFactory loggerFactory)
     {
         ArgumentNullException.ThrowIfNull(loggerFactory);
+        ArgumentException.ThrowIfNullOrEmpty(namespaceDirectory);
+        if (!Path.IsPathRooted(namespaceDirectory))
+        {
+            throw new ArgumentException("The namespace directory must be an absolute path.", nameof(namespaceDirectory));
+        }
+
         _hostNamespacePath = hostNamespacePath;
+        _namespaceDirectory = Path.TrimEndingDirectorySeparator(Path.GetFullPath(namespaceDirectory));
         _logger = loggerFactory.CreateLogger<LinuxSandboxNetworking>();
     }
 
     /// <inheritdoc />
     public async ValueTask CreateNamespaceAsync(string key, CancellationToken cancellationToken = default)
     {
-        var (manager, name) = ManagerFor(key);
+        // Created 0711 whatever the umask (and refused if another user owns it or others can write it) before the
+        // namespace manager would create it with the umask's mode.
+        try
+        {
+            Core.OwnedDirectory.Ensure(_namespaceDirectory, Core.OwnedDirectory.RunMode, "sandbox namespace directory");
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw KernelError($"sandbox namespace {key}", ex);
+        }
+
+        var (manager, name) = ManagerFor(Own(key) ?? throw Unowned(key, "the namespace directory does not exist"));
         NetworkNamespace ns;
         try
         {
@@ -75,11 +103,30 @@ public sealed class LinuxSandboxNetworking : ISandboxNetworking, IAsyncDisposabl
     /// <inheritdoc />
     public ValueTask<bool> NamespaceExistsAsync(string key, CancellationToken cancellationToken = default)
     {
-        var (manager, name) = ManagerFor(key);
+        string? path;
+        try
+        {
+            path = Own(key);
+        }
+        catch (CnmInvalidArgumentException ex) when (ex.Code == CnmErrorCodes.UnownedPath)
+        {
+            // Not a namespace of this controller's: it does not exist as far as sandboxes go, and deleting it is refused.
+            LogUnownedKey(_logger, key, ex.Reason);
+            return ValueTask.FromResult(false);
+        }
+
+        if (path is null)
+        {
+            return ValueTask.FromResult(false);
+        }
+
+        var (manager, name) = ManagerFor(path);
         return ValueTask.FromResult(manager.Exists(name));
     }
 
     /// <inheritdoc />
+    /// <exception cref="CnmInvalidArgumentException">The key is outside the namespace directory, is a symbolic link, or
+    /// is the host namespace (code <see cref="CnmErrorCodes.UnownedPath"/>); nothing is unmounted or unlinked.</exception>
     public async ValueTask DeleteNamespaceAsync(string key, CancellationToken cancellationToken = default)
     {
         if (_open.TryRemove(key, out var handles))
@@ -87,7 +134,18 @@ public sealed class LinuxSandboxNetworking : ISandboxNetworking, IAsyncDisposabl
             handles.Dispose();
         }
 
-        var (manager, name) = ManagerFor(key);
+        var path = Own(key);
+        if (path is null)
+        {
+            return;
+        }
+
+        if (IsHostNamespace(path))
+        {
+            throw Unowned(key, "it is the host namespace, which is never unmounted");
+        }
+
+        var (manager, name) = ManagerFor(path);
         try
         {
             await manager.DeleteAsync(name, cancellationToken).ConfigureAwait(false);
@@ -274,12 +332,13 @@ public sealed class LinuxSandboxNetworking : ISandboxNetworking, IAsyncDisposabl
     private static bool KernelHasIPv6 { get; } = Directory.Exists("/proc/sys/net/ipv6");
 
     private SandboxHandles Open(string key) =>
-        _open.GetOrAdd(key, static k =>
+        _open.GetOrAdd(key, k =>
         {
+            var path = Own(k) ?? throw new CnmNotFoundException(CnmErrorCodes.NoSuchSandbox, $"sandbox namespace {k}", "the namespace does not exist");
             NetworkNamespace? ns = null;
             try
             {
-                ns = new NetworkNamespaceManager(new NetworkNamespaceManagerOptions { RunDirectory = Path.GetDirectoryName(k)!, MakeRunDirectoryShared = false }).Open(k);
+                ns = new NetworkNamespaceManager(new NetworkNamespaceManagerOptions { RunDirectory = _namespaceDirectory, MakeRunDirectoryShared = false }).Open(path);
                 return new SandboxHandles(ns, RtnetlinkClient.Open(ns.Handle));
             }
             catch (NamespaceException ex)
@@ -319,6 +378,31 @@ public sealed class LinuxSandboxNetworking : ISandboxNetworking, IAsyncDisposabl
 
     private static CnmInternalException KernelError(string subject, Exception ex) =>
         new(CnmErrorCodes.KernelError, subject, ex.Message, ex);
+
+    /// <summary>The path to act on for a key: its real path, directly inside the namespace directory, or null when
+    /// that directory does not exist.</summary>
+    /// <exception cref="CnmInvalidArgumentException">The key is not this controller's (<see cref="CnmErrorCodes.UnownedPath"/>).</exception>
+    private string? Own(string key) => Core.OwnedDirectory.ResolveChild(key, _namespaceDirectory, "sandbox key");
+
+    private static CnmInvalidArgumentException Unowned(string key, string reason) =>
+        new(CnmErrorCodes.UnownedPath, $"sandbox key {key}", "not the controller's own path, left untouched: " + reason);
+
+    /// <summary>Whether a path is (a mount of) the host namespace: the same path, or the same namespace file.</summary>
+    private bool IsHostNamespace(string path)
+    {
+        var host = _hostNamespacePath ?? OwnNamespacePath;
+        if (string.Equals(Core.OwnedDirectory.RealPath(host), path, StringComparison.Ordinal))
+        {
+            return true;
+        }
+
+        return Core.OwnedDirectory.Stat(host, followSymlinks: true) is { } hostStatus &&
+            Core.OwnedDirectory.Stat(path, followSymlinks: true) is { } pathStatus &&
+            hostStatus.Inode == pathStatus.Inode && hostStatus.DeviceMajor == pathStatus.DeviceMajor && hostStatus.DeviceMinor == pathStatus.DeviceMinor;
+    }
+
+    [LoggerMessage(40, LogLevel.Warning, "Sandbox key {Key} is not inside this controller's namespace directory and is left untouched: {Reason}")]
+    private static partial void LogUnownedKey(ILogger logger, string key, string reason);
 
     private sealed class SandboxHandles(NetworkNamespace ns, RtnetlinkClient client) : IDisposable
     {

@@ -555,26 +555,10 @@ public sealed class SqliteKeyValueStore : IKeyValueStore, IStateLockProvider
 
     private static void CreateFile(string path)
     {
-        // Create every missing directory, top down, with mode 0700 (Directory.CreateDirectory applies the mode only to
-        // the last one). Directories that exist keep their mode.
-        var missing = new Stack<string>();
-        for (var directory = System.IO.Path.GetDirectoryName(path); !string.IsNullOrEmpty(directory) && !Directory.Exists(directory); directory = System.IO.Path.GetDirectoryName(directory))
-        {
-            missing.Push(directory);
-        }
-
-        while (missing.TryPop(out var directory))
-        {
-            if (OperatingSystem.IsWindows())
-            {
-                Directory.CreateDirectory(directory);
-            }
-            else
-            {
-                Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            }
-        }
-
+        // The directory is created 0700 whatever the umask, and refused (as the file below) if another user owns it or
+        // group or others can write it: whoever can write the store can make the controller act on what it names.
+        CnmSharp.Core.OwnedDirectory.Ensure(System.IO.Path.GetDirectoryName(path)!, CnmSharp.Core.OwnedDirectory.StateMode, "store directory", CnmSharp.Core.OwnedDirectory.StateMode);
+        CnmSharp.Core.OwnedDirectory.CheckFileIfExists(path, "store file");
         if (File.Exists(path))
         {
             return;

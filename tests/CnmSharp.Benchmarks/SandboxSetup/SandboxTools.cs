@@ -90,7 +90,8 @@ internal sealed class CnmSharpSandboxTool(int parallelism) : SandboxTool
 
         // The same store the builder opens by default (SqliteDurability.ProcessCrash), behind a stopwatch.
         var store = new TimedStore(await SqliteKeyValueStore.OpenAsync(new SqliteStoreOptions { Path = Path.Combine(stateDirectory, "cnm.db"), Durability = SqliteDurability.ProcessCrash }).ConfigureAwait(false), Spans);
-        var networking = new TimedSandboxNetworking(new LinuxSandboxNetworking(host.HostPath, NullLoggerFactory.Instance), Spans);
+        var runDirectory = Path.Combine(host.Directory, "cnm-run");
+        var networking = new TimedSandboxNetworking(new LinuxSandboxNetworking(host.HostPath, Path.Combine(runDirectory, "netns"), NullLoggerFactory.Instance), Spans);
         NetworkController controller;
         try
         {
@@ -98,13 +99,13 @@ internal sealed class CnmSharpSandboxTool(int parallelism) : SandboxTool
                 .Configure(o =>
                 {
                     o.HostNamespacePath = host.HostPath;
-                    o.RunDirectory = Path.Combine(host.Directory, "cnm-run");
+                    o.RunDirectory = runDirectory;
                     o.StateDirectory = stateDirectory;
                     o.CreateDefaultNetworks = false;
                 })
                 .UseStore(_ => ValueTask.FromResult<IKeyValueStore>(store))
                 .UseSandboxNetworking(networking)
-                .UseSandboxFiles(new TimedSandboxFiles(new SandboxFiles(), Spans))
+                .UseSandboxFiles(new TimedSandboxFiles(new SandboxFiles(Path.Combine(runDirectory, "sandboxes")), Spans))
                 .UseLoggerFactory(Warnings)
                 .BuildAsync().ConfigureAwait(false);
         }

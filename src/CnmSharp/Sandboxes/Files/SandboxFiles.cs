@@ -3,6 +3,12 @@ using System.Net;
 namespace CnmSharp.Sandboxes.Files;
 
 /// <summary>The file-system implementation of <see cref="ISandboxFiles"/>. Calls on one sandbox directory are serialised.</summary>
+/// <remarks>
+/// Built with a root directory (the controller uses <c>&lt;RunDirectory&gt;/sandboxes</c>), every sandbox directory must
+/// be a direct child of it, resolved with real-path semantics and not a symbolic link; any other path is refused with
+/// <see cref="CnmErrorCodes.UnownedPath"/> and left untouched. The root is created with mode 0711 and each sandbox
+/// directory with 0755, whatever the umask. Without a root, only the symbolic-link rule applies to deletion.
+/// </remarks>
 public sealed class SandboxFiles : ISandboxFiles
 {
     /// <summary>The hosts file's name in a sandbox directory.</summary>
@@ -12,6 +18,25 @@ public sealed class SandboxFiles : ISandboxFiles
     public const string ResolvConfFileName = "resolv.conf";
 
     private readonly SemaphoreSlim[] _locks = Enumerable.Range(0, 32).Select(_ => new SemaphoreSlim(1, 1)).ToArray();
+    private readonly string? _root;
+
+    /// <summary>Creates an implementation that accepts any sandbox directory (tests, tools).</summary>
+    public SandboxFiles()
+    {
+    }
+
+    /// <summary>Creates an implementation confined to direct children of <paramref name="rootDirectory"/>.</summary>
+    /// <param name="rootDirectory">The absolute directory that holds the sandbox directories.</param>
+    public SandboxFiles(string rootDirectory)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(rootDirectory);
+        if (!Path.IsPathRooted(rootDirectory))
+        {
+            throw new ArgumentException("The root directory must be an absolute path.", nameof(rootDirectory));
+        }
+
+        _root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(rootDirectory));
+    }
 
     /// <summary>The hosts file of a sandbox directory.</summary>
     /// <param name="sandboxDirectory">The directory.</param>
@@ -44,7 +69,19 @@ public sealed class SandboxFiles : ISandboxFiles
         ArgumentNullException.ThrowIfNull(options);
         await UnderGateAsync(sandboxDirectory, async () =>
         {
-            Directory.CreateDirectory(sandboxDirectory);
+            if (_root is not null)
+            {
+                Core.OwnedDirectory.Ensure(_root, Core.OwnedDirectory.RunMode, "sandbox files directory");
+            }
+
+            sandboxDirectory = Own(sandboxDirectory) ?? sandboxDirectory;
+            if (_root is null)
+            {
+                Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(sandboxDirectory))!);
+            }
+
+            Core.OwnedDirectory.CreateOne(sandboxDirectory, Core.OwnedDirectory.SandboxFilesMode);
+
             var hostsPath = HostsPath(sandboxDirectory);
             if (!File.Exists(hostsPath))
             {
@@ -80,7 +117,7 @@ public sealed class SandboxFiles : ISandboxFiles
         ArgumentNullException.ThrowIfNull(entries);
         await UnderGateAsync(sandboxDirectory, async () =>
         {
-            await HostsFile.AddEntriesAsync(HostsPath(sandboxDirectory), entries, cancellationToken).ConfigureAwait(false);
+            await HostsFile.AddEntriesAsync(HostsPath(Own(sandboxDirectory) ?? sandboxDirectory), entries, cancellationToken).ConfigureAwait(false);
             return true;
         },
         cancellationToken).ConfigureAwait(false);
@@ -93,7 +130,7 @@ public sealed class SandboxFiles : ISandboxFiles
         ArgumentNullException.ThrowIfNull(addresses);
         await UnderGateAsync(sandboxDirectory, async () =>
         {
-            await HostsFile.RemoveEntriesAsync(HostsPath(sandboxDirectory), addresses, cancellationToken).ConfigureAwait(false);
+            await HostsFile.RemoveEntriesAsync(HostsPath(Own(sandboxDirectory) ?? sandboxDirectory), addresses, cancellationToken).ConfigureAwait(false);
             return true;
         },
         cancellationToken).ConfigureAwait(false);
@@ -108,20 +145,41 @@ public sealed class SandboxFiles : ISandboxFiles
         return await UnderGateAsync(sandboxDirectory, async () =>
         {
             var content = await GenerateResolvConfAsync(options, cancellationToken).ConfigureAwait(false);
-            return await ResolvConf.UpdateAsync(ResolvConfPath(sandboxDirectory), _ => content, cancellationToken).ConfigureAwait(false);
+            return await ResolvConf.UpdateAsync(ResolvConfPath(Own(sandboxDirectory) ?? sandboxDirectory), _ => content, cancellationToken).ConfigureAwait(false);
         },
         cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc/>
+    /// <exception cref="CnmInvalidArgumentException">The directory is outside the root or is a symbolic link (code
+    /// <see cref="CnmErrorCodes.UnownedPath"/>); nothing is deleted.</exception>
     public async Task DeleteAsync(string sandboxDirectory, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(sandboxDirectory);
         await UnderGateAsync(sandboxDirectory, () =>
         {
+            string target;
+            if (_root is null)
+            {
+                if (Core.OwnedDirectory.Stat(sandboxDirectory, followSymlinks: false) is { IsSymlink: true })
+                {
+                    throw new CnmInvalidArgumentException(CnmErrorCodes.UnownedPath, $"sandbox files directory {sandboxDirectory}", "not the controller's own path, left untouched: it is a symbolic link, which is never followed");
+                }
+
+                target = sandboxDirectory;
+            }
+            else if (Own(sandboxDirectory) is { } owned)
+            {
+                target = owned;
+            }
+            else
+            {
+                return Task.FromResult(true);
+            }
+
             try
             {
-                Directory.Delete(sandboxDirectory, recursive: true);
+                Directory.Delete(target, recursive: true);
             }
             catch (DirectoryNotFoundException)
             {
@@ -131,6 +189,12 @@ public sealed class SandboxFiles : ISandboxFiles
         },
         cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary>The path to act on: with a root, the directory's real path directly inside it (null when the root does
+    /// not exist); without one, the directory as given.</summary>
+    /// <exception cref="CnmInvalidArgumentException">It is outside the root or a symbolic link (<see cref="CnmErrorCodes.UnownedPath"/>).</exception>
+    private string? Own(string sandboxDirectory) =>
+        _root is null ? sandboxDirectory : Core.OwnedDirectory.ResolveChild(sandboxDirectory, _root, "sandbox files directory");
 
     /// <summary>Runs <paramref name="body"/> holding the gate of the sandbox directory (calls on one directory are serialised).</summary>
     private async Task<T> UnderGateAsync<T>(string sandboxDirectory, Func<Task<T>> body, CancellationToken cancellationToken)
