@@ -253,7 +253,8 @@ public sealed partial class NetworkController : IAsyncDisposable
         }
 
         // Teardowns are bounded by their drivers (the bridge's reap timeout); one left unfinished keeps its
-        // record marked, and the next start finishes it.
+        // record marked, and the next start finishes it. Their back-off waits end now.
+        await _teardownStop.CancelAsync().ConfigureAwait(false);
         await WaitForTeardownsAsync(CancellationToken.None).ConfigureAwait(false);
 
         foreach (var driver in _registry.Drivers)
@@ -286,6 +287,7 @@ public sealed partial class NetworkController : IAsyncDisposable
         _instruments.Dispose();
         _gate.Dispose();
         _teardownSlots.Dispose();
+        _teardownStop.Dispose();
     }
 
     internal ILogger Logger => _logger;
