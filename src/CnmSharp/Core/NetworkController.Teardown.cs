@@ -119,11 +119,11 @@ public sealed partial class NetworkController
                 for (var attempts = 1; ; attempts++)
                 {
                     bool done;
-                    await _teardownSlots.WaitAsync(_teardownStop.Token).ConfigureAwait(false);
+                    // An attempt is not cancelled by a stop (a stop waits for it: the bridge's delete is bounded by
+                    // its reap timeout); only the waits between attempts are.
+                    await _teardownSlots.WaitAsync(CancellationToken.None).ConfigureAwait(false);
                     try
                     {
-                        // The attempt itself is not cancelled by a stop: the bridge's delete is bounded by its reap
-                        // timeout, and a stop waits for it.
                         done = await attempt(CancellationToken.None).ConfigureAwait(false);
                     }
                     finally
