@@ -115,6 +115,13 @@ public sealed partial class NetworkController
                 }
                 catch
                 {
+                    // A controller stopped under the operation touches nothing more: its components are disposed, and the
+                    // intent it leaves is rolled back by the next start, as after a crash.
+                    if (Volatile.Read(ref _disposed) != 0)
+                    {
+                        throw;
+                    }
+
                     await RollbackAsync(intent.Intent, CancellationToken.None).ConfigureAwait(false);
                     await intent.AbandonAsync().ConfigureAwait(false);
                     throw;
