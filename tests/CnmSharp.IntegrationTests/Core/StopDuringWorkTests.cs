@@ -56,6 +56,17 @@ public sealed class StopDuringWorkTests
         }
         finally
         {
+            // Sandbox namespaces a failed round left mounted go first, or the directory cannot be deleted.
+            var netns = Path.Combine(temp, "run", "netns");
+            if (Directory.Exists(netns))
+            {
+                var manager = new CnmSharp.Netlink.NetworkNamespaceManager(new CnmSharp.Netlink.NetworkNamespaceManagerOptions { RunDirectory = netns, MakeRunDirectoryShared = false });
+                foreach (var file in Directory.GetFiles(netns))
+                {
+                    await manager.DeleteAsync(Path.GetFileName(file));
+                }
+            }
+
             Directory.Delete(temp, recursive: true);
         }
 
