@@ -28,6 +28,9 @@ public sealed class Endpoint
 
     internal long Version { get; set; }
 
+    /// <summary>The Leave intent of a leave that failed (kept in the store): a retry reuses and completes it.</summary>
+    internal IntentTracker? PendingLeave { get; set; }
+
     /// <summary>Serialises join, leave and delete of this endpoint.</summary>
     internal SemaphoreSlim Gate { get; } = new(1, 1);
 

@@ -22,7 +22,7 @@ public sealed class Network
 {
     private readonly Dictionary<string, Endpoint> _endpoints = new(StringComparer.Ordinal);
     private readonly Lock _endpointsLock = new();
-    private readonly NetworkRecord _record;
+    private volatile NetworkRecord _record;
 
     internal Network(NetworkController controller, NetworkRecord record, long version, RegisteredDriver driver)
     {
@@ -30,6 +30,7 @@ public sealed class Network
         _record = record;
         Version = version;
         RegisteredDriver = driver;
+        Deleting = record.TearingDown;
         IPv4Info = record.IPv4Info.Select(ToInfo).ToArray();
         IPv6Info = record.IPv6Info.Select(ToInfo).ToArray();
     }
@@ -38,7 +39,11 @@ public sealed class Network
 
     internal RegisteredDriver RegisteredDriver { get; }
 
-    internal NetworkRecord Record => _record;
+    internal NetworkRecord Record
+    {
+        get => _record;
+        set => _record = value;
+    }
 
     internal long Version { get; set; }
 

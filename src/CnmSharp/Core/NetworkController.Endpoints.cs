@@ -115,6 +115,13 @@ public sealed partial class NetworkController
                 }
                 catch
                 {
+                    // A controller stopped under the operation touches nothing more: its components are disposed, and the
+                    // intent it leaves is rolled back by the next start, as after a crash.
+                    if (Volatile.Read(ref _disposed) != 0)
+                    {
+                        throw;
+                    }
+
                     await RollbackAsync(intent.Intent, CancellationToken.None).ConfigureAwait(false);
                     await intent.AbandonAsync().ConfigureAwait(false);
                     throw;
@@ -199,8 +206,9 @@ public sealed partial class NetworkController
     }
 
     /// <summary>
-    /// Deletes an endpoint. A joined endpoint is refused unless forced (then it leaves first). The driver goes first,
-    /// then the record, then the addresses; a crash after the record is gone leaves addresses that the sweep at the
+    /// Deletes an endpoint. A joined endpoint is refused unless forced (then it leaves first). The record is marked
+    /// first, then the driver deletes the endpoint, then the record goes, then the addresses; a crash after the mark
+    /// leaves it for the next start to finish, and one after the record is gone leaves addresses that the sweep at the
     /// next start releases.
     /// </summary>
     internal ValueTask DeleteEndpointAsync(Endpoint endpoint, bool force, CancellationToken cancellationToken) =>
@@ -274,24 +282,34 @@ public sealed partial class NetworkController
                     throw new CnmConflictException(CnmErrorCodes.ActiveContainer, endpoint.ToString(), $"endpoint is joined to sandbox {Ids.Short(join.SandboxId)}");
                 }
 
+                // The mark goes first: from here the endpoint is being deleted, and a crash leaves it for the next
+                // start to finish. Its record and addresses go only once the driver has deleted it.
+                await MarkEndpointAsync(endpoint, tearingDown: true, cancellationToken).ConfigureAwait(false);
                 try
                 {
                     await network.RegisteredDriver.Driver.DeleteEndpointAsync(network.Id, endpoint.Id, cancellationToken).ConfigureAwait(false);
                 }
                 catch (CnmConflictException)
                 {
+                    // The driver refuses: the endpoint stays as it was.
+                    await MarkEndpointAsync(endpoint, tearingDown: false, CancellationToken.None).ConfigureAwait(false);
                     throw;
                 }
-                catch (Exception ex) when (ex is not OperationCanceledException)
+                catch (Exception ex)
                 {
+                    // Gone for the caller (hidden, its name free), but its record and address stay until the
+                    // driver's delete succeeds: retried in the background, and at the next start.
                     Log.DriverDeleteEndpointFailed(_logger, ex, network.Driver, endpoint.Id);
+                    ScheduleTeardown(endpoint);
+                    if (ex is OperationCanceledException)
+                    {
+                        throw;
+                    }
+
+                    return;
                 }
 
-                await _store.Store.DeleteAsync(CoreStore.EndpointKey(network.Id, endpoint.Id), endpoint.Version, cancellationToken).ConfigureAwait(false);
-                endpoint.Deleted = true;
-                network.RemoveEndpoint(endpoint);
-                await ReleaseEndpointAddressesAsync(endpoint).ConfigureAwait(false);
-                Log.EndpointDeleted(_logger, endpoint.Name, endpoint.Id);
+                await FinishEndpointDeleteAsync(endpoint, cancellationToken).ConfigureAwait(false);
             }
             finally
             {

@@ -148,6 +148,13 @@ public sealed partial class NetworkController
             }
             catch
             {
+                // A controller stopped under the operation touches nothing more: its components are disposed, and the
+                // intent it leaves is rolled back by the next start, as after a crash.
+                if (Volatile.Read(ref _disposed) != 0)
+                {
+                    throw;
+                }
+
                 await RollbackAsync(intent.Intent, CancellationToken.None).ConfigureAwait(false);
                 await intent.AbandonAsync().ConfigureAwait(false);
                 throw;
@@ -254,9 +261,10 @@ public sealed partial class NetworkController
     }
 
     /// <summary>
-    /// Deletes a network. Refused while it has endpoints. The driver is asked first, so a driver that refuses
-    /// (<see cref="CnmConflictException"/>) leaves the network exactly as it was; other driver failures are logged
-    /// and the network goes anyway. IPAM reservations are released last; a crash before that is swept at the next start.
+    /// Deletes a network. Refused while it has endpoints. The record is marked, then the driver is asked, so a driver
+    /// that refuses (<see cref="CnmConflictException"/>) leaves the network exactly as it was; after another driver
+    /// failure the network is hidden but kept, with its pools, and its delete retried in the background and at the next
+    /// start. IPAM reservations are released last; a crash before that is swept at the next start.
     /// </summary>
     internal ValueTask DeleteNetworkAsync(Network network, CancellationToken cancellationToken) =>
         RunAsync("network.delete", async () =>
@@ -264,7 +272,7 @@ public sealed partial class NetworkController
             await network.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
             {
-                if (!_networks.ContainsKey(network.Id))
+                if (!_networks.ContainsKey(network.Id) || network.Deleting)
                 {
                     throw new CnmNotFoundException(CnmErrorCodes.NoSuchNetwork, network.ToString(), "no such network");
                 }
@@ -276,25 +284,43 @@ public sealed partial class NetworkController
 
                 // Endpoints of deleted sandboxes may still hold addresses of the network's pools.
                 await WaitForTeardownsAsync(network, cancellationToken).ConfigureAwait(false);
+                foreach (var marked in _markedEndpoints.Keys.Where(e => ReferenceEquals(e.Network, network)).ToArray())
+                {
+                    // A teardown that gave up: one more try, else the network cannot go (the endpoint still exists).
+                    if (!await TeardownEndpointOnceAsync(marked, cancellationToken).ConfigureAwait(false))
+                    {
+                        throw new CnmConflictException(CnmErrorCodes.ActiveEndpoints, network.ToString(), $"endpoint {Ids.Short(marked.Id)} is still being deleted: its driver failed to delete it");
+                    }
+                }
 
+                // The mark goes first: from here the network is being deleted, and a crash leaves it for the next
+                // start to finish. Its record and pools go only once the driver has deleted it.
+                await MarkNetworkAsync(network, tearingDown: true, cancellationToken).ConfigureAwait(false);
                 try
                 {
                     await network.RegisteredDriver.Driver.DeleteNetworkAsync(network.Id, cancellationToken).ConfigureAwait(false);
                 }
                 catch (CnmConflictException)
                 {
+                    // The driver refuses: the network stays as it was.
+                    await MarkNetworkAsync(network, tearingDown: false, CancellationToken.None).ConfigureAwait(false);
                     throw;
                 }
-                catch (Exception ex) when (ex is not OperationCanceledException)
+                catch (Exception ex)
                 {
+                    // Gone for the caller, but its record and pools stay until the driver's delete succeeds:
+                    // retried in the background, and at the next start.
                     Log.DriverDeleteNetworkFailed(_logger, ex, network.Driver, network.Id);
+                    ScheduleTeardown(network);
+                    if (ex is OperationCanceledException)
+                    {
+                        throw;
+                    }
+
+                    return;
                 }
 
-                await _store.Store.DeleteAsync(CoreStore.NetworkKey(network.Id), network.Version, cancellationToken).ConfigureAwait(false);
-                network.Deleting = true;
-                _networks.TryRemove(network.Id, out _);
-                await ReleaseNetworkIpamAsync(network).ConfigureAwait(false);
-                Log.NetworkDeleted(_logger, network.Name, network.Id);
+                await FinishNetworkDeleteAsync(network, cancellationToken).ConfigureAwait(false);
             }
             finally
             {

@@ -119,51 +119,69 @@ public sealed partial class NetworkController
 
             try
             {
-                // Snapshot under the gate: a join that passed its checks before Deleting was set may still be
-                // running and adds its endpoint when it finishes.
-                await sandbox.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
-                var left = new List<Endpoint>();
-                try
-                {
-                    foreach (var endpoint in sandbox.Endpoints)
-                    {
-                        var movedIn = endpoint.Record.Join is { CreatedInSandbox: false, SourceName: not null };
-                        await LeaveLockedAsync(endpoint, sandbox, removeInterface: movedIn, sandboxGoing: true, cancellationToken).ConfigureAwait(false);
-                        left.Add(endpoint);
-                    }
-
-                    if (!sandbox.UsesHostNamespace)
-                    {
-                        await _sandboxNetworking.DeleteNamespaceAsync(sandbox.Key, cancellationToken).ConfigureAwait(false);
-                    }
-
-                    await _sandboxFiles.DeleteAsync(sandbox.FilesDirectory, cancellationToken).ConfigureAwait(false);
-
-                    await _store.Store.DeleteAsync(CoreStore.SandboxKey(sandbox.Id), sandbox.Version, cancellationToken).ConfigureAwait(false);
-                    _sandboxes.TryRemove(sandbox.Id, out _);
-                    _containerSandboxes.TryRemove(new KeyValuePair<string, string>(sandbox.ContainerId, sandbox.Id));
-                }
-                finally
-                {
-                    sandbox.Gate.Release();
-
-                    // Each leave committed its endpoint as tearing down; the rest happens once the kernel has reaped
-                    // the interfaces with the namespace (or, if the namespace could not be deleted, the driver deletes
-                    // them itself).
-                    foreach (var endpoint in left)
-                    {
-                        ScheduleTeardown(endpoint);
-                    }
-                }
-
-                Log.SandboxDeleted(_logger, sandbox.Id);
+                await DeleteSandboxCoreAsync(sandbox, cancellationToken).ConfigureAwait(false);
             }
             catch
             {
+                // Visible again, for the caller to retry; if its record is marked, the next start finishes it too.
                 sandbox.Deleting = false;
                 throw;
             }
         }, cancellationToken);
+
+    /// <summary>
+    /// The body of a sandbox delete, for a sandbox already set <see cref="Sandbox.Deleting"/>: the record is marked
+    /// first (a crash from here on is finished at the next start), every endpoint leaves and is marked for teardown,
+    /// the namespace goes, then the files, then the record; the endpoints' teardowns start.
+    /// </summary>
+    private async ValueTask DeleteSandboxCoreAsync(Sandbox sandbox, CancellationToken cancellationToken)
+    {
+        // Snapshot under the gate: a join that passed its checks before Deleting was set may still be
+        // running and adds its endpoint when it finishes.
+        await sandbox.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        var left = new List<Endpoint>();
+        try
+        {
+            if (!sandbox.Record.TearingDown)
+            {
+                var marked = sandbox.Record with { TearingDown = true };
+                sandbox.Version = await _store.Store.PutAsync(CoreStore.SandboxKey(sandbox.Id), CoreStore.Serialize(marked, CoreJsonContext.Default.SandboxRecord), sandbox.Version, cancellationToken).ConfigureAwait(false);
+                sandbox.Record = marked;
+            }
+
+            foreach (var endpoint in sandbox.Endpoints)
+            {
+                var movedIn = endpoint.Record.Join is { CreatedInSandbox: false, SourceName: not null };
+                await LeaveLockedAsync(endpoint, sandbox, removeInterface: movedIn, sandboxGoing: true, recovered: null, cancellationToken).ConfigureAwait(false);
+                left.Add(endpoint);
+            }
+
+            if (!sandbox.UsesHostNamespace)
+            {
+                await _sandboxNetworking.DeleteNamespaceAsync(sandbox.Key, cancellationToken).ConfigureAwait(false);
+            }
+
+            await _sandboxFiles.DeleteAsync(sandbox.FilesDirectory, cancellationToken).ConfigureAwait(false);
+
+            await _store.Store.DeleteAsync(CoreStore.SandboxKey(sandbox.Id), sandbox.Version, cancellationToken).ConfigureAwait(false);
+            _sandboxes.TryRemove(sandbox.Id, out _);
+            _containerSandboxes.TryRemove(new KeyValuePair<string, string>(sandbox.ContainerId, sandbox.Id));
+        }
+        finally
+        {
+            sandbox.Gate.Release();
+
+            // Each leave committed its endpoint as tearing down; the rest happens once the kernel has reaped
+            // the interfaces with the namespace (or, if the namespace could not be deleted, the driver deletes
+            // them itself).
+            foreach (var endpoint in left)
+            {
+                ScheduleTeardown(endpoint);
+            }
+        }
+
+        Log.SandboxDeleted(_logger, sandbox.Id);
+    }
 
     internal ValueTask JoinAsync(Endpoint endpoint, Sandbox sandbox, JoinOptions options, CancellationToken cancellationToken) =>
         RunAsync("endpoint.join", async () =>
@@ -334,6 +352,13 @@ public sealed partial class NetworkController
             }
 
             endpoint.Record = before;
+            // A controller stopped under the operation touches nothing more: its components are disposed, and the
+            // intent it leaves is rolled back by the next start, as after a crash.
+            if (Volatile.Read(ref _disposed) != 0)
+            {
+                throw;
+            }
+
             await RollbackAsync(intent.Intent, CancellationToken.None).ConfigureAwait(false);
             await intent.AbandonAsync().ConfigureAwait(false);
             throw;
@@ -353,7 +378,7 @@ public sealed partial class NetworkController
         await sandbox.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            await LeaveLockedAsync(endpoint, sandbox, removeInterface, sandboxGoing: false, cancellationToken).ConfigureAwait(false);
+            await LeaveLockedAsync(endpoint, sandbox, removeInterface, sandboxGoing: false, recovered: null, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -361,9 +386,14 @@ public sealed partial class NetworkController
         }
     }
 
-    /// <summary>Takes an endpoint out of a sandbox whose gate the caller holds: external connectivity moves to the
-    /// next gateway endpoint, the driver leaves, the interface goes, and the records are committed together.</summary>
-    private async ValueTask LeaveLockedAsync(Endpoint endpoint, Sandbox sandbox, bool removeInterface, bool sandboxGoing, CancellationToken cancellationToken)
+    /// <summary>
+    /// Takes an endpoint out of a sandbox whose gate the caller holds: external connectivity moves to the next gateway
+    /// endpoint, the driver leaves, the interface goes, and the records are committed together. A Leave intent is
+    /// recorded before the first kernel change (unless the sandbox is going: its own mark covers the leave), and
+    /// recovery finishes it with this same code (<paramref name="recovered"/>). A leave that fails keeps its intent:
+    /// a retry, or the next start, finishes it.
+    /// </summary>
+    private async ValueTask LeaveLockedAsync(Endpoint endpoint, Sandbox sandbox, bool removeInterface, bool sandboxGoing, IntentRecord? recovered, CancellationToken cancellationToken)
     {
         await endpoint.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -380,18 +410,23 @@ public sealed partial class NetworkController
             }
 
             var network = endpoint.Network;
+            var removed = removeInterface && !sandbox.UsesHostNamespace && join is { SourceName: { } source, DestinationName: { } destination }
+                ? new JoinInterfaceRecord { SourceName = source, DestinationName = destination, CreatedInSandbox = join.CreatedInSandbox }
+                : null;
+            if (recovered is null && !sandboxGoing)
+            {
+                await RecordLeaveAsync(endpoint, sandbox, removed, cancellationToken).ConfigureAwait(false);
+            }
+
             sandbox.RemoveEndpoint(endpoint);
             endpoint.Record = before with { Join = null, TearingDown = sandboxGoing };
             try
             {
                 var sandboxRecord = await ConvergeGatewayAsync(sandbox, sandbox.Record, endpoint, sandboxGoing, cancellationToken).ConfigureAwait(false);
                 await network.RegisteredDriver.Driver.LeaveAsync(network.Id, endpoint.Id, cancellationToken).ConfigureAwait(false);
-                if (removeInterface && !sandbox.UsesHostNamespace && join is { SourceName: { } source, DestinationName: { } destination })
+                if (removed is not null)
                 {
-                    await _sandboxNetworking.RemoveInterfaceAsync(
-                        sandbox.Key,
-                        new SandboxInterface { SourceName = source, DestinationName = destination, Placement = join.CreatedInSandbox ? InterfacePlacement.Sandbox : InterfacePlacement.HostNamespace },
-                        cancellationToken).ConfigureAwait(false);
+                    await RemoveJoinInterfaceAsync(sandbox, removed, cancellationToken).ConfigureAwait(false);
                 }
 
                 var addresses = new[] { before.Address, before.AddressIPv6 }.OfType<string>().Select(a => CidrAddress.Parse(a).Address).ToArray();
@@ -400,20 +435,29 @@ public sealed partial class NetworkController
                     await _sandboxFiles.RemoveHostEntriesAsync(sandbox.FilesDirectory, addresses, cancellationToken).ConfigureAwait(false);
                 }
 
-                var versions = await _store.Store.CommitAsync(
-                    [
-                        StoreOperation.Put(CoreStore.EndpointKey(network.Id, endpoint.Id), CoreStore.Serialize(endpoint.Record, CoreJsonContext.Default.EndpointRecord), endpoint.Version),
-                        StoreOperation.Put(CoreStore.SandboxKey(sandbox.Id), CoreStore.Serialize(sandboxRecord, CoreJsonContext.Default.SandboxRecord), sandbox.Version),
-                    ],
-                    cancellationToken).ConfigureAwait(false);
+                List<StoreOperation> operations =
+                [
+                    StoreOperation.Put(CoreStore.EndpointKey(network.Id, endpoint.Id), CoreStore.Serialize(endpoint.Record, CoreJsonContext.Default.EndpointRecord), endpoint.Version),
+                    StoreOperation.Put(CoreStore.SandboxKey(sandbox.Id), CoreStore.Serialize(sandboxRecord, CoreJsonContext.Default.SandboxRecord), sandbox.Version),
+                ];
+
+                // In recovery the caller removes the intent it found.
+                if (recovered is null && endpoint.PendingLeave is { } pending)
+                {
+                    operations.Add(pending.Complete());
+                }
+
+                var versions = await _store.Store.CommitAsync(operations, cancellationToken).ConfigureAwait(false);
                 endpoint.Version = versions[0];
+                endpoint.PendingLeave = null;
                 sandbox.Record = sandboxRecord;
                 sandbox.Version = versions[1];
                 Log.Left(_logger, endpoint.Id, sandbox.Id);
             }
             catch
             {
-                // The store still says joined: put memory back so a retry of the (idempotent) leave can finish.
+                // The store still says joined: put memory back so a retry of the (idempotent) leave can finish;
+                // its intent stays, so the next start finishes it if nobody retries.
                 endpoint.Record = before;
                 sandbox.AddEndpoint(endpoint);
                 throw;
@@ -424,6 +468,39 @@ public sealed partial class NetworkController
             endpoint.Gate.Release();
         }
     }
+
+    /// <summary>Records (or, after a leave that failed, updates) the Leave intent of an endpoint.</summary>
+    private async ValueTask RecordLeaveAsync(Endpoint endpoint, Sandbox sandbox, JoinInterfaceRecord? removed, CancellationToken cancellationToken)
+    {
+        if (endpoint.PendingLeave is { } pending)
+        {
+            pending.Intent.Interface = removed;
+            pending.Intent.RemoveInterface = removed is not null;
+            await pending.SaveAsync(cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        var intent = new IntentTracker(_store, new IntentRecord
+        {
+            Id = Ids.NewId(),
+            Kind = IntentKind.Leave,
+            NetworkId = endpoint.Network.Id,
+            EndpointId = endpoint.Id,
+            SandboxId = sandbox.Id,
+            Driver = endpoint.Network.Driver,
+            Interface = removed,
+            RemoveInterface = removed is not null,
+        });
+        await intent.BeginAsync(cancellationToken).ConfigureAwait(false);
+        endpoint.PendingLeave = intent;
+    }
+
+    /// <summary>Removes a joined endpoint's interface from its sandbox (a missing one is not an error).</summary>
+    private ValueTask RemoveJoinInterfaceAsync(Sandbox sandbox, JoinInterfaceRecord removed, CancellationToken cancellationToken) =>
+        _sandboxNetworking.RemoveInterfaceAsync(
+            sandbox.Key,
+            new SandboxInterface { SourceName = removed.SourceName, DestinationName = removed.DestinationName, Placement = removed.CreatedInSandbox ? InterfacePlacement.Sandbox : InterfacePlacement.HostNamespace },
+            cancellationToken);
 
     /// <summary>
     /// Makes the kernel match the gateway election: the elected endpoint's gateways become the default routes and

@@ -232,21 +232,9 @@ public sealed partial class NetworkController
     {
         await RecoverIntentsAsync(cancellationToken).ConfigureAwait(false);
 
-        // Endpoints whose sandbox was deleted before the crash: finish their teardown now, before the sweep looks
-        // for addresses without owners.
-        foreach (var endpoint in _recoveredTeardowns)
-        {
-            try
-            {
-                await TeardownAsync(endpoint, cancellationToken).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                Log.TeardownFailed(_logger, ex, endpoint.Id);
-            }
-        }
-
-        _recoveredTeardowns.Clear();
+        // Deletes a crash interrupted (marked sandboxes, endpoints and networks): finished now, before the sweep
+        // looks for addresses without owners.
+        await RecoverMarkedDeletesAsync(cancellationToken).ConfigureAwait(false);
         foreach (var sandbox in _sandboxes.Values.ToArray())
         {
             if (!sandbox.UsesHostNamespace && !await _sandboxNetworking.NamespaceExistsAsync(sandbox.Key, cancellationToken).ConfigureAwait(false))
@@ -266,8 +254,8 @@ public sealed partial class NetworkController
         }
 
         // Stale sandboxes' endpoints were scheduled for teardown: their addresses must be released by the teardown,
-        // not found ownerless by the sweep.
-        await WaitForTeardownsAsync(cancellationToken).ConfigureAwait(false);
+        // not found ownerless by the sweep (which counts endpoints still marked as owners).
+        await WaitForFirstTeardownAttemptsAsync(cancellationToken).ConfigureAwait(false);
         await SweepIpamAsync(cancellationToken).ConfigureAwait(false);
     }
 
@@ -308,7 +296,8 @@ public sealed partial class NetworkController
                     continue;
                 }
 
-                var live = network.Endpoints.Select(e => e.Id).Append(NetworkOwner(network.Id)).ToHashSet(StringComparer.Ordinal);
+                var live = network.Endpoints.Concat(_markedEndpoints.Keys.Where(e => ReferenceEquals(e.Network, network)))
+                    .Select(e => e.Id).Append(NetworkOwner(network.Id)).ToHashSet(StringComparer.Ordinal);
                 foreach (var allocation in await owned.GetAllocationsAsync(poolId, cancellationToken).ConfigureAwait(false))
                 {
                     if (allocation.Owner is { Length: > 0 } owner && !live.Contains(owner))
@@ -344,6 +333,13 @@ public sealed partial class NetworkController
             }
         }
 
+        if (intent.Interface is null && !sandbox.UsesHostNamespace && FindEndpoint(endpointId)?.MacAddress is { } mac)
+        {
+            // The driver may have created the interface in the sandbox before the core learnt its name: find it by
+            // the endpoint's MAC among the interfaces no joined endpoint names.
+            steps.Add(("remove unnamed interface", () => RemoveUnclaimedInterfacesAsync(sandbox, mac, cancellationToken)));
+        }
+
         if (intent.Interface is { } created && !sandbox.UsesHostNamespace)
         {
             var placement = created.CreatedInSandbox ? InterfacePlacement.Sandbox : InterfacePlacement.HostNamespace;
@@ -357,12 +353,81 @@ public sealed partial class NetworkController
         }
     }
 
+    /// <summary>Removes the interfaces of a sandbox that carry <paramref name="mac"/> and that no endpoint joined to
+    /// the sandbox names: what a join that stopped between the driver's join and the recording of the interface's
+    /// name left.</summary>
+    private async ValueTask RemoveUnclaimedInterfacesAsync(Sandbox sandbox, System.Net.NetworkInformation.PhysicalAddress mac, CancellationToken cancellationToken)
+    {
+        var claimed = sandbox.Endpoints
+            .SelectMany(e => new[] { e.Record.Join?.DestinationName, e.Record.Join?.SourceName })
+            .OfType<string>()
+            .ToHashSet(StringComparer.Ordinal);
+        foreach (var link in await _sandboxNetworking.GetInterfacesAsync(sandbox.Key, cancellationToken).ConfigureAwait(false))
+        {
+            if (!claimed.Contains(link.Name) && mac.Equals(link.MacAddress))
+            {
+                await _sandboxNetworking.RemoveInterfaceAsync(
+                    sandbox.Key,
+                    new SandboxInterface { SourceName = link.Name, DestinationName = link.Name, Placement = InterfacePlacement.Sandbox },
+                    cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Finishes a leave a crash interrupted (rolling forward is what the caller asked for): the same leave code runs
+    /// from the committed state, whose steps are idempotent: the gateway converges, the driver leaves, the interface
+    /// goes under either name, the hosts lines go, and the endpoint is committed without its join.
+    /// </summary>
+    private async ValueTask FinishLeaveAsync(IntentRecord intent, string endpointId, CancellationToken cancellationToken)
+    {
+        if (intent.SandboxId is not { } sandboxId || !_sandboxes.TryGetValue(sandboxId, out var sandbox))
+        {
+            return;
+        }
+
+        var endpoint = FindEndpoint(endpointId);
+        if (endpoint?.Record.Join is { } join && string.Equals(join.SandboxId, sandboxId, StringComparison.Ordinal))
+        {
+            await sandbox.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await LeaveLockedAsync(endpoint, sandbox, intent.RemoveInterface, intent.SandboxGoing, intent, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                // The endpoint stays joined, for the user to leave again; a failure here must not stop the start.
+                Log.RollbackStepFailed(_logger, ex, $"finish the leave of endpoint {endpointId}", "recovery");
+                return;
+            }
+            finally
+            {
+                sandbox.Gate.Release();
+            }
+
+            if (intent.SandboxGoing)
+            {
+                ScheduleTeardown(endpoint);
+            }
+
+            return;
+        }
+
+        // The endpoint is not joined there (any more): only its interface may be left.
+        if (intent.Interface is { } removed && !sandbox.UsesHostNamespace)
+        {
+            await UndoAsync("Leave", [(
+                $"remove interface {removed.DestinationName}",
+                () => RemoveJoinInterfaceAsync(sandbox, removed, cancellationToken))]).ConfigureAwait(false);
+        }
+    }
+
     /// <summary>The IPAM owner tag of a network's own addresses (gateway, aux addresses).</summary>
     internal static string NetworkOwner(string networkId) => "network:" + networkId;
 
     /// <summary>
-    /// Undoes what an interrupted create operation may have done. Every step is idempotent, so this runs both when an
-    /// operation fails in process and when a crash left its intent behind.
+    /// Undoes what an interrupted create or join may have done, and finishes an interrupted leave. Every step is
+    /// idempotent, so this runs both when an operation fails in process and when a crash left its intent behind.
     /// </summary>
     private async ValueTask RollbackAsync(IntentRecord intent, CancellationToken cancellationToken)
     {
@@ -378,6 +443,10 @@ public sealed partial class NetworkController
                     steps.Add(("driver leave", () => driver.LeaveAsync(intent.NetworkId, eid, cancellationToken)));
                 }
 
+                break;
+            case IntentKind.Leave when intent.EndpointId is { } eid:
+                // Rolled forward, not back.
+                await FinishLeaveAsync(intent, eid, cancellationToken).ConfigureAwait(false);
                 break;
             case IntentKind.CreateEndpoint when intent.EndpointId is { } eid && driver is not null:
                 steps.Add(("driver delete endpoint", () => driver.DeleteEndpointAsync(intent.NetworkId, eid, cancellationToken)));

@@ -118,14 +118,24 @@ public sealed partial class NetworkController
         var sandboxRecords = await ListSandboxesAsync(cancellationToken).ConfigureAwait(false);
         var endpointRecords = await ListEndpointsAsync(CoreStore.EndpointPrefix, cancellationToken).ConfigureAwait(false);
 
-        // Networks: immutable once created, so only appear or disappear.
+        // Objects marked for deletion by a controller that is not running (a marked sandbox or network whose delete
+        // this one is not retrying) are finished by recovery, which the caller runs when this returns true.
+        var pending = _teardowns.Keys.ToHashSet();
+        var foundDead = sandboxRecords.Any(s => s.Record.TearingDown && !(_sandboxes.TryGetValue(s.Record.Id, out var mine) && mine.Deleting))
+            || networkRecords.Any(n => n.Record.TearingDown && !(_networks.TryGetValue(n.Record.Id, out var mine) && pending.Contains(mine)));
+
+        // Networks: created, deleted, or marked for deletion.
         var storedNetworks = networkRecords.Select(n => n.Record.Id).ToHashSet(StringComparer.Ordinal);
         _unloadedNetworks.Clear();
         foreach (var (record, version) in networkRecords)
         {
             if (_networks.TryGetValue(record.Id, out var known))
             {
-                known.Version = version;
+                if (!pending.Contains(known))
+                {
+                    known.Record = record;
+                    known.Version = version;
+                }
             }
             else if (_registry.ContainsDriver(record.Driver))
             {
@@ -173,8 +183,7 @@ public sealed partial class NetworkController
         }
 
         // Endpoints, and the sandboxes they are joined to.
-        var foundDead = false;
-        var pendingTeardowns = _teardowns.Keys.Select(e => e.Id).ToHashSet(StringComparer.Ordinal);
+        var pendingTeardowns = pending.OfType<Endpoint>().Select(e => e.Id).ToHashSet(StringComparer.Ordinal);
         var live = new Dictionary<string, List<Endpoint>>(StringComparer.Ordinal);
         var storedEndpoints = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (record, version) in endpointRecords)

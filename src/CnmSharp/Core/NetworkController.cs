@@ -313,8 +313,10 @@ public sealed partial class NetworkController : IAsyncDisposable
             return;
         }
 
-        // New operations are refused from here on; the running ones (and their background teardowns, bounded by
-        // their drivers, such as the bridge's reap timeout) end first, so nothing below is disposed under them.
+        // New operations are refused from here on. Teardowns' back-off waits end now (one left unfinished keeps its
+        // record marked, and the next start finishes it); the running operations and teardowns (bounded by their
+        // drivers, such as the bridge's reap timeout) end first, so nothing below is disposed under them.
+        await _teardownStop.CancelAsync().ConfigureAwait(false);
         await _lease.CloseAsync().ConfigureAwait(false);
         await WaitForTeardownsAsync(CancellationToken.None).ConfigureAwait(false);
 
@@ -349,6 +351,7 @@ public sealed partial class NetworkController : IAsyncDisposable
         _instruments.Dispose();
         _gate.Dispose();
         _teardownSlots.Dispose();
+        _teardownStop.Dispose();
     }
 
     internal ILogger Logger => _logger;

@@ -18,6 +18,7 @@ public sealed class Sandbox
         Controller = controller;
         _record = record;
         Version = version;
+        Deleting = record.TearingDown;
     }
 
     internal NetworkController Controller { get; }

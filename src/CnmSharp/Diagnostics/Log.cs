@@ -47,17 +47,17 @@ internal static partial class Log
     [LoggerMessage(14, LogLevel.Warning, "Sandbox {SandboxId}: its namespace {Key} is gone; removing the sandbox")]
     public static partial void StaleSandbox(ILogger logger, string sandboxId, string key);
 
-    [LoggerMessage(15, LogLevel.Warning, "Driver {Driver} failed to delete network {NetworkId}; the network is removed anyway")]
+    [LoggerMessage(15, LogLevel.Warning, "Driver {Driver} failed to delete network {NetworkId}; its record and pools stay and the delete is retried")]
     public static partial void DriverDeleteNetworkFailed(ILogger logger, Exception exception, string driver, string networkId);
 
-    [LoggerMessage(16, LogLevel.Warning, "Driver {Driver} failed to delete endpoint {EndpointId}; the endpoint is removed anyway")]
+    [LoggerMessage(16, LogLevel.Warning, "Driver {Driver} failed to delete endpoint {EndpointId}; its record and addresses stay and the delete is retried")]
     public static partial void DriverDeleteEndpointFailed(ILogger logger, Exception exception, string driver, string endpointId);
 
     [LoggerMessage(17, LogLevel.Warning, "Releasing {What} failed; the sweep at the next start will release it")]
     public static partial void ReleaseFailed(ILogger logger, Exception exception, string what);
 
-    [LoggerMessage(18, LogLevel.Warning, "Teardown of endpoint {EndpointId} did not finish; its record stays marked and the next start finishes it")]
-    public static partial void TeardownFailed(ILogger logger, Exception exception, string endpointId);
+    [LoggerMessage(18, LogLevel.Warning, "Teardown of {What} did not finish; its record stays marked and the next start finishes it")]
+    public static partial void TeardownFailed(ILogger logger, Exception exception, string what);
 
     [LoggerMessage(19, LogLevel.Information, "Network {Name} ({NetworkId}) of driver {Driver}, registered after start, loaded with {Endpoints} endpoint(s)")]
     public static partial void NetworkAdopted(ILogger logger, string name, string networkId, string driver, int endpoints);
@@ -73,4 +73,10 @@ internal static partial class Log
 
     [LoggerMessage(53, LogLevel.Warning, "Endpoint {EndpointId} of network {NetworkId} was left marked for teardown by a controller that is no longer running; finishing it")]
     public static partial void AdoptedTeardown(ILogger logger, string endpointId, string networkId);
+
+    [LoggerMessage(20, LogLevel.Warning, "Teardown of {What} failed {Attempts} times; its record stays marked and the next start tries again")]
+    public static partial void TeardownGivenUp(ILogger logger, string what, int attempts);
+
+    [LoggerMessage(21, LogLevel.Warning, "Finishing the interrupted delete of {Kind} {Id} found at start")]
+    public static partial void RecoveringDelete(ILogger logger, string kind, string id);
 }

@@ -26,6 +26,11 @@ public sealed record SandboxInterface
     public IReadOnlyList<StaticRoute> Routes { get; init; } = [];
 }
 
+/// <summary>An interface found in a sandbox.</summary>
+/// <param name="Name">Its name.</param>
+/// <param name="MacAddress">Its hardware address, if it has one.</param>
+public sealed record SandboxLink(string Name, PhysicalAddress? MacAddress);
+
 /// <summary>
 /// The kernel side of sandboxes: namespaces, interfaces in them, routes. The core calls it; the Linux implementation
 /// uses <c>CnmSharp.Netlink</c>. Every method is idempotent so that rollback and crash recovery can repeat it.
@@ -65,6 +70,13 @@ public interface ISandboxNetworking
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>A task that completes when the interface is out.</returns>
     ValueTask RemoveInterfaceAsync(string key, SandboxInterface sandboxInterface, CancellationToken cancellationToken = default);
+
+    /// <summary>Lists the interfaces in a sandbox (loopback excluded); none when its namespace does not exist. Recovery
+    /// uses it to find an interface a driver created in the sandbox before the core learnt its name.</summary>
+    /// <param name="key">The sandbox key.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The interfaces.</returns>
+    ValueTask<IReadOnlyList<SandboxLink>> GetInterfacesAsync(string key, CancellationToken cancellationToken = default);
 
     /// <summary>Makes the sandbox's default routes go through the given gateways on the given interface, replacing
     /// any previous ones; null removes the default route of that family.</summary>

@@ -272,6 +272,25 @@ public sealed partial class LinuxSandboxNetworking : ISandboxNetworking, IAsyncD
     }
 
     /// <inheritdoc />
+    public async ValueTask<IReadOnlyList<SandboxLink>> GetInterfacesAsync(string key, CancellationToken cancellationToken = default)
+    {
+        if (!_open.ContainsKey(key) && !(await NamespaceExistsAsync(key, cancellationToken).ConfigureAwait(false)))
+        {
+            return [];
+        }
+
+        try
+        {
+            var links = await Open(key).Client.GetLinksAsync(cancellationToken).ConfigureAwait(false);
+            return links.Where(l => l.Index != LoopbackIndex).Select(l => new SandboxLink(l.Name, l.Mac)).ToArray();
+        }
+        catch (NetlinkException ex)
+        {
+            throw KernelError($"interfaces of sandbox {key}", ex);
+        }
+    }
+
+    /// <inheritdoc />
     public async ValueTask SetDefaultGatewayAsync(string key, string? interfaceName, IPAddress? gateway, IPAddress? gatewayIPv6, CancellationToken cancellationToken = default)
     {
         var client = Open(key).Client;

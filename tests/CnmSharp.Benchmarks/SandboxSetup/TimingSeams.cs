@@ -66,6 +66,9 @@ internal sealed class TimedSandboxNetworking(LinuxSandboxNetworking inner, SpanR
     public ValueTask SetDefaultGatewayAsync(string key, string? interfaceName, IPAddress? gateway, IPAddress? gatewayIPv6, CancellationToken cancellationToken = default) =>
         spans.TimeAsync("seam: default gateway", () => inner.SetDefaultGatewayAsync(key, interfaceName, gateway, gatewayIPv6, cancellationToken));
 
+    public ValueTask<IReadOnlyList<SandboxLink>> GetInterfacesAsync(string key, CancellationToken cancellationToken = default) =>
+        inner.GetInterfacesAsync(key, cancellationToken);
+
     public ValueTask DisposeAsync() => inner.DisposeAsync();
 }
 

@@ -94,6 +94,9 @@ internal sealed class ControllerFixture : IAsyncDisposable
 
     public Action<CnmOptions>? Configure { get; set; }
 
+    /// <summary>The time the controllers use (a FakeTimeProvider for back-off tests); the system's when null.</summary>
+    public TimeProvider? Time { get; set; }
+
     /// <summary>Everything the controllers log.</summary>
     public FakeLogCollector Logs { get; } = new();
 
@@ -150,6 +153,11 @@ internal sealed class ControllerFixture : IAsyncDisposable
             .UseStore(store ?? Store)
             .UseSandboxNetworking(Netns.Object)
             .UseLoggerFactory(_loggerFactory ??= new LoggerFactory([new FakeLoggerProvider(Logs)]));
+        if (Time is not null)
+        {
+            builder.UseTimeProvider(Time);
+        }
+
         foreach (var driver in _drivers)
         {
             builder.AddDriver(driver);

@@ -222,7 +222,7 @@ public sealed class NetworkTests : ControllerTestBase
     }
 
     [Test]
-    public async Task A_driver_delete_error_that_is_not_a_conflict_is_logged_and_the_network_is_removed()
+    public async Task A_driver_delete_error_that_is_not_a_conflict_is_logged_and_the_network_is_hidden_but_kept()
     {
         var c = await F.StartAsync();
         var n = await c.CreateNetworkAsync("gone", ControllerFixture.DriverName);
@@ -235,9 +235,9 @@ public sealed class NetworkTests : ControllerTestBase
         Assert.Multiple(() =>
         {
             Assert.That(c.FindNetworkByName("gone"), Is.Null);
-            Assert.That(keys, Is.Empty);
+            Assert.That(keys, Has.Count.EqualTo(1), "the record stays until the driver has deleted the network (see DeleteRetryTests)");
         });
-        F.Driver.Verify(d => d.DeleteNetworkAsync(n.Id, It.IsAny<CancellationToken>()), Times.Once);
+        F.Driver.Verify(d => d.DeleteNetworkAsync(n.Id, It.IsAny<CancellationToken>()), Times.AtLeastOnce);
         Assert.That(F.Logs.GetSnapshot().Where(r => r.Level >= Microsoft.Extensions.Logging.LogLevel.Warning && r.Exception is CnmInternalException), Is.Not.Empty);
     }
 

@@ -49,6 +49,10 @@ internal sealed record NetworkRecord
     public List<IpamConfigRecord> IPv6Config { get; init; } = [];
     public List<IpamInfoRecord> IPv4Info { get; init; } = [];
     public List<IpamInfoRecord> IPv6Info { get; init; } = [];
+
+    /// <summary>The network is being deleted: written before the driver's delete, cleared only with the record. It
+    /// stays hidden, its pools reserved, until its driver has deleted it (retried in the background and at start).</summary>
+    public bool TearingDown { get; init; }
 }
 
 internal sealed record StaticRouteRecord
@@ -120,6 +124,9 @@ internal sealed record SandboxRecord
     public List<string> DnsOptions { get; init; } = [];
     public Dictionary<string, int> NextInterfaceIndex { get; init; } = [];
     public string? ExternalConnectivityEndpointId { get; init; }
+
+    /// <summary>The sandbox is being deleted: written before its first endpoint leaves; the next start finishes it.</summary>
+    public bool TearingDown { get; init; }
 }
 
 /// <summary>An operation in progress, written before any driver, IPAM or kernel work. Every undo it implies is
@@ -141,12 +148,20 @@ internal sealed record IntentRecord
     /// <summary>IPAM addresses requested so far: pool id and address.</summary>
     public List<string[]> Addresses { get; init; } = [];
 
-    /// <summary>Join: the interface the driver made, recorded before the core configures it in the sandbox.</summary>
+    /// <summary>Join: the interface the driver made, recorded before the core configures it in the sandbox. Leave: the
+    /// interface the leave removes.</summary>
     public JoinInterfaceRecord? Interface { get; set; }
 
     /// <summary>Who runs the operation: a controller instance and its process. Recovery rolls back an intent only
     /// while it holds the state lock and the owner has no operation running (see <c>StateLease</c>).</summary>
     public IntentOwnerRecord? Owner { get; init; }
+
+    /// <summary>Leave: the endpoint's sandbox is being deleted (no routes to program, the endpoint is marked for
+    /// teardown).</summary>
+    public bool SandboxGoing { get; set; }
+
+    /// <summary>Leave: the interface is removed one by one (false when the namespace deletion takes it).</summary>
+    public bool RemoveInterface { get; set; }
 }
 
 /// <summary>The controller instance that wrote an intent.</summary>
