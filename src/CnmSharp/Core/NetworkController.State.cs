@@ -103,8 +103,17 @@ public sealed partial class NetworkController
         }
     }
 
-    private async ValueTask OnStateReleasingAsync() =>
-        _seenRevision = await _store.Store.GetRevisionAsync(CancellationToken.None).ConfigureAwait(false);
+    private async ValueTask OnStateReleasingAsync()
+    {
+        try
+        {
+            _seenRevision = await _store.Store.GetRevisionAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is CnmException or ObjectDisposedException)
+        {
+            _seenRevision = -1; // unknown: the next hold reloads
+        }
+    }
 
     /// <summary>
     /// Makes the in-memory objects match the store, in place: objects others created appear, objects others deleted

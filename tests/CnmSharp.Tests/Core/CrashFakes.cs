@@ -291,6 +291,12 @@ internal sealed class FakeSandboxNetworking(FakeKernel kernel, CrashSwitch crash
 /// <summary>A store whose writes are steps and that refuses everything once crashed.</summary>
 internal sealed class CrashableStore(IKeyValueStore inner, CrashSwitch crash) : IKeyValueStore
 {
+    public ValueTask<long> GetRevisionAsync(CancellationToken cancellationToken = default)
+    {
+        crash.Check();
+        return inner.GetRevisionAsync(cancellationToken);
+    }
+
     public ValueTask<StoreEntry?> GetAsync(string key, CancellationToken cancellationToken = default)
     {
         crash.Check();
