@@ -379,6 +379,8 @@ public sealed partial class NetworkController
     /// from the committed state, whose steps are idempotent: the gateway converges, the driver leaves, the interface
     /// goes under either name, the hosts lines go, and the endpoint is committed without its join.
     /// </summary>
+    /// <remarks>A leave that cannot be finished throws: recovery then quarantines its intent (the endpoint stays
+    /// joined and visible, for the user to leave again), and the start goes on.</remarks>
     private async ValueTask FinishLeaveAsync(IntentRecord intent, string endpointId, CancellationToken cancellationToken)
     {
         if (intent.SandboxId is not { } sandboxId || !_sandboxes.TryGetValue(sandboxId, out var sandbox))
@@ -393,12 +395,6 @@ public sealed partial class NetworkController
             try
             {
                 await LeaveLockedAsync(endpoint, sandbox, intent.RemoveInterface, intent.SandboxGoing, intent, cancellationToken).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                // The endpoint stays joined, for the user to leave again; a failure here must not stop the start.
-                Log.RollbackStepFailed(_logger, ex, $"finish the leave of endpoint {endpointId}", "recovery");
-                return;
             }
             finally
             {

@@ -18,7 +18,13 @@ internal sealed partial class FileStateLock : IStateLock
     private const int LockUnlock = 8;
     private const int EWouldBlock = 11;
     private const int EIntr = 4;
-    private static readonly TimeSpan MaxPoll = TimeSpan.FromMilliseconds(4);
+    /// <summary>The longest wait between tries of the lock itself: only the turnstile's holder tries it, so this is
+    /// one process's latency.</summary>
+    private static readonly TimeSpan MaxLockPoll = TimeSpan.FromMilliseconds(4);
+
+    /// <summary>The longest wait between tries of the turnstile: every other waiter tries it, so it backs off further
+    /// (a queue of processes must not cost CPU).</summary>
+    private static readonly TimeSpan MaxQueuePoll = TimeSpan.FromMilliseconds(25);
 
     private readonly SafeFileHandle _lock;
     private readonly SafeFileHandle _queue;
@@ -44,10 +50,10 @@ internal sealed partial class FileStateLock : IStateLock
     public async ValueTask AcquireAsync(CancellationToken cancellationToken = default)
     {
         // The turnstile first: only the waiter that holds it tries the lock, and the holder sees it waiting.
-        await TakeAsync(_queue, cancellationToken).ConfigureAwait(false);
+        await TakeAsync(_queue, MaxQueuePoll, cancellationToken).ConfigureAwait(false);
         try
         {
-            await TakeAsync(_lock, cancellationToken).ConfigureAwait(false);
+            await TakeAsync(_lock, MaxLockPoll, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -101,13 +107,13 @@ internal sealed partial class FileStateLock : IStateLock
     }
 
     /// <summary>Takes an exclusive lock, polling (a blocked <c>flock</c> cannot be cancelled) with a short back-off.</summary>
-    private async ValueTask TakeAsync(SafeFileHandle file, CancellationToken cancellationToken)
+    private async ValueTask TakeAsync(SafeFileHandle file, TimeSpan maxPoll, CancellationToken cancellationToken)
     {
         var delay = TimeSpan.FromMilliseconds(0.25);
         while (!TryFlock(file, LockExclusive | LockNonBlocking))
         {
             await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
-            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, MaxPoll.Ticks));
+            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, maxPoll.Ticks));
         }
     }
 

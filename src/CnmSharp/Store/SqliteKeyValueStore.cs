@@ -621,12 +621,22 @@ public sealed class SqliteKeyValueStore : IKeyValueStore, IStateLockProvider
             throw Corrupt(subject, string.Create(CultureInfo.InvariantCulture, $"schema version {version} is not supported (this CnmSharp reads version {SchemaVersion})"));
         }
 
-        if (Scalar(connection, "SELECT revision FROM meta WHERE id = 1") is not long revision)
+        // One statement, so one snapshot: read as two, a commit by another process in between would make a sound
+        // file look corrupt.
+        long revision, highest;
+        using (var command = connection.CreateCommand())
         {
-            throw Corrupt(subject, "the revision counter is missing");
+            command.CommandText = "SELECT (SELECT revision FROM meta WHERE id = 1), (SELECT coalesce(max(version), 0) FROM kv)";
+            using var reader = command.ExecuteReader();
+            if (!reader.Read() || reader.IsDBNull(0))
+            {
+                throw Corrupt(subject, "the revision counter is missing");
+            }
+
+            revision = reader.GetInt64(0);
+            highest = reader.GetInt64(1);
         }
 
-        var highest = Convert.ToInt64(Scalar(connection, "SELECT coalesce(max(version), 0) FROM kv"), CultureInfo.InvariantCulture);
         if (highest > revision)
         {
             throw Corrupt(subject, string.Create(CultureInfo.InvariantCulture, $"a record has version {highest}, above the revision counter {revision}"));
