@@ -27,6 +27,9 @@ internal sealed class CliLab : IAsyncDisposable
         Suffix = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3));
     }
 
+    /// <summary>The exit code <see cref="RunBatchAsync"/> reports for a process that did not finish in time.</summary>
+    public const int TimedOutExitCode = -1;
+
     public TestHostNamespace Host { get; }
 
     public string Root { get; }
@@ -72,8 +75,22 @@ internal sealed class CliLab : IAsyncDisposable
     public async Task<IReadOnlyList<BatchResult>> RunBatchAsync(IReadOnlyList<string[]> commands, TimeSpan timeout)
     {
         var started = commands.Select(Start).ToList();
-        var results = await Task.WhenAll(started.Select(p => p.WaitAsync(timeout)));
+        var results = await Task.WhenAll(started.Select(p => WaitOrTimeOutAsync(p, timeout)));
         return [.. commands.Select((c, i) => new BatchResult(c, started[i], results[i]))];
+    }
+
+    /// <summary>The process's result; one that does not finish within <paramref name="timeout"/> is SIGKILLed and
+    /// reported with <see cref="TimedOutExitCode"/>.</summary>
+    public static async Task<ProcessResult> WaitOrTimeOutAsync(StartedProcess process, TimeSpan timeout)
+    {
+        try
+        {
+            return await process.WaitAsync(timeout);
+        }
+        catch (TimeoutException ex)
+        {
+            return new ProcessResult(TimedOutExitCode, "", ex.Message + "; killed");
+        }
     }
 
     /// <summary>Something the lab disposes at teardown, before the directories go (a library controller).</summary>
