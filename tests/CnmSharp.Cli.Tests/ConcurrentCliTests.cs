@@ -58,7 +58,7 @@ public sealed class ConcurrentCliTests
     }
 
     /// <summary>
-    /// Three networks, 12 sandboxes each connected to one of them (all must succeed); then two rounds of mixed
+    /// Three networks, 8 sandboxes each connected to one of them (all must succeed); then two rounds of mixed
     /// commands started at once (connect, disconnect, sandbox rm, network create and rm, sandbox create; each object
     /// touched by at most one command of a round, so none depends on another) of which about 40% are SIGKILLed at
     /// a random moment within the first 4 s. Every process not killed must exit 0; after each round one more
@@ -77,7 +77,7 @@ public sealed class ConcurrentCliTests
             var baseline = await HostSnapshot.TakeAsync(lab.Host.Path);
 
             var networks = Enumerable.Range(0, 3).Select(i => $"k{i}-{lab.Suffix}").ToArray();
-            var containers = Enumerable.Range(0, 12).Select(i => $"kc{i}-{lab.Suffix}").ToArray();
+            var containers = Enumerable.Range(0, 8).Select(i => $"kc{i}-{lab.Suffix}").ToArray();
             await SetupBatchAsync("network create", [
                 ["network", "create", "--subnet", "10.170.0.0/24", networks[0]],
                 ["network", "create", networks[1]],
