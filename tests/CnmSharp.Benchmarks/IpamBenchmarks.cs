@@ -86,6 +86,14 @@ public class IpamBenchmarks
         private readonly SortedDictionary<string, (byte[] Value, long Version)> _data = new(StringComparer.Ordinal);
         private long _counter;
 
+        public ValueTask<long> GetRevisionAsync(CancellationToken cancellationToken = default)
+        {
+            lock (_lock)
+            {
+                return ValueTask.FromResult(_counter);
+            }
+        }
+
         public ValueTask<StoreEntry?> GetAsync(string key, CancellationToken cancellationToken = default)
         {
             lock (_lock)

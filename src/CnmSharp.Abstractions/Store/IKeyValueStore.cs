@@ -83,6 +83,13 @@ public interface IKeyValueStore : IAsyncDisposable
     /// <returns>The entry, or null when absent.</returns>
     ValueTask<StoreEntry?> GetAsync(string key, CancellationToken cancellationToken = default);
 
+    /// <summary>The store's current revision: the version the last committing write gave its keys (0 before the
+    /// first). It changes exactly when a write commits, through this instance or any other client of the same state,
+    /// so a caller that remembers it can tell cheaply whether anyone wrote since.</summary>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The revision.</returns>
+    ValueTask<long> GetRevisionAsync(CancellationToken cancellationToken = default);
+
     /// <summary>Reads every key that starts with <paramref name="prefix"/>, ordered by key.</summary>
     /// <param name="prefix">The prefix.</param>
     /// <param name="cancellationToken">Cancels the call.</param>

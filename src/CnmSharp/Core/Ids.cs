@@ -15,6 +15,12 @@ internal static partial class Ids
         return Convert.ToHexStringLower(bytes);
     }
 
+    /// <summary>True for an id of the form <see cref="NewId"/> makes: 64 lowercase hexadecimal digits.</summary>
+    public static bool IsFullId(string? id) =>
+        id is { Length: 64 } && id.AsSpan().IndexOfAnyExcept(LowerHex) < 0;
+
+    private static readonly System.Buffers.SearchValues<char> LowerHex = System.Buffers.SearchValues.Create("0123456789abcdef");
+
     /// <summary>The short form (first 12 characters) of an id.</summary>
     public static string Short(string id) => id.Length > 12 ? id[..12] : id;
 

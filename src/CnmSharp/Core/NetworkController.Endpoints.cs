@@ -124,7 +124,7 @@ public sealed partial class NetworkController
             {
                 network.Gate.Release();
             }
-        });
+        }, cancellationToken);
 
     /// <summary>
     /// Reserves the endpoint's address of one family: the pool that contains the preferred address, or the first pool
@@ -224,7 +224,7 @@ public sealed partial class NetworkController
             }
 
             await DeleteEndpointCoreAsync(endpoint, cancellationToken).ConfigureAwait(false);
-        });
+        }, cancellationToken);
 
     // A forced delete of an endpoint whose sandbox no longer exists: undo the driver's join and drop the join record
     // (libnetwork's forced delete proceeds without the sandbox too).

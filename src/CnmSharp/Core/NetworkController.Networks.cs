@@ -20,7 +20,7 @@ public sealed partial class NetworkController
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>The network.</returns>
     public ValueTask<Network> CreateNetworkAsync(string name, string driver, NetworkCreateOptions? options = null, CancellationToken cancellationToken = default) =>
-        RunAsync("network.create", () => CreateNetworkCoreAsync(name, driver, options ?? new NetworkCreateOptions(), cancellationToken));
+        RunAsync("network.create", () => CreateNetworkCoreAsync(name, driver, options ?? new NetworkCreateOptions(), cancellationToken), cancellationToken);
 
     private async ValueTask<Network> CreateNetworkCoreAsync(string name, string driverName, NetworkCreateOptions options, CancellationToken cancellationToken)
     {
@@ -305,7 +305,7 @@ public sealed partial class NetworkController
             {
                 network.Gate.Release();
             }
-        });
+        }, cancellationToken);
 
     private async ValueTask ReleaseNetworkIpamAsync(Network network)
     {

@@ -40,7 +40,7 @@ public sealed partial class NetworkController
                 var id = Ids.NewId();
                 var key = options.UseHostNamespace
                     ? _options.HostNamespacePath ?? OwnNamespaceKey
-                    : Path.Combine(_options.RunDirectory, "netns", Ids.Short(id));
+                    : SandboxKeyOf(id);
                 var record = new SandboxRecord
                 {
                     Id = id,
@@ -91,7 +91,7 @@ public sealed partial class NetworkController
                     _containerSandboxes.TryRemove(new KeyValuePair<string, string>(containerId, string.Empty));
                 }
             }
-        });
+        }, cancellationToken);
 
     /// <summary>Deletes a sandbox: every endpoint leaves (without paying for per-interface deletion: the namespace
     /// takes its interfaces with it) and is marked for teardown, the namespace goes, then the endpoints are torn down
@@ -166,7 +166,7 @@ public sealed partial class NetworkController
                 sandbox.Deleting = false;
                 throw;
             }
-        });
+        }, cancellationToken);
 
     internal ValueTask JoinAsync(Endpoint endpoint, Sandbox sandbox, JoinOptions options, CancellationToken cancellationToken) =>
         RunAsync("endpoint.join", async () =>
@@ -219,7 +219,7 @@ public sealed partial class NetworkController
             {
                 sandbox.Gate.Release();
             }
-        });
+        }, cancellationToken);
 
     private async ValueTask JoinLockedAsync(Endpoint endpoint, Sandbox sandbox, JoinOptions options, CancellationToken cancellationToken)
     {
@@ -344,7 +344,7 @@ public sealed partial class NetworkController
     }
 
     internal ValueTask LeaveAsync(Endpoint endpoint, Sandbox sandbox, CancellationToken cancellationToken) =>
-        RunAsync("endpoint.leave", () => LeaveCoreAsync(endpoint, sandbox, removeInterface: true, cancellationToken));
+        RunAsync("endpoint.leave", () => LeaveCoreAsync(endpoint, sandbox, removeInterface: true, cancellationToken), cancellationToken);
 
     private async ValueTask LeaveCoreAsync(Endpoint endpoint, Sandbox sandbox, bool removeInterface, CancellationToken cancellationToken)
     {

@@ -47,39 +47,43 @@ public sealed partial class NetworkController
         }
 
         var store = new CoreStore(info.Store);
-        var entry = await store.Store.GetAsync(CoreStore.ControllerKey, cancellationToken).ConfigureAwait(false);
-        var record = entry is null
-            ? new ControllerRecord { Id = info.Options.ControllerId ?? Ids.NewId() }
-            : CoreStore.Deserialize(entry, CoreJsonContext.Default.ControllerRecord);
-        var version = entry?.Version ?? StoreVersion.Absent;
-        if (entry is null)
-        {
-            version = await store.Store.PutAsync(CoreStore.ControllerKey, CoreStore.Serialize(record, CoreJsonContext.Default.ControllerRecord), StoreVersion.Absent, cancellationToken).ConfigureAwait(false);
-        }
-
+        var record = await GetOrCreateControllerRecordAsync(store, info.Options.ControllerId, cancellationToken).ConfigureAwait(false);
         var controller = new NetworkController(info, record.Id);
         try
         {
-            foreach (var factory in info.Drivers)
+            // Everything a start does (drivers restoring their kernel objects, recovery, the default networks) runs
+            // under the state lock, alone: another process's operation cannot interleave with it.
+            await controller._lease.EnterAsync(exclusive: true, cancellationToken).ConfigureAwait(false);
+            controller._lease.MarkScope();
+            try
             {
-                await controller.RegisterDriverAsync(factory, cancellationToken).ConfigureAwait(false);
-            }
-
-            foreach (var factory in info.Ipams)
-            {
-                await controller.RegisterIpamDriverAsync(factory, cancellationToken).ConfigureAwait(false);
-            }
-
-            await controller.LoadAsync(cancellationToken).ConfigureAwait(false);
-            await controller.RecoverAsync(cancellationToken).ConfigureAwait(false);
-            if (!record.DefaultsCreated)
-            {
-                if (info.Options.CreateDefaultNetworks)
+                foreach (var factory in info.Drivers)
                 {
-                    await controller.CreateDefaultNetworksAsync(cancellationToken).ConfigureAwait(false);
+                    await controller.RegisterDriverAsync(factory, cancellationToken).ConfigureAwait(false);
                 }
 
-                await store.Store.PutAsync(CoreStore.ControllerKey, CoreStore.Serialize(record with { DefaultsCreated = true }, CoreJsonContext.Default.ControllerRecord), version, cancellationToken).ConfigureAwait(false);
+                foreach (var factory in info.Ipams)
+                {
+                    await controller.RegisterIpamDriverAsync(factory, cancellationToken).ConfigureAwait(false);
+                }
+
+                await controller.LoadAsync(cancellationToken).ConfigureAwait(false);
+                await controller.RecoverCoreAsync(cancellationToken).ConfigureAwait(false);
+                var entry = await store.Store.GetAsync(CoreStore.ControllerKey, cancellationToken).ConfigureAwait(false);
+                var current = entry is null ? record : CoreStore.Deserialize(entry, CoreJsonContext.Default.ControllerRecord);
+                if (!current.DefaultsCreated)
+                {
+                    if (info.Options.CreateDefaultNetworks)
+                    {
+                        await controller.CreateDefaultNetworksAsync(cancellationToken).ConfigureAwait(false);
+                    }
+
+                    await store.Store.PutAsync(CoreStore.ControllerKey, CoreStore.Serialize(current with { DefaultsCreated = true }, CoreJsonContext.Default.ControllerRecord), entry?.Version ?? StoreVersion.Absent, cancellationToken).ConfigureAwait(false);
+                }
+            }
+            finally
+            {
+                await controller._lease.ExitAsync().ConfigureAwait(false);
             }
 
             Log.ControllerStarted(controller._logger, record.Id, info.Options.HostNamespacePath ?? "(own)", controller._networks.Count, controller._networks.Values.Sum(n => n.EndpointCount), controller._sandboxes.Count);
@@ -89,6 +93,31 @@ public sealed partial class NetworkController
         {
             await controller.DisposeAsync().ConfigureAwait(false);
             throw;
+        }
+    }
+
+    /// <summary>Reads the controller record, creating it on a fresh store (another process may create it at the same
+    /// moment: then its record is the one).</summary>
+    private static async ValueTask<ControllerRecord> GetOrCreateControllerRecordAsync(CoreStore store, string? requestedId, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var entry = await store.Store.GetAsync(CoreStore.ControllerKey, cancellationToken).ConfigureAwait(false);
+            if (entry is not null)
+            {
+                return CoreStore.Deserialize(entry, CoreJsonContext.Default.ControllerRecord);
+            }
+
+            var record = new ControllerRecord { Id = requestedId ?? Ids.NewId() };
+            try
+            {
+                await store.Store.PutAsync(CoreStore.ControllerKey, CoreStore.Serialize(record, CoreJsonContext.Default.ControllerRecord), StoreVersion.Absent, cancellationToken).ConfigureAwait(false);
+                return record;
+            }
+            catch (CnmConflictException)
+            {
+                // Created by another process in between: read theirs.
+            }
         }
     }
 
@@ -109,7 +138,7 @@ public sealed partial class NetworkController
     /// registered stay in the store untouched.</summary>
     private async ValueTask LoadAsync(CancellationToken cancellationToken)
     {
-        foreach (var (record, version) in await _store.ListAsync(CoreStore.NetworkPrefix, CoreJsonContext.Default.NetworkRecord, cancellationToken).ConfigureAwait(false))
+        foreach (var (record, version) in await ListNetworksAsync(cancellationToken).ConfigureAwait(false))
         {
             if (_registry.ContainsDriver(record.Driver))
             {
@@ -121,13 +150,13 @@ public sealed partial class NetworkController
             }
         }
 
-        foreach (var (record, version) in await _store.ListAsync(CoreStore.SandboxPrefix, CoreJsonContext.Default.SandboxRecord, cancellationToken).ConfigureAwait(false))
+        foreach (var (record, version) in await ListSandboxesAsync(cancellationToken).ConfigureAwait(false))
         {
             _sandboxes[record.Id] = new Sandbox(this, record, version);
             _containerSandboxes[record.ContainerId] = record.Id;
         }
 
-        foreach (var (record, version) in await _store.ListAsync(CoreStore.EndpointPrefix, CoreJsonContext.Default.EndpointRecord, cancellationToken).ConfigureAwait(false))
+        foreach (var (record, version) in await ListEndpointsAsync(CoreStore.EndpointPrefix, cancellationToken).ConfigureAwait(false))
         {
             if (_networks.TryGetValue(record.NetworkId, out var network) && LoadEndpoint(network, record, version) is { } tearingDown)
             {
@@ -171,7 +200,7 @@ public sealed partial class NetworkController
             {
                 var network = new Network(this, record, version, _registry.GetDriver(driverName));
                 var tearingDown = new List<Endpoint>();
-                foreach (var (endpointRecord, endpointVersion) in await _store.ListAsync(CoreStore.EndpointPrefix + record.Id + "/", CoreJsonContext.Default.EndpointRecord, cancellationToken).ConfigureAwait(false))
+                foreach (var (endpointRecord, endpointVersion) in await ListEndpointsAsync(CoreStore.EndpointPrefix + record.Id + "/", cancellationToken).ConfigureAwait(false))
                 {
                     if (LoadEndpoint(network, endpointRecord, endpointVersion) is { } endpoint)
                     {
@@ -199,14 +228,9 @@ public sealed partial class NetworkController
     /// Makes the state whole after a crash: rolls back every recorded intent (the same undo code an in-process failure
     /// runs), removes sandboxes whose namespace is gone, and releases IPAM pools and addresses that no object owns.
     /// </summary>
-    private async ValueTask RecoverAsync(CancellationToken cancellationToken)
+    private async ValueTask RecoverCoreAsync(CancellationToken cancellationToken)
     {
-        foreach (var (intent, version) in await _store.ListAsync(CoreStore.IntentPrefix, CoreJsonContext.Default.IntentRecord, cancellationToken).ConfigureAwait(false))
-        {
-            Log.RecoveringIntent(_logger, intent.Kind.ToString(), intent.Id);
-            await RollbackAsync(intent, cancellationToken).ConfigureAwait(false);
-            await _store.Store.DeleteAsync(CoreStore.IntentKey(intent.Id), version, cancellationToken).ConfigureAwait(false);
-        }
+        await RecoverIntentsAsync(cancellationToken).ConfigureAwait(false);
 
         // Endpoints whose sandbox was deleted before the crash: finish their teardown now, before the sweep looks
         // for addresses without owners.

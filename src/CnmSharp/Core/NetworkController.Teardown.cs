@@ -65,6 +65,10 @@ public sealed partial class NetworkController
         endpoint.Network.RemoveEndpoint(endpoint);
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _teardowns[endpoint] = done.Task;
+
+        // The teardown changes state (driver, record, IPAM) after the operation that scheduled it returns: it keeps
+        // a hold on the state lease until it ends.
+        _lease.AddHold();
         _ = Task.Run(async () =>
         {
             try
@@ -79,6 +83,7 @@ public sealed partial class NetworkController
             {
                 _teardowns.TryRemove(endpoint, out _);
                 done.TrySetResult();
+                await _lease.ExitAsync().ConfigureAwait(false);
             }
         });
     }

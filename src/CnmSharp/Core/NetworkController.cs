@@ -43,6 +43,9 @@ public sealed partial class NetworkController : IAsyncDisposable
     private readonly ConcurrentDictionary<string, string> _containerSandboxes = new(StringComparer.Ordinal);
     private int _disposed;
 
+    /// <summary>Driver and IPAM names being registered (guarded by <see cref="_gate"/>): taken, not yet usable.</summary>
+    private readonly HashSet<string> _registering = new(StringComparer.Ordinal);
+
     private NetworkController(ControllerStartInfo info, string id)
     {
         _options = info.Options;
@@ -58,6 +61,8 @@ public sealed partial class NetworkController : IAsyncDisposable
         _firewall = info.Firewall;
         Id = id;
         _instruments = new ControllerInstruments(info.MeterFactory, id, MeasureAllocatedAddresses);
+        var stateLock = info.Store is IStateLockProvider provider ? provider.CreateStateLock() : new InProcessStateLock().CreateHandle();
+        _lease = new StateLease(stateLock, OnStateAcquiredAsync, OnStateReleasingAsync);
     }
 
     /// <summary>The controller's id (64 hex characters), stable across restarts on the same store.</summary>
@@ -90,39 +95,95 @@ public sealed partial class NetworkController : IAsyncDisposable
     /// <param name="factory">The driver's factory.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>A task that completes when the driver is registered.</returns>
-    public async ValueTask RegisterDriverAsync(INetworkDriverFactory factory, CancellationToken cancellationToken = default)
+    public ValueTask RegisterDriverAsync(INetworkDriverFactory factory, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(factory);
         ValidateRegistrationName(factory.Name, "driver");
-        if (_registry.ContainsDriver(factory.Name))
+        return RunAsync("driver.register", async () =>
         {
-            throw new CnmConflictException(CnmErrorCodes.ActiveRegistration, $"driver \"{factory.Name}\"", "a driver with that name is already registered");
-        }
+            await ReserveRegistrationAsync("driver:" + factory.Name, $"driver \"{factory.Name}\"", () => _registry.ContainsDriver(factory.Name), cancellationToken).ConfigureAwait(false);
+            try
+            {
+                var driver = await factory.CreateAsync(CreateContext(CoreStore.DriverPrefix, factory.Name), cancellationToken).ConfigureAwait(false);
+                _registry.Add(new RegisteredDriver(factory.Name, driver, driver.Capability));
+            }
+            finally
+            {
+                await EndRegistrationAsync("driver:" + factory.Name).ConfigureAwait(false);
+            }
 
-        var driver = await factory.CreateAsync(CreateContext(CoreStore.DriverPrefix, factory.Name), cancellationToken).ConfigureAwait(false);
-        _registry.Add(new RegisteredDriver(factory.Name, driver, driver.Capability));
-        if (_loaded)
-        {
-            await AdoptNetworksAsync(factory.Name, cancellationToken).ConfigureAwait(false);
-        }
+            if (_loaded)
+            {
+                await AdoptNetworksAsync(factory.Name, cancellationToken).ConfigureAwait(false);
+            }
+        }, cancellationToken);
     }
 
     /// <summary>Registers an IPAM driver at run time.</summary>
     /// <param name="factory">The IPAM's factory.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>A task that completes when the IPAM is registered.</returns>
-    public async ValueTask RegisterIpamDriverAsync(IIpamDriverFactory factory, CancellationToken cancellationToken = default)
+    public ValueTask RegisterIpamDriverAsync(IIpamDriverFactory factory, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(factory);
         ValidateRegistrationName(factory.Name, "IPAM driver");
-        if (_registry.ContainsIpam(factory.Name))
+        return RunAsync("ipam.register", async () =>
         {
-            throw new CnmConflictException(CnmErrorCodes.ActiveRegistration, $"IPAM driver \"{factory.Name}\"", "an IPAM driver with that name is already registered");
-        }
+            await ReserveRegistrationAsync("ipam:" + factory.Name, $"IPAM driver \"{factory.Name}\"", () => _registry.ContainsIpam(factory.Name), cancellationToken).ConfigureAwait(false);
+            try
+            {
+                var ipam = await factory.CreateAsync(CreateContext(CoreStore.IpamPrefix, factory.Name), cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    var spaces = await ipam.GetDefaultAddressSpacesAsync(cancellationToken).ConfigureAwait(false);
+                    _registry.Add(new RegisteredIpam(factory.Name, ipam, spaces));
+                }
+                catch
+                {
+                    if (ipam is IAsyncDisposable disposable)
+                    {
+                        await disposable.DisposeAsync().ConfigureAwait(false);
+                    }
 
-        var ipam = await factory.CreateAsync(CreateContext(CoreStore.IpamPrefix, factory.Name), cancellationToken).ConfigureAwait(false);
-        var spaces = await ipam.GetDefaultAddressSpacesAsync(cancellationToken).ConfigureAwait(false);
-        _registry.Add(new RegisteredIpam(factory.Name, ipam, spaces));
+                    throw;
+                }
+            }
+            finally
+            {
+                await EndRegistrationAsync("ipam:" + factory.Name).ConfigureAwait(false);
+            }
+        }, cancellationToken);
+    }
+
+    /// <summary>Takes a registration name: one caller creates the driver, a concurrent or later one is refused
+    /// before it creates anything.</summary>
+    private async ValueTask ReserveRegistrationAsync(string slot, string subject, Func<bool> registered, CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (registered() || !_registering.Add(slot))
+            {
+                throw new CnmConflictException(CnmErrorCodes.ActiveRegistration, subject, "one with that name is already registered");
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private async ValueTask EndRegistrationAsync(string slot)
+    {
+        await _gate.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+        try
+        {
+            _registering.Remove(slot);
+        }
+        finally
+        {
+            _gate.Release();
+        }
     }
 
     /// <summary>Finds a network by name (the first, by id, when names are not unique).</summary>
@@ -228,7 +289,7 @@ public sealed partial class NetworkController : IAsyncDisposable
                     await reconcilable.ReconcileFirewallAsync(cancellationToken).ConfigureAwait(false);
                 }
             }
-        });
+        }, cancellationToken);
 
     /// <summary>Deletes the sandbox of a container; a container without one is not an error.</summary>
     /// <param name="containerId">The container id.</param>
@@ -252,8 +313,9 @@ public sealed partial class NetworkController : IAsyncDisposable
             return;
         }
 
-        // Teardowns are bounded by their drivers (the bridge's reap timeout); one left unfinished keeps its
-        // record marked, and the next start finishes it.
+        // New operations are refused from here on; the running ones (and their background teardowns, bounded by
+        // their drivers, such as the bridge's reap timeout) end first, so nothing below is disposed under them.
+        await _lease.CloseAsync().ConfigureAwait(false);
         await WaitForTeardownsAsync(CancellationToken.None).ConfigureAwait(false);
 
         foreach (var driver in _registry.Drivers)
@@ -283,6 +345,7 @@ public sealed partial class NetworkController : IAsyncDisposable
             await _ownedStore.DisposeAsync().ConfigureAwait(false);
         }
 
+        _lease.Dispose();
         _instruments.Dispose();
         _gate.Dispose();
         _teardownSlots.Dispose();
@@ -342,13 +405,37 @@ public sealed partial class NetworkController : IAsyncDisposable
     };
 
     /// <summary>Runs one public operation: a span, counters, duration, and failure accounting.</summary>
-    private async ValueTask<T> RunAsync<T>(string name, Func<ValueTask<T>> body)
+    private ValueTask<T> RunAsync<T>(string name, Func<ValueTask<T>> body, CancellationToken cancellationToken = default) =>
+        RunAsync(name, exclusive: false, body, cancellationToken);
+
+    private async ValueTask<T> RunAsync<T>(string name, bool exclusive, Func<ValueTask<T>> body, CancellationToken cancellationToken)
     {
-        ThrowIfDisposed();
+        // An operation called from inside another (recovery deleting a stale sandbox, start creating the default
+        // networks) shares its hold on the state; only outermost calls wait for the state lock and check disposal.
+        var nested = _lease.InScope;
+        if (!nested)
+        {
+            ThrowIfDisposed();
+        }
+
         var op = _instruments.Start(name);
         try
         {
-            return await body().ConfigureAwait(false);
+            if (nested)
+            {
+                return await body().ConfigureAwait(false);
+            }
+
+            await _lease.EnterAsync(exclusive, cancellationToken).ConfigureAwait(false);
+            _lease.MarkScope();
+            try
+            {
+                return await body().ConfigureAwait(false);
+            }
+            finally
+            {
+                await _lease.ExitAsync().ConfigureAwait(false);
+            }
         }
         catch (Exception ex)
         {
@@ -361,12 +448,19 @@ public sealed partial class NetworkController : IAsyncDisposable
         }
     }
 
-    private async ValueTask RunAsync(string name, Func<ValueTask> body) =>
-        await RunAsync<bool>(name, async () =>
-        {
-            await body().ConfigureAwait(false);
-            return true;
-        }).ConfigureAwait(false);
+    private ValueTask RunAsync(string name, Func<ValueTask> body, CancellationToken cancellationToken = default) =>
+        RunAsync(name, exclusive: false, body, cancellationToken);
+
+    private async ValueTask RunAsync(string name, bool exclusive, Func<ValueTask> body, CancellationToken cancellationToken) =>
+        await RunAsync<bool>(
+            name,
+            exclusive,
+            async () =>
+            {
+                await body().ConfigureAwait(false);
+                return true;
+            },
+            cancellationToken).ConfigureAwait(false);
 
     /// <summary>Runs a list of undo steps in order, logging and continuing past failures.</summary>
     private async ValueTask UndoAsync(string operation, IEnumerable<(string Step, Func<ValueTask> Undo)> steps)

@@ -94,6 +94,17 @@ public sealed class Sandbox
         }
     }
 
+    /// <summary>Replaces the joined endpoints (a reload from the store).</summary>
+    internal void SetEndpoints(IEnumerable<Endpoint> endpoints)
+    {
+        lock (_endpointsLock)
+        {
+            _endpoints.Clear();
+            _endpoints.AddRange(endpoints);
+            GatewayElection.Sort(_endpoints);
+        }
+    }
+
     internal void RemoveEndpoint(Endpoint endpoint)
     {
         lock (_endpointsLock)

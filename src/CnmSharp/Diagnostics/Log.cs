@@ -61,4 +61,16 @@ internal static partial class Log
 
     [LoggerMessage(19, LogLevel.Information, "Network {Name} ({NetworkId}) of driver {Driver}, registered after start, loaded with {Endpoints} endpoint(s)")]
     public static partial void NetworkAdopted(ILogger logger, string name, string networkId, string driver, int endpoints);
+
+    [LoggerMessage(50, LogLevel.Warning, "Quarantined store record {Key}: {Reason}. It is kept under {QuarantineKey} for inspection and repair; nothing acts on it")]
+    public static partial void Quarantined(ILogger logger, string key, string reason, string quarantineKey);
+
+    [LoggerMessage(51, LogLevel.Warning, "Rolling back interrupted operation {Kind} {IntentId} of {Owner}, which is no longer running")]
+    public static partial void RollingBackIntent(ILogger logger, string kind, string intentId, string owner);
+
+    [LoggerMessage(52, LogLevel.Debug, "The store changed since this controller last held it (revision {Seen} to {Now}); reloading")]
+    public static partial void Reloading(ILogger logger, long seen, long now);
+
+    [LoggerMessage(53, LogLevel.Warning, "Endpoint {EndpointId} of network {NetworkId} was left marked for teardown by a controller that is no longer running; finishing it")]
+    public static partial void AdoptedTeardown(ILogger logger, string endpointId, string networkId);
 }

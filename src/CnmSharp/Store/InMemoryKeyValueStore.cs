@@ -10,11 +10,12 @@ namespace CnmSharp.Store;
 /// Watchers get an unbounded queue each: a write never waits for a watcher, and a watcher that stops reading without
 /// cancelling its stream keeps every later event in memory.
 /// </remarks>
-public sealed class InMemoryKeyValueStore : IKeyValueStore
+public sealed class InMemoryKeyValueStore : IKeyValueStore, IStateLockProvider
 {
     private readonly Lock _lock = new();
     private readonly Dictionary<string, StoreEntry> _entries = new(StringComparer.Ordinal);
     private readonly StoreWatchers _watchers = new();
+    private readonly InProcessStateLock _stateLock = new();
     private long _revision;
     private bool _disposed;
 
@@ -29,6 +30,17 @@ public sealed class InMemoryKeyValueStore : IKeyValueStore
             }
         }
     }
+
+    /// <inheritdoc />
+    public ValueTask<long> GetRevisionAsync(CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        return ValueTask.FromResult(Revision);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>An in-process lock: the store lives in one process.</remarks>
+    public IStateLock CreateStateLock() => _stateLock.CreateHandle();
 
     /// <inheritdoc />
     public ValueTask<StoreEntry?> GetAsync(string key, CancellationToken cancellationToken = default)

@@ -29,7 +29,7 @@ namespace CnmSharp.Store;
 /// CnmSharp store or a newer schema throws <see cref="CnmInternalException"/> (<see cref="CnmErrorCodes.CorruptRecord"/>).
 /// </para>
 /// </remarks>
-public sealed class SqliteKeyValueStore : IKeyValueStore
+public sealed class SqliteKeyValueStore : IKeyValueStore, IStateLockProvider
 {
     /// <summary>The schema version kept in SQLite's <c>user_version</c>.</summary>
     internal const int SchemaVersion = 1;
@@ -62,6 +62,7 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
     private readonly SqliteCommand _upsert;
     private readonly SqliteCommand _delete;
     private readonly SqliteCommand _bump;
+    private readonly SqliteCommand _revision;
     private volatile bool _disposed;
 
     private SqliteKeyValueStore(SqliteConnection connection, string path, SqliteDurability durability, int commandTimeout)
@@ -88,6 +89,7 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
             ("$version", SqliteType.Integer));
         _delete = Prepare("DELETE FROM kv WHERE key = $key", ("$key", SqliteType.Text));
         _bump = Prepare("UPDATE meta SET revision = revision + 1 WHERE id = 1 RETURNING revision");
+        _revision = Prepare("SELECT revision FROM meta WHERE id = 1");
 
         SqliteCommand Prepare(string sql, params (string Name, SqliteType Type)[] parameters)
         {
@@ -142,6 +144,33 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
 
         cancellationToken.ThrowIfCancellationRequested();
         return ValueTask.FromResult(Open(options));
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<long> GetRevisionAsync(CancellationToken cancellationToken = default)
+    {
+        await EnterAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return _revision.ExecuteScalar() is long revision ? revision : throw Corrupt(_subject, "the revision counter is missing");
+        }
+        catch (SqliteException ex)
+        {
+            throw Map(ex, _subject);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <inheritdoc />
+    /// <remarks><c>flock(2)</c> on <c>&lt;file&gt;.lock</c> and <c>&lt;file&gt;.queue</c> beside the store file: every
+    /// process and every store instance on the file shares it, and a process that dies releases it.</remarks>
+    public IStateLock CreateStateLock()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return new FileStateLock(Path);
     }
 
     /// <inheritdoc />
@@ -437,7 +466,7 @@ public sealed class SqliteKeyValueStore : IKeyValueStore
             }
 
             _disposed = true;
-            foreach (var command in (ReadOnlySpan<SqliteCommand>)[_begin, _commit, _rollback, _get, _version, _listRange, _listFrom, _upsert, _delete, _bump])
+            foreach (var command in (ReadOnlySpan<SqliteCommand>)[_begin, _commit, _rollback, _get, _version, _listRange, _listFrom, _upsert, _delete, _bump, _revision])
             {
                 command.Dispose();
             }

@@ -91,6 +91,9 @@ internal sealed class TimedSandboxFiles(ISandboxFiles inner, SpanRecorder spans)
 /// <summary>The controller's store (the embedded SQLite store it uses by default), timed per call.</summary>
 internal sealed class TimedStore(IKeyValueStore inner, SpanRecorder spans) : IKeyValueStore
 {
+    public ValueTask<long> GetRevisionAsync(CancellationToken cancellationToken = default) =>
+        spans.TimeAsync("store: revision", () => inner.GetRevisionAsync(cancellationToken));
+
     public ValueTask<StoreEntry?> GetAsync(string key, CancellationToken cancellationToken = default) =>
         spans.TimeAsync("store: get", () => inner.GetAsync(key, cancellationToken));
 

@@ -30,6 +30,14 @@ internal sealed class FakeStore : IKeyValueStore
         }
     }
 
+    public ValueTask<long> GetRevisionAsync(CancellationToken cancellationToken = default)
+    {
+        lock (_lock)
+        {
+            return ValueTask.FromResult(_counter);
+        }
+    }
+
     public async ValueTask<StoreEntry?> GetAsync(string key, CancellationToken cancellationToken = default)
     {
         await Task.Yield();

@@ -15,8 +15,15 @@ internal sealed class CoreStore(IKeyValueStore store)
     public const string IntentPrefix = Root + "intent/";
     public const string DriverPrefix = Root + "driver/";
     public const string IpamPrefix = Root + "ipam/";
+    public const string QuarantinePrefix = Root + "quarantine/";
 
     public IKeyValueStore Store { get; } = store;
+
+    /// <summary>The owner written into this controller instance's intents.</summary>
+    public IntentOwnerRecord Owner { get; } = new() { Instance = Ids.NewId(), Pid = Environment.ProcessId, Host = Environment.MachineName };
+
+    /// <summary>The intents of this controller instance's running operations: recovery never touches them.</summary>
+    public System.Collections.Concurrent.ConcurrentDictionary<string, byte> LiveIntents { get; } = new(StringComparer.Ordinal);
 
     public static string NetworkKey(string id) => NetworkPrefix + id;
 
@@ -25,6 +32,9 @@ internal sealed class CoreStore(IKeyValueStore store)
     public static string SandboxKey(string id) => SandboxPrefix + id;
 
     public static string IntentKey(string id) => IntentPrefix + id;
+
+    /// <summary>Where a record of the core's is kept when set aside: its key, moved under <c>quarantine/</c>.</summary>
+    public static string QuarantineKey(string key) => QuarantinePrefix + (key.StartsWith(Root, StringComparison.Ordinal) ? key[Root.Length..] : key);
 
     public static byte[] Serialize<T>(T record, JsonTypeInfo<T> info) => JsonSerializer.SerializeToUtf8Bytes(record, info);
 

@@ -7,19 +7,40 @@ internal sealed class IntentTracker(CoreStore store, IntentRecord intent)
 {
     private long _version;
 
-    public IntentRecord Intent { get; } = intent;
+    public IntentRecord Intent { get; private set; } = intent;
 
-    /// <summary>Records the intent before any driver, IPAM or kernel work.</summary>
-    public async ValueTask BeginAsync(CancellationToken cancellationToken) =>
-        _version = await store.PutIntentAsync(Intent, StoreVersion.Absent, cancellationToken).ConfigureAwait(false);
+    /// <summary>Records the intent, with this controller instance as its owner, before any driver, IPAM or kernel
+    /// work.</summary>
+    public async ValueTask BeginAsync(CancellationToken cancellationToken)
+    {
+        Intent = Intent with { Owner = store.Owner };
+        store.LiveIntents.TryAdd(Intent.Id, 0);
+        try
+        {
+            _version = await store.PutIntentAsync(Intent, StoreVersion.Absent, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            store.LiveIntents.TryRemove(Intent.Id, out _);
+            throw;
+        }
+    }
 
     /// <summary>Records progress (reservations made so far).</summary>
     public async ValueTask SaveAsync(CancellationToken cancellationToken) =>
         _version = await store.PutIntentAsync(Intent, _version, cancellationToken).ConfigureAwait(false);
 
     /// <summary>The operation that removes the intent, committed atomically with the operation's result.</summary>
-    public StoreOperation Complete() => StoreOperation.Delete(CoreStore.IntentKey(Intent.Id), _version);
+    public StoreOperation Complete()
+    {
+        store.LiveIntents.TryRemove(Intent.Id, out _);
+        return StoreOperation.Delete(CoreStore.IntentKey(Intent.Id), _version);
+    }
 
     /// <summary>Removes the intent after a rollback.</summary>
-    public ValueTask<bool> AbandonAsync() => store.Store.DeleteAsync(CoreStore.IntentKey(Intent.Id), StoreVersion.Any, CancellationToken.None);
+    public async ValueTask<bool> AbandonAsync()
+    {
+        store.LiveIntents.TryRemove(Intent.Id, out _);
+        return await store.Store.DeleteAsync(CoreStore.IntentKey(Intent.Id), StoreVersion.Any, CancellationToken.None).ConfigureAwait(false);
+    }
 }

@@ -143,6 +143,30 @@ internal sealed record IntentRecord
 
     /// <summary>Join: the interface the driver made, recorded before the core configures it in the sandbox.</summary>
     public JoinInterfaceRecord? Interface { get; set; }
+
+    /// <summary>Who runs the operation: a controller instance and its process. Recovery rolls back an intent only
+    /// while it holds the state lock and the owner has no operation running (see <c>StateLease</c>).</summary>
+    public IntentOwnerRecord? Owner { get; init; }
+}
+
+/// <summary>The controller instance that wrote an intent.</summary>
+internal sealed record IntentOwnerRecord
+{
+    public required string Instance { get; init; }
+    public int Pid { get; init; }
+    public required string Host { get; init; }
+
+    public override string ToString() => $"controller instance {Ids.Short(Instance)} (pid {Pid} on {Host})";
+}
+
+/// <summary>A store record that recovery or loading could not process, moved aside with the reason.</summary>
+internal sealed record QuarantineRecord
+{
+    public int Schema { get; init; } = 1;
+    public required string Key { get; init; }
+    public required byte[] Value { get; init; }
+    public required string Reason { get; init; }
+    public required DateTimeOffset Time { get; init; }
 }
 
 /// <summary>The interface of a join in progress: its name from the driver, the name it gets in the sandbox, and
@@ -171,6 +195,7 @@ internal enum IntentKind
 [JsonSerializable(typeof(EndpointRecord))]
 [JsonSerializable(typeof(SandboxRecord))]
 [JsonSerializable(typeof(IntentRecord))]
+[JsonSerializable(typeof(QuarantineRecord))]
 internal sealed partial class CoreJsonContext : JsonSerializerContext
 {
 }

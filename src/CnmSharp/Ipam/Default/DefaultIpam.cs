@@ -20,7 +20,7 @@ namespace CnmSharp.Ipam.Default;
 /// </remarks>
 [SuppressMessage("Design", "CA1001:Types that own disposable fields should be disposable",
     Justification = "The SemaphoreSlim never allocates a wait handle (AvailableWaitHandle is not used), so it holds nothing to release; IPAM drivers have no disposal in the contract.")]
-public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations
+public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations, IStateReloadable
 {
     /// <summary>How many times an operation is retried after a store version conflict.</summary>
     private const int MaxAttempts = 32;
@@ -59,6 +59,22 @@ public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations
         var ipam = new DefaultIpam(context, options);
         await ipam.ReloadAsync(cancellationToken).ConfigureAwait(false);
         return ipam;
+    }
+
+    /// <inheritdoc />
+    /// <remarks>Every write is a compare-and-swap that reloads on conflict anyway; this also refreshes what reads
+    /// (<see cref="GetPoolIdsAsync"/>, <see cref="GetAllocationsAsync"/>) answer from memory.</remarks>
+    async ValueTask IStateReloadable.ReloadAsync(CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await ReloadAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _gate.Release();
+        }
     }
 
     /// <summary>Per master pool usage, for the core's observable gauges. Lock-free; a consistent snapshot taken
