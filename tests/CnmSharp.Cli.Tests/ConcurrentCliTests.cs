@@ -442,7 +442,7 @@ internal sealed class LibraryLoad(CliLab lab) : IDisposable
             failures.Add($"library: creating network {cliNetworkName}, a name the CLI took, failed with {ex.GetType().Name} instead of a conflict: {ex.Message}");
         }
 
-        await RefreshAsync(failures);
+        await _controller.RefreshAsync();
         _cliNetwork = _controller.FindNetworkByName(cliNetworkName);
         if (_cliNetwork is null)
         {
@@ -473,28 +473,6 @@ internal sealed class LibraryLoad(CliLab lab) : IDisposable
         }
 
         await _controller.WaitForTeardownsAsync();
-    }
-
-    // TODO(issue 9, lead): NetworkController.RefreshAsync(CancellationToken) does not exist yet. Until it does, this
-    // finds it by reflection and reports its absence as a failure; replace with `await _controller.RefreshAsync(ct)`.
-    private async Task RefreshAsync(List<string> failures)
-    {
-        var refresh = typeof(NetworkController).GetMethod("RefreshAsync", [typeof(CancellationToken)]);
-        if (refresh is null)
-        {
-            failures.Add("library: NetworkController.RefreshAsync(CancellationToken) does not exist (yet)");
-            return;
-        }
-
-        switch (refresh.Invoke(_controller, [CancellationToken.None]))
-        {
-            case ValueTask vt:
-                await vt;
-                break;
-            case Task t:
-                await t;
-                break;
-        }
     }
 
     private async Task DeleteHeldAsync()
