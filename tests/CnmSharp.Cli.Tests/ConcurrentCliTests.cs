@@ -281,7 +281,7 @@ public sealed class ConcurrentCliTests
                 .. containers.Select(c => new[] { "network", "connect", networks[0], c }),
                 .. containers.Select((c, i) => new[] { "network", "connect", Other(i), c })]);
             view = await CheckAsync("after network connect");
-            Expect(view.Network(networks[0]).Endpoints.Count(e => containers.Contains(e.Name)) == Sandboxes, $"{networks[0]} has the 16 CLI endpoints");
+            Expect(view.Networks.FirstOrDefault(n => n.Name == networks[0])?.Endpoints.Count(e => containers.Contains(e.Name)) == Sandboxes, $"{networks[0]} has the 16 CLI endpoints");
             Expect(containers.All(c => view.Sandboxes.FirstOrDefault(s => s.ContainerId == c)?.Endpoints.Count == 2), "every CLI sandbox has 2 endpoints");
 
             // 4. 16 network disconnect: even sandboxes leave n0, odd ones leave their other network.
@@ -322,9 +322,11 @@ public sealed class ConcurrentCliTests
             }
 
             IReadOnlyList<BatchResult> results;
+            var clock = System.Diagnostics.Stopwatch.StartNew();
             try
             {
                 results = await lab.RunBatchAsync(commands, BatchTimeout);
+                await TestContext.Progress.WriteLineAsync($"batch {what}: {commands.Count} processes, {results.Count(r => r.Result.ExitCode == 0)} exit 0, {clock.Elapsed.TotalSeconds:F1} s");
             }
             finally
             {

@@ -333,9 +333,6 @@ internal sealed record SandboxView(string Id, string ContainerId, string Key, bo
 /// <summary>The store as fresh <c>cnm</c> processes read it.</summary>
 internal sealed record StoreView(IReadOnlyList<NetworkView> Networks, IReadOnlyList<SandboxView> Sandboxes)
 {
-    public NetworkView Network(string name) =>
-        Networks.SingleOrDefault(n => n.Name == name) ?? throw new AssertionException($"no network {name} in the store");
-
     public static async Task<StoreView> ReadAsync(CliLab lab)
     {
         var networkNames = await ListColumnAsync(lab, ["network", "ls"], 1);
