@@ -11,7 +11,8 @@ namespace CnmSharp.Cli.Tests;
 /// against itself and against the kernel (<c>ip -json</c> in each sandbox namespace and in the host namespace).
 /// <list type="bullet">
 /// <item>per network: no IPv4/IPv6 address and no MAC held by two endpoints; no endpoint on the gateway or an
-/// auxiliary address; every endpoint address inside a subnet of the network;</item>
+/// auxiliary address; every endpoint address inside a subnet of the network; no two networks with overlapping
+/// subnets;</item>
 /// <item>each sandbox's endpoints are listed by their network with the same id, MAC and address;</item>
 /// <item>per sandbox: the interfaces in its namespace (but <c>lo</c>) are exactly those its endpoints name, each with
 /// the endpoint's MAC and addresses (global scope), no more, no fewer;</item>
@@ -126,6 +127,21 @@ internal static class StateInvariants
                     if (!n.Subnets.Any(s => s.Contains(a.Address)))
                     {
                         violations.Add($"network {n.Name}: endpoint {e.Name} address {a} is in no subnet of the network ({string.Join(", ", n.Subnets)})");
+                    }
+                }
+            }
+        }
+
+        for (var i = 0; i < view.Networks.Count; i++)
+        {
+            for (var j = i + 1; j < view.Networks.Count; j++)
+            {
+                var (a, b) = (view.Networks[i], view.Networks[j]);
+                foreach (var sa in a.Subnets)
+                {
+                    foreach (var sb in b.Subnets.Where(sb => sb.BaseAddress.AddressFamily == sa.BaseAddress.AddressFamily && (sa.Contains(sb.BaseAddress) || sb.Contains(sa.BaseAddress))))
+                    {
+                        violations.Add($"networks {a.Name} ({sa}) and {b.Name} ({sb}) have overlapping subnets");
                     }
                 }
             }
