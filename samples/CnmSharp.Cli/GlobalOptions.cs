@@ -80,7 +80,8 @@ internal static class GlobalOptions
 /// <summary>The settings of one invocation.</summary>
 internal sealed record CliContext(string StateDirectory, string RunDirectory, string? HostNamespacePath, bool StateDirectoryGiven, bool RunDirectoryGiven)
 {
-    /// <summary>Builds a controller on the embedded store of the state directory (its recovery runs at start).</summary>
+    /// <summary>Builds a controller on the embedded store of the state directory (its recovery runs at start). Its
+    /// warnings and errors are written to stderr, one line each (<see cref="StderrLoggerProvider"/>).</summary>
     public async Task<NetworkController> OpenControllerAsync(CancellationToken cancellationToken)
     {
         // The builder creates the state (0700) and run (0711) directories whatever the umask, and refuses them when
@@ -92,6 +93,7 @@ internal sealed record CliContext(string StateDirectory, string RunDirectory, st
                 o.RunDirectory = RunDirectory;
                 o.HostNamespacePath = HostNamespacePath;
             })
+            .UseLoggerFactory(StderrLoggerFactory.Instance)
             .BuildAsync(cancellationToken).ConfigureAwait(false);
     }
 }
