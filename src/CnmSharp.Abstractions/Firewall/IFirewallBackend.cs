@@ -61,4 +61,16 @@ public interface IFirewallBackend
     /// <exception cref="CnmInvalidArgumentException">A record is malformed.</exception>
     /// <exception cref="CnmInternalException">The kernel refused the change.</exception>
     ValueTask ReconcileAsync(IReadOnlyList<FirewallNetwork> networks, IReadOnlyList<FirewallPortForward> forwards, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Replaces the backend's in-memory records with the given ones without touching the packet filter: another
+    /// controller sharing the state has changed the rules (and the records), and this backend must not plan its next
+    /// change from what it remembered (it would re-create the rules of networks the other one deleted).
+    /// </summary>
+    /// <param name="networks">Every network that has rules now.</param>
+    /// <param name="forwards">Every endpoint's port forwards now.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>A task that completes when the records are replaced.</returns>
+    /// <exception cref="CnmInvalidArgumentException">A record is malformed.</exception>
+    ValueTask AdoptAsync(IReadOnlyList<FirewallNetwork> networks, IReadOnlyList<FirewallPortForward> forwards, CancellationToken cancellationToken = default);
 }

@@ -106,16 +106,31 @@ internal sealed partial class BridgeDriver
 
     private async ValueTask ReconcileFirewallCoreAsync(CancellationToken cancellationToken)
     {
-        if (_firewall is null)
+        if (_firewall is not null)
         {
-            return;
+            var (networks, forwards) = FirewallRecords();
+            await _firewall.ReconcileAsync(networks, forwards, cancellationToken).ConfigureAwait(false);
         }
+    }
 
+    /// <summary>Tells the firewall backend what is set up now (another controller changed it), without applying.</summary>
+    private async ValueTask AdoptFirewallRecordsAsync(CancellationToken cancellationToken)
+    {
+        if (_firewall is not null)
+        {
+            var (networks, forwards) = FirewallRecords();
+            await _firewall.AdoptAsync(networks, forwards, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The firewall records of every network and published endpoint the driver holds.</summary>
+    private (List<FirewallNetwork> Networks, List<FirewallPortForward> Forwards) FirewallRecords()
+    {
         var networks = _networks.Values.OrderBy(n => n.Id, StringComparer.Ordinal).ToList();
         var forwards = networks
             .SelectMany(n => n.Endpoints.Values.Where(e => e.Published is { Count: > 0 }).Select(e => ToForward(n, e, e.Published!)))
             .ToList();
-        await _firewall.ReconcileAsync([.. networks.Select(n => n.ToFirewall())], forwards, cancellationToken).ConfigureAwait(false);
+        return ([.. networks.Select(n => n.ToFirewall())], forwards);
     }
 
     /// <summary>Undoes <see cref="ProgramExternalConnectivityAsync"/>; the caller holds the gate.</summary>

@@ -195,6 +195,8 @@ internal sealed partial class BridgeDriver : INetworkDriver, IExternalConnectivi
                 _networks[id] = network;
             }
 
+            // The firewall backend plans each change from what it believes is set up: that changed too.
+            await AdoptFirewallRecordsAsync(cancellationToken).ConfigureAwait(false);
             BridgeLog.Reloaded(_logger, _networks.Count, endpointCount);
         }
         finally

@@ -133,25 +133,48 @@ public sealed partial class IptablesFirewallBackend : IFirewallBackend, IDisposa
     /// <inheritdoc />
     public ValueTask ReconcileAsync(IReadOnlyList<FirewallNetwork> networks, IReadOnlyList<FirewallPortForward> forwards, CancellationToken cancellationToken = default)
     {
+        var after = ToRecords(networks, forwards);
+
+        // An external flush invalidates what we remember: always read the kernel here.
+        return ChangeAsync(_ => after, extraBefore: null, readKernel: true, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask AdoptAsync(IReadOnlyList<FirewallNetwork> networks, IReadOnlyList<FirewallPortForward> forwards, CancellationToken cancellationToken = default)
+    {
+        var adopted = ToRecords(networks, forwards);
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            _records = adopted;
+            Array.Clear(_cached); // the kernel's rules changed too
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private static Records ToRecords(IReadOnlyList<FirewallNetwork> networks, IReadOnlyList<FirewallPortForward> forwards)
+    {
         ArgumentNullException.ThrowIfNull(networks);
         ArgumentNullException.ThrowIfNull(forwards);
-        var after = Records.Empty;
+        var records = Records.Empty;
         foreach (var network in networks)
         {
             FirewallValidation.Validate(network);
-            RequireFreeBridge(after, network);
-            after = after.WithNetwork(network);
+            RequireFreeBridge(records, network);
+            records = records.WithNetwork(network);
         }
 
         foreach (var forward in forwards)
         {
             FirewallValidation.Validate(forward);
-            RequireNetwork(after, forward);
-            after = after.WithForward(forward);
+            RequireNetwork(records, forward);
+            records = records.WithForward(forward);
         }
 
-        // An external flush invalidates what we remember: always read the kernel here.
-        return ChangeAsync(_ => after, extraBefore: null, readKernel: true, cancellationToken);
+        return records;
     }
 
     /// <summary>One change: under the gate, compute the records after it, apply the difference as one batch, and keep
