@@ -48,10 +48,11 @@ internal static class StopWork
     /// One worker: its own sandbox (<c>w&lt;N&gt;</c>) and two endpoints (<c>w&lt;N&gt;a</c>, <c>w&lt;N&gt;b</c>), found or
     /// created, joined and left in turn until stopped. With <paramref name="random"/>, the endpoint is picked at random
     /// and now and then an endpoint that is not joined is deleted, or the sandbox is deleted (its endpoints leave), and
-    /// made again on the next pass. Returns the error that ended it (the controller stopping under it, or a failure),
+    /// made again on the next pass. <paramref name="completed"/>, when given, is called after each operation that
+    /// completed. Returns the error that ended it (the controller stopping under it, or a failure),
     /// or null when it was stopped.
     /// </summary>
-    public static async Task<Exception?> WorkAsync(NetworkController controller, Network network, int worker, Random? random, CancellationToken stop)
+    public static async Task<Exception?> WorkAsync(NetworkController controller, Network network, int worker, Random? random, CancellationToken stop, Action? completed = null)
     {
         try
         {
@@ -78,6 +79,8 @@ internal static class StopWork
                 {
                     await endpoint.LeaveAsync(sandbox, CancellationToken.None).ConfigureAwait(false);
                 }
+
+                completed?.Invoke();
             }
 
             return null;

@@ -38,14 +38,14 @@ public sealed class KillDuringWorkTests
         var state = Path.Combine(temp, "state");
         var run = Path.Combine(temp, "run");
         var failures = new List<string>();
-        var joinedSeen = 0;
+        var operations = 0;
         var clock = Stopwatch.StartNew();
         try
         {
             for (var round = 0; round < Rounds; round++)
             {
                 var work = random.Next(50, 401);
-                var (workerErrors, childStderr) = await RunAndKillAsync(testHost, state, run, host.Path, seed + round, TimeSpan.FromMilliseconds(work), deadline.Token);
+                var (done, workerErrors, childStderr) = await RunAndKillAsync(testHost, state, run, host.Path, seed + round, TimeSpan.FromMilliseconds(work), deadline.Token);
 
                 var controller = await StopWork.BuildAsync(host.Path, state, run, store: null);
                 try
@@ -54,9 +54,9 @@ public sealed class KillDuringWorkTests
                     await using var store = await SqliteKeyValueStore.OpenAsync(new SqliteStoreOptions { Path = Path.Combine(state, "cnm.db") }, deadline.Token);
                     var found = await StopInvariants.FindAsync(controller, store, host.Path, round);
                     var joined = controller.Sandboxes.Sum(x => x.Endpoints.Count);
-                    joinedSeen += joined;
+                    operations += done;
                     TestContext.Out.WriteLine(
-                        $"round {round}: killed after {work} ms of work; {controller.Sandboxes.Count} sandboxes, {joined} joined endpoints; " +
+                        $"round {round}: killed after {work} ms of work and {done} completed operations; {controller.Sandboxes.Count} sandboxes, {joined} joined endpoints; " +
                         $"{workerErrors} worker errors in the child; {found.Count} inconsistencies; at {clock.ElapsedMilliseconds} ms");
                     if (found.Count > 0 && childStderr.Length > 0)
                     {
@@ -90,13 +90,14 @@ public sealed class KillDuringWorkTests
         Assert.Multiple(() =>
         {
             Assert.That(failures, Is.Empty);
-            Assert.That(joinedSeen, Is.GreaterThan(0), "the child joined something before it was killed, in some round");
+            Assert.That(operations, Is.GreaterThan(Rounds), "the children worked before they were killed");
         });
     }
 
     /// <summary>Starts the test host, waits for "ready", lets it work, kills it (SIGKILL, this very process only) and
-    /// waits for it to exit. Returns how many worker errors it reported, and its stderr.</summary>
-    private static async Task<(int WorkerErrors, string Stderr)> RunAndKillAsync(
+    /// waits for it to exit. Returns how many operations completed and how many worker errors it reported, and its
+    /// stderr.</summary>
+    private static async Task<(int Operations, int WorkerErrors, string Stderr)> RunAndKillAsync(
         string testHost, string state, string run, string hostNamespacePath, int seed, TimeSpan work, CancellationToken deadline)
     {
         var start = new ProcessStartInfo(DotnetHost())
@@ -114,6 +115,7 @@ public sealed class KillDuringWorkTests
         using var process = Process.Start(start) ?? throw new InvalidOperationException("cannot start the test host");
         var stderr = new StringBuilder();
         var errors = 0;
+        var operations = 0;
         var drainErrors = Task.Run(async () =>
         {
             while (await process.StandardError.ReadLineAsync(CancellationToken.None) is { } line)
@@ -152,7 +154,23 @@ public sealed class KillDuringWorkTests
                 Assert.Fail($"the test host did not start: '{first}', stderr: {stderr}");
             }
 
+            // Count the operations (and keep the pipe drained) while the child works, then kill it.
+            var drainOutput = Task.Run(
+                async () =>
+                {
+                    var count = 0;
+                    while (await process.StandardOutput.ReadLineAsync(CancellationToken.None) is not null)
+                    {
+                        count++;
+                    }
+
+                    return count;
+                },
+                CancellationToken.None);
             await Task.Delay(work, CancellationToken.None);
+            process.Kill(); // SIGKILL
+            await process.WaitForExitAsync(CancellationToken.None);
+            operations = await drainOutput;
         }
         finally
         {
@@ -164,7 +182,7 @@ public sealed class KillDuringWorkTests
         }
 
         await drainErrors;
-        return (errors, stderr.ToString());
+        return (operations, errors, stderr.ToString());
     }
 
     private static string DotnetHost()
