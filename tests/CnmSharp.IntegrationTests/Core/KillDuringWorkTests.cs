@@ -25,7 +25,7 @@ public sealed class KillDuringWorkTests
     [Test]
     public async Task A_controller_process_killed_at_random_moments_while_8_workers_join_and_leave_is_consistent_after_each_restart()
     {
-        var testHost = LocateTestHost();
+        var testHost = HelperProgram.Locate(typeof(KillDuringWorkTests).Assembly, "CnmSharp.TestHost");
         var seed = Environment.GetEnvironmentVariable("CNM_KILLTEST_SEED") is { Length: > 0 } s
             ? int.Parse(s, CultureInfo.InvariantCulture)
             : Random.Shared.Next();
@@ -100,7 +100,7 @@ public sealed class KillDuringWorkTests
     private static async Task<(int Operations, int WorkerErrors, string Stderr)> RunAndKillAsync(
         string testHost, string state, string run, string hostNamespacePath, int seed, TimeSpan work, CancellationToken deadline)
     {
-        var start = new ProcessStartInfo(DotnetHost())
+        var start = new ProcessStartInfo(HelperProgram.DotnetHost())
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -183,49 +183,5 @@ public sealed class KillDuringWorkTests
 
         await drainErrors;
         return (operations, errors, stderr.ToString());
-    }
-
-    private static string DotnetHost()
-    {
-        var host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
-        if (!string.IsNullOrEmpty(host) && File.Exists(host))
-        {
-            return host;
-        }
-
-        var current = Environment.ProcessPath;
-        return current is not null && Path.GetFileNameWithoutExtension(current) == "dotnet" ? current : "dotnet";
-    }
-
-    /// <summary>The test host's dll: the path MSBuild recorded in this assembly's metadata (see
-    /// CnmSharp.IntegrationTests.csproj), or, when the output was moved, the newest build found next to the tests.</summary>
-    private static string LocateTestHost()
-    {
-        const string Name = "CnmSharp.TestHost";
-        var recorded = typeof(KillDuringWorkTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
-            .FirstOrDefault(a => a.Key == Name)?.Value;
-        if (recorded is not null && File.Exists(recorded))
-        {
-            return recorded;
-        }
-
-        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-        {
-            var project = Path.Combine(directory.FullName, Name);
-            if (File.Exists(Path.Combine(project, Name + ".csproj")))
-            {
-                var found = Directory.EnumerateFiles(project, Name + ".dll", SearchOption.AllDirectories)
-                    .Where(f => !f.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}", StringComparison.Ordinal))
-                    .OrderByDescending(File.GetLastWriteTimeUtc)
-                    .FirstOrDefault();
-                if (found is not null)
-                {
-                    return found;
-                }
-            }
-        }
-
-        Assert.Fail($"{Name}.dll not found (recorded path: '{recorded}'); build the solution first");
-        return null!;
     }
 }

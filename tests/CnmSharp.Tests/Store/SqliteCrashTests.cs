@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Reflection;
 using System.Text;
 using CnmSharp.Store;
+using CnmSharp.Testing;
 
 namespace CnmSharp.Tests.Store;
 
@@ -28,7 +29,7 @@ public sealed class SqliteCrashTests
     [TestCase(SqliteDurability.PowerLoss)]
     public async Task A_writer_killed_mid_commit_leaves_whole_commits_and_loses_no_acknowledged_one(SqliteDurability durability)
     {
-        var writer = LocateCrashWriter();
+        var writer = HelperProgram.Locate(typeof(SqliteCrashTests).Assembly, "CnmSharp.StoreCrashWriter");
         var path = _directory.File("crash.db");
         var random = new Random(durability == SqliteDurability.ProcessCrash ? 11 : 13);
         long acknowledged = 0;
@@ -54,7 +55,7 @@ public sealed class SqliteCrashTests
     private static async Task<(long Started, long LastAcknowledged, string Stderr)> RunAndKill(
         string writer, string path, SqliteDurability durability, long target, TimeSpan extra)
     {
-        var start = new ProcessStartInfo(DotnetHost())
+        var start = new ProcessStartInfo(HelperProgram.DotnetHost())
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -164,51 +165,5 @@ public sealed class SqliteCrashTests
     {
         var space = value.IndexOf((byte)' ');
         return long.Parse(Encoding.ASCII.GetString(space < 0 ? value : value[..space]), CultureInfo.InvariantCulture);
-    }
-
-    private static string DotnetHost()
-    {
-        var host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
-        if (!string.IsNullOrEmpty(host) && File.Exists(host))
-        {
-            return host;
-        }
-
-        var current = Environment.ProcessPath;
-        return current is not null && Path.GetFileNameWithoutExtension(current) == "dotnet" ? current : "dotnet";
-    }
-
-    /// <summary>
-    /// The crash writer's dll: the path MSBuild recorded in this assembly's metadata (see CnmSharp.Tests.csproj), or,
-    /// when the output was moved, the newest build found next to this test project.
-    /// </summary>
-    private static string LocateCrashWriter()
-    {
-        const string Name = "CnmSharp.StoreCrashWriter";
-        var recorded = typeof(SqliteCrashTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
-            .FirstOrDefault(a => a.Key == Name)?.Value;
-        if (recorded is not null && File.Exists(recorded))
-        {
-            return recorded;
-        }
-
-        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-        {
-            var project = Path.Combine(directory.FullName, Name);
-            if (File.Exists(Path.Combine(project, Name + ".csproj")))
-            {
-                var found = Directory.EnumerateFiles(project, Name + ".dll", SearchOption.AllDirectories)
-                    .Where(f => !f.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}", StringComparison.Ordinal))
-                    .OrderByDescending(File.GetLastWriteTimeUtc)
-                    .FirstOrDefault();
-                if (found is not null)
-                {
-                    return found;
-                }
-            }
-        }
-
-        Assert.Fail($"{Name}.dll not found (recorded path: '{recorded}'); build the solution first");
-        return null!;
     }
 }
