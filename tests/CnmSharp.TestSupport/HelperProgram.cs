@@ -1,4 +1,5 @@
 using System.Reflection;
+using NUnit.Framework;
 
 namespace CnmSharp.Testing;
 

@@ -392,6 +392,8 @@ public sealed class SandboxTests : ControllerTestBase
         release.SetResult();
         await Task.WhenAll(join, delete).WaitAsync(TimeSpan.FromSeconds(10));
 
+        // The sandbox delete returns before its endpoints' background teardown removes their records.
+        await _c.WaitForTeardownsAsync();
         var endpointKeys = await F.KeysAsync(CoreStore.EndpointPrefix);
         Assert.Multiple(() =>
         {
