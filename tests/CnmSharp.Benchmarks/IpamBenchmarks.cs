@@ -111,6 +111,16 @@ public class IpamBenchmarks
             }
         }
 
+        // Nothing reaches a disk: the durability hint is ignored.
+        public ValueTask<long> PutAsync(string key, ReadOnlyMemory<byte> value, long expectedVersion, StoreDurability durability, CancellationToken cancellationToken = default) =>
+            PutAsync(key, value, expectedVersion, cancellationToken);
+
+        public ValueTask<bool> DeleteAsync(string key, long expectedVersion, StoreDurability durability, CancellationToken cancellationToken = default) =>
+            DeleteAsync(key, expectedVersion, cancellationToken);
+
+        public ValueTask<IReadOnlyList<long>> CommitAsync(IReadOnlyList<StoreOperation> operations, StoreDurability durability, CancellationToken cancellationToken = default) =>
+            CommitAsync(operations, cancellationToken);
+
         public async ValueTask<long> PutAsync(string key, ReadOnlyMemory<byte> value, long expectedVersion = StoreVersion.Any, CancellationToken cancellationToken = default) =>
             (await CommitAsync([StoreOperation.Put(key, value, expectedVersion)], cancellationToken).ConfigureAwait(false))[0];
 

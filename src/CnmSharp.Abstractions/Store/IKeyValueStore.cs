@@ -29,7 +29,7 @@ public enum StoreOperationKind
     Check,
 }
 
-/// <summary>One operation of an atomic <see cref="IKeyValueStore.CommitAsync"/>.</summary>
+/// <summary>One operation of an atomic <see cref="IKeyValueStore.CommitAsync(IReadOnlyList{StoreOperation}, StoreDurability, CancellationToken)"/>.</summary>
 /// <param name="Kind">What to do.</param>
 /// <param name="Key">The key.</param>
 /// <param name="Value">The value for a put.</param>
@@ -50,6 +50,24 @@ public sealed record StoreOperation(StoreOperationKind Kind, string Key, ReadOnl
     /// <returns>The operation.</returns>
     public static StoreOperation Delete(string key, long expectedVersion = StoreVersion.Any) =>
         new(StoreOperationKind.Delete, key, ReadOnlyMemory<byte>.Empty, expectedVersion);
+}
+
+/// <summary>
+/// How hard a write must be pushed to stable storage before it is acknowledged: a hint from the caller, who knows what
+/// the data is; the store does not. Every write is atomic and survives a crash of the process whatever the hint.
+/// </summary>
+public enum StoreDurability
+{
+    /// <summary>The write survives a power loss or kernel crash once acknowledged (the default of every write).</summary>
+    Durable = 0,
+
+    /// <summary>
+    /// The write may be lost by a power loss or kernel crash that follows it closely, for data that such a crash makes
+    /// moot (per-container state: a reboot clears the namespaces and links it describes). A store that honours the hint
+    /// keeps commit order across the crash: when a later write survives, this one does too; in particular every later
+    /// <see cref="Durable"/> write makes it durable. A store may treat it as <see cref="Durable"/>.
+    /// </summary>
+    Relaxed = 1,
 }
 
 /// <summary>What happened to a key.</summary>
@@ -73,7 +91,8 @@ public sealed record StoreEvent(StoreEventKind Kind, string Key, ReadOnlyMemory<
 /// A versioned key-value store with compare-and-swap: the embedded durable store for local state, etcd for global
 /// state, an in-memory one for tests. Keys are <c>/</c>-separated paths. A failed version check throws
 /// <see cref="CnmConflictException"/> with code <see cref="CnmErrorCodes.VersionConflict"/>; an unreachable store
-/// throws <see cref="CnmUnavailableException"/>.
+/// throws <see cref="CnmUnavailableException"/>. Every write takes a <see cref="StoreDurability"/> hint (the overloads
+/// without one are <see cref="StoreDurability.Durable"/>); an implementation implements the overloads with the hint.
 /// </summary>
 public interface IKeyValueStore : IAsyncDisposable
 {
@@ -102,20 +121,47 @@ public interface IKeyValueStore : IAsyncDisposable
     /// <param name="expectedVersion">The version the key must have (<see cref="StoreVersion.Absent"/> to create).</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>The new version.</returns>
-    ValueTask<long> PutAsync(string key, ReadOnlyMemory<byte> value, long expectedVersion = StoreVersion.Any, CancellationToken cancellationToken = default);
+    ValueTask<long> PutAsync(string key, ReadOnlyMemory<byte> value, long expectedVersion = StoreVersion.Any, CancellationToken cancellationToken = default) =>
+        PutAsync(key, value, expectedVersion, StoreDurability.Durable, cancellationToken);
+
+    /// <summary>Writes a key if its version matches, as durably as <paramref name="durability"/> asks.</summary>
+    /// <param name="key">The key.</param>
+    /// <param name="value">The value.</param>
+    /// <param name="expectedVersion">The version the key must have (<see cref="StoreVersion.Absent"/> to create).</param>
+    /// <param name="durability">Whether the write must survive a power loss once acknowledged.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The new version.</returns>
+    ValueTask<long> PutAsync(string key, ReadOnlyMemory<byte> value, long expectedVersion, StoreDurability durability, CancellationToken cancellationToken = default);
 
     /// <summary>Deletes a key if its version matches.</summary>
     /// <param name="key">The key.</param>
     /// <param name="expectedVersion">The version the key must have.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>True when a key was deleted.</returns>
-    ValueTask<bool> DeleteAsync(string key, long expectedVersion = StoreVersion.Any, CancellationToken cancellationToken = default);
+    ValueTask<bool> DeleteAsync(string key, long expectedVersion = StoreVersion.Any, CancellationToken cancellationToken = default) =>
+        DeleteAsync(key, expectedVersion, StoreDurability.Durable, cancellationToken);
+
+    /// <summary>Deletes a key if its version matches, as durably as <paramref name="durability"/> asks.</summary>
+    /// <param name="key">The key.</param>
+    /// <param name="expectedVersion">The version the key must have.</param>
+    /// <param name="durability">Whether the delete must survive a power loss once acknowledged.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>True when a key was deleted.</returns>
+    ValueTask<bool> DeleteAsync(string key, long expectedVersion, StoreDurability durability, CancellationToken cancellationToken = default);
 
     /// <summary>Applies several operations atomically: all or none.</summary>
     /// <param name="operations">The operations.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>The version of each key after the commit (0 for deletes and checks), in order.</returns>
-    ValueTask<IReadOnlyList<long>> CommitAsync(IReadOnlyList<StoreOperation> operations, CancellationToken cancellationToken = default);
+    ValueTask<IReadOnlyList<long>> CommitAsync(IReadOnlyList<StoreOperation> operations, CancellationToken cancellationToken = default) =>
+        CommitAsync(operations, StoreDurability.Durable, cancellationToken);
+
+    /// <summary>Applies several operations atomically (all or none), as durably as <paramref name="durability"/> asks.</summary>
+    /// <param name="operations">The operations.</param>
+    /// <param name="durability">Whether the commit must survive a power loss once acknowledged.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The version of each key after the commit (0 for deletes and checks), in order.</returns>
+    ValueTask<IReadOnlyList<long>> CommitAsync(IReadOnlyList<StoreOperation> operations, StoreDurability durability, CancellationToken cancellationToken = default);
 
     /// <summary>Streams changes under a prefix from now on, until cancelled.</summary>
     /// <param name="prefix">The prefix.</param>

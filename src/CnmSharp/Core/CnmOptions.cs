@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using CnmSharp.Store;
 using Microsoft.Extensions.Options;
 
 namespace CnmSharp;
@@ -13,6 +14,13 @@ public sealed class CnmOptions
     /// <summary>Where runtime files live. Sandbox namespaces go under <c>&lt;RunDirectory&gt;/netns</c>. Default <c>/var/run/cnmsharp</c>.</summary>
     [Required]
     public string RunDirectory { get; set; } = "/var/run/cnmsharp";
+
+    /// <summary>What an acknowledged write of the default store (<c>&lt;StateDirectory&gt;/cnm.db</c>) survives; ignored
+    /// when the builder is given a store. Default <see cref="SqliteDurability.Tiered"/>: networks, their pools and the
+    /// drivers' network records are synced to disk before a call returns (they survive a power loss); per-container
+    /// records (endpoints, sandboxes, joins, port allocations) survive a process crash, and a power loss, which also
+    /// clears the kernel state they describe, may undo the last of them. See <c>docs/store.md</c>.</summary>
+    public SqliteDurability Durability { get; set; } = SqliteDurability.Tiered;
 
     /// <summary>The network namespace (a path such as <c>/run/netns/h1</c>) that plays the host for this
     /// controller; null for the process's own. Drivers do all host-side work there.</summary>

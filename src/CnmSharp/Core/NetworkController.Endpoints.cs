@@ -37,7 +37,10 @@ public sealed partial class NetworkController
 
                 var id = Ids.NewId();
                 var ipam = network.IpamDriver is null ? null : _registry.GetIpam(network.IpamDriver);
-                var intent = new IntentTracker(_store, new IntentRecord { Id = Ids.NewId(), Kind = IntentKind.CreateEndpoint, NetworkId = network.Id, EndpointId = id, Driver = network.Driver, IpamDriver = ipam?.Name });
+                var intent = new IntentTracker(_store, new IntentRecord { Id = Ids.NewId(), Kind = IntentKind.CreateEndpoint, NetworkId = network.Id, EndpointId = id, Driver = network.Driver, IpamDriver = ipam?.Name },
+                    // An IPAM that records owners has its leftovers swept at start; for another, the intent is what
+                    // lists the addresses to release, so it must survive whatever the IPAM's own writes survive.
+                    ipam is null || ipam.Ipam is IIpamOwnedAllocations ? StoreDurability.Relaxed : StoreDurability.Durable);
                 await intent.BeginAsync(cancellationToken).ConfigureAwait(false);
                 try
                 {
@@ -107,6 +110,7 @@ public sealed partial class NetworkController
 
                     var versions = await _store.Store.CommitAsync(
                         [StoreOperation.Put(CoreStore.EndpointKey(network.Id, id), CoreStore.Serialize(record, CoreJsonContext.Default.EndpointRecord), StoreVersion.Absent), intent.Complete()],
+                        StoreDurability.Relaxed,
                         cancellationToken).ConfigureAwait(false);
                     var endpoint = new Endpoint(network, record, versions[0]);
                     network.TryAddEndpoint(endpoint);
@@ -254,7 +258,7 @@ public sealed partial class NetworkController
 
             await network.RegisteredDriver.Driver.LeaveAsync(network.Id, endpoint.Id, cancellationToken).ConfigureAwait(false);
             var cleared = endpoint.Record with { Join = null };
-            endpoint.Version = await _store.Store.PutAsync(CoreStore.EndpointKey(network.Id, endpoint.Id), CoreStore.Serialize(cleared, CoreJsonContext.Default.EndpointRecord), endpoint.Version, cancellationToken).ConfigureAwait(false);
+            endpoint.Version = await _store.Store.PutAsync(CoreStore.EndpointKey(network.Id, endpoint.Id), CoreStore.Serialize(cleared, CoreJsonContext.Default.EndpointRecord), endpoint.Version, StoreDurability.Relaxed, cancellationToken).ConfigureAwait(false);
             endpoint.Record = cleared;
         }
         finally

@@ -85,7 +85,7 @@ public sealed partial class NetworkController
 
         try
         {
-            var intent = new IntentTracker(_store, new IntentRecord { Id = Ids.NewId(), Kind = IntentKind.CreateNetwork, NetworkId = id, Driver = driverName, IpamDriver = ipamName });
+            var intent = new IntentTracker(_store, new IntentRecord { Id = Ids.NewId(), Kind = IntentKind.CreateNetwork, NetworkId = id, Driver = driverName, IpamDriver = ipamName }, StoreDurability.Durable);
             await intent.BeginAsync(cancellationToken).ConfigureAwait(false);
             try
             {

@@ -54,7 +54,7 @@ public sealed partial class NetworkController
 
                 // The record goes first: a crash before the namespace exists leaves a sandbox whose namespace is
                 // missing, which the next start removes.
-                var version = await _store.Store.PutAsync(CoreStore.SandboxKey(id), CoreStore.Serialize(record, CoreJsonContext.Default.SandboxRecord), StoreVersion.Absent, cancellationToken).ConfigureAwait(false);
+                var version = await _store.Store.PutAsync(CoreStore.SandboxKey(id), CoreStore.Serialize(record, CoreJsonContext.Default.SandboxRecord), StoreVersion.Absent, StoreDurability.Relaxed, cancellationToken).ConfigureAwait(false);
                 try
                 {
                     if (!options.UseHostNamespace)
@@ -69,7 +69,7 @@ public sealed partial class NetworkController
                     await UndoAsync("sandbox.create", [
                         ("delete files", async () => await _sandboxFiles.DeleteAsync(SandboxFilesDirectory(id), CancellationToken.None).ConfigureAwait(false)),
                         ("delete namespace", () => options.UseHostNamespace ? ValueTask.CompletedTask : _sandboxNetworking.DeleteNamespaceAsync(key, CancellationToken.None)),
-                        ("delete record", async () => await _store.Store.DeleteAsync(CoreStore.SandboxKey(id), version, CancellationToken.None).ConfigureAwait(false)),
+                        ("delete record", async () => await _store.Store.DeleteAsync(CoreStore.SandboxKey(id), version, StoreDurability.Relaxed, CancellationToken.None).ConfigureAwait(false)),
                     ]).ConfigureAwait(false);
                     throw;
                 }
@@ -145,7 +145,7 @@ public sealed partial class NetworkController
             if (!sandbox.Record.TearingDown)
             {
                 var marked = sandbox.Record with { TearingDown = true };
-                sandbox.Version = await _store.Store.PutAsync(CoreStore.SandboxKey(sandbox.Id), CoreStore.Serialize(marked, CoreJsonContext.Default.SandboxRecord), sandbox.Version, cancellationToken).ConfigureAwait(false);
+                sandbox.Version = await _store.Store.PutAsync(CoreStore.SandboxKey(sandbox.Id), CoreStore.Serialize(marked, CoreJsonContext.Default.SandboxRecord), sandbox.Version, StoreDurability.Relaxed, cancellationToken).ConfigureAwait(false);
                 sandbox.Record = marked;
             }
 
@@ -163,7 +163,7 @@ public sealed partial class NetworkController
 
             await _sandboxFiles.DeleteAsync(sandbox.FilesDirectory, cancellationToken).ConfigureAwait(false);
 
-            await _store.Store.DeleteAsync(CoreStore.SandboxKey(sandbox.Id), sandbox.Version, cancellationToken).ConfigureAwait(false);
+            await _store.Store.DeleteAsync(CoreStore.SandboxKey(sandbox.Id), sandbox.Version, StoreDurability.Relaxed, cancellationToken).ConfigureAwait(false);
             _sandboxes.TryRemove(sandbox.Id, out _);
             _containerSandboxes.TryRemove(new KeyValuePair<string, string>(sandbox.ContainerId, sandbox.Id));
         }
@@ -241,7 +241,7 @@ public sealed partial class NetworkController
         var network = endpoint.Network;
         var before = endpoint.Record;
         var sandboxBefore = sandbox.Record;
-        var intent = new IntentTracker(_store, new IntentRecord { Id = Ids.NewId(), Kind = IntentKind.Join, NetworkId = network.Id, EndpointId = endpoint.Id, SandboxId = sandbox.Id, Driver = network.Driver });
+        var intent = new IntentTracker(_store, new IntentRecord { Id = Ids.NewId(), Kind = IntentKind.Join, NetworkId = network.Id, EndpointId = endpoint.Id, SandboxId = sandbox.Id, Driver = network.Driver }, StoreDurability.Relaxed);
         await intent.BeginAsync(cancellationToken).ConfigureAwait(false);
         var inSandbox = false;
         try
@@ -337,6 +337,7 @@ public sealed partial class NetworkController
                     StoreOperation.Put(CoreStore.SandboxKey(sandbox.Id), CoreStore.Serialize(sandboxRecord, CoreJsonContext.Default.SandboxRecord), sandbox.Version),
                     intent.Complete(),
                 ],
+                StoreDurability.Relaxed,
                 cancellationToken).ConfigureAwait(false);
             endpoint.Version = versions[0];
             sandbox.Record = sandboxRecord;
@@ -447,7 +448,7 @@ public sealed partial class NetworkController
                     operations.Add(pending.Complete());
                 }
 
-                var versions = await _store.Store.CommitAsync(operations, cancellationToken).ConfigureAwait(false);
+                var versions = await _store.Store.CommitAsync(operations, StoreDurability.Relaxed, cancellationToken).ConfigureAwait(false);
                 endpoint.Version = versions[0];
                 endpoint.PendingLeave = null;
                 sandbox.Record = sandboxRecord;
@@ -490,7 +491,7 @@ public sealed partial class NetworkController
             Driver = endpoint.Network.Driver,
             Interface = removed,
             RemoveInterface = removed is not null,
-        });
+        }, StoreDurability.Relaxed);
         await intent.BeginAsync(cancellationToken).ConfigureAwait(false);
         endpoint.PendingLeave = intent;
     }

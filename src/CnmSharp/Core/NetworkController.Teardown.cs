@@ -217,7 +217,7 @@ public sealed partial class NetworkController
     private async ValueTask FinishEndpointDeleteAsync(Endpoint endpoint, CancellationToken cancellationToken)
     {
         var network = endpoint.Network;
-        await _store.Store.DeleteAsync(CoreStore.EndpointKey(network.Id, endpoint.Id), endpoint.Version, cancellationToken).ConfigureAwait(false);
+        await _store.Store.DeleteAsync(CoreStore.EndpointKey(network.Id, endpoint.Id), endpoint.Version, StoreDurability.Relaxed, cancellationToken).ConfigureAwait(false);
         endpoint.Deleted = true;
         network.RemoveEndpoint(endpoint);
         _markedEndpoints.TryRemove(endpoint, out _);
@@ -273,7 +273,7 @@ public sealed partial class NetworkController
     private async ValueTask MarkEndpointAsync(Endpoint endpoint, bool tearingDown, CancellationToken cancellationToken)
     {
         var record = endpoint.Record with { TearingDown = tearingDown };
-        endpoint.Version = await _store.Store.PutAsync(CoreStore.EndpointKey(endpoint.Network.Id, endpoint.Id), CoreStore.Serialize(record, CoreJsonContext.Default.EndpointRecord), endpoint.Version, cancellationToken).ConfigureAwait(false);
+        endpoint.Version = await _store.Store.PutAsync(CoreStore.EndpointKey(endpoint.Network.Id, endpoint.Id), CoreStore.Serialize(record, CoreJsonContext.Default.EndpointRecord), endpoint.Version, StoreDurability.Relaxed, cancellationToken).ConfigureAwait(false);
         endpoint.Record = record;
     }
 

@@ -264,9 +264,10 @@ public sealed class NetworkControllerBuilder
             {
                 Path = Path.Combine(Options.StateDirectory, "cnm.db"),
 
-                // Survives a process crash at any point; recovery at start (intents, IPAM sweep) makes the state whole
-                // again. Syncing every commit for power loss costs milliseconds per write, several writes per container.
-                Durability = SqliteDurability.ProcessCrash,
+
+                // Tiered by default: what a user declares is synced, per-container records (which a reboot makes moot)
+                // are not; a process crash loses nothing either way.
+                Durability = Options.Durability,
             },
             cancellationToken).ConfigureAwait(false), true);
     }

@@ -3,7 +3,7 @@ namespace CnmSharp.Store;
 /// <summary>
 /// A thread-safe <see cref="IKeyValueStore"/> in memory, for tests and for state that need not survive a restart.
 /// Versions come from one store-wide revision counter that every committing write increments (like etcd's
-/// <c>mod_revision</c>): all keys written by one <see cref="CommitAsync"/> get the same, new version. Values are copied
+/// <c>mod_revision</c>): all keys written by one <see cref="CommitAsync(IReadOnlyList{StoreOperation}, StoreDurability, CancellationToken)"/> get the same, new version. Values are copied
 /// on the way in, so callers may reuse their buffers.
 /// </summary>
 /// <remarks>
@@ -77,8 +77,14 @@ public sealed class InMemoryKeyValueStore : IKeyValueStore, IStateLockProvider
     }
 
     /// <inheritdoc />
-    public ValueTask<long> PutAsync(string key, ReadOnlyMemory<byte> value, long expectedVersion = StoreVersion.Any, CancellationToken cancellationToken = default)
+    public ValueTask<long> PutAsync(string key, ReadOnlyMemory<byte> value, long expectedVersion = StoreVersion.Any, CancellationToken cancellationToken = default) =>
+        PutAsync(key, value, expectedVersion, StoreDurability.Durable, cancellationToken);
+
+    /// <inheritdoc />
+    /// <remarks>Nothing reaches a disk: <paramref name="durability"/> is checked and otherwise ignored.</remarks>
+    public ValueTask<long> PutAsync(string key, ReadOnlyMemory<byte> value, long expectedVersion, StoreDurability durability, CancellationToken cancellationToken = default)
     {
+        StoreRules.ValidateDurability(durability);
         StoreRules.ValidateKey(key);
         StoreRules.ValidateExpectedVersion(expectedVersion);
         cancellationToken.ThrowIfCancellationRequested();
@@ -100,8 +106,14 @@ public sealed class InMemoryKeyValueStore : IKeyValueStore, IStateLockProvider
     }
 
     /// <inheritdoc />
-    public ValueTask<bool> DeleteAsync(string key, long expectedVersion = StoreVersion.Any, CancellationToken cancellationToken = default)
+    public ValueTask<bool> DeleteAsync(string key, long expectedVersion = StoreVersion.Any, CancellationToken cancellationToken = default) =>
+        DeleteAsync(key, expectedVersion, StoreDurability.Durable, cancellationToken);
+
+    /// <inheritdoc />
+    /// <remarks>Nothing reaches a disk: <paramref name="durability"/> is checked and otherwise ignored.</remarks>
+    public ValueTask<bool> DeleteAsync(string key, long expectedVersion, StoreDurability durability, CancellationToken cancellationToken = default)
     {
+        StoreRules.ValidateDurability(durability);
         StoreRules.ValidateKey(key);
         StoreRules.ValidateExpectedVersion(expectedVersion);
         cancellationToken.ThrowIfCancellationRequested();
@@ -132,8 +144,14 @@ public sealed class InMemoryKeyValueStore : IKeyValueStore, IStateLockProvider
     /// pass. A key may appear only once per commit. A commit that changes nothing (only checks, or deletes of absent
     /// keys) does not advance the revision.
     /// </remarks>
-    public ValueTask<IReadOnlyList<long>> CommitAsync(IReadOnlyList<StoreOperation> operations, CancellationToken cancellationToken = default)
+    public ValueTask<IReadOnlyList<long>> CommitAsync(IReadOnlyList<StoreOperation> operations, CancellationToken cancellationToken = default) =>
+        CommitAsync(operations, StoreDurability.Durable, cancellationToken);
+
+    /// <inheritdoc />
+    /// <remarks>Nothing reaches a disk: <paramref name="durability"/> is checked and otherwise ignored.</remarks>
+    public ValueTask<IReadOnlyList<long>> CommitAsync(IReadOnlyList<StoreOperation> operations, StoreDurability durability, CancellationToken cancellationToken = default)
     {
+        StoreRules.ValidateDurability(durability);
         StoreRules.ValidateOperations(operations);
         cancellationToken.ThrowIfCancellationRequested();
         var results = new long[operations.Count];

@@ -63,13 +63,17 @@ public sealed class SqliteKeyValueStore : IKeyValueStore, IStateLockProvider
     private readonly SqliteCommand _delete;
     private readonly SqliteCommand _bump;
     private readonly SqliteCommand _revision;
+    private readonly SqliteCommand _synchronousFullCommand;
+    private readonly SqliteCommand _synchronousNormalCommand;
+    private bool _synchronousFull;
     private volatile bool _disposed;
 
-    private SqliteKeyValueStore(SqliteConnection connection, string path, SqliteDurability durability, int commandTimeout)
+    private SqliteKeyValueStore(SqliteConnection connection, string path, SqliteDurability durability, bool synchronousFull, int commandTimeout)
     {
         _connection = connection;
         Path = path;
         Durability = durability;
+        _synchronousFull = synchronousFull;
         _subject = Subject(path);
         _begin = Prepare("BEGIN IMMEDIATE");
         _commit = Prepare("COMMIT");
@@ -90,6 +94,8 @@ public sealed class SqliteKeyValueStore : IKeyValueStore, IStateLockProvider
         _delete = Prepare("DELETE FROM kv WHERE key = $key", ("$key", SqliteType.Text));
         _bump = Prepare("UPDATE meta SET revision = revision + 1 WHERE id = 1 RETURNING revision");
         _revision = Prepare("SELECT revision FROM meta WHERE id = 1");
+        _synchronousFullCommand = Prepare("PRAGMA synchronous = FULL");
+        _synchronousNormalCommand = Prepare("PRAGMA synchronous = NORMAL");
 
         SqliteCommand Prepare(string sql, params (string Name, SqliteType Type)[] parameters)
         {
@@ -248,8 +254,16 @@ public sealed class SqliteKeyValueStore : IKeyValueStore, IStateLockProvider
     }
 
     /// <inheritdoc />
-    public async ValueTask<long> PutAsync(string key, ReadOnlyMemory<byte> value, long expectedVersion = StoreVersion.Any, CancellationToken cancellationToken = default)
+    public ValueTask<long> PutAsync(string key, ReadOnlyMemory<byte> value, long expectedVersion = StoreVersion.Any, CancellationToken cancellationToken = default) =>
+        PutAsync(key, value, expectedVersion, StoreDurability.Durable, cancellationToken);
+
+    /// <inheritdoc />
+    /// <remarks>Under <see cref="SqliteDurability.Tiered"/>, a <see cref="StoreDurability.Durable"/> write commits with
+    /// <c>synchronous=FULL</c> and a <see cref="StoreDurability.Relaxed"/> one with <c>NORMAL</c>; the other modes
+    /// ignore the hint.</remarks>
+    public async ValueTask<long> PutAsync(string key, ReadOnlyMemory<byte> value, long expectedVersion, StoreDurability durability, CancellationToken cancellationToken = default)
     {
+        StoreRules.ValidateDurability(durability);
         StoreRules.ValidateKey(key);
         StoreRules.ValidateExpectedVersion(expectedVersion);
         var bytes = AsArray(value, out var owned);
@@ -257,7 +271,7 @@ public sealed class SqliteKeyValueStore : IKeyValueStore, IStateLockProvider
         try
         {
             var version = 0L;
-            InTransaction(() =>
+            InTransaction(durability, () =>
             {
                 var found = CurrentVersion(key);
                 if (!StoreRules.Matches(expectedVersion, found))
@@ -288,15 +302,21 @@ public sealed class SqliteKeyValueStore : IKeyValueStore, IStateLockProvider
     }
 
     /// <inheritdoc />
-    public async ValueTask<bool> DeleteAsync(string key, long expectedVersion = StoreVersion.Any, CancellationToken cancellationToken = default)
+    public ValueTask<bool> DeleteAsync(string key, long expectedVersion = StoreVersion.Any, CancellationToken cancellationToken = default) =>
+        DeleteAsync(key, expectedVersion, StoreDurability.Durable, cancellationToken);
+
+    /// <inheritdoc />
+    /// <remarks>The hint is applied as for <see cref="PutAsync(string, ReadOnlyMemory{byte}, long, StoreDurability, CancellationToken)"/>.</remarks>
+    public async ValueTask<bool> DeleteAsync(string key, long expectedVersion, StoreDurability durability, CancellationToken cancellationToken = default)
     {
+        StoreRules.ValidateDurability(durability);
         StoreRules.ValidateKey(key);
         StoreRules.ValidateExpectedVersion(expectedVersion);
         await EnterAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             var version = 0L;
-            var existed = InTransaction(() =>
+            var existed = InTransaction(durability, () =>
             {
                 var found = CurrentVersion(key);
                 if (!StoreRules.Matches(expectedVersion, found))
@@ -337,13 +357,19 @@ public sealed class SqliteKeyValueStore : IKeyValueStore, IStateLockProvider
     }
 
     /// <inheritdoc />
+    public ValueTask<IReadOnlyList<long>> CommitAsync(IReadOnlyList<StoreOperation> operations, CancellationToken cancellationToken = default) =>
+        CommitAsync(operations, StoreDurability.Durable, cancellationToken);
+
+    /// <inheritdoc />
     /// <remarks>
     /// One <c>BEGIN IMMEDIATE</c> transaction: every expected version is read and checked first, and nothing is
     /// written unless all pass. All keys written get the same new version. A key may appear only once per commit. A
-    /// commit that changes nothing (only checks, or deletes of absent keys) does not advance the revision.
+    /// commit that changes nothing (only checks, or deletes of absent keys) does not advance the revision. The hint is
+    /// applied as for <see cref="PutAsync(string, ReadOnlyMemory{byte}, long, StoreDurability, CancellationToken)"/>.
     /// </remarks>
-    public async ValueTask<IReadOnlyList<long>> CommitAsync(IReadOnlyList<StoreOperation> operations, CancellationToken cancellationToken = default)
+    public async ValueTask<IReadOnlyList<long>> CommitAsync(IReadOnlyList<StoreOperation> operations, StoreDurability durability, CancellationToken cancellationToken = default)
     {
+        StoreRules.ValidateDurability(durability);
         StoreRules.ValidateOperations(operations);
         var count = operations.Count;
         var results = new long[count];
@@ -369,7 +395,7 @@ public sealed class SqliteKeyValueStore : IKeyValueStore, IStateLockProvider
         {
             var found = new long[count];
             var version = 0L;
-            InTransaction(() =>
+            InTransaction(durability, () =>
             {
                 var changes = false;
                 for (var i = 0; i < count; i++)
@@ -466,7 +492,7 @@ public sealed class SqliteKeyValueStore : IKeyValueStore, IStateLockProvider
             }
 
             _disposed = true;
-            foreach (var command in (ReadOnlySpan<SqliteCommand>)[_begin, _commit, _rollback, _get, _version, _listRange, _listFrom, _upsert, _delete, _bump, _revision])
+            foreach (var command in (ReadOnlySpan<SqliteCommand>)[_begin, _commit, _rollback, _get, _version, _listRange, _listFrom, _upsert, _delete, _bump, _revision, _synchronousFullCommand, _synchronousNormalCommand])
             {
                 command.Dispose();
             }
@@ -479,6 +505,10 @@ public sealed class SqliteKeyValueStore : IKeyValueStore, IStateLockProvider
             _gate.Release();
         }
     }
+
+    /// <summary>Test hook: called inside each committing transaction, just before <c>COMMIT</c>, with the connection's
+    /// <c>PRAGMA synchronous</c> as read from SQLite then (1 = NORMAL, 2 = FULL).</summary>
+    internal Action<int>? CommittingWithSynchronous { get; set; }
 
     /// <summary>Reads a pragma of this store's connection (tests check <c>synchronous</c> and <c>journal_mode</c>).</summary>
     internal async ValueTask<object?> ReadPragmaAsync(string name, CancellationToken cancellationToken = default)
@@ -536,10 +566,12 @@ public sealed class SqliteKeyValueStore : IKeyValueStore, IStateLockProvider
                 throw new CnmUnavailableException(StoreRules.StoreUnavailable, subject, $"cannot switch the file to write-ahead logging (journal mode is '{journalMode}')");
             }
 
-            Execute(connection, options.Durability == SqliteDurability.PowerLoss ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+            // Tiered starts at FULL (the schema commit below is durable) and switches per commit.
+            var synchronousFull = options.Durability != SqliteDurability.ProcessCrash;
+            Execute(connection, synchronousFull ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
             Execute(connection, "PRAGMA foreign_keys = ON");
             EnsureSchema(connection, subject);
-            return new SqliteKeyValueStore(connection, path, options.Durability, commandTimeout);
+            return new SqliteKeyValueStore(connection, path, options.Durability, synchronousFull, commandTimeout);
         }
         catch (SqliteException ex)
         {
@@ -731,14 +763,21 @@ public sealed class SqliteKeyValueStore : IKeyValueStore, IStateLockProvider
 
     /// <summary>Runs <paramref name="write"/> in one <c>BEGIN IMMEDIATE</c> transaction: commits when it returns true,
     /// rolls back when it returns false (nothing to write) or throws. Returns what it returned.</summary>
-    private bool InTransaction(Func<bool> write)
+    private bool InTransaction(StoreDurability durability, Func<bool> write)
     {
+        UseSynchronous(Durability switch
+        {
+            SqliteDurability.PowerLoss => true,
+            SqliteDurability.ProcessCrash => false,
+            _ => durability == StoreDurability.Durable,
+        });
         _begin.ExecuteNonQuery();
         var committed = false;
         try
         {
             if (write())
             {
+                CommittingWithSynchronous?.Invoke(Convert.ToInt32(Scalar(_connection, "PRAGMA synchronous"), CultureInfo.InvariantCulture));
                 _commit.ExecuteNonQuery();
                 committed = true;
             }
@@ -752,6 +791,19 @@ public sealed class SqliteKeyValueStore : IKeyValueStore, IStateLockProvider
         }
 
         return committed;
+    }
+
+    /// <summary>Sets the connection's <c>synchronous</c> for the next commit (outside a transaction), only when it
+    /// differs from the current setting: a run of writes of one kind costs no extra statement.</summary>
+    private void UseSynchronous(bool full)
+    {
+        if (full == _synchronousFull)
+        {
+            return;
+        }
+
+        (full ? _synchronousFullCommand : _synchronousNormalCommand).ExecuteNonQuery();
+        _synchronousFull = full;
     }
 
     private void RollbackQuietly()

@@ -16,6 +16,16 @@ public enum SqliteDurability
     /// Costs one fsync per write.
     /// </summary>
     PowerLoss,
+
+    /// <summary>
+    /// Write-ahead log, <c>synchronous</c> chosen per commit from the caller's <see cref="StoreDurability"/> hint:
+    /// <see cref="StoreDurability.Durable"/> writes commit with <c>FULL</c> (they survive a power loss, and so does
+    /// every earlier commit, because the sync covers the whole log), <see cref="StoreDurability.Relaxed"/> writes with
+    /// <c>NORMAL</c> (they survive a process crash; a power loss may lose those made since the last durable commit or
+    /// checkpoint). The controller marks what a user declares (networks, pools) durable and per-container records
+    /// (endpoints, sandboxes, joins, port allocations) relaxed. The default.
+    /// </summary>
+    Tiered,
 }
 
 /// <summary>Options of <see cref="SqliteKeyValueStore"/>.</summary>
@@ -24,8 +34,8 @@ public sealed class SqliteStoreOptions
     /// <summary>The database file. Missing directories are created with mode 0700 and a missing file with mode 0600.</summary>
     public string Path { get; set; } = string.Empty;
 
-    /// <summary>What an acknowledged write survives; <see cref="SqliteDurability.PowerLoss"/> by default.</summary>
-    public SqliteDurability Durability { get; set; } = SqliteDurability.PowerLoss;
+    /// <summary>What an acknowledged write survives; <see cref="SqliteDurability.Tiered"/> by default.</summary>
+    public SqliteDurability Durability { get; set; } = SqliteDurability.Tiered;
 
     /// <summary>
     /// How long a write waits for another connection (another process, or another store on the same file) to release

@@ -39,6 +39,14 @@ internal static class StoreRules
         }
     }
 
+    internal static void ValidateDurability(StoreDurability durability, [CallerArgumentExpression(nameof(durability))] string? paramName = null)
+    {
+        if (durability is not (StoreDurability.Durable or StoreDurability.Relaxed))
+        {
+            throw new ArgumentOutOfRangeException(paramName, durability, "A durability is StoreDurability.Durable or StoreDurability.Relaxed.");
+        }
+    }
+
     /// <summary>Checks the operations of a commit: none null, valid keys and versions, no key twice.</summary>
     internal static void ValidateOperations(IReadOnlyList<StoreOperation> operations)
     {

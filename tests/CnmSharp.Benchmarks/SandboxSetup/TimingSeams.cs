@@ -103,14 +103,14 @@ internal sealed class TimedStore(IKeyValueStore inner, SpanRecorder spans) : IKe
     public ValueTask<IReadOnlyList<StoreEntry>> ListAsync(string prefix, CancellationToken cancellationToken = default) =>
         spans.TimeAsync("store: list", () => inner.ListAsync(prefix, cancellationToken));
 
-    public ValueTask<long> PutAsync(string key, ReadOnlyMemory<byte> value, long expectedVersion = StoreVersion.Any, CancellationToken cancellationToken = default) =>
-        spans.TimeAsync("store: put", () => inner.PutAsync(key, value, expectedVersion, cancellationToken));
+    public ValueTask<long> PutAsync(string key, ReadOnlyMemory<byte> value, long expectedVersion, StoreDurability durability, CancellationToken cancellationToken = default) =>
+        spans.TimeAsync("store: put", () => inner.PutAsync(key, value, expectedVersion, durability, cancellationToken));
 
-    public ValueTask<bool> DeleteAsync(string key, long expectedVersion = StoreVersion.Any, CancellationToken cancellationToken = default) =>
-        spans.TimeAsync("store: delete", () => inner.DeleteAsync(key, expectedVersion, cancellationToken));
+    public ValueTask<bool> DeleteAsync(string key, long expectedVersion, StoreDurability durability, CancellationToken cancellationToken = default) =>
+        spans.TimeAsync("store: delete", () => inner.DeleteAsync(key, expectedVersion, durability, cancellationToken));
 
-    public ValueTask<IReadOnlyList<long>> CommitAsync(IReadOnlyList<StoreOperation> operations, CancellationToken cancellationToken = default) =>
-        spans.TimeAsync("store: commit", () => inner.CommitAsync(operations, cancellationToken));
+    public ValueTask<IReadOnlyList<long>> CommitAsync(IReadOnlyList<StoreOperation> operations, StoreDurability durability, CancellationToken cancellationToken = default) =>
+        spans.TimeAsync("store: commit", () => inner.CommitAsync(operations, durability, cancellationToken));
 
     public IAsyncEnumerable<StoreEvent> WatchAsync(string prefix, CancellationToken cancellationToken = default) => inner.WatchAsync(prefix, cancellationToken);
 

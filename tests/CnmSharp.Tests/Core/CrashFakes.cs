@@ -309,22 +309,22 @@ internal sealed class CrashableStore(IKeyValueStore inner, CrashSwitch crash) : 
         return inner.ListAsync(prefix, cancellationToken);
     }
 
-    public ValueTask<long> PutAsync(string key, ReadOnlyMemory<byte> value, long expectedVersion = StoreVersion.Any, CancellationToken cancellationToken = default)
+    public ValueTask<long> PutAsync(string key, ReadOnlyMemory<byte> value, long expectedVersion, StoreDurability durability, CancellationToken cancellationToken = default)
     {
         crash.Step();
-        return inner.PutAsync(key, value, expectedVersion, cancellationToken);
+        return inner.PutAsync(key, value, expectedVersion, durability, cancellationToken);
     }
 
-    public ValueTask<bool> DeleteAsync(string key, long expectedVersion = StoreVersion.Any, CancellationToken cancellationToken = default)
+    public ValueTask<bool> DeleteAsync(string key, long expectedVersion, StoreDurability durability, CancellationToken cancellationToken = default)
     {
         crash.Step();
-        return inner.DeleteAsync(key, expectedVersion, cancellationToken);
+        return inner.DeleteAsync(key, expectedVersion, durability, cancellationToken);
     }
 
-    public ValueTask<IReadOnlyList<long>> CommitAsync(IReadOnlyList<StoreOperation> operations, CancellationToken cancellationToken = default)
+    public ValueTask<IReadOnlyList<long>> CommitAsync(IReadOnlyList<StoreOperation> operations, StoreDurability durability, CancellationToken cancellationToken = default)
     {
         crash.Step();
-        return inner.CommitAsync(operations, cancellationToken);
+        return inner.CommitAsync(operations, durability, cancellationToken);
     }
 
     public IAsyncEnumerable<StoreEvent> WatchAsync(string prefix, CancellationToken cancellationToken = default) => inner.WatchAsync(prefix, cancellationToken);

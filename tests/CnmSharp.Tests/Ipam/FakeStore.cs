@@ -6,7 +6,7 @@ namespace CnmSharp.Tests.Ipam;
 /// <summary>
 /// A tiny in-memory <see cref="IKeyValueStore"/> for IPAM tests: versions from one global counter,
 /// <see cref="StoreVersion.Absent"/> means create-only, <see cref="StoreVersion.Any"/> skips the check, a mismatch throws
-/// <see cref="CnmConflictException"/> with <see cref="CnmErrorCodes.VersionConflict"/>, and <see cref="CommitAsync"/>
+/// <see cref="CnmConflictException"/> with <see cref="CnmErrorCodes.VersionConflict"/>, and <see cref="CommitAsync(IReadOnlyList{StoreOperation}, CancellationToken)"/>
 /// checks every operation before applying any. Each call yields first, so concurrent callers interleave.
 /// </summary>
 internal sealed class FakeStore : IKeyValueStore
@@ -57,6 +57,16 @@ internal sealed class FakeStore : IKeyValueStore
             return [.. _data.Where(p => p.Key.StartsWith(prefix, StringComparison.Ordinal)).Select(p => new StoreEntry(p.Key, p.Value.Value, p.Value.Version))];
         }
     }
+
+    // Nothing reaches a disk: the durability hint is ignored.
+    public ValueTask<long> PutAsync(string key, ReadOnlyMemory<byte> value, long expectedVersion, StoreDurability durability, CancellationToken cancellationToken = default) =>
+        PutAsync(key, value, expectedVersion, cancellationToken);
+
+    public ValueTask<bool> DeleteAsync(string key, long expectedVersion, StoreDurability durability, CancellationToken cancellationToken = default) =>
+        DeleteAsync(key, expectedVersion, cancellationToken);
+
+    public ValueTask<IReadOnlyList<long>> CommitAsync(IReadOnlyList<StoreOperation> operations, StoreDurability durability, CancellationToken cancellationToken = default) =>
+        CommitAsync(operations, cancellationToken);
 
     public async ValueTask<long> PutAsync(string key, ReadOnlyMemory<byte> value, long expectedVersion = StoreVersion.Any, CancellationToken cancellationToken = default) =>
         (await CommitAsync([StoreOperation.Put(key, value, expectedVersion)], cancellationToken))[0];

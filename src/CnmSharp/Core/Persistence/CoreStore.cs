@@ -63,6 +63,6 @@ internal sealed class CoreStore(IKeyValueStore store)
         return result;
     }
 
-    public ValueTask<long> PutIntentAsync(IntentRecord intent, long expectedVersion, CancellationToken cancellationToken) =>
-        Store.PutAsync(IntentKey(intent.Id), Serialize(intent, CoreJsonContext.Default.IntentRecord), expectedVersion, cancellationToken);
+    public ValueTask<long> PutIntentAsync(IntentRecord intent, long expectedVersion, StoreDurability durability, CancellationToken cancellationToken) =>
+        Store.PutAsync(IntentKey(intent.Id), Serialize(intent, CoreJsonContext.Default.IntentRecord), expectedVersion, durability, cancellationToken);
 }

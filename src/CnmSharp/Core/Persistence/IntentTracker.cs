@@ -3,7 +3,13 @@ using CnmSharp.Store;
 namespace CnmSharp.Core.Persistence;
 
 /// <summary>An intent record and its store version while its operation runs.</summary>
-internal sealed class IntentTracker(CoreStore store, IntentRecord intent)
+/// <remarks>
+/// Every write of the intent (begin, progress, abandon) uses <paramref name="durability"/>: durable for network
+/// operations (what a lost intent would leave behind is a declared object's reservation), relaxed for per-container
+/// operations whose reservations the IPAM sweep finds by their owner (a power loss also clears the kernel objects such
+/// an operation makes). See docs/store.md, "What the controller marks durable".
+/// </remarks>
+internal sealed class IntentTracker(CoreStore store, IntentRecord intent, StoreDurability durability)
 {
     private long _version;
 
@@ -17,7 +23,7 @@ internal sealed class IntentTracker(CoreStore store, IntentRecord intent)
         store.LiveIntents.TryAdd(Intent.Id, 0);
         try
         {
-            _version = await store.PutIntentAsync(Intent, StoreVersion.Absent, cancellationToken).ConfigureAwait(false);
+            _version = await store.PutIntentAsync(Intent, StoreVersion.Absent, durability, cancellationToken).ConfigureAwait(false);
         }
         catch
         {
@@ -28,7 +34,7 @@ internal sealed class IntentTracker(CoreStore store, IntentRecord intent)
 
     /// <summary>Records progress (reservations made so far).</summary>
     public async ValueTask SaveAsync(CancellationToken cancellationToken) =>
-        _version = await store.PutIntentAsync(Intent, _version, cancellationToken).ConfigureAwait(false);
+        _version = await store.PutIntentAsync(Intent, _version, durability, cancellationToken).ConfigureAwait(false);
 
     /// <summary>The operation that removes the intent, committed atomically with the operation's result.</summary>
     public StoreOperation Complete()
@@ -41,6 +47,6 @@ internal sealed class IntentTracker(CoreStore store, IntentRecord intent)
     public async ValueTask<bool> AbandonAsync()
     {
         store.LiveIntents.TryRemove(Intent.Id, out _);
-        return await store.Store.DeleteAsync(CoreStore.IntentKey(Intent.Id), StoreVersion.Any, CancellationToken.None).ConfigureAwait(false);
+        return await store.Store.DeleteAsync(CoreStore.IntentKey(Intent.Id), StoreVersion.Any, durability, CancellationToken.None).ConfigureAwait(false);
     }
 }

@@ -80,17 +80,19 @@ internal sealed class BridgeStore(IKeyValueStore store, string prefix)
 
     public string EndpointKey(string networkId, string id) => EndpointPrefix + networkId + "/" + id;
 
+    // A network record is declared state (durable); an endpoint record, with its port bindings, is per-container state
+    // that a reboot makes moot (relaxed: a power loss may undo its last writes, never a process crash).
     public ValueTask<long> PutAsync(BridgeNetworkRecord record, CancellationToken cancellationToken) =>
         store.PutAsync(NetworkKey(record.Id), JsonSerializer.SerializeToUtf8Bytes(record, BridgeJsonContext.Default.BridgeNetworkRecord), StoreVersion.Any, cancellationToken);
 
     public ValueTask<long> PutAsync(BridgeEndpointRecord record, CancellationToken cancellationToken) =>
-        store.PutAsync(EndpointKey(record.NetworkId, record.Id), JsonSerializer.SerializeToUtf8Bytes(record, BridgeJsonContext.Default.BridgeEndpointRecord), StoreVersion.Any, cancellationToken);
+        store.PutAsync(EndpointKey(record.NetworkId, record.Id), JsonSerializer.SerializeToUtf8Bytes(record, BridgeJsonContext.Default.BridgeEndpointRecord), StoreVersion.Any, StoreDurability.Relaxed, cancellationToken);
 
     public async ValueTask DeleteNetworkAsync(string id, CancellationToken cancellationToken) =>
         await store.DeleteAsync(NetworkKey(id), StoreVersion.Any, cancellationToken).ConfigureAwait(false);
 
     public async ValueTask DeleteEndpointAsync(string networkId, string id, CancellationToken cancellationToken) =>
-        await store.DeleteAsync(EndpointKey(networkId, id), StoreVersion.Any, cancellationToken).ConfigureAwait(false);
+        await store.DeleteAsync(EndpointKey(networkId, id), StoreVersion.Any, StoreDurability.Relaxed, cancellationToken).ConfigureAwait(false);
 
     public async ValueTask<BridgeNetworkRecord?> GetNetworkAsync(string id, CancellationToken cancellationToken)
     {

@@ -276,6 +276,11 @@ public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations, IS
                             Check(IpamStoreLayout.PoolKey(_prefix, master.Id), master.Version),
                             StoreOperation.Put(AddressKey(master, offset), value, StoreVersion.Absent),
                         ],
+
+                        // Pools are declared state (their writes are durable); an address is handed out per container
+                        // (a network's gateway and auxiliary addresses are made durable by the network's own durable
+                        // commit after them). An address record a power loss undoes is found by its owner at start.
+                        StoreDurability.Relaxed,
                         cancellationToken).ConfigureAwait(false);
                 }
                 catch (CnmConflictException ex) when (ex.Code == CnmErrorCodes.VersionConflict && attempt < MaxAttempts)
@@ -321,7 +326,7 @@ public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations, IS
                 return; // The network and broadcast addresses are never allocated.
             }
 
-            await _store.DeleteAsync(AddressKey(master, offset), StoreVersion.Any, cancellationToken).ConfigureAwait(false);
+            await _store.DeleteAsync(AddressKey(master, offset), StoreVersion.Any, StoreDurability.Relaxed, cancellationToken).ConfigureAwait(false);
             master.Allocated.Remove(offset);
             Publish();
         }
