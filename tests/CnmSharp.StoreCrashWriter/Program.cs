@@ -1,5 +1,6 @@
 // Writes atomic commits to the SQLite store at args[0] until killed. Each commit i writes the same value to the two
 // keys of pair (i % Pairs) and to crash/last; the value is i followed by filler, so a commit spans several pages.
+// Every third commit is durable, the others relaxed (only Tiered tells them apart).
 // After each acknowledged commit it prints i on its own line; the crash test kills it with SIGKILL at a random point.
 using System.Globalization;
 using System.Text;
@@ -7,7 +8,7 @@ using CnmSharp.Store;
 
 if (args.Length < 1)
 {
-    Console.Error.WriteLine("usage: CnmSharp.StoreCrashWriter <database file> [ProcessCrash|PowerLoss]");
+    Console.Error.WriteLine("usage: CnmSharp.StoreCrashWriter <database file> [ProcessCrash|PowerLoss|Tiered]");
     return 2;
 }
 
@@ -31,6 +32,8 @@ while (true)
         StoreOperation.Put(pair + "/a", value),
         StoreOperation.Put(pair + "/b", value),
         StoreOperation.Put("crash/last", value),
-    ]);
+    ],
+    i % 3 == 0 ? StoreDurability.Durable : StoreDurability.Relaxed); // Tiered: a mix of FULL and NORMAL commits
+
     Console.WriteLine(i.ToString(CultureInfo.InvariantCulture));
 }

@@ -63,8 +63,6 @@ public sealed class SqliteKeyValueStore : IKeyValueStore, IStateLockProvider
     private readonly SqliteCommand _delete;
     private readonly SqliteCommand _bump;
     private readonly SqliteCommand _revision;
-    private readonly SqliteCommand _synchronousFullCommand;
-    private readonly SqliteCommand _synchronousNormalCommand;
     private bool _synchronousFull;
     private volatile bool _disposed;
 
@@ -94,8 +92,6 @@ public sealed class SqliteKeyValueStore : IKeyValueStore, IStateLockProvider
         _delete = Prepare("DELETE FROM kv WHERE key = $key", ("$key", SqliteType.Text));
         _bump = Prepare("UPDATE meta SET revision = revision + 1 WHERE id = 1 RETURNING revision");
         _revision = Prepare("SELECT revision FROM meta WHERE id = 1");
-        _synchronousFullCommand = Prepare("PRAGMA synchronous = FULL");
-        _synchronousNormalCommand = Prepare("PRAGMA synchronous = NORMAL");
 
         SqliteCommand Prepare(string sql, params (string Name, SqliteType Type)[] parameters)
         {
@@ -492,7 +488,7 @@ public sealed class SqliteKeyValueStore : IKeyValueStore, IStateLockProvider
             }
 
             _disposed = true;
-            foreach (var command in (ReadOnlySpan<SqliteCommand>)[_begin, _commit, _rollback, _get, _version, _listRange, _listFrom, _upsert, _delete, _bump, _revision, _synchronousFullCommand, _synchronousNormalCommand])
+            foreach (var command in (ReadOnlySpan<SqliteCommand>)[_begin, _commit, _rollback, _get, _version, _listRange, _listFrom, _upsert, _delete, _bump, _revision])
             {
                 command.Dispose();
             }
@@ -509,6 +505,9 @@ public sealed class SqliteKeyValueStore : IKeyValueStore, IStateLockProvider
     /// <summary>Test hook: called inside each committing transaction, just before <c>COMMIT</c>, with the connection's
     /// <c>PRAGMA synchronous</c> as read from SQLite then (1 = NORMAL, 2 = FULL).</summary>
     internal Action<int>? CommittingWithSynchronous { get; set; }
+
+    /// <summary>Test hook: how many times a commit changed the connection's <c>synchronous</c> setting.</summary>
+    internal int SynchronousSwitches { get; private set; }
 
     /// <summary>Reads a pragma of this store's connection (tests check <c>synchronous</c> and <c>journal_mode</c>).</summary>
     internal async ValueTask<object?> ReadPragmaAsync(string name, CancellationToken cancellationToken = default)
@@ -802,8 +801,12 @@ public sealed class SqliteKeyValueStore : IKeyValueStore, IStateLockProvider
             return;
         }
 
-        (full ? _synchronousFullCommand : _synchronousNormalCommand).ExecuteNonQuery();
+        // Not a reused prepared command: SQLite applies PRAGMA synchronous while compiling the statement, so a compiled
+        // one changes nothing when stepped again (and preparing one would apply it at once).
+        var rc = raw.sqlite3_exec(_connection.Handle, full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+        SqliteException.ThrowExceptionForRC(rc, _connection.Handle);
         _synchronousFull = full;
+        SynchronousSwitches++;
     }
 
     private void RollbackQuietly()

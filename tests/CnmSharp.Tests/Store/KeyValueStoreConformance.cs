@@ -419,6 +419,65 @@ public abstract class KeyValueStoreConformance
         Assert.That(v2, Is.EqualTo(v1 + 1));
     }
 
+    // ---- durability hint ----
+
+    [Test]
+    public async Task Relaxed_writes_follow_every_rule_of_durable_ones_and_share_one_revision_order()
+    {
+        using var cts = new CancellationTokenSource(EventTimeout);
+        await using var events = Store.WatchAsync("hint/", cts.Token).GetAsyncEnumerator(cts.Token);
+
+        var v1 = await Store.PutAsync("hint/a", Bytes("1"), StoreVersion.Absent, StoreDurability.Relaxed);
+        var v2 = await Store.PutAsync("hint/b", Bytes("2"), StoreVersion.Absent, StoreDurability.Durable);
+        var v3 = (await Store.CommitAsync([StoreOperation.Put("hint/a", Bytes("3"), v1), StoreOperation.Delete("hint/b", v2)], StoreDurability.Relaxed))[0];
+        Assert.That(async () => await Store.PutAsync("hint/a", Bytes("x"), v1, StoreDurability.Relaxed), Throws.InstanceOf<CnmConflictException>());
+        Assert.That(async () => await Store.CommitAsync([StoreOperation.Put("hint/c", Bytes("x")), StoreOperation.Delete("hint/a", v1)], StoreDurability.Relaxed), Throws.InstanceOf<CnmConflictException>());
+        Assert.That(await Store.DeleteAsync("hint/none", StoreVersion.Any, StoreDurability.Relaxed), Is.False);
+        var revision = await Store.GetRevisionAsync();
+        Assert.That(await Store.DeleteAsync("hint/a", v3, StoreDurability.Relaxed), Is.True);
+
+        var seen = await Take(events, 5);
+        var left = await Store.ListAsync("hint/");
+        var final = await Store.GetRevisionAsync();
+        Assert.Multiple(() =>
+        {
+            Assert.That(new[] { v1, v2, v3 }, Is.Ordered.Ascending.And.Unique);
+            Assert.That(revision, Is.EqualTo(v3), "failed checks and absent deletes advance nothing");
+            Assert.That(left, Is.Empty, "a failed relaxed commit wrote nothing (hint/c)");
+            Assert.That(final, Is.EqualTo(v3 + 1));
+            Assert.That(seen.Select(e => (e.Kind, e.Key, e.Version)), Is.EqualTo(new[]
+            {
+                (StoreEventKind.Put, "hint/a", v1),
+                (StoreEventKind.Put, "hint/b", v2),
+                (StoreEventKind.Put, "hint/a", v3),
+                (StoreEventKind.Delete, "hint/b", v3),
+                (StoreEventKind.Delete, "hint/a", v3 + 1),
+            }));
+        });
+    }
+
+    [Test]
+    public async Task A_relaxed_write_reads_back_like_a_durable_one()
+    {
+        await Store.PutAsync("hint/r", Bytes("relaxed"), StoreVersion.Any, StoreDurability.Relaxed);
+        await Store.CommitAsync([StoreOperation.Put("hint/d", Bytes("durable"))], StoreDurability.Durable);
+
+        Assert.That((await Store.ListAsync("hint/")).Select(e => (e.Key, Text(e.Value))), Is.EqualTo(new[] { ("hint/d", "durable"), ("hint/r", "relaxed") }));
+    }
+
+    [Test]
+    public async Task An_undefined_durability_is_refused_before_anything_is_written()
+    {
+        var undefined = (StoreDurability)7;
+        Assert.Multiple(() =>
+        {
+            Assert.That(async () => await Store.PutAsync("hint/u", Bytes("x"), StoreVersion.Any, undefined), Throws.InstanceOf<ArgumentOutOfRangeException>());
+            Assert.That(async () => await Store.DeleteAsync("hint/u", StoreVersion.Any, undefined), Throws.InstanceOf<ArgumentOutOfRangeException>());
+            Assert.That(async () => await Store.CommitAsync([StoreOperation.Put("hint/u", Bytes("x"))], undefined), Throws.InstanceOf<ArgumentOutOfRangeException>());
+        });
+        Assert.That(await Store.GetRevisionAsync(), Is.Zero);
+    }
+
     // ---- watch ----
 
     [Test]

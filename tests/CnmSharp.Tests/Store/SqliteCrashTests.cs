@@ -27,11 +27,12 @@ public sealed class SqliteCrashTests
 
     [TestCase(SqliteDurability.ProcessCrash)]
     [TestCase(SqliteDurability.PowerLoss)]
+    [TestCase(SqliteDurability.Tiered)]
     public async Task A_writer_killed_mid_commit_leaves_whole_commits_and_loses_no_acknowledged_one(SqliteDurability durability)
     {
         var writer = HelperProgram.Locate(typeof(SqliteCrashTests).Assembly, "CnmSharp.StoreCrashWriter");
         var path = _directory.File("crash.db");
-        var random = new Random(durability == SqliteDurability.ProcessCrash ? 11 : 13);
+        var random = new Random(11 + (2 * (int)durability));
         long acknowledged = 0;
 
         var clock = Stopwatch.StartNew();

@@ -66,6 +66,7 @@ public sealed class SqliteKeyValueStoreTests
 
     [TestCase(SqliteDurability.ProcessCrash, 1L)]
     [TestCase(SqliteDurability.PowerLoss, 2L)]
+    [TestCase(SqliteDurability.Tiered, 2L)]
     public async Task The_connection_uses_wal_and_the_durability_setting(SqliteDurability durability, long synchronous)
     {
         await using var store = await Open(_directory.File("store.db"), durability);
@@ -78,9 +79,62 @@ public sealed class SqliteKeyValueStoreTests
     }
 
     [Test]
-    public void The_default_durability_is_power_loss()
+    public void The_default_durability_is_tiered_for_the_store_and_the_controller()
     {
-        Assert.That(new SqliteStoreOptions().Durability, Is.EqualTo(SqliteDurability.PowerLoss));
+        Assert.That(new SqliteStoreOptions().Durability, Is.EqualTo(SqliteDurability.Tiered));
+        Assert.That(new CnmOptions().Durability, Is.EqualTo(SqliteDurability.Tiered));
+    }
+
+    // The synchronous setting SQLite itself reports inside each committing transaction, just before COMMIT: 2 = FULL
+    // (the WAL is synced before the commit returns), 1 = NORMAL.
+    [TestCase(SqliteDurability.Tiered, 2L, 1L)]
+    [TestCase(SqliteDurability.PowerLoss, 2L, 2L)]
+    [TestCase(SqliteDurability.ProcessCrash, 1L, 1L)]
+    public async Task Each_commit_uses_the_synchronous_setting_of_the_mode_and_the_hint(SqliteDurability mode, long durable, long relaxed)
+    {
+        await using var store = await Open(_directory.File("tiers.db"), mode);
+        var seen = new List<long>();
+        store.CommittingWithSynchronous = s => seen.Add(s);
+
+        await store.PutAsync("k/a", Bytes("1"), StoreVersion.Any, StoreDurability.Relaxed);
+        await store.PutAsync("k/a", Bytes("2"));
+        await store.CommitAsync([StoreOperation.Put("k/b", Bytes("b"))], StoreDurability.Relaxed);
+        await store.CommitAsync([StoreOperation.Put("k/c", Bytes("c"))], StoreDurability.Durable);
+        await store.DeleteAsync("k/b", StoreVersion.Any, StoreDurability.Relaxed);
+        await store.DeleteAsync("k/c");
+        await store.PutAsync("k/d", Bytes("d"), StoreVersion.Any, StoreDurability.Relaxed);
+        await store.PutAsync("k/e", Bytes("e"), StoreVersion.Any, StoreDurability.Relaxed);
+
+        Assert.That(seen, Is.EqualTo(new[] { relaxed, durable, relaxed, durable, relaxed, durable, relaxed, relaxed }));
+    }
+
+    [Test]
+    public async Task Tiered_switches_the_setting_only_when_the_hint_changes()
+    {
+        await using var store = await Open(_directory.File("switch.db"), SqliteDurability.Tiered);
+
+        await store.PutAsync("k/a", Bytes("1"));
+        await store.PutAsync("k/a", Bytes("2"));
+        Assert.That(store.SynchronousSwitches, Is.Zero, "opened at FULL: durable writes need no switch");
+        await store.PutAsync("k/a", Bytes("3"), StoreVersion.Any, StoreDurability.Relaxed);
+        await store.CommitAsync([StoreOperation.Put("k/b", Bytes("b"))], StoreDurability.Relaxed);
+        await store.DeleteAsync("k/b", StoreVersion.Any, StoreDurability.Relaxed);
+        Assert.That(store.SynchronousSwitches, Is.EqualTo(1));
+        await store.PutAsync("k/a", Bytes("4"));
+        Assert.That(store.SynchronousSwitches, Is.EqualTo(2));
+    }
+
+    [Test]
+    public async Task A_relaxed_write_is_there_after_reopening()
+    {
+        var path = _directory.File("reopen.db");
+        await using (var store = await Open(path, SqliteDurability.Tiered))
+        {
+            await store.PutAsync("k/a", Bytes("relaxed"), StoreVersion.Any, StoreDurability.Relaxed);
+        }
+
+        await using var reopened = await Open(path, SqliteDurability.Tiered);
+        Assert.That(Text((await reopened.GetAsync("k/a"))!.Value), Is.EqualTo("relaxed"));
     }
 
     [Test]
