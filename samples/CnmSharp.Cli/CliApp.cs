@@ -35,7 +35,6 @@ internal static class CliApp
         return string.Join(' ', names);
     }
 
-    /// <summary>Runs a command body: CnmSharp and system errors become one line on stderr and exit code 1.</summary>
     /// <summary>Removes each named object in turn, printing its name; a failure is reported on stderr and the others
     /// still go. Returns the exit code: 0 when all went, <see cref="ErrorExitCode"/> otherwise.</summary>
     public static async Task<int> RemoveEachAsync(IEnumerable<string> names, Func<string, Task> remove)
@@ -46,11 +45,11 @@ internal static class CliApp
             try
             {
                 await remove(name).ConfigureAwait(false);
-                Console.WriteLine(name);
+                Console.WriteLine(CliText.Escape(name));
             }
             catch (CnmException ex)
             {
-                await Console.Error.WriteLineAsync("cnm: " + Describe(ex)).ConfigureAwait(false);
+                await Console.Error.WriteLineAsync("cnm: " + OneLine(Describe(ex))).ConfigureAwait(false);
                 status = ErrorExitCode;
             }
         }
@@ -58,6 +57,10 @@ internal static class CliApp
         return status;
     }
 
+    /// <summary>Runs a command body. Exit codes: <see cref="UsageExitCode"/> (2) for what the command line alone shows
+    /// to be wrong (<see cref="UsageException"/>); <see cref="ErrorExitCode"/> (1) for refusals by the library
+    /// (<see cref="CnmException"/>), missing privileges and system errors. Either is one line on stderr, control
+    /// characters escaped.</summary>
     public static async Task<int> RunAsync(ParseResult parse, Func<CliContext, Task<int>> body)
     {
         CliContext context;
@@ -67,12 +70,12 @@ internal static class CliApp
         }
         catch (UsageException ex)
         {
-            await Console.Error.WriteLineAsync("cnm: " + ex.Message).ConfigureAwait(false);
+            await Console.Error.WriteLineAsync("cnm: " + OneLine(ex.Message)).ConfigureAwait(false);
             return UsageExitCode;
         }
         catch (CliException ex)
         {
-            await Console.Error.WriteLineAsync("cnm: " + ex.Message).ConfigureAwait(false);
+            await Console.Error.WriteLineAsync("cnm: " + OneLine(ex.Message)).ConfigureAwait(false);
             return ErrorExitCode;
         }
 
@@ -104,7 +107,8 @@ internal static class CliApp
             or CnmSharp.Netlink.NamespaceException or ArgumentException or FormatException or System.ComponentModel.Win32Exception
             or Microsoft.Extensions.Options.OptionsValidationException or AggregateException;
 
-    private static string OneLine(string message) => message.ReplaceLineEndings(" ").Trim();
+    /// <summary>A message as one line: surrounding white space trimmed, control characters inside escaped.</summary>
+    public static string OneLine(string message) => CliText.Escape(message.Trim());
 }
 
 /// <summary>An error the CLI reports as one line, exit code 1.</summary>

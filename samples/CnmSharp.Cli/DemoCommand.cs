@@ -7,13 +7,15 @@ namespace CnmSharp.Cli;
 
 /// <summary>
 /// <c>cnm demo</c>: a private host namespace, a bridge network, two sandboxes that ping each other, then everything
-/// removed. Safe to run twice and after being killed: leftovers of an earlier run are cleaned up first.
+/// removed. It removes only what it made: by default it works in a fresh temporary directory of its own; a directory it
+/// is given must be new, empty or marked as the demo's (<see cref="DemoDirectory"/>). Safe to run twice and after being
+/// killed: what an earlier run left in directories marked as the demo's is cleaned up first.
 /// </summary>
 internal static class DemoCommand
 {
     public const string HostNamespaceName = "cnm-demo-host";
-    public const string DefaultStateDirectory = "/var/lib/cnmsharp-demo";
-    public const string DefaultRunDirectory = "/var/run/cnmsharp-demo";
+    /// <summary>The name prefix of the demo's own temporary directory (under the system's temporary folder).</summary>
+    public const string TemporaryPrefix = "cnm-demo-";
     public const string NetworkName = "demo-net";
     public const string Subnet = "10.89.0.0/24";
     public const string Gateway = "10.89.0.1";
@@ -37,23 +39,60 @@ internal static class DemoCommand
             throw new UsageException($"demo: --host-netns is not taken; the demo creates its own private host namespace '{HostNamespaceName}'");
         }
 
-        if (!Environment.IsPrivilegedProcess)
+        Privileges.Require();
+
+        // Directories given to the demo are checked before anything is touched: new, empty, or marked as the demo's.
+        var state = context.StateDirectoryGiven ? DemoDirectory.Inspect(context.StateDirectory, "state directory", IsStoreEntry) : null;
+        var run = context.RunDirectoryGiven ? DemoDirectory.Inspect(context.RunDirectory, "run directory", IsRunEntry) : null;
+        var cnmDefaults = new[] { GlobalOptions.DefaultStateDirectory, GlobalOptions.DefaultRunDirectory, "/run/cnmsharp" }.Select(DemoDirectory.Canonical).ToHashSet(StringComparer.Ordinal);
+        foreach (var given in new[] { state, run })
         {
-            throw new CliException("demo: needs root (network namespaces, mounts)");
+            if (given is not null && cnmDefaults.Contains(given.Path))
+            {
+                throw new CliException($"demo: refusing {given.What} {given.Path}: it is a default directory of cnm");
+            }
         }
 
-        var stateDir = context.StateDirectoryGiven ? context.StateDirectory : DefaultStateDirectory;
-        var runDir = context.RunDirectoryGiven ? context.RunDirectory : DefaultRunDirectory;
-        if (stateDir == GlobalOptions.DefaultStateDirectory || runDir == GlobalOptions.DefaultRunDirectory)
+        if (state is not null && run is not null && (state.Path == run.Path || IsInside(state.Path, run.Path) || IsInside(run.Path, state.Path)))
         {
-            throw new UsageException("demo: refusing to use the default state or run directory of cnm (the demo deletes its directories at the end)");
+            throw new UsageException("demo: the state and run directories must be different and neither inside the other");
         }
 
-        var demo = new DemoContext(context with { StateDirectory = stateDir, RunDirectory = runDir });
-        Console.WriteLine($"cnm demo: state {stateDir}, run {runDir}, host namespace {demo.HostNamespacePath}");
         var total = Stopwatch.StartNew();
+        DemoDirectory? temporary = null;
+        var acquired = new List<DemoDirectory>();
+        try
+        {
+            if (state is null || run is null)
+            {
+                await Step("cleaned up leftovers of earlier runs in temporary directories", () => CleanupTemporaryLeftoversAsync(ct)).ConfigureAwait(false);
+                temporary = DemoDirectory.CreateTemporary(TemporaryPrefix, name => name is "state" or "run");
+                acquired.Add(temporary);
+                state ??= DemoDirectory.Inspect(Path.Combine(temporary.Path, "state"), "state directory", IsStoreEntry);
+                run ??= DemoDirectory.Inspect(Path.Combine(temporary.Path, "run"), "run directory", IsRunEntry);
+            }
 
-        await Step("cleaned up leftovers of earlier runs", () => CleanupAsync(demo, ct)).ConfigureAwait(false);
+            state.Acquire();
+            acquired.Add(state);
+            run.Acquire();
+            acquired.Add(run);
+        }
+        catch
+        {
+            foreach (var d in acquired)
+            {
+                d.Dispose();
+            }
+
+            throw;
+        }
+
+        var demo = new DemoContext(context with { StateDirectory = state.Path, RunDirectory = run.Path });
+        Console.WriteLine($"cnm demo: state {state.Path}, run {run.Path}, host namespace {demo.HostNamespacePath}{(temporary is null ? "" : $" (temporary directory {temporary.Path}, removed at the end)")}");
+        if (state.Marked || run.Marked)
+        {
+            await Step("cleaned up leftovers of an earlier run in the given directories", () => RemoveOwnAsync(state, run, ct)).ConfigureAwait(false);
+        }
 
         var status = 1;
         try
@@ -64,16 +103,76 @@ internal static class DemoCommand
         {
             if (keep)
             {
-                Console.WriteLine($"--keep: left in place; try: cnm --state-dir {stateDir} --run-dir {runDir} --host-netns {demo.HostNamespacePath} network inspect {NetworkName}");
+                foreach (var d in acquired)
+                {
+                    d.Dispose();
+                }
+
+                Console.WriteLine($"--keep: left in place; try: cnm --state-dir {state.Path} --run-dir {run.Path} --host-netns {demo.HostNamespacePath} network inspect {NetworkName}");
             }
             else
             {
-                await Step("removed sandboxes, network, host namespace, state and run directories", () => CleanupAsync(demo, CancellationToken.None)).ConfigureAwait(false);
+                await Step("removed what the demo made", async () =>
+                {
+                    await RemoveOwnAsync(state, run, CancellationToken.None).ConfigureAwait(false);
+                    foreach (var d in new[] { run, state, temporary })
+                    {
+                        foreach (var line in d?.Finish() ?? [])
+                        {
+                            Report(line);
+                        }
+                    }
+
+                    return "";
+                }).ConfigureAwait(false);
             }
         }
 
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"[{total.Elapsed.TotalMilliseconds,8:0.0} ms] demo {(status == 0 ? "succeeded" : "FAILED")}"));
         return status;
+    }
+
+    /// <summary>The store files the demo's controller makes in its state directory.</summary>
+    private static bool IsStoreEntry(string name) =>
+        name == "cnm.db" || name.StartsWith("cnm.db-", StringComparison.Ordinal) || name.StartsWith("cnm.db.", StringComparison.Ordinal);
+
+    /// <summary>What the demo and its controller make in the run directory.</summary>
+    private static bool IsRunEntry(string name) => name is "netns" or "sandboxes" or HostNamespaceName;
+
+    private static bool IsInside(string path, string directory) => path.StartsWith(directory + "/", StringComparison.Ordinal);
+
+    private static void Report(string line) => Console.WriteLine("           " + line);
+
+    /// <summary>Temporary directories of earlier default runs that were killed or kept: only those carrying the demo's
+    /// marker, owned by this user and not held by a running demo; in each only what the demo makes.</summary>
+    private static async Task<string> CleanupTemporaryLeftoversAsync(CancellationToken ct)
+    {
+        var found = 0;
+        foreach (var path in Directory.EnumerateDirectories(Path.GetTempPath(), TemporaryPrefix + "*").Order(StringComparer.Ordinal))
+        {
+            using var root = DemoDirectory.InspectLeftover(path, "temporary directory", name => name is "state" or "run");
+            if (root is null || !root.TryAcquire())
+            {
+                continue;
+            }
+
+            using var state = DemoDirectory.InspectLeftover(Path.Combine(root.Path, "state"), "state directory", IsStoreEntry);
+            using var run = DemoDirectory.InspectLeftover(Path.Combine(root.Path, "run"), "run directory", IsRunEntry);
+            if ((state is not null && !state.TryAcquire()) || (run is not null && !run.TryAcquire()))
+            {
+                continue;
+            }
+
+            found++;
+            Report("earlier run's temporary directory " + root.Path + ":");
+            await RemoveOwnAsync(state, run, ct).ConfigureAwait(false);
+            foreach (var line in new[] { run, state, root }.SelectMany(d => d?.Finish() ?? []))
+            {
+                Report(line);
+            }
+        }
+
+        return found == 0 ? "nothing found" : $"{found} found";
     }
 
     private static async Task<int> RunStepsAsync(DemoContext demo, bool keep, CancellationToken ct)
@@ -154,64 +253,97 @@ internal static class DemoCommand
         return 0;
     }
 
-    /// <summary>Removes what any earlier run left: objects through a controller on the old state (its recovery runs), then namespaces and directories.</summary>
-    private static async Task<string> CleanupAsync(DemoContext demo, CancellationToken ct)
+    /// <summary>Removes what the demo makes in its state and run directories, and nothing else: the sandboxes and the
+    /// network through a controller on the old state (its recovery runs first) when the store and the host namespace
+    /// are both there, then the sandbox namespaces, the sandbox files, the host namespace (its bridge, veths and rules
+    /// go with it) and the store files. One line per removed group.</summary>
+    private static async Task<string> RemoveOwnAsync(DemoDirectory? state, DemoDirectory? run, CancellationToken ct)
     {
-        var found = new List<string>();
-        if (File.Exists(Path.Combine(demo.Cli.StateDirectory, "cnm.db")) && demo.Namespaces.Exists(HostNamespaceName))
+        var removed = 0;
+        var namespaces = run is null ? null : new NetworkNamespaceManager(new NetworkNamespaceManagerOptions { RunDirectory = run.Path, MakeRunDirectoryShared = false });
+        if (state is not null && run is not null && File.Exists(Path.Combine(state.Path, "cnm.db")) && namespaces!.Exists(HostNamespaceName))
         {
             try
             {
-                await using var controller = await demo.Cli.OpenControllerAsync(ct).ConfigureAwait(false);
-                foreach (var sandbox in controller.Sandboxes)
+                var cli = new CliContext(state.Path, run.Path, namespaces.GetPath(HostNamespaceName), true, true);
+                await using var controller = await cli.OpenControllerAsync(ct).ConfigureAwait(false);
+                var sandboxes = controller.Sandboxes.ToList();
+                foreach (var sandbox in sandboxes)
                 {
                     await sandbox.DeleteAsync(ct).ConfigureAwait(false);
-                    found.Add("sandbox " + sandbox.ContainerId);
+                }
+
+                if (sandboxes.Count > 0)
+                {
+                    Report("removed sandboxes " + string.Join(", ", sandboxes.Select(s => CliText.Escape(s.ContainerId))));
+                    removed++;
                 }
 
                 if (controller.FindNetworkByName(NetworkName) is { } network)
                 {
                     await network.DeleteAsync(ct).ConfigureAwait(false);
-                    found.Add("network " + NetworkName);
+                    Report("removed network " + NetworkName);
+                    removed++;
                 }
             }
             catch (Exception ex) when (ex is CnmException or IOException or NamespaceException or InvalidOperationException)
             {
-                found.Add($"(old state unusable: {CliApp.Describe(ex)})");
+                Report($"(old state unusable: {CliApp.OneLine(CliApp.Describe(ex))}; its namespaces and files are removed below)");
             }
         }
 
-        // Sandbox namespaces the controller did not remove, and the shared bind mount of their directory.
-        var sandboxDir = Path.Combine(demo.Cli.RunDirectory, "netns");
-        if (Directory.Exists(sandboxDir))
+        if (run is not null)
         {
-            var sandboxNamespaces = new NetworkNamespaceManager(new NetworkNamespaceManagerOptions { RunDirectory = sandboxDir, MakeRunDirectoryShared = false });
-            foreach (var file in Directory.EnumerateFiles(sandboxDir))
+            // Sandbox namespaces the controller did not remove, and the shared bind mount of their directory.
+            var sandboxDir = Path.Combine(run.Path, "netns");
+            if (Directory.Exists(sandboxDir))
             {
-                await sandboxNamespaces.DeleteAsync(Path.GetFileName(file), ct).ConfigureAwait(false);
-                found.Add("namespace " + file);
+                var sandboxNamespaces = new NetworkNamespaceManager(new NetworkNamespaceManagerOptions { RunDirectory = sandboxDir, MakeRunDirectoryShared = false });
+                var names = new List<string>();
+                foreach (var file in Directory.EnumerateFiles(sandboxDir))
+                {
+                    await sandboxNamespaces.DeleteAsync(Path.GetFileName(file), ct).ConfigureAwait(false);
+                    names.Add(Path.GetFileName(file));
+                }
+
+                await UnmountIfMountPointAsync(sandboxDir, ct).ConfigureAwait(false);
+                Directory.Delete(sandboxDir, recursive: true);
+                Report($"removed directory {sandboxDir}{(names.Count == 0 ? "" : $" (sandbox namespaces {string.Join(", ", names)})")}");
+                removed++;
             }
 
-            await UnmountIfMountPointAsync(sandboxDir, ct).ConfigureAwait(false);
-        }
-
-        if (demo.Namespaces.Exists(HostNamespaceName))
-        {
-            await demo.Namespaces.DeleteAsync(HostNamespaceName, ct).ConfigureAwait(false);
-            found.Add("namespace " + HostNamespaceName);
-        }
-
-        foreach (var dir in new[] { demo.Cli.RunDirectory, demo.Cli.StateDirectory })
-        {
-            if (Directory.Exists(dir))
+            var filesDir = Path.Combine(run.Path, "sandboxes");
+            if (Directory.Exists(filesDir))
             {
-                await UnmountIfMountPointAsync(dir, ct).ConfigureAwait(false);
-                Directory.Delete(dir, recursive: true);
-                found.Add("directory " + dir);
+                Directory.Delete(filesDir, recursive: true);
+                Report($"removed directory {filesDir} (sandbox hosts and resolv.conf files)");
+                removed++;
+            }
+
+            if (namespaces!.Exists(HostNamespaceName))
+            {
+                await namespaces.DeleteAsync(HostNamespaceName, ct).ConfigureAwait(false);
+                Report($"removed namespace {namespaces.GetPath(HostNamespaceName)} (with the bridge, veths and firewall rules in it)");
+                removed++;
             }
         }
 
-        return found.Count == 0 ? "nothing found" : string.Join(", ", found);
+        if (state is not null)
+        {
+            var files = state.PresentOwnEntries();
+            foreach (var file in files)
+            {
+                File.Delete(file);
+            }
+
+            if (files.Count > 0)
+            {
+                Report($"removed store files {string.Join(", ", files.Select(Path.GetFileName))} in {state.Path}");
+                removed++;
+            }
+        }
+
+        return removed == 0 ? "nothing found" : $"{removed} removed";
     }
 
     private static async Task UnmountIfMountPointAsync(string path, CancellationToken ct)

@@ -58,20 +58,48 @@ internal static class GlobalOptions
             throw new UsageException($"--store {store}: unknown store (expected embedded or etcd://host:port)");
         }
 
-        var explicitState = parse.GetValue(StateDir) ?? NullIfEmpty(Environment.GetEnvironmentVariable("CNM_STATE_DIR"));
-        var explicitRun = parse.GetValue(RunDir);
-        var hostNetns = parse.GetValue(HostNetns);
+        var explicitState = Given(parse.GetValue(StateDir), "--state-dir") ?? NullIfEmpty(Environment.GetEnvironmentVariable("CNM_STATE_DIR"));
+        var explicitRun = Given(parse.GetValue(RunDir), "--run-dir");
+        var hostNetns = Given(parse.GetValue(HostNetns), "--host-netns");
         if (hostNetns is not null && !File.Exists(hostNetns))
         {
             throw new CliException($"--host-netns {hostNetns}: no such namespace file");
         }
 
         return new CliContext(
-            explicitState is null ? DefaultStateDirectory : Path.GetFullPath(explicitState),
-            explicitRun is null ? DefaultRunDirectory : Path.GetFullPath(explicitRun),
-            hostNetns is null ? null : Path.GetFullPath(hostNetns),
+            explicitState is null ? DefaultStateDirectory : FullPath(explicitState, "state directory"),
+            explicitRun is null ? DefaultRunDirectory : FullPath(explicitRun, "--run-dir"),
+            hostNetns is null ? null : FullPath(hostNetns, "--host-netns"),
             explicitState is not null,
             explicitRun is not null);
+    }
+
+    /// <summary>A path option's value when given: an empty (or blank) one, or one with a NUL, is a usage error.</summary>
+    private static string? Given(string? value, string option)
+    {
+        if (value is null)
+        {
+            return null;
+        }
+
+        if (string.IsNullOrWhiteSpace(value) || value.Contains('\0', StringComparison.Ordinal))
+        {
+            throw new UsageException($"{option} \"{value}\": expected a path");
+        }
+
+        return value;
+    }
+
+    private static string FullPath(string path, string what)
+    {
+        try
+        {
+            return Path.GetFullPath(path);
+        }
+        catch (Exception ex) when (ex is ArgumentException or NotSupportedException or PathTooLongException)
+        {
+            throw new UsageException($"{what} {path}: {ex.Message}");
+        }
     }
 
     private static string? NullIfEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;
@@ -82,8 +110,12 @@ internal sealed record CliContext(string StateDirectory, string RunDirectory, st
 {
     /// <summary>Builds a controller on the embedded store of the state directory (its recovery runs at start). Its
     /// warnings and errors are written to stderr, one line each (<see cref="StderrLoggerProvider"/>).</summary>
+    /// <exception cref="CliException">The process lacks CAP_NET_ADMIN or CAP_SYS_ADMIN (checked first: nothing is
+    /// created then).</exception>
     public async Task<NetworkController> OpenControllerAsync(CancellationToken cancellationToken)
     {
+        Privileges.Require();
+
         // The builder creates the state (0700) and run (0711) directories whatever the umask, and refuses them when
         // another user owns them or group or others can write them.
         return await new NetworkControllerBuilder()

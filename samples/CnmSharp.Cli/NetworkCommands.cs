@@ -80,15 +80,29 @@ internal static class NetworkCommands
             throw new UsageException("more --gateway or --ip-range values than --subnet values");
         }
 
-        var parsed = subnets.Select(s => IPNetwork.TryParse(s, out var n) ? n : throw new UsageException($"--subnet {s}: invalid CIDR")).ToArray();
+        var parsed = subnets.Select(s => StrictAddress.ParseNetwork(s, "--subnet")).ToArray();
+        for (var i = 0; i < gateways.Length; i++)
+        {
+            var address = StrictAddress.Parse(gateways[i], "--gateway", parsed[i].BaseAddress.AddressFamily);
+            if (!parsed[i].Contains(address))
+            {
+                throw new UsageException($"--gateway {gateways[i]}: not in --subnet {subnets[i]}");
+            }
+        }
+
+        for (var i = 0; i < ranges.Length; i++)
+        {
+            var range = StrictAddress.ParseNetwork(ranges[i], "--ip-range");
+            if (range.BaseAddress.AddressFamily != parsed[i].BaseAddress.AddressFamily || range.PrefixLength < parsed[i].PrefixLength || !parsed[i].Contains(range.BaseAddress))
+            {
+                throw new UsageException($"--ip-range {ranges[i]}: not in --subnet {subnets[i]}");
+            }
+        }
+
         var auxBySubnet = parsed.Select(_ => new Dictionary<string, string>(StringComparer.Ordinal)).ToArray();
         foreach (var (key, value) in KeyValues.Parse(auxAddresses, "--aux-address"))
         {
-            if (!IPAddress.TryParse(value, out var address))
-            {
-                throw new UsageException($"--aux-address {key}={value}: invalid IP address");
-            }
-
+            var address = StrictAddress.TryParse(value) ?? throw new UsageException($"--aux-address {key}={value}: invalid IP address");
             var index = Array.FindIndex(parsed, n => n.Contains(address));
             if (index < 0)
             {
@@ -198,8 +212,8 @@ internal static class NetworkCommands
         {
             var options = new EndpointCreateOptions
             {
-                IPv4Address = ParseAddress(parse.GetValue(ip), "--ip"),
-                IPv6Address = ParseAddress(parse.GetValue(ip6), "--ip6"),
+                IPv4Address = parse.GetValue(ip) is { } v4 ? StrictAddress.Parse(v4, "--ip", System.Net.Sockets.AddressFamily.InterNetwork) : null,
+                IPv6Address = parse.GetValue(ip6) is { } v6 ? StrictAddress.Parse(v6, "--ip6", System.Net.Sockets.AddressFamily.InterNetworkV6) : null,
                 Aliases = parse.GetValue(alias)!,
             };
             await using var controller = await context.OpenControllerAsync(ct).ConfigureAwait(false);
@@ -243,9 +257,6 @@ internal static class NetworkCommands
     internal static Option<string[]> Multi(string name, string description, string helpName) =>
         new(name) { Description = description, HelpName = helpName, DefaultValueFactory = _ => [], AllowMultipleArgumentsPerToken = false };
 
-    private static IPAddress? ParseAddress(string? text, string option) =>
-        text is null ? null : IPAddress.TryParse(text, out var a) ? a : throw new UsageException($"{option} {text}: invalid IP address");
-
     internal static string Short(string id) => id.Length > 12 ? id[..12] : id;
 }
 
@@ -270,11 +281,13 @@ internal static class KeyValues
     }
 }
 
-/// <summary>Left-aligned columns separated by three spaces, like docker's tables.</summary>
+/// <summary>Left-aligned columns separated by three spaces, like docker's tables. Control characters in a cell are
+/// escaped, so every row is one line.</summary>
 internal static class Table
 {
-    public static void Write(string[] headers, IReadOnlyList<string[]> rows)
+    public static void Write(string[] headers, IReadOnlyList<string[]> rawRows)
     {
+        var rows = rawRows.Select(r => r.Select(CliText.Escape).ToArray()).ToList();
         var widths = headers.Select((h, i) => Math.Max(h.Length, rows.Count == 0 ? 0 : rows.Max(r => r[i].Length))).ToArray();
         Console.WriteLine(Format(headers, widths));
         foreach (var row in rows)

@@ -5,7 +5,7 @@ namespace CnmSharp.Cli;
 /// <summary>
 /// What the controller and its drivers log at <see cref="LogLevel.Warning"/> and above reaches the user: one line on
 /// stderr each, <c>cnm: warning: MESSAGE</c> (or <c>cnm: error: ...</c>), the exception's message appended when there
-/// is one. Recovery reports this way each object it removes or rolls back. Nothing below Warning is written.
+/// is one, control characters escaped. Recovery reports this way each object it removes or rolls back. Nothing below Warning is written.
 /// </summary>
 internal sealed class StderrLoggerProvider : ILoggerProvider
 {
@@ -39,7 +39,7 @@ internal sealed class StderrLoggerProvider : ILoggerProvider
         var text = exception is null || message.Contains(exception.Message, StringComparison.Ordinal)
             ? message
             : $"{message}: {exception.Message}";
-        return $"cnm: {label}: {text.ReplaceLineEndings(" ").Trim()}";
+        return $"cnm: {label}: {CliText.Escape(text.Trim())}";
     }
 
     private void Write(string line)

@@ -27,7 +27,11 @@ internal static class CnmRunner
     public static StartedProcess StartCnm(IEnumerable<string> globalArgs, IReadOnlyList<string> args) =>
         StartedProcess.Start("dotnet", [CnmDll, .. globalArgs, .. args], "cnm " + string.Join(' ', args));
 
-    public static async Task<ProcessResult> RunAsync(string file, IEnumerable<string> args, TimeSpan timeout, string? workingDirectory = null)
+    /// <summary>Runs <c>cnm</c> with extra environment variables (a value of null removes the variable).</summary>
+    public static Task<ProcessResult> CnmWithEnvironmentAsync(IReadOnlyDictionary<string, string?> environment, IEnumerable<string> globalArgs, params string[] args) =>
+        RunAsync("dotnet", [CnmDll, .. globalArgs, .. args], TimeSpan.FromMinutes(2), environment: environment);
+
+    public static async Task<ProcessResult> RunAsync(string file, IEnumerable<string> args, TimeSpan timeout, string? workingDirectory = null, IReadOnlyDictionary<string, string?>? environment = null)
     {
         var start = new ProcessStartInfo(file)
         {
@@ -44,6 +48,18 @@ internal static class CnmRunner
         start.Environment.Remove("CNM_STATE_DIR");
         start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
         start.Environment["DOTNET_NOLOGO"] = "1";
+        foreach (var (key, value) in environment ?? new Dictionary<string, string?>())
+        {
+            if (value is null)
+            {
+                start.Environment.Remove(key);
+            }
+            else
+            {
+                start.Environment[key] = value;
+            }
+        }
+
         using var process = Process.Start(start) ?? throw new InvalidOperationException($"cannot start {file}");
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
