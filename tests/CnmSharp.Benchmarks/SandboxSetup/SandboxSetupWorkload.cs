@@ -21,6 +21,19 @@ internal static class SandboxSetupWorkload
 
     public static async Task<int> RunAsync(string[] args)
     {
+        try
+        {
+            return await RunCoreAsync(args).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (EndpointSetup.Interrupt.Token.IsCancellationRequested)
+        {
+            await Console.Error.WriteLineAsync("sandbox-setup: interrupted; everything it made was removed").ConfigureAwait(false);
+            return 130;
+        }
+    }
+
+    private static async Task<int> RunCoreAsync(string[] args)
+    {
         var count = 200;
         var runs = 3;
         var concurrency = 4;
@@ -84,6 +97,8 @@ internal static class SandboxSetupWorkload
 
             selected.Add(tool);
         }
+
+        EndpointSetup.Interrupt.Install();
 
         // Prerequisites: one line saying what to run, not a stack trace in the middle of a run.
         var missing = MissingPrerequisites(selected, ports);
@@ -194,8 +209,15 @@ internal static class SandboxSetupWorkload
     /// (detach), which runs alone: the first attach makes the peers' bridge and shared chains, the last detach of
     /// netavark removes them, and two at once would race. The same for every tool.
     /// </summary>
-    private static async Task<IReadOnlyList<double>> EdgesAloneAsync(int count, int parallelism, Func<int, Task> operation, bool last = false)
+    private static async Task<IReadOnlyList<double>> EdgesAloneAsync(int count, int parallelism, Func<int, Task> step, bool last = false)
     {
+        // SIGINT/SIGTERM stop the pass at the next container; the pass's cleanup then removes everything it made.
+        Task operation(int i)
+        {
+            EndpointSetup.Interrupt.ThrowIfRequested();
+            return step(i);
+        }
+
         if (parallelism == 1 || count == 1)
         {
             return await PhaseResult.TimeEachAsync(count, 1, operation).ConfigureAwait(false);
