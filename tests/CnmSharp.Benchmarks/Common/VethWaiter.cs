@@ -37,7 +37,7 @@ internal sealed class VethWaiter : IAsyncDisposable
             // The first MoveNextAsync opens the monitor socket synchronously: subscribed before the dump.
             var next = events.MoveNextAsync().AsTask();
             var veths = await VethIndexesAsync(client).ConfigureAwait(false);
-            return new VethWaiter(client, stop, events, next, veths) { Initial = veths.Count };
+            return new VethWaiter(client, stop, events, next, veths);
         }
         catch
         {
@@ -45,9 +45,6 @@ internal sealed class VethWaiter : IAsyncDisposable
             throw;
         }
     }
-
-    /// <summary>Number of veths in H when the wait started.</summary>
-    public int Initial { get; private set; }
 
     /// <summary>Returns when H has no veth left (120 s at most).</summary>
     public async Task WaitAsync(string what)
