@@ -66,21 +66,6 @@ internal sealed class PrivateHost : IAsyncDisposable
         return output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length;
     }
 
-    /// <summary>Waits until <paramref name="count"/> returns <paramref name="expected"/> (polling; 120 s at most).</summary>
-    public static async Task WaitUntilAsync(Func<Task<int>> count, int expected, string what)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(120);
-        while (await count().ConfigureAwait(false) != expected)
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException($"{what}: count in H did not reach {expected}");
-            }
-
-            await Task.Delay(2).ConfigureAwait(false);
-        }
-    }
-
     /// <summary>Mount points (from /proc/self/mountinfo) at or under <paramref name="directory"/>.</summary>
     public static IReadOnlyList<string> MountsUnder(string directory)
     {

@@ -5,13 +5,16 @@ using System.Text;
 namespace CnmSharp.Benchmarks.EndpointSetup;
 
 /// <summary>
-/// <c>endpoint-setup --count N [--runs R] [--workers W] [--tools cnmsharp,ip-naive,ip-batch] [--growth]</c>:
+/// <c>endpoint-setup --count N [--runs R] [--concurrency C] [--tools ...] [--growth]</c>:
 /// N containers (namespace + veth + bridge port + eth0 + MAC + address + up + lo up + default route) set up and torn
-/// down by CnmSharp and by ip two ways, interleaved in one run, each pass in its own private host namespace.
+/// down by CnmSharp and by ip two ways, each sequentially and with C at once, interleaved in one run, each pass in its
+/// own private host namespace.
 /// </summary>
 internal static class EndpointSetupWorkload
 {
     public const string Name = "endpoint-setup";
+
+    private static readonly string[] AllTools = ["cnmsharp", "ip-naive", "ip-batch", "cnmsharp-parallel", "ip-naive-parallel", "ip-batch-parallel"];
 
     public static async Task<int> RunAsync(string[] args)
     {
@@ -30,9 +33,9 @@ internal static class EndpointSetupWorkload
     {
         var count = 100;
         var runs = 3;
-        var workers = 2;
+        var workers = 4;
         var growth = false;
-        var tools = new List<string> { "cnmsharp", "ip-naive", "ip-batch" };
+        var tools = new List<string>(AllTools);
         for (var a = 0; a < args.Length; a++)
         {
             switch (args[a])
@@ -44,6 +47,7 @@ internal static class EndpointSetupWorkload
                     runs = int.Parse(args[++a], CultureInfo.InvariantCulture);
                     break;
                 case "--workers":
+                case "--concurrency":
                     workers = int.Parse(args[++a], CultureInfo.InvariantCulture);
                     break;
                 case "--tools":
@@ -54,7 +58,7 @@ internal static class EndpointSetupWorkload
                     break;
                 default:
                     await Console.Error.WriteLineAsync(
-                        "usage: endpoint-setup --count N [--runs R] [--workers W] [--tools cnmsharp,ip-naive,ip-batch] [--growth]").ConfigureAwait(false);
+                        "usage: endpoint-setup --count N [--runs R] [--concurrency C] [--tools " + string.Join(',', AllTools) + "] [--growth]").ConfigureAwait(false);
                     return 2;
             }
         }
@@ -67,7 +71,7 @@ internal static class EndpointSetupWorkload
 
         if (count < 1 || count > 60000 || runs < 1 || workers < 1)
         {
-            await Console.Error.WriteLineAsync("--count must be 1..60000, --runs and --workers at least 1").ConfigureAwait(false);
+            await Console.Error.WriteLineAsync("--count must be 1..60000, --runs and --concurrency at least 1").ConfigureAwait(false);
             return 2;
         }
 
@@ -80,17 +84,27 @@ internal static class EndpointSetupWorkload
         var selected = new List<(string Key, EndpointTool Tool)>();
         foreach (var key in tools)
         {
-            selected.Add((key, key switch
+            EndpointTool? tool = key switch
             {
-                "cnmsharp" => new CnmSharpTool(workers),
-                "ip-naive" => new IpNaiveTool(),
-                "ip-batch" => new IpBatchTool(),
-                _ => throw new ArgumentException($"unknown tool '{key}'"),
-            }));
+                "cnmsharp" => new CnmSharpTool(1),
+                "cnmsharp-parallel" => new CnmSharpTool(workers),
+                "ip-naive" => new IpNaiveTool(1),
+                "ip-naive-parallel" => new IpNaiveTool(workers),
+                "ip-batch" => new IpBatchTool(1),
+                "ip-batch-parallel" => new IpBatchTool(workers),
+                _ => null,
+            };
+            if (tool is null)
+            {
+                await Console.Error.WriteLineAsync($"endpoint-setup: unknown tool '{key}' (known: {string.Join(',', AllTools)})").ConfigureAwait(false);
+                return 2;
+            }
+
+            selected.Add((key, tool));
         }
 
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"endpoint-setup: n={count} runs={runs} cnmsharp-workers={workers} cores={Environment.ProcessorCount} kernel={Environment.OSVersion.Version} runtime={RuntimeInformation.FrameworkDescription} {DateTime.UtcNow:yyyy-MM-dd HH:mm}Z"));
+            $"endpoint-setup: n={count} runs={runs} mode: sequential tools 1 at a time, parallel tools concurrency={workers}; store=none firewall=none (netlink layer only, no controller); completion wait=in-process link monitor of H for every tool, inside the timed teardown; cores={Environment.ProcessorCount} kernel={Environment.OSVersion.Version} runtime={RuntimeInformation.FrameworkDescription} {DateTime.UtcNow:yyyy-MM-dd HH:mm}Z"));
         // Warm-up, not reported: JIT of the in-process path, page cache of the ip binaries.
         foreach (var (_, tool) in selected)
         {
@@ -105,59 +119,49 @@ internal static class EndpointSetupWorkload
                 var (setup, teardown) = await RunOnceAsync(tool, count).ConfigureAwait(false);
                 results[key].Add((setup, teardown));
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"  run {run} {tool.Name,-28} setup {setup.WallSeconds,8:F3} s ({setup.MedianMs:F2} ms/container median)   teardown {teardown.WallSeconds,8:F3} s"));
+                    $"  run {run} {tool.Name,-40} setup {setup.WallSeconds,8:F3} s ({setup.MedianMs:F2} ms/container median)   teardown {teardown.WallSeconds,8:F3} s"));
             }
         }
 
         PrintTable(selected, results, count, runs);
         string Med(string key, Func<(PhaseResult Setup, PhaseResult Teardown), double> f) =>
             results.TryGetValue(key, out var r) ? Stats.Median([.. r.Select(f)]).ToString("F3", CultureInfo.InvariantCulture) : "NA";
+        // Sequential against sequential (the headline keys), then C at once against C at once.
         Console.WriteLine(
             $"endpoint-setup n={count} " +
             $"cnmsharp_setup_s={Med("cnmsharp", r => r.Setup.WallSeconds)} cnmsharp_teardown_s={Med("cnmsharp", r => r.Teardown.WallSeconds)} " +
             $"ip_naive_setup_s={Med("ip-naive", r => r.Setup.WallSeconds)} ip_naive_teardown_s={Med("ip-naive", r => r.Teardown.WallSeconds)} " +
             $"ip_batch_setup_s={Med("ip-batch", r => r.Setup.WallSeconds)} ip_batch_teardown_s={Med("ip-batch", r => r.Teardown.WallSeconds)}");
+        Console.WriteLine(
+            $"endpoint-setup-parallel n={count} concurrency={workers} " +
+            $"cnmsharp_parallel_setup_s={Med("cnmsharp-parallel", r => r.Setup.WallSeconds)} cnmsharp_parallel_teardown_s={Med("cnmsharp-parallel", r => r.Teardown.WallSeconds)} " +
+            $"ip_naive_parallel_setup_s={Med("ip-naive-parallel", r => r.Setup.WallSeconds)} ip_naive_parallel_teardown_s={Med("ip-naive-parallel", r => r.Teardown.WallSeconds)} " +
+            $"ip_batch_parallel_setup_s={Med("ip-batch-parallel", r => r.Setup.WallSeconds)} ip_batch_parallel_teardown_s={Med("ip-batch-parallel", r => r.Teardown.WallSeconds)}");
         return 0;
     }
 
     private static async Task<(PhaseResult Setup, PhaseResult Teardown)> RunOnceAsync(EndpointTool tool, int count)
     {
         await using var fixture = await Fixture.CreateAsync(count).ConfigureAwait(false);
-        var setup = await PhaseResult.MeasureAsync(() => SetupAllAsync(tool, fixture)).ConfigureAwait(false);
+        var setup = await PhaseResult.MeasureAsync(() => tool.SetupAllAsync(fixture)).ConfigureAwait(false);
         await fixture.VerifyAsync(tool.Name).ConfigureAwait(false);
-        var teardown = await PhaseResult.MeasureAsync(() => tool.TeardownAsync(fixture)).ConfigureAwait(false);
+
+        // The same completion wait for every tool: subscribed before the timed phase, awaited inside it.
+        await using var waiter = await VethWaiter.StartAsync(fixture.Host).ConfigureAwait(false);
+        var teardown = await PhaseResult.MeasureAsync(async () =>
+        {
+            var times = await tool.TeardownAsync(fixture).ConfigureAwait(false);
+            await waiter.WaitAsync(tool.Name).ConfigureAwait(false);
+            return times;
+        }).ConfigureAwait(false);
+        var left = await fixture.HostLinkCountByIpAsync().ConfigureAwait(false);
+        if (left != 2)
+        {
+            throw new InvalidOperationException($"{tool.Name}: {left} links left in H after teardown (expected lo and br0)");
+        }
+
         var childRss = await tool.ChildPeakRssKibAsync(fixture).ConfigureAwait(false);
         return (setup with { ChildPeakRssKib = childRss }, teardown with { ChildPeakRssKib = childRss });
-    }
-
-    private static async Task<IReadOnlyList<double>> SetupAllAsync(EndpointTool tool, Fixture fixture)
-    {
-        // One worker (with its own sockets) per lane, made inside the timed phase.
-        var lanes = Math.Min(tool.Parallelism, fixture.Count);
-        var workers = await Task.WhenAll(Enumerable.Range(0, lanes).Select(_ => tool.CreateWorkerAsync(fixture))).ConfigureAwait(false);
-        try
-        {
-            var free = new System.Collections.Concurrent.ConcurrentBag<IEndpointWorker>(workers);
-            return await PhaseResult.TimeEachAsync(fixture.Count, lanes, async i =>
-            {
-                free.TryTake(out var worker);
-                try
-                {
-                    await worker!.SetupAsync(i).ConfigureAwait(false);
-                }
-                finally
-                {
-                    free.Add(worker!);
-                }
-            }).ConfigureAwait(false);
-        }
-        finally
-        {
-            foreach (var worker in workers)
-            {
-                await worker.DisposeAsync().ConfigureAwait(false);
-            }
-        }
     }
 
     private static void PrintTable(List<(string Key, EndpointTool Tool)> tools, Dictionary<string, List<(PhaseResult Setup, PhaseResult Teardown)>> results, int count, int runs)

@@ -25,7 +25,7 @@ internal static class Interrupt
     private static void Handle(PosixSignalContext context)
     {
         context.Cancel = true;
-        Console.Error.WriteLine("endpoint-setup: interrupted, cleaning up");
+        Console.Error.WriteLine("benchmark: interrupted, cleaning up");
         s_source.Cancel();
     }
 }

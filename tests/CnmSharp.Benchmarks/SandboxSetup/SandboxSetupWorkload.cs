@@ -5,23 +5,40 @@ using System.Text;
 namespace CnmSharp.Benchmarks.SandboxSetup;
 
 /// <summary>
-/// <c>sandbox-setup --count N [--runs R] [--concurrency C] [--tools cnmsharp,cnmsharp-seq,netavark,cni]</c>:
+/// <c>sandbox-setup --count N [--runs R] [--concurrency C] [--ports] [--tools ...]</c>:
 /// N containers attached to and detached from one bridge network with its firewall work on, by CnmSharp's controller
-/// (in process, C operations in flight, and sequentially), netavark and the CNI bridge plugin (one process per
-/// container operation), interleaved in one run, each pass in its own private host namespace H.
+/// (in process), netavark and the CNI bridge plugin (one process per container operation), each sequentially and with
+/// C operations at once, interleaved in one run, each pass in its own private host namespace H. The network's creation
+/// and removal are inside the timed phases for every tool. With <c>--ports</c> every container publishes one TCP port.
 /// </summary>
 internal static class SandboxSetupWorkload
 {
     public const string Name = "sandbox-setup";
 
-    private const string Usage = "usage: sandbox-setup --count N [--runs R] [--concurrency C] [--tools cnmsharp,cnmsharp-seq,netavark,cni]";
+    private static readonly string[] AllTools = ["cnmsharp", "netavark", "cni", "cnmsharp-parallel", "netavark-parallel", "cni-parallel"];
+
+    private static readonly string Usage = "usage: sandbox-setup --count N [--runs R] [--concurrency C] [--ports] [--tools " + string.Join(',', AllTools) + "]";
 
     public static async Task<int> RunAsync(string[] args)
+    {
+        try
+        {
+            return await RunCoreAsync(args).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (EndpointSetup.Interrupt.Token.IsCancellationRequested)
+        {
+            await Console.Error.WriteLineAsync("sandbox-setup: interrupted; everything it made was removed").ConfigureAwait(false);
+            return 130;
+        }
+    }
+
+    private static async Task<int> RunCoreAsync(string[] args)
     {
         var count = 200;
         var runs = 3;
         var concurrency = 4;
-        var tools = new List<string> { "cnmsharp", "cnmsharp-seq", "netavark", "cni" };
+        var tools = new List<string>(AllTools);
+        var ports = false;
         for (var a = 0; a < args.Length; a++)
         {
             switch (args[a])
@@ -34,6 +51,9 @@ internal static class SandboxSetupWorkload
                     break;
                 case "--concurrency" when a + 1 < args.Length:
                     concurrency = int.Parse(args[++a], CultureInfo.InvariantCulture);
+                    break;
+                case "--ports":
+                    ports = true;
                     break;
                 case "--tools" when a + 1 < args.Length:
                     tools = [.. args[++a].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
@@ -59,25 +79,49 @@ internal static class SandboxSetupWorkload
         var selected = new List<SandboxTool>();
         foreach (var key in tools)
         {
-            selected.Add(key switch
+            SandboxTool? tool = key switch
             {
-                "cnmsharp" => new CnmSharpSandboxTool(concurrency),
-                "cnmsharp-seq" => new CnmSharpSandboxTool(1),
-                "netavark" => new NetavarkTool(),
-                "cni" => new CniBridgeTool(),
-                _ => throw new ArgumentException($"unknown tool '{key}'"),
-            });
+                "cnmsharp" => new CnmSharpSandboxTool(1),
+                "cnmsharp-parallel" => new CnmSharpSandboxTool(concurrency),
+                "netavark" => new NetavarkTool(1),
+                "netavark-parallel" => new NetavarkTool(concurrency),
+                "cni" => new CniBridgeTool(1),
+                "cni-parallel" => new CniBridgeTool(concurrency),
+                _ => null,
+            };
+            if (tool is null)
+            {
+                await Console.Error.WriteLineAsync($"sandbox-setup: unknown tool '{key}' (known: {string.Join(',', AllTools)})").ConfigureAwait(false);
+                return 2;
+            }
+
+            selected.Add(tool);
         }
 
-        var netavarkVersion = File.Exists(NetavarkTool.Binary) ? (await Exec.RunAsync(NetavarkTool.Binary, ["--version"]).ConfigureAwait(false)).Trim() : "netavark missing";
+        EndpointSetup.Interrupt.Install();
+
+        // Prerequisites: one line saying what to run, not a stack trace in the middle of a run.
+        var missing = MissingPrerequisites(selected, ports);
+        if (missing.Count > 0)
+        {
+            await Console.Error.WriteLineAsync(
+                $"sandbox-setup: missing {string.Join(", ", missing)}; install the peers with `sudo CNM_SETUP_PEERS=1 bash .ci/setup` (or run only CnmSharp: --tools cnmsharp,cnmsharp-parallel)").ConfigureAwait(false);
+            return 1;
+        }
+
+        var netavarkVersion = File.Exists(NetavarkTool.Binary) ? (await Exec.RunAsync(NetavarkTool.Binary, ["--version"]).ConfigureAwait(false)).Trim() : "netavark not used";
+        var summary = ports ? "sandbox-ports" : "sandbox-setup";
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"sandbox-setup: n={count} runs={runs} cnmsharp-concurrency={concurrency} cores={Environment.ProcessorCount} kernel={Environment.OSVersion.Version} runtime={RuntimeInformation.FrameworkDescription} {netavarkVersion} {DateTime.UtcNow:yyyy-MM-dd HH:mm}Z"));
+            $"{summary}: n={count} runs={runs} ports={(ports ? "one TCP port per container" : "none")} concurrency: sequential tools 1, parallel tools {concurrency}; cores={Environment.ProcessorCount} kernel={Environment.OSVersion.Version} runtime={RuntimeInformation.FrameworkDescription} {netavarkVersion} {DateTime.UtcNow:yyyy-MM-dd HH:mm}Z"));
 
         // Warm-up, not reported: JIT of the in-process path, page cache of the peers' binaries and of iptables.
         foreach (var tool in selected)
         {
-            _ = await RunPassAsync(tool, Math.Min(count, 5)).ConfigureAwait(false);
+            _ = await RunPassAsync(tool, Math.Min(count, 5), ports).ConfigureAwait(false);
         }
+
+        var mode = Mode(selected, concurrency, ports);
+        Console.WriteLine(mode);
 
         foreach (var tool in selected.OfType<CnmSharpSandboxTool>())
         {
@@ -89,7 +133,7 @@ internal static class SandboxSetupWorkload
         {
             foreach (var tool in selected)
             {
-                var pass = await RunPassAsync(tool, count).ConfigureAwait(false);
+                var pass = await RunPassAsync(tool, count, ports).ConfigureAwait(false);
                 results[tool.Key].Add(pass);
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"  run {run} {tool.Name,-34} attach {pass.Attach.WallSeconds,8:F3} s ({pass.Attach.MedianMs:F2} ms median)   detach {pass.Detach.WallSeconds,8:F3} s ({pass.Detach.MedianMs:F2} ms median)   rules in H {pass.RulesInHost}"));
@@ -104,21 +148,108 @@ internal static class SandboxSetupWorkload
 
         string Med(string key, Func<Pass, double> f) =>
             results.TryGetValue(key, out var r) ? Stats.Median([.. r.Select(f)]).ToString("F3", CultureInfo.InvariantCulture) : "NA";
+        // Sequential against sequential (the headline keys), then C at once against C at once.
+        Console.WriteLine(mode);
         Console.WriteLine(
-            $"sandbox-setup n={count} " +
+            $"{summary} n={count} " +
             $"cnmsharp_attach_s={Med("cnmsharp", p => p.Attach.WallSeconds)} cnmsharp_detach_s={Med("cnmsharp", p => p.Detach.WallSeconds)} " +
             $"netavark_attach_s={Med("netavark", p => p.Attach.WallSeconds)} netavark_detach_s={Med("netavark", p => p.Detach.WallSeconds)} " +
             $"cni_attach_s={Med("cni", p => p.Attach.WallSeconds)} cni_detach_s={Med("cni", p => p.Detach.WallSeconds)}");
+        Console.WriteLine(
+            $"{summary}-parallel n={count} concurrency={concurrency} " +
+            $"cnmsharp_parallel_attach_s={Med("cnmsharp-parallel", p => p.Attach.WallSeconds)} cnmsharp_parallel_detach_s={Med("cnmsharp-parallel", p => p.Detach.WallSeconds)} " +
+            $"netavark_parallel_attach_s={Med("netavark-parallel", p => p.Attach.WallSeconds)} netavark_parallel_detach_s={Med("netavark-parallel", p => p.Detach.WallSeconds)} " +
+            $"cni_parallel_attach_s={Med("cni-parallel", p => p.Attach.WallSeconds)} cni_parallel_detach_s={Med("cni-parallel", p => p.Detach.WallSeconds)}");
         return 0;
+    }
+
+    /// <summary>The binaries the selected tools need that are not there.</summary>
+    private static List<string> MissingPrerequisites(List<SandboxTool> tools, bool ports)
+    {
+        var needed = new List<string> { "/usr/bin/nsenter" };
+        if (tools.Any(t => t is NetavarkTool))
+        {
+            needed.Add(NetavarkTool.Binary);
+        }
+
+        if (tools.Any(t => t is CniBridgeTool))
+        {
+            needed.Add(CniBridgeTool.Directory + "/bridge");
+            needed.Add(CniBridgeTool.Directory + "/host-local");
+            if (ports)
+            {
+                needed.Add(CniBridgeTool.Directory + "/portmap");
+            }
+        }
+
+        var missing = needed.Where(p => !File.Exists(p)).ToList();
+        if (!File.Exists("/usr/sbin/iptables-save") && !File.Exists("/sbin/iptables-save"))
+        {
+            missing.Add("iptables-save");
+        }
+
+        return missing;
+    }
+
+    /// <summary>The mode of the run: CnmSharp's store durability (as its store reports it), every tool's firewall
+    /// backend, the concurrency, the ports, and the completion wait.</summary>
+    private static string Mode(List<SandboxTool> tools, int concurrency, bool ports)
+    {
+        var cnm = tools.OfType<CnmSharpSandboxTool>().FirstOrDefault();
+        var firewalls = string.Join(", ", tools.Where(t => t.Parallelism == 1 || !tools.Any(s => s.Parallelism == 1 && s.GetType() == t.GetType()))
+            .Select(t => $"{t.Key.Replace("-parallel", "", StringComparison.Ordinal)} {t.Firewall}"));
+        return string.Create(CultureInfo.InvariantCulture,
+            $"mode: cnmsharp store=sqlite durability={(cnm?.Durability?.ToString() ?? "n/a")}; firewall: {firewalls}; concurrency: sequential 1, parallel {concurrency}; ports={(ports ? "1 TCP per container" : "none")}; network create/remove timed for all; completion wait: in-process link monitor of H for all");
     }
 
     private sealed record Pass(PhaseResult Attach, PhaseResult Detach, int RulesInHost);
 
     /// <summary>
+    /// Runs the operations with <paramref name="parallelism"/> in flight, except the first (attach) or the last
+    /// (detach), which runs alone: the first attach makes the peers' bridge and shared chains, the last detach of
+    /// netavark removes them, and two at once would race. The same for every tool.
+    /// </summary>
+    private static async Task<IReadOnlyList<double>> EdgesAloneAsync(int count, int parallelism, Func<int, Task> step, bool last = false)
+    {
+        // SIGINT/SIGTERM stop the pass at the next container; the pass's cleanup then removes everything it made.
+        Task operation(int i)
+        {
+            EndpointSetup.Interrupt.ThrowIfRequested();
+            return step(i);
+        }
+
+        if (parallelism == 1 || count == 1)
+        {
+            return await PhaseResult.TimeEachAsync(count, 1, operation).ConfigureAwait(false);
+        }
+
+        var alone = last ? count - 1 : 0;
+        var times = new double[count];
+        if (!last)
+        {
+            times[alone] = (await PhaseResult.TimeEachAsync(1, 1, _ => operation(alone)).ConfigureAwait(false))[0];
+        }
+
+        var offset = last ? 0 : 1;
+        var rest = await PhaseResult.TimeEachAsync(count - 1, parallelism, i => operation(i + offset)).ConfigureAwait(false);
+        for (var i = 0; i < rest.Count; i++)
+        {
+            times[i + offset] = rest[i];
+        }
+
+        if (last)
+        {
+            times[alone] = (await PhaseResult.TimeEachAsync(1, 1, _ => operation(alone)).ConfigureAwait(false))[0];
+        }
+
+        return times;
+    }
+
+    /// <summary>
     /// One pass in a fresh private host namespace H: network (not timed), attach all (timed), check, detach all and
     /// wait until H has no veth left (timed), then delete H and check the root namespace is untouched.
     /// </summary>
-    private static async Task<Pass> RunPassAsync(SandboxTool tool, int count)
+    private static async Task<Pass> RunPassAsync(SandboxTool tool, int count, bool ports)
     {
         var root = await RootNamespaceCheck.TakeAsync().ConfigureAwait(false);
         string directory;
@@ -128,16 +259,27 @@ internal static class SandboxSetupWorkload
         {
             directory = host.Directory;
             hostPath = host.HostPath;
-            await using var session = await tool.StartAsync(host, count).ConfigureAwait(false);
-            var attach = await PhaseResult.MeasureAsync(() => PhaseResult.TimeEachAsync(count, tool.Parallelism, session.AttachAsync)).ConfigureAwait(false);
+            await using var session = await tool.StartAsync(host, count, ports).ConfigureAwait(false);
+            var attach = await PhaseResult.MeasureAsync(async () =>
+            {
+                // The network (bridge and its rules) is part of the attach for every tool; the peers make theirs in
+                // their first setup. The first container goes alone, then C at once (a C-at-once pass would otherwise
+                // race the peers' creation of their bridge and chains).
+                await session.CreateNetworkAsync().ConfigureAwait(false);
+                return await EdgesAloneAsync(count, tool.Parallelism, session.AttachAsync).ConfigureAwait(false);
+            }).ConfigureAwait(false);
             var rules = await VerifyAsync(tool, session, count).ConfigureAwait(false);
+
+            // The same completion wait for every tool: subscribed before the timed phase, awaited inside it.
+            await using var waiter = await VethWaiter.StartAsync(host.Host).ConfigureAwait(false);
             var detach = await PhaseResult.MeasureAsync(async () =>
             {
-                var times = await PhaseResult.TimeEachAsync(count, tool.Parallelism, session.DetachAsync).ConfigureAwait(false);
+                var times = await EdgesAloneAsync(count, tool.Parallelism, session.DetachAsync, last: true).ConfigureAwait(false);
                 await session.SettleAsync().ConfigureAwait(false);
+                await session.DeleteNetworkAsync().ConfigureAwait(false);
 
                 // Done when the kernel has really removed every container's host-side veth from H.
-                await PrivateHost.WaitUntilAsync(host.VethCountAsync, 0, tool.Name).ConfigureAwait(false);
+                await waiter.WaitAsync(tool.Name).ConfigureAwait(false);
                 return times;
             }).ConfigureAwait(false);
             var childRss = await session.ChildPeakRssKibAsync(count).ConfigureAwait(false);
@@ -178,6 +320,20 @@ internal static class SandboxSetupWorkload
         if (Environment.GetEnvironmentVariable("CNM_BENCH_VERBOSE") == "1")
         {
             await Console.Error.WriteLineAsync($"{tool.Name}: checked containers {session.ContainerPath(0)} and {session.ContainerPath(count - 1)}").ConfigureAwait(false);
+        }
+
+        if (session.Ports)
+        {
+            // Each container's published port has its DNAT rule in H.
+            var nat = await Exec.RunAsync("nsenter", [$"--net={session.Host.HostPath}", "iptables-save", "-t", "nat"]).ConfigureAwait(false);
+            foreach (var i in new[] { 0, count - 1 }.Distinct())
+            {
+                var port = string.Create(CultureInfo.InvariantCulture, $"--dport {SandboxSession.HostPort(i)} ");
+                if (!nat.Split('\n').Any(l => l.Contains(port, StringComparison.Ordinal) && l.Contains("DNAT", StringComparison.Ordinal)))
+                {
+                    throw new InvalidOperationException($"{tool.Name}: no DNAT rule in H for container {i}'s host port {SandboxSession.HostPort(i)}");
+                }
+            }
         }
 
         var rules = await RootNamespaceCheck.RuleCountAsync(session.Host.HostPath).ConfigureAwait(false);

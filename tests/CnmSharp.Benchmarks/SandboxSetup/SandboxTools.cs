@@ -3,6 +3,8 @@ using System.Globalization;
 using System.Net;
 using System.Text.Json.Nodes;
 using CnmSharp.Diagnostics;
+using CnmSharp.Drivers;
+using CnmSharp.Firewall.Iptables;
 using CnmSharp.Sandboxes;
 using CnmSharp.Sandboxes.Files;
 using CnmSharp.Store;
@@ -12,23 +14,50 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace CnmSharp.Benchmarks.SandboxSetup;
 
 /// <summary>One tool that attaches containers to a bridge network with its firewall work on.</summary>
-internal abstract class SandboxTool
+/// <param name="key">The tool's key (<c>netavark</c>); <c>-parallel</c> is appended when it runs C at once.</param>
+/// <param name="parallelism">Container operations in flight at once: 1 (sequential) or C.</param>
+internal abstract class SandboxTool(string key, int parallelism)
 {
-    public abstract string Key { get; }
+    public string Key => parallelism == 1 ? key : key + "-parallel";
 
-    public abstract string Name { get; }
+    public string Name => BaseName + (parallelism == 1 ? " (sequential)" : string.Create(CultureInfo.InvariantCulture, $" ({parallelism} at once)"));
+
+    protected abstract string BaseName { get; }
 
     /// <summary>Container operations in flight at once.</summary>
-    public virtual int Parallelism => 1;
+    public int Parallelism => parallelism;
 
-    /// <summary>Creates the network inside <paramref name="host"/> (not timed).</summary>
-    public abstract Task<SandboxSession> StartAsync(PrivateHost host, int count);
+    /// <summary>The firewall backend the tool drives, as the output names it.</summary>
+    public virtual string Firewall => "iptables";
+
+    /// <summary>Prepares the tool's session in <paramref name="host"/> (not timed: a daemon's start, the peers' config
+    /// files); the network itself is made in the timed attach phase (<see cref="SandboxSession.CreateNetworkAsync"/>).</summary>
+    /// <param name="host">The private host namespace of the pass.</param>
+    /// <param name="count">Containers of the pass.</param>
+    /// <param name="ports">Every container publishes one TCP port (container port 80, host port <see cref="SandboxSession.HostPort"/>).</param>
+    public abstract Task<SandboxSession> StartAsync(PrivateHost host, int count, bool ports);
 }
 
 /// <summary>One network of one tool in one pass: attach and detach container i, check, clean up.</summary>
-internal abstract class SandboxSession(PrivateHost host) : IAsyncDisposable
+internal abstract class SandboxSession(PrivateHost host, bool ports) : IAsyncDisposable
 {
+    public const int ContainerPort = 80;
+
     public PrivateHost Host { get; } = host;
+
+    /// <summary>Every container publishes one TCP port.</summary>
+    public bool Ports { get; } = ports;
+
+    /// <summary>The host port container i publishes (30000 + i, below the ephemeral range).</summary>
+    public static int HostPort(int i) => 30000 + i;
+
+    /// <summary>Creates the network (bridge, its rules) where the tool does that itself (timed, in the attach
+    /// phase); peers make theirs in their first setup.</summary>
+    public virtual Task CreateNetworkAsync() => Task.CompletedTask;
+
+    /// <summary>Removes the network (bridge, its rules) where the tool does that itself (timed, in the detach phase);
+    /// netavark removes its bridge and rules in the last teardown, the CNI bridge plugin never removes its bridge.</summary>
+    public virtual Task DeleteNetworkAsync() => Task.CompletedTask;
 
     /// <summary>The bridge of the network in H.</summary>
     public abstract string Bridge { get; }
@@ -68,13 +97,21 @@ internal abstract class SandboxSession(PrivateHost host) : IAsyncDisposable
 /// The controller's own seams (namespaces, sandbox files, store) are the real implementations wrapped in stopwatches,
 /// and its activity spans are collected, to show where its time goes.
 /// </summary>
-internal sealed class CnmSharpSandboxTool(int parallelism) : SandboxTool
+internal sealed class CnmSharpSandboxTool(int parallelism) : SandboxTool("cnmsharp", parallelism)
 {
-    public override string Key => parallelism == 1 ? "cnmsharp-seq" : "cnmsharp";
+    /// <summary>The store durability every pass uses: the one <see cref="NetworkControllerBuilder"/> opens its default
+    /// store with (the runner opens the store itself to time it).</summary>
+    private const SqliteDurability StoreDurability = SqliteDurability.ProcessCrash;
 
-    public override string Name => parallelism == 1 ? "CnmSharp (sequential)" : string.Create(CultureInfo.InvariantCulture, $"CnmSharp ({parallelism} in flight)");
+    private static readonly IptablesFirewallBackendFactory s_firewall = new();
 
-    public override int Parallelism => parallelism;
+    protected override string BaseName => "CnmSharp";
+
+    /// <summary>The firewall backend's own name (the builder's default backend, set explicitly).</summary>
+    public override string Firewall => s_firewall.Name;
+
+    /// <summary>The durability of the store the last pass opened, as the store reports it (null before a pass).</summary>
+    public SqliteDurability? Durability { get; private set; }
 
     /// <summary>Durations (ms) of controller operations (activity spans) and of its seams, by name.</summary>
     public SpanRecorder Spans { get; } = new();
@@ -82,14 +119,16 @@ internal sealed class CnmSharpSandboxTool(int parallelism) : SandboxTool
     /// <summary>The controller's warnings (a reap timeout, a failed teardown) go to stderr: a run that had one says so.</summary>
     private static ILoggerFactory Warnings { get; } = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).AddFilter(l => l >= LogLevel.Warning));
 
-    public override async Task<SandboxSession> StartAsync(PrivateHost host, int count)
+    public override async Task<SandboxSession> StartAsync(PrivateHost host, int count, bool ports)
     {
         Spans.Pass++;
         var stateDirectory = Path.Combine(host.Directory, "cnm-state");
         Directory.CreateDirectory(stateDirectory);
 
-        // The same store the builder opens by default (SqliteDurability.ProcessCrash), behind a stopwatch.
-        var store = new TimedStore(await SqliteKeyValueStore.OpenAsync(new SqliteStoreOptions { Path = Path.Combine(stateDirectory, "cnm.db"), Durability = SqliteDurability.ProcessCrash }).ConfigureAwait(false), Spans);
+        // The same store the builder opens by default, behind a stopwatch; the mode printed is what the store reports.
+        var sqlite = await SqliteKeyValueStore.OpenAsync(new SqliteStoreOptions { Path = Path.Combine(stateDirectory, "cnm.db"), Durability = StoreDurability }).ConfigureAwait(false);
+        Durability = sqlite.Durability;
+        var store = new TimedStore(sqlite, Spans);
         var runDirectory = Path.Combine(host.Directory, "cnm-run");
         var networking = new TimedSandboxNetworking(new LinuxSandboxNetworking(host.HostPath, Path.Combine(runDirectory, "netns"), NullLoggerFactory.Instance), Spans);
         NetworkController controller;
@@ -106,6 +145,7 @@ internal sealed class CnmSharpSandboxTool(int parallelism) : SandboxTool
                 .UseStore(_ => ValueTask.FromResult<IKeyValueStore>(store))
                 .UseSandboxNetworking(networking)
                 .UseSandboxFiles(new TimedSandboxFiles(new SandboxFiles(Path.Combine(runDirectory, "sandboxes")), Spans))
+                .UseFirewall(s_firewall)
                 .UseLoggerFactory(Warnings)
                 .BuildAsync().ConfigureAwait(false);
         }
@@ -116,38 +156,23 @@ internal sealed class CnmSharpSandboxTool(int parallelism) : SandboxTool
             throw;
         }
 
-        try
-        {
-            var network = await controller.CreateNetworkAsync("sbnet", "bridge", new NetworkCreateOptions
-            {
-                IPv4Config = [new IpamConfig { Subnet = "10.88.0.0/16", Gateway = "10.88.0.1" }],
-                DriverOptions = new Dictionary<string, string>(StringComparer.Ordinal) { ["com.docker.network.bridge.name"] = "cnmbr0" },
-            }).ConfigureAwait(false);
-            return new Session(host, controller, networking, network, count, Spans);
-        }
-        catch
-        {
-            await controller.DisposeAsync().ConfigureAwait(false);
-            await networking.DisposeAsync().ConfigureAwait(false);
-            throw;
-        }
+        return new Session(host, ports, controller, networking, count, Spans);
     }
 
     private sealed class Session : SandboxSession
     {
         private readonly NetworkController _controller;
         private readonly TimedSandboxNetworking _networking;
-        private readonly Network _network;
+        private Network? _network;
         private readonly Sandbox?[] _sandboxes;
         private readonly string?[] _paths;
         private readonly ActivityListener _listener;
 
-        public Session(PrivateHost host, NetworkController controller, TimedSandboxNetworking networking, Network network, int count, SpanRecorder spans)
-            : base(host)
+        public Session(PrivateHost host, bool ports, NetworkController controller, TimedSandboxNetworking networking, int count, SpanRecorder spans)
+            : base(host, ports)
         {
             _controller = controller;
             _networking = networking;
-            _network = network;
             _sandboxes = new Sandbox?[count + 1];
             _paths = new string?[count + 1];
             _listener = new ActivityListener
@@ -165,12 +190,36 @@ internal sealed class CnmSharpSandboxTool(int parallelism) : SandboxTool
 
         public override string ContainerPath(int i) => _paths[i]!;
 
+        /// <summary>The bridge network with its rules (default options: ICC + masquerade).</summary>
+        public override async Task CreateNetworkAsync() =>
+            _network = await _controller.CreateNetworkAsync("sbnet", "bridge", new NetworkCreateOptions
+            {
+                IPv4Config = [new IpamConfig { Subnet = "10.88.0.0/16", Gateway = "10.88.0.1" }],
+                DriverOptions = new Dictionary<string, string>(StringComparer.Ordinal) { ["com.docker.network.bridge.name"] = "cnmbr0" },
+            }).ConfigureAwait(false);
+
+        public override async Task DeleteNetworkAsync()
+        {
+            if (_network is { } network)
+            {
+                await network.DeleteAsync().ConfigureAwait(false);
+                _network = null;
+            }
+        }
+
         public override async Task AttachAsync(int i)
         {
             var sandbox = await _controller.CreateSandboxAsync(Id(Host.Tag, i)).ConfigureAwait(false);
             _sandboxes[i] = sandbox;
             _paths[i] = sandbox.Key;
-            var endpoint = await _network.CreateEndpointAsync(string.Create(CultureInfo.InvariantCulture, $"ep{i}")).ConfigureAwait(false);
+            var options = Ports
+                ? new EndpointCreateOptions
+                {
+                    ExposedPorts = [new TransportPort(TransportProtocol.Tcp, (ushort)ContainerPort)],
+                    PortBindings = [new PortBinding(TransportProtocol.Tcp, (ushort)ContainerPort, IPAddress.Any, (ushort)HostPort(i))],
+                }
+                : null;
+            var endpoint = await _network!.CreateEndpointAsync(string.Create(CultureInfo.InvariantCulture, $"ep{i}"), options).ConfigureAwait(false);
             await endpoint.JoinAsync(sandbox).ConfigureAwait(false);
         }
 
@@ -189,7 +238,14 @@ internal sealed class CnmSharpSandboxTool(int parallelism) : SandboxTool
             _listener.Dispose();
             try
             {
-                await _network.DeleteAsync().ConfigureAwait(false);
+                // Sandboxes left by a failed pass go first; their network after them.
+                foreach (var sandbox in _sandboxes.OfType<Sandbox>())
+                {
+                    await sandbox.DeleteAsync().ConfigureAwait(false);
+                }
+
+                await _controller.WaitForTeardownsAsync().ConfigureAwait(false);
+                await DeleteNetworkAsync().ConfigureAwait(false);
             }
             finally
             {
@@ -207,22 +263,20 @@ internal sealed class CnmSharpSandboxTool(int parallelism) : SandboxTool
 /// pass. Network <c>internal: false</c> (masquerade + forward rules). Container namespaces are made and deleted in
 /// process, as podman does.
 /// </summary>
-internal sealed class NetavarkTool : SandboxTool
+internal sealed class NetavarkTool(int parallelism) : SandboxTool("netavark", parallelism)
 {
     public const string Binary = "/usr/lib/podman/netavark";
 
-    public override string Key => "netavark";
+    protected override string BaseName => "netavark";
 
-    public override string Name => "netavark (iptables)";
-
-    public override Task<SandboxSession> StartAsync(PrivateHost host, int count)
+    public override Task<SandboxSession> StartAsync(PrivateHost host, int count, bool ports)
     {
         var config = Path.Combine(host.Directory, "netavark");
         Directory.CreateDirectory(config);
-        return Task.FromResult<SandboxSession>(new Session(host, config));
+        return Task.FromResult<SandboxSession>(new Session(host, ports, config));
     }
 
-    private sealed class Session(PrivateHost host, string config) : PeerSession(host)
+    private sealed class Session(PrivateHost host, bool ports, string config) : PeerSession(host, ports)
     {
         private static readonly Dictionary<string, string> s_environment = new(StringComparer.Ordinal) { ["NETAVARK_FW"] = "iptables" };
 
@@ -234,6 +288,9 @@ internal sealed class NetavarkTool : SandboxTool
         {
             ["container_id"] = Id(Host.Tag, i),
             ["container_name"] = Id(Host.Tag, i),
+            ["port_mappings"] = Ports
+                ? new JsonArray(new JsonObject { ["host_ip"] = "", ["container_port"] = ContainerPort, ["host_port"] = HostPort(i), ["range"] = 1, ["protocol"] = "tcp" })
+                : null,
             ["networks"] = new JsonObject { ["sbnet"] = new JsonObject { ["interface_name"] = "eth0", ["static_ips"] = new JsonArray(AddressIn(Gateway, i)) } },
             ["network_info"] = new JsonObject
             {
@@ -251,6 +308,12 @@ internal sealed class NetavarkTool : SandboxTool
             },
         }.ToJsonString();
 
+        protected override Task RunAsync(int i, bool add)
+        {
+            var (command, stdin, environment) = Command(i, add);
+            return Exec.RunAsync(command[0], command.Skip(1).ToArray(), stdin, environment);
+        }
+
         protected override (IReadOnlyList<string> Command, string Stdin, IReadOnlyDictionary<string, string> Environment) Command(int i, bool add) =>
             (["nsenter", $"--net={Host.HostPath}", Binary, "--config", config, add ? "setup" : "teardown", ContainerPath(i)], Options(i), s_environment);
     }
@@ -261,21 +324,24 @@ internal sealed class NetavarkTool : SandboxTool
 /// process per container operation, under <c>nsenter --net=H</c>. Container namespaces are made and deleted in
 /// process, as a CNI runtime does.
 /// </summary>
-internal sealed class CniBridgeTool : SandboxTool
+internal sealed class CniBridgeTool(int parallelism) : SandboxTool("cni", parallelism)
 {
-    public override string Key => "cni";
+    public const string Directory = "/usr/lib/cni";
 
-    public override string Name => "CNI bridge + host-local (ipMasq)";
+    protected override string BaseName => "CNI bridge + host-local (ipMasq)";
 
-    public override Task<SandboxSession> StartAsync(PrivateHost host, int count)
+    public override Task<SandboxSession> StartAsync(PrivateHost host, int count, bool ports)
     {
         var dataDir = Path.Combine(host.Directory, "cni-ipam");
-        Directory.CreateDirectory(dataDir);
-        return Task.FromResult<SandboxSession>(new Session(host, dataDir));
+        System.IO.Directory.CreateDirectory(dataDir);
+        return Task.FromResult<SandboxSession>(new Session(host, ports, dataDir, count));
     }
 
-    private sealed class Session(PrivateHost host, string dataDir) : PeerSession(host)
+    private sealed class Session(PrivateHost host, bool ports, string dataDir, int count) : PeerSession(host, ports)
     {
+        /// <summary>The bridge plugin's ADD result per container: the <c>prevResult</c> of portmap, as a runtime chains them.</summary>
+        private readonly JsonNode?[] _results = new JsonNode?[count + 1];
+
         public override string Bridge => "cnibr0";
 
         public override string Gateway => "10.90.0.1";
@@ -297,26 +363,69 @@ internal sealed class CniBridgeTool : SandboxTool
             },
         }.ToJsonString();
 
+        /// <summary>The portmap plugin's configuration for container i (chained after bridge, with its result).</summary>
+        private string PortmapConf(int i) => new JsonObject
+        {
+            ["cniVersion"] = "1.0.0",
+            ["name"] = "sbnet",
+            ["type"] = "portmap",
+            ["capabilities"] = new JsonObject { ["portMappings"] = true },
+            ["runtimeConfig"] = new JsonObject
+            {
+                ["portMappings"] = new JsonArray(new JsonObject { ["hostPort"] = HostPort(i), ["containerPort"] = ContainerPort, ["protocol"] = "tcp" }),
+            },
+            ["prevResult"] = _results[i]?.DeepClone(),
+        }.ToJsonString();
+
+        private Dictionary<string, string> Environment(int i, bool add) => new(StringComparer.Ordinal)
+        {
+            ["CNI_COMMAND"] = add ? "ADD" : "DEL",
+            ["CNI_CONTAINERID"] = Id(Host.Tag, i),
+            ["CNI_NETNS"] = ContainerPath(i),
+            ["CNI_IFNAME"] = "eth0",
+            ["CNI_PATH"] = Directory,
+        };
+
+        /// <summary>The chain as a CNI runtime runs it: ADD bridge then portmap (given bridge's result), DEL in reverse.</summary>
+        protected override async Task RunAsync(int i, bool add)
+        {
+            string[] nsenter = ["--net=" + Host.HostPath];
+            if (add)
+            {
+                var result = await Exec.RunAsync("nsenter", [.. nsenter, Directory + "/bridge"], Conf, Environment(i, add)).ConfigureAwait(false);
+                if (Ports)
+                {
+                    _results[i] = JsonNode.Parse(result);
+                    await Exec.RunAsync("nsenter", [.. nsenter, Directory + "/portmap"], PortmapConf(i), Environment(i, add)).ConfigureAwait(false);
+                }
+            }
+            else
+            {
+                if (Ports)
+                {
+                    await Exec.RunAsync("nsenter", [.. nsenter, Directory + "/portmap"], PortmapConf(i), Environment(i, add)).ConfigureAwait(false);
+                    _results[i] = null;
+                }
+
+                await Exec.RunAsync("nsenter", [.. nsenter, Directory + "/bridge"], Conf, Environment(i, add)).ConfigureAwait(false);
+            }
+        }
+
         protected override (IReadOnlyList<string> Command, string Stdin, IReadOnlyDictionary<string, string> Environment) Command(int i, bool add) =>
-            (["nsenter", $"--net={Host.HostPath}", "/usr/lib/cni/bridge"],
-             Conf,
-             new Dictionary<string, string>(StringComparer.Ordinal)
-             {
-                 ["CNI_COMMAND"] = add ? "ADD" : "DEL",
-                 ["CNI_CONTAINERID"] = Id(Host.Tag, i),
-                 ["CNI_NETNS"] = ContainerPath(i),
-                 ["CNI_IFNAME"] = "eth0",
-                 ["CNI_PATH"] = "/usr/lib/cni",
-             });
+            (["nsenter", $"--net={Host.HostPath}", Directory + "/bridge"], Conf, Environment(i, add));
     }
 }
 
 /// <summary>A peer tool run as one process per operation; its container namespaces live in the private directory.</summary>
-internal abstract class PeerSession(PrivateHost host) : SandboxSession(host)
+internal abstract class PeerSession(PrivateHost host, bool ports) : SandboxSession(host, ports)
 {
     public override string ContainerPath(int i) => Host.Manager.GetPath(Id(Host.Tag, i));
 
+    /// <summary>One setup (or teardown) process of the main plugin, for the peak RSS measurement.</summary>
     protected abstract (IReadOnlyList<string> Command, string Stdin, IReadOnlyDictionary<string, string> Environment) Command(int i, bool add);
+
+    /// <summary>What the tool runs to attach (or detach) container i: one or more processes.</summary>
+    protected abstract Task RunAsync(int i, bool add);
 
     public override async Task AttachAsync(int i)
     {
@@ -324,18 +433,16 @@ internal abstract class PeerSession(PrivateHost host) : SandboxSession(host)
         {
         }
 
-        var (command, stdin, environment) = Command(i, add: true);
-        await Exec.RunAsync(command[0], command.Skip(1).ToArray(), stdin, environment).ConfigureAwait(false);
+        await RunAsync(i, add: true).ConfigureAwait(false);
     }
 
     public override async Task DetachAsync(int i)
     {
-        var (command, stdin, environment) = Command(i, add: false);
-        await Exec.RunAsync(command[0], command.Skip(1).ToArray(), stdin, environment).ConfigureAwait(false);
+        await RunAsync(i, add: false).ConfigureAwait(false);
         await Host.Manager.DeleteAsync(Id(Host.Tag, i)).ConfigureAwait(false);
     }
 
-    /// <summary>The larger of the peak RSS of one setup and one teardown process, for an extra container.</summary>
+    /// <summary>The larger of the peak RSS of one setup and one teardown process (of the main plugin, without ports), for an extra container.</summary>
     public override async Task<long?> ChildPeakRssKibAsync(int extra)
     {
         using (await Host.Manager.CreateAsync(Id(Host.Tag, extra)).ConfigureAwait(false))
