@@ -100,8 +100,8 @@ internal abstract class SandboxSession(PrivateHost host, bool ports) : IAsyncDis
 internal sealed class CnmSharpSandboxTool(int parallelism) : SandboxTool("cnmsharp", parallelism)
 {
     /// <summary>The store durability every pass uses: the one <see cref="NetworkControllerBuilder"/> opens its default
-    /// store with (the runner opens the store itself to time it).</summary>
-    private const SqliteDurability StoreDurability = SqliteDurability.ProcessCrash;
+    /// store with (<see cref="CnmOptions.Durability"/>'s default; the runner opens the store itself to time it).</summary>
+    private static readonly SqliteDurability StoreDurability = new CnmOptions().Durability;
 
     private static readonly IptablesFirewallBackendFactory s_firewall = new();
 
