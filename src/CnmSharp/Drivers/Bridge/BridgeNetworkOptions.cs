@@ -232,7 +232,7 @@ internal sealed record BridgeNetworkOptions
         var address = IPAddressText.ParseStrict(value, $"{subject} option {key}");
         return address.AddressFamily == AddressFamily.InterNetwork
             ? address
-            : throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidAddress, subject, $"{key} {address} is not an IPv4 address");
+            : throw Invalid(subject, $"{key} {address} is not an IPv4 address");
     }
 
     private static CnmInvalidArgumentException Invalid(string subject, string reason) =>
