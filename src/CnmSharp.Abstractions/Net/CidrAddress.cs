@@ -36,15 +36,17 @@ public readonly record struct CidrAddress : ISpanFormattable
     /// <summary>The subnet the address belongs to.</summary>
     public IPNetwork Network => IPNetworks.Containing(Address, PrefixLength);
 
-    /// <summary>Parses <c>ip/len</c>; a bare address gets the full-length prefix.</summary>
+    /// <summary>Parses <c>ip/len</c>; a bare address gets the full-length prefix. The address is parsed strictly
+    /// (<see cref="IPAddressText.TryParseStrict(ReadOnlySpan{char}, out IPAddress?, bool)"/>, no scope id) and the
+    /// prefix length is decimal without leading zeros.</summary>
     /// <param name="text">The text.</param>
     /// <exception cref="CnmInvalidArgumentException">The text is not a CIDR address.</exception>
     public static CidrAddress Parse(string text) =>
         TryParse(text, out var result)
             ? result
-            : throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidAddress, $"address \"{text}\"", "not a valid IP address or CIDR");
+            : throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidAddress, $"address \"{IPAddressText.Printable(text)}\"", "not a valid IP address or CIDR");
 
-    /// <summary>Tries to parse <c>ip/len</c>; a bare address gets the full-length prefix.</summary>
+    /// <summary>Tries to parse <c>ip/len</c>; a bare address gets the full-length prefix. Strict, as <see cref="Parse"/>.</summary>
     /// <param name="text">The text.</param>
     /// <param name="result">The parsed address.</param>
     /// <returns>True when it parsed.</returns>
@@ -59,19 +61,24 @@ public readonly record struct CidrAddress : ISpanFormattable
         var span = text.AsSpan().Trim();
         var slash = span.IndexOf('/');
         var addressPart = slash < 0 ? span : span[..slash];
-        if (!IPAddress.TryParse(addressPart, out var address)
-            || (address.AddressFamily == AddressFamily.InterNetworkV6 && (address.ScopeId != 0 || addressPart.Contains('%')))
-            || (address.AddressFamily == AddressFamily.InterNetwork && addressPart.Count('.') != 3))
+
+        // Strict: dotted-quad IPv4 without leading zeros (no inet_aton short forms like "10.1"), standard IPv6 text,
+        // and no zone id (it has no place in a CIDR).
+        if (!IPAddressText.TryParseStrict(addressPart, out var address))
         {
-            // Zone ids have no place in a CIDR; IPv4 must be dotted-quad (no inet_aton short forms like "10.1").
             return false;
         }
 
         var max = address.AddressFamily == AddressFamily.InterNetwork ? 32 : 128;
         var length = max;
-        if (slash >= 0 && (!int.TryParse(span[(slash + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out length) || length > max))
+        if (slash >= 0)
         {
-            return false;
+            var lengthText = span[(slash + 1)..];
+            if (lengthText.IsEmpty || lengthText.Length > 3 || (lengthText.Length > 1 && lengthText[0] == '0')
+                || !int.TryParse(lengthText, NumberStyles.None, CultureInfo.InvariantCulture, out length) || length > max)
+            {
+                return false;
+            }
         }
 
         result = new CidrAddress(address, length);

@@ -70,9 +70,11 @@ public sealed class Endpoint
     /// <summary>True for an anonymous endpoint.</summary>
     public bool Anonymous => _record.Anonymous;
 
-    /// <summary>Published ports.</summary>
+    /// <summary>Published ports. While the endpoint provides its sandbox's external connectivity, the bindings as the
+    /// driver published them (a requested host port 0 shows the ephemeral port it was given, and the driver may list
+    /// more, such as the IPv6 copy of a binding on every address); otherwise the bindings as requested.</summary>
     public IReadOnlyList<PortBinding> PortBindings =>
-        _record.PortBindings.Select(p => new PortBinding((TransportProtocol)p.Protocol, (ushort)p.ContainerPort, IPAddress.Parse(p.HostIP), (ushort)p.HostPort, (ushort)p.HostPortEnd)).ToArray();
+        (_record.PublishedPorts ?? _record.PortBindings).Select(p => new PortBinding((TransportProtocol)p.Protocol, (ushort)p.ContainerPort, IPAddress.Parse(p.HostIP), (ushort)p.HostPort, (ushort)p.HostPortEnd)).ToArray();
 
     /// <summary>The sandbox the endpoint is joined to, or null.</summary>
     public Sandbox? Sandbox => _record.Join is { } j ? Network.Controller.FindSandboxById(j.SandboxId) : null;

@@ -19,10 +19,7 @@ internal sealed class InterfaceInfo : IInterfaceInfo
     public void SetMacAddress(PhysicalAddress macAddress)
     {
         ArgumentNullException.ThrowIfNull(macAddress);
-        if (macAddress.GetAddressBytes().Length != 6)
-        {
-            throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidAddress, "interface MAC address", "a MAC address has 6 bytes");
-        }
+        Validation.MacAddress(macAddress, "interface MAC address");
 
         if (MacAddress is not null)
         {
@@ -151,6 +148,10 @@ internal static class Macs
 {
     public static string Format(PhysicalAddress mac) =>
         string.Join(':', mac.GetAddressBytes().Select(b => b.ToString("x2", System.Globalization.CultureInfo.InvariantCulture)));
+
+    /// <summary>The bytes of a MAC of any length, for messages.</summary>
+    public static string Describe(byte[] bytes) =>
+        bytes.Length == 0 ? "(empty)" : string.Join(':', bytes.Select(b => b.ToString("x2", System.Globalization.CultureInfo.InvariantCulture)));
 
     public static PhysicalAddress Parse(string text) =>
         PhysicalAddress.TryParse(text, out var mac) && mac.GetAddressBytes().Length == 6

@@ -14,6 +14,7 @@ public sealed partial class NetworkController
         RunAsync("endpoint.create", async () =>
         {
             Validation.EndpointCreate(name, options);
+            Validation.EndpointAddresses(name, options);
             foreach (var linkLocal in options.LinkLocalAddresses)
             {
                 if (!(linkLocal.Address.IsIPv6LinkLocal || IsIPv4LinkLocal(linkLocal.Address)))
@@ -35,8 +36,9 @@ public sealed partial class NetworkController
                     throw new CnmConflictException(CnmErrorCodes.EndpointExists, $"endpoint \"{name}\"", $"endpoint with name {name} already exists in network {network.Name}");
                 }
 
-                var id = Ids.NewId();
                 var ipam = network.IpamDriver is null ? null : _registry.GetIpam(network.IpamDriver);
+                CheckWantedAddresses(network, ipam, name, options);
+                var id = Ids.NewId();
                 var intent = new IntentTracker(_store, new IntentRecord { Id = Ids.NewId(), Kind = IntentKind.CreateEndpoint, NetworkId = network.Id, EndpointId = id, Driver = network.Driver, IpamDriver = ipam?.Name },
                     // An IPAM that records owners has its leftovers swept at start; for another, the intent is what
                     // lists the addresses to release, so it must survive whatever the IPAM's own writes survive.
@@ -349,6 +351,30 @@ public sealed partial class NetworkController
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
                 Log.ReleaseFailed(_logger, ex, $"address {address} of pool {poolId}");
+            }
+        }
+    }
+
+    /// <summary>A wanted address needs a pool of its family to come from: an IPv6 address on a network without IPv6,
+    /// or any address on a network whose driver takes no IPAM, would be silently dropped, so it is refused.</summary>
+    private static void CheckWantedAddresses(Network network, RegisteredIpam? ipam, string name, EndpointCreateOptions options)
+    {
+        var subject = $"endpoint \"{name}\"";
+        foreach (var (wanted, pools, family) in new[] { (options.IPv4Address, network.IPv4Info, "IPv4"), (options.IPv6Address, network.IPv6Info, "IPv6") })
+        {
+            if (wanted is null)
+            {
+                continue;
+            }
+
+            if (ipam is null)
+            {
+                throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidAddress, subject, $"{family} address {wanted} was given, but network \"{network.Name}\" (driver {network.Driver}) assigns no addresses");
+            }
+
+            if (pools.Count == 0)
+            {
+                throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidAddress, subject, $"{family} address {wanted} was given, but network \"{network.Name}\" has no {family} subnet{(family == "IPv6" ? " (IPv6 is not enabled)" : "")}");
             }
         }
     }

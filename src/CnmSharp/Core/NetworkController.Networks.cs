@@ -413,7 +413,7 @@ public sealed partial class NetworkController
             IPAddress? gateway = null;
             if (config.Gateway is not null)
             {
-                if (!IPAddress.TryParse(config.Gateway, out gateway) || gateway.AddressFamily != family)
+                if (!IPAddressText.TryParseStrict(config.Gateway, out gateway) || gateway.AddressFamily != family)
                 {
                     throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidGateway, subject, $"invalid gateway \"{config.Gateway}\"");
                 }
@@ -427,7 +427,7 @@ public sealed partial class NetworkController
             var aux = new List<(string, IPAddress)>();
             foreach (var (auxName, auxText) in config.AuxAddresses)
             {
-                if (!IPAddress.TryParse(auxText, out var auxAddress) || auxAddress.AddressFamily != family)
+                if (!IPAddressText.TryParseStrict(auxText, out var auxAddress) || auxAddress.AddressFamily != family)
                 {
                     throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidAddress, subject, $"invalid auxiliary address {auxName}=\"{auxText}\"");
                 }
@@ -438,6 +438,11 @@ public sealed partial class NetworkController
                 }
 
                 aux.Add((auxName, auxAddress));
+            }
+
+            if (subnet is { } withAddresses)
+            {
+                Validation.PoolCapacity(subject, withAddresses, range, gateway, aux.Select(a => a.Item2));
             }
 
             result.Add(new ParsedIpamConfig(subnet, range, gateway, aux, new IpamConfigRecord

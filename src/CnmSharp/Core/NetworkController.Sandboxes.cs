@@ -244,6 +244,7 @@ public sealed partial class NetworkController
         var intent = new IntentTracker(_store, new IntentRecord { Id = Ids.NewId(), Kind = IntentKind.Join, NetworkId = network.Id, EndpointId = endpoint.Id, SandboxId = sandbox.Id, Driver = network.Driver }, StoreDurability.Relaxed);
         await intent.BeginAsync(cancellationToken).ConfigureAwait(false);
         var inSandbox = false;
+        var touched = new Dictionary<Endpoint, EndpointRecord>();
         try
         {
             var interfaceInfo = new InterfaceInfo { LinkLocalAddresses = endpoint.LinkLocalAddresses };
@@ -319,7 +320,7 @@ public sealed partial class NetworkController
             };
             sandbox.AddEndpoint(endpoint);
             inSandbox = true;
-            var sandboxRecord = await ConvergeGatewayAsync(sandbox, sandboxBefore with { NextInterfaceIndex = nextIndex }, endpoint, sandboxGoing: false, cancellationToken).ConfigureAwait(false);
+            var sandboxRecord = await ConvergeGatewayAsync(sandbox, sandboxBefore with { NextInterfaceIndex = nextIndex }, endpoint, sandboxGoing: false, touched, cancellationToken).ConfigureAwait(false);
             var hostEntries = HostEntriesOf(sandbox, endpoint);
             if (hostEntries.Count > 0)
             {
@@ -335,6 +336,7 @@ public sealed partial class NetworkController
                 [
                     StoreOperation.Put(CoreStore.EndpointKey(network.Id, endpoint.Id), CoreStore.Serialize(endpoint.Record, CoreJsonContext.Default.EndpointRecord), endpoint.Version),
                     StoreOperation.Put(CoreStore.SandboxKey(sandbox.Id), CoreStore.Serialize(sandboxRecord, CoreJsonContext.Default.SandboxRecord), sandbox.Version),
+                    .. TouchedPuts(touched),
                     intent.Complete(),
                 ],
                 StoreDurability.Relaxed,
@@ -342,6 +344,7 @@ public sealed partial class NetworkController
             endpoint.Version = versions[0];
             sandbox.Record = sandboxRecord;
             sandbox.Version = versions[1];
+            SetTouchedVersions(touched, versions, 2);
             Log.Joined(_logger, endpoint.Id, sandbox.Id, destinationName);
         }
         catch
@@ -353,6 +356,7 @@ public sealed partial class NetworkController
             }
 
             endpoint.Record = before;
+            RestoreTouched(touched);
             // A controller stopped under the operation touches nothing more: its components are disposed, and the
             // intent it leaves is rolled back by the next start, as after a crash.
             if (Volatile.Read(ref _disposed) != 0)
@@ -421,9 +425,10 @@ public sealed partial class NetworkController
 
             sandbox.RemoveEndpoint(endpoint);
             endpoint.Record = before with { Join = null, TearingDown = sandboxGoing };
+            var touched = new Dictionary<Endpoint, EndpointRecord>();
             try
             {
-                var sandboxRecord = await ConvergeGatewayAsync(sandbox, sandbox.Record, endpoint, sandboxGoing, cancellationToken).ConfigureAwait(false);
+                var sandboxRecord = await ConvergeGatewayAsync(sandbox, sandbox.Record, endpoint, sandboxGoing, touched, cancellationToken).ConfigureAwait(false);
                 await network.RegisteredDriver.Driver.LeaveAsync(network.Id, endpoint.Id, cancellationToken).ConfigureAwait(false);
                 if (removed is not null)
                 {
@@ -440,6 +445,7 @@ public sealed partial class NetworkController
                 [
                     StoreOperation.Put(CoreStore.EndpointKey(network.Id, endpoint.Id), CoreStore.Serialize(endpoint.Record, CoreJsonContext.Default.EndpointRecord), endpoint.Version),
                     StoreOperation.Put(CoreStore.SandboxKey(sandbox.Id), CoreStore.Serialize(sandboxRecord, CoreJsonContext.Default.SandboxRecord), sandbox.Version),
+                    .. TouchedPuts(touched),
                 ];
 
                 // In recovery the caller removes the intent it found.
@@ -453,6 +459,7 @@ public sealed partial class NetworkController
                 endpoint.PendingLeave = null;
                 sandbox.Record = sandboxRecord;
                 sandbox.Version = versions[1];
+                SetTouchedVersions(touched, versions, 2);
                 Log.Left(_logger, endpoint.Id, sandbox.Id);
             }
             catch
@@ -460,6 +467,7 @@ public sealed partial class NetworkController
                 // The store still says joined: put memory back so a retry of the (idempotent) leave can finish;
                 // its intent stays, so the next start finishes it if nobody retries.
                 endpoint.Record = before;
+                RestoreTouched(touched);
                 sandbox.AddEndpoint(endpoint);
                 throw;
             }
@@ -511,8 +519,10 @@ public sealed partial class NetworkController
     /// <param name="record">The sandbox record to update.</param>
     /// <param name="changed">The endpoint that just joined or left (to find it when it is no longer listed).</param>
     /// <param name="sandboxGoing">The sandbox is being deleted: skip route programming.</param>
+    /// <param name="touched">Other endpoints than <paramref name="changed"/> whose records this changed in memory (their
+    /// published ports), with their records before: the caller commits them, or puts them back on failure.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
-    private async ValueTask<SandboxRecord> ConvergeGatewayAsync(Sandbox sandbox, SandboxRecord record, Endpoint changed, bool sandboxGoing, CancellationToken cancellationToken)
+    private async ValueTask<SandboxRecord> ConvergeGatewayAsync(Sandbox sandbox, SandboxRecord record, Endpoint changed, bool sandboxGoing, Dictionary<Endpoint, EndpointRecord> touched, CancellationToken cancellationToken)
     {
         var elected = sandboxGoing ? null : GatewayElection.Elect(sandbox.Endpoints);
         var programmed = record.ExternalConnectivityEndpointId;
@@ -528,6 +538,11 @@ public sealed partial class NetworkController
             {
                 await ext.RevokeExternalConnectivityAsync(previous.Network.Id, previous.Id, cancellationToken).ConfigureAwait(false);
             }
+
+            if (previous is not null)
+            {
+                SetPublishedPorts(previous, null, changed, touched);
+            }
         }
 
         if (!sandboxGoing && !sandbox.UsesHostNamespace)
@@ -538,9 +553,91 @@ public sealed partial class NetworkController
         if (elected is not null && !elected.Network.Internal && elected.Network.RegisteredDriver.Driver is IExternalConnectivityDriver newExt)
         {
             await newExt.ProgramExternalConnectivityAsync(elected.Network.Id, elected.Id, cancellationToken).ConfigureAwait(false);
+            SetPublishedPorts(elected, await ReadPublishedPortsAsync(elected, cancellationToken).ConfigureAwait(false), changed, touched);
         }
 
         return record with { ExternalConnectivityEndpointId = elected?.Id };
+    }
+
+    /// <summary>
+    /// The bindings the driver published for an endpoint, from the <see cref="NetLabels.PortMap"/> entry of its
+    /// operational data (libnetwork's <c>EndpointOperInfo</c>): the host ports it actually gave. Null when the
+    /// endpoint asked for none, or the driver reports no valid port map (then the requested bindings are shown).
+    /// </summary>
+    private async ValueTask<List<PortBindingRecord>?> ReadPublishedPortsAsync(Endpoint endpoint, CancellationToken cancellationToken)
+    {
+        if (endpoint.Record.PortBindings.Count == 0)
+        {
+            return null;
+        }
+
+        try
+        {
+            var info = await endpoint.Network.RegisteredDriver.Driver.GetEndpointOperationalInfoAsync(endpoint.Network.Id, endpoint.Id, cancellationToken).ConfigureAwait(false);
+            return info is not null && info.TryGetValue(NetLabels.PortMap, out var text) && PortMap.TryParse(text, out var ports)
+                ? ports.Select(p => new PortBindingRecord { Protocol = (int)p.Protocol, ContainerPort = p.ContainerPort, HostIP = p.HostIP.ToString(), HostPort = p.HostPort, HostPortEnd = p.HostPortEnd }).ToList()
+                : null;
+        }
+        catch (CnmException ex)
+        {
+            Log.PortMapUnavailable(_logger, ex, endpoint.Id);
+            return null;
+        }
+    }
+
+    /// <summary>Sets an endpoint's published ports in memory; an endpoint other than <paramref name="changed"/> is
+    /// noted in <paramref name="touched"/> with its record before, for the caller to commit or put back.</summary>
+    private static void SetPublishedPorts(Endpoint endpoint, List<PortBindingRecord>? ports, Endpoint changed, Dictionary<Endpoint, EndpointRecord> touched)
+    {
+        var current = endpoint.Record.PublishedPorts;
+        if (current is null ? ports is null : ports is not null && current.SequenceEqual(ports))
+        {
+            return;
+        }
+
+        if (!ReferenceEquals(endpoint, changed))
+        {
+            touched.TryAdd(endpoint, endpoint.Record);
+        }
+
+        endpoint.Record = endpoint.Record with { PublishedPorts = ports };
+    }
+
+    private static List<StoreOperation> TouchedPuts(Dictionary<Endpoint, EndpointRecord> touched) =>
+        touched.Keys.Select(e => StoreOperation.Put(CoreStore.EndpointKey(e.Network.Id, e.Id), CoreStore.Serialize(e.Record, CoreJsonContext.Default.EndpointRecord), e.Version)).ToList();
+
+    private static void SetTouchedVersions(Dictionary<Endpoint, EndpointRecord> touched, IReadOnlyList<long> versions, int first)
+    {
+        var i = first;
+        foreach (var endpoint in touched.Keys)
+        {
+            endpoint.Version = versions[i++];
+        }
+    }
+
+    private static void RestoreTouched(Dictionary<Endpoint, EndpointRecord> touched)
+    {
+        foreach (var (endpoint, record) in touched)
+        {
+            endpoint.Record = record;
+        }
+    }
+
+    /// <summary>Commits the records of other endpoints a rollback's gateway convergence changed (best effort: the
+    /// kernel is right either way, only the reported published ports would be stale).</summary>
+    private async ValueTask SaveTouchedAsync(Dictionary<Endpoint, EndpointRecord> touched, CancellationToken cancellationToken)
+    {
+        foreach (var endpoint in touched.Keys)
+        {
+            try
+            {
+                endpoint.Version = await _store.Store.PutAsync(CoreStore.EndpointKey(endpoint.Network.Id, endpoint.Id), CoreStore.Serialize(endpoint.Record, CoreJsonContext.Default.EndpointRecord), endpoint.Version, cancellationToken).ConfigureAwait(false);
+            }
+            catch (CnmException ex)
+            {
+                Log.PortMapUnavailable(_logger, ex, endpoint.Id);
+            }
+        }
     }
 
     /// <summary>Where a sandbox's generated files live: beside its namespace, under the run directory.</summary>

@@ -325,7 +325,12 @@ public sealed partial class NetworkController
 
         if (FindEndpoint(endpointId) is { } endpoint)
         {
-            steps.Add(("restore gateway", async () => await ConvergeGatewayAsync(sandbox, sandbox.Record with { ExternalConnectivityEndpointId = endpointId }, endpoint, sandboxGoing: false, cancellationToken).ConfigureAwait(false)));
+            steps.Add(("restore gateway", async () =>
+            {
+                var touched = new Dictionary<Endpoint, EndpointRecord>();
+                await ConvergeGatewayAsync(sandbox, sandbox.Record with { ExternalConnectivityEndpointId = endpointId }, endpoint, sandboxGoing: false, touched, cancellationToken).ConfigureAwait(false);
+                await SaveTouchedAsync(touched, cancellationToken).ConfigureAwait(false);
+            }));
             var addresses = HostEntriesOf(sandbox, endpoint).Select(h => h.Address).Distinct().ToArray();
             if (addresses.Length > 0)
             {

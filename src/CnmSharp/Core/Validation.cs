@@ -19,7 +19,8 @@ namespace CnmSharp.Core;
 /// hyphens, not starting or ending with a hyphen) separated by dots. A hostname is at most 64 characters (Linux's
 /// <c>HOST_NAME_MAX</c>); a domain, a search domain and an extra-host name at most 253; a hostname with its domain at
 /// most 253. A search domain may end with a dot, or be just <c>.</c> (no search list).</item>
-/// <item>DNS servers: an IPv4 address in dotted-quad form or an IPv6 address, without a zone.</item>
+/// <item>DNS servers: an address as <see cref="IPAddressText"/> parses it strictly (dotted quad without leading
+/// zeros, or IPv6 without a zone).</item>
 /// <item>DNS options: 1 to 64 characters of <c>[A-Za-z0-9_.:-]</c>, starting with a letter (<c>ndots:2</c>, <c>rotate</c>).</item>
 /// <item>Extra-host addresses: an IPv4 or IPv6 address without a scope id.</item>
 /// <item>Ids read back from the store that paths are built from (sandbox ids): 64 lowercase hex characters.</item>
@@ -48,12 +49,6 @@ internal static partial class Validation
 
     [GeneratedRegex("^[A-Za-z][A-Za-z0-9_.:-]{0,63}\\z", RegexOptions.CultureInvariant)]
     private static partial Regex DnsOptionPattern();
-
-    [GeneratedRegex(@"^[0-9]{1,3}(?:\.[0-9]{1,3}){3}\z", RegexOptions.CultureInvariant)]
-    private static partial Regex DottedQuadPattern();
-
-    [GeneratedRegex("^[0-9A-Fa-f:.]+\\z", RegexOptions.CultureInvariant)]
-    private static partial Regex IPv6Pattern();
 
     /// <summary>A kernel interface name a driver gives: 1 to 15 characters, no '/', ':' or white space.</summary>
     [GeneratedRegex("^[A-Za-z0-9_.-]{1,15}\\z", RegexOptions.CultureInvariant)]
@@ -204,15 +199,10 @@ internal static partial class Validation
     /// <summary>A DNS server: a dotted-quad IPv4 address or an IPv6 address without a zone.</summary>
     public static void DnsServer(string server)
     {
-        var ok = server is not null && IPAddress.TryParse(server, out var address) && address.AddressFamily switch
-        {
-            AddressFamily.InterNetwork => DottedQuadPattern().IsMatch(server),
-            AddressFamily.InterNetworkV6 => IPv6Pattern().IsMatch(server),
-            _ => false,
-        };
+        var ok = IPAddressText.TryParseStrict(server, out _);
         if (!ok)
         {
-            throw Invalid(CnmErrorCodes.InvalidAddress, $"DNS server \"{Printable(server)}\"", "not an IP address (dotted-quad IPv4, or IPv6 without a zone)");
+            throw Invalid(CnmErrorCodes.InvalidAddress, $"DNS server \"{Printable(server)}\"", "not an IP address (dotted-quad IPv4 without leading zeros, or IPv6 without a zone)");
         }
     }
 

@@ -56,6 +56,9 @@ internal static partial class Log
     [LoggerMessage(17, LogLevel.Warning, "Releasing {What} failed; the sweep at the next start will release it")]
     public static partial void ReleaseFailed(ILogger logger, Exception exception, string what);
 
+    [LoggerMessage(110, LogLevel.Warning, "The published ports of endpoint {EndpointId} could not be read or recorded; it reports the requested bindings")]
+    public static partial void PortMapUnavailable(ILogger logger, Exception exception, string endpointId);
+
     [LoggerMessage(18, LogLevel.Warning, "Teardown of {What} did not finish; its record stays marked and the next start finishes it")]
     public static partial void TeardownFailed(ILogger logger, Exception exception, string what);
 

@@ -102,6 +102,10 @@ internal sealed record EndpointRecord
     public bool Anonymous { get; init; }
     public List<int[]> ExposedPorts { get; init; } = [];
     public List<PortBindingRecord> PortBindings { get; init; } = [];
+
+    /// <summary>The bindings as the driver published them (ephemeral host ports resolved), read from its
+    /// <c>PortMap</c> operational data while the endpoint provides its sandbox's external connectivity; else null.</summary>
+    public List<PortBindingRecord>? PublishedPorts { get; init; }
     public Dictionary<string, string> DriverOptions { get; init; } = [];
     public JoinRecord? Join { get; init; }
 

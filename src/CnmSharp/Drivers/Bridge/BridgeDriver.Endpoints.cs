@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net.Sockets;
-using System.Text.Json;
 using CnmSharp.Netlink;
 
 namespace CnmSharp.Drivers.Bridge;
@@ -148,10 +147,10 @@ internal sealed partial class BridgeDriver
     public ValueTask<IReadOnlyDictionary<string, string>> GetEndpointOperationalInfoAsync(string networkId, string endpointId, CancellationToken cancellationToken = default)
     {
         var endpoint = GetEndpoint(GetNetwork(networkId), endpointId);
-        var ports = (endpoint.Published ?? []).Select(ToRecord).ToList();
         IReadOnlyDictionary<string, string> info = new Dictionary<string, string>(StringComparer.Ordinal)
         {
-            [NetLabels.PortMap] = JsonSerializer.Serialize(ports, BridgeJsonContext.Default.ListBridgePortRecord),
+            // The bindings as published, with the host ports actually given (the core reports these).
+            [NetLabels.PortMap] = PortMap.Format(endpoint.Published ?? []),
             [NetLabels.MacAddress] = endpoint.Record.MacAddress,
         };
         return ValueTask.FromResult(info);
@@ -429,6 +428,17 @@ internal sealed partial class BridgeDriver
 
     private static void ValidateBinding(string subject, BridgeNetwork network, PortBinding binding, bool hasIPv6)
     {
+        if (binding is null || binding.HostIP is null)
+        {
+            throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidAddress, subject, "invalid port binding: null, or without a host address (use 0.0.0.0 or :: for every address)");
+        }
+
+        if (IPAddressText.HasScopeId(binding.HostIP))
+        {
+            // iptables matches no scope: the DNAT rule would not match what its teardown deletes.
+            throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidAddress, subject, $"invalid port binding: host address {binding.HostIP} has a scope id");
+        }
+
         if (!Enum.IsDefined(binding.Protocol) || binding.ContainerPort == 0)
         {
             throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidOption, subject, $"invalid port binding {binding}: unknown protocol or container port 0");

@@ -226,10 +226,14 @@ internal sealed record BridgeNetworkOptions
     private static bool Bool(string subject, string key, string value) =>
         TryParseBool(value, out var flag) ? flag : throw Invalid(subject, $"{key} \"{value}\" is not a boolean");
 
-    private static IPAddress IPv4(string subject, string key, string value) =>
-        IPAddress.TryParse(value, out var address) && address.AddressFamily == AddressFamily.InterNetwork
+    /// <summary>An IPv4 address option, parsed strictly (<see cref="IPAddressText"/>: no <c>1.2.3</c>, no leading zeros).</summary>
+    private static IPAddress IPv4(string subject, string key, string value)
+    {
+        var address = IPAddressText.ParseStrict(value, $"{subject} option {key}");
+        return address.AddressFamily == AddressFamily.InterNetwork
             ? address
-            : throw Invalid(subject, $"{key} \"{value}\" is not an IPv4 address");
+            : throw Invalid(subject, $"{key} {address} is not an IPv4 address");
+    }
 
     private static CnmInvalidArgumentException Invalid(string subject, string reason) =>
         new(CnmErrorCodes.InvalidOption, subject, reason);
