@@ -14,6 +14,11 @@ public sealed partial class NetworkController
         RunAsync("endpoint.create", async () =>
         {
             Validation.EndpointCreate(name, options);
+            if (network.ConfigOnly)
+            {
+                throw new CnmConflictException(CnmErrorCodes.ConfigOnlyNetwork, network.ToString(), "cannot create an endpoint on a configuration-only network");
+            }
+
             foreach (var linkLocal in options.LinkLocalAddresses)
             {
                 if (!(linkLocal.Address.IsIPv6LinkLocal || IsIPv4LinkLocal(linkLocal.Address)))
