@@ -122,4 +122,21 @@ public sealed class ConfigNetworkCliTests
         Assert.That(after.StdOut, Does.Not.Contain(cfg).And.Not.Contain(net));
         Assert.That((await CnmRunner.RunAsync("nsenter", ["--net=" + _host.Path, "ip", "link", "show", "dev", bridge], TimeSpan.FromSeconds(10))).ExitCode, Is.Not.Zero, "the bridge is gone");
     }
+
+    [Test]
+    public async Task Prune_removes_a_config_network_after_the_network_made_from_it()
+    {
+        // "a-" sorts before "z-": by name alone the configuration network would be tried first, and refused.
+        var cfg = Unique("a-cfg");
+        var net = Unique("z-net");
+        Assert.That((await Cnm("network", "create", "--config-only", "--subnet", "10.98.0.0/24", cfg)).ExitCode, Is.Zero);
+        Assert.That((await Cnm("network", "create", "--config-from", cfg, net)).ExitCode, Is.Zero);
+
+        var prune = await Cnm("network", "prune");
+        Assert.That(prune.ExitCode, Is.Zero, prune.ToString());
+        var lines = prune.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.That(Array.IndexOf(lines, net), Is.GreaterThan(0).And.LessThan(Array.IndexOf(lines, cfg)), prune.StdOut);
+        var ls = await Cnm("network", "ls");
+        Assert.That(ls.StdOut, Does.Not.Contain(cfg).And.Not.Contain(net));
+    }
 }
