@@ -14,9 +14,12 @@ internal static class InspectJson
 
     internal static NetworkInspect ToModel(Network n)
     {
-        var configs = n.IPv4Info.Select((info, i) => ToConfig(info, n.IPv4Config.ElementAtOrDefault(i)))
-            .Concat(n.IPv6Info.Select((info, i) => ToConfig(info, n.IPv6Config.ElementAtOrDefault(i))))
-            .ToList();
+        // A configuration-only network holds no pool: it shows its configuration as given.
+        var configs = n.ConfigOnly
+            ? n.IPv4Config.Concat(n.IPv6Config).Select(ToConfig).ToList()
+            : n.IPv4Info.Select((info, i) => ToConfig(info, n.IPv4Config.ElementAtOrDefault(i)))
+                .Concat(n.IPv6Info.Select((info, i) => ToConfig(info, n.IPv6Config.ElementAtOrDefault(i))))
+                .ToList();
         var containers = new SortedDictionary<string, ContainerInspect>(StringComparer.Ordinal);
         foreach (var e in n.Endpoints)
         {
@@ -39,6 +42,8 @@ internal static class InspectJson
             new IpamInspect(n.IpamDriver ?? "default", new SortedDictionary<string, string>(n.IpamOptions.ToDictionary(), StringComparer.Ordinal), configs),
             n.Internal,
             n.Attachable,
+            new ConfigFromInspect(n.ConfigFrom ?? ""),
+            n.ConfigOnly,
             containers,
             new SortedDictionary<string, string>(n.DriverOptions.ToDictionary(), StringComparer.Ordinal),
             new SortedDictionary<string, string>(n.Labels.ToDictionary(), StringComparer.Ordinal));
@@ -49,6 +54,12 @@ internal static class InspectJson
         info.Gateway?.Address.ToString(),
         requested?.IPRange,
         info.AuxAddresses.Count == 0 ? null : new SortedDictionary<string, string>(info.AuxAddresses.ToDictionary(kv => kv.Key, kv => kv.Value.Address.ToString()), StringComparer.Ordinal));
+
+    private static IpamConfigInspect ToConfig(IpamConfig config) => new(
+        config.Subnet ?? "",
+        config.Gateway,
+        config.IPRange,
+        config.AuxAddresses.Count == 0 ? null : new SortedDictionary<string, string>(config.AuxAddresses.ToDictionary(), StringComparer.Ordinal));
 
     private static SandboxInspect ToModel(Sandbox s) => new(
         s.Id,
@@ -83,9 +94,14 @@ internal sealed record NetworkInspect(
     [property: JsonPropertyName("IPAM")] IpamInspect Ipam,
     bool Internal,
     bool Attachable,
+    ConfigFromInspect ConfigFrom,
+    bool ConfigOnly,
     SortedDictionary<string, ContainerInspect> Containers,
     SortedDictionary<string, string> Options,
     SortedDictionary<string, string> Labels);
+
+/// <summary>As docker prints it: <c>{"Network": ""}</c> when the network took no configuration.</summary>
+internal sealed record ConfigFromInspect(string Network);
 
 internal sealed record IpamInspect(string Driver, SortedDictionary<string, string> Options, List<IpamConfigInspect> Config);
 

@@ -38,8 +38,10 @@ internal static class NetworkCommands
         var ipamDriver = new Option<string?>("--ipam-driver") { Description = "IPAM driver (default: default)", HelpName = "NAME" };
         var ipamOpt = Multi("--ipam-opt", "IPAM driver option", "k=v");
         var label = Multi("--label", "Label on the network", "k=v");
+        var configOnly = new Option<bool>("--config-only") { Description = "Create a configuration-only network (settings for --config-from; no driver, no pool, no containers)" };
+        var configFrom = new Option<string?>("--config-from") { Description = "Take the configuration (subnets, IPAM, IPv6, options, labels) from a configuration-only network", HelpName = "NETWORK" };
         var name = new Argument<string>("NAME") { Description = "Network name" };
-        var cmd = new Command("create", "Create a network and print its id") { driver, subnet, gateway, ipRange, aux, ipv6, isInternal, opt, ipamDriver, ipamOpt, label, name };
+        var cmd = new Command("create", "Create a network and print its id") { driver, subnet, gateway, ipRange, aux, ipv6, isInternal, opt, ipamDriver, ipamOpt, label, configOnly, configFrom, name };
         cmd.SetAction((parse, ct) => CliApp.RunAsync(parse, async context =>
         {
             var enableIPv6 = parse.GetValue(ipv6);
@@ -59,6 +61,8 @@ internal static class NetworkCommands
                 Internal = parse.GetValue(isInternal),
                 IPv4Config = v4,
                 IPv6Config = v6,
+                ConfigOnly = parse.GetValue(configOnly),
+                ConfigFrom = parse.GetValue(configFrom),
             };
             await using var controller = await context.OpenControllerAsync(ct).ConfigureAwait(false);
             var created = await controller.CreateNetworkAsync(parse.GetValue(name)!, parse.GetValue(driver)!, options, ct).ConfigureAwait(false);
@@ -177,9 +181,10 @@ internal static class NetworkCommands
         cmd.SetAction((parse, ct) => CliApp.RunAsync(parse, async context =>
         {
             await using var controller = await context.OpenControllerAsync(ct).ConfigureAwait(false);
+            // Configuration-only networks last: the networks that took their configuration go first.
             var unused = controller.Networks
                 .Where(n => n.Endpoints.Count == 0 && !DefaultNetworkNames.Contains(n.Name, StringComparer.Ordinal))
-                .OrderBy(n => n.Name, StringComparer.Ordinal).ToList();
+                .OrderBy(n => n.ConfigOnly).ThenBy(n => n.Name, StringComparer.Ordinal).ToList();
             if (unused.Count > 0)
             {
                 Console.WriteLine("Deleted Networks:");

@@ -25,6 +25,11 @@ public static class CnmErrorCodes
     public const string EndpointExists = "EndpointExists";
     /// <summary>The network still has endpoints.</summary>
     public const string ActiveEndpoints = "ActiveEndpoints";
+    /// <summary>The network is configuration-only: it holds a configuration for other networks and takes no endpoints.</summary>
+    public const string ConfigOnlyNetwork = "ConfigOnlyNetwork";
+    /// <summary>The configuration-only network is the configuration of another network (config-from), which must be
+    /// deleted first.</summary>
+    public const string ConfigNetworkInUse = "ConfigNetworkInUse";
     /// <summary>The endpoint is still joined to a sandbox.</summary>
     public const string ActiveContainer = "ActiveContainer";
     /// <summary>The endpoint is joined to a sandbox already.</summary>

@@ -24,12 +24,18 @@ public sealed class Network
     private readonly Lock _endpointsLock = new();
     private volatile NetworkRecord _record;
 
-    internal Network(NetworkController controller, NetworkRecord record, long version, RegisteredDriver driver)
+    private readonly RegisteredDriver? _driver;
+
+    /// <param name="controller">The controller.</param>
+    /// <param name="record">The record.</param>
+    /// <param name="version">The record's store version.</param>
+    /// <param name="driver">The driver; null only for a configuration-only network, which has none.</param>
+    internal Network(NetworkController controller, NetworkRecord record, long version, RegisteredDriver? driver)
     {
         Controller = controller;
         _record = record;
         Version = version;
-        RegisteredDriver = driver;
+        _driver = driver;
         Deleting = record.TearingDown;
         IPv4Info = record.IPv4Info.Select(ToInfo).ToArray();
         IPv6Info = record.IPv6Info.Select(ToInfo).ToArray();
@@ -37,7 +43,10 @@ public sealed class Network
 
     internal NetworkController Controller { get; }
 
-    internal RegisteredDriver RegisteredDriver { get; }
+    /// <summary>The driver. A configuration-only network has none: its endpoint creation and deletion are refused or
+    /// handled before any driver call.</summary>
+    internal RegisteredDriver RegisteredDriver =>
+        _driver ?? throw new CnmConflictException(CnmErrorCodes.ConfigOnlyNetwork, ToString(), "a configuration-only network has no driver");
 
     internal NetworkRecord Record
     {
@@ -93,6 +102,14 @@ public sealed class Network
 
     /// <summary>The IPv6 configuration as requested.</summary>
     public IReadOnlyList<IpamConfig> IPv6Config => _record.IPv6Config.Select(ToConfig).ToArray();
+
+    /// <summary>True for a configuration-only network (<see cref="NetworkCreateOptions.ConfigOnly"/>): it only holds a
+    /// configuration for other networks; it has no pools (<see cref="IPv4Info"/> is empty) and no endpoints.</summary>
+    public bool ConfigOnly => _record.ConfigOnly;
+
+    /// <summary>The name of the configuration-only network this network took its configuration from
+    /// (<see cref="NetworkCreateOptions.ConfigFrom"/>), or null.</summary>
+    public string? ConfigFrom => _record.ConfigFrom;
 
     /// <summary>The IPv4 pools held.</summary>
     public IReadOnlyList<IpamInfo> IPv4Info { get; }

@@ -15,6 +15,11 @@ public sealed partial class NetworkController
         {
             Validation.EndpointCreate(name, options);
             Validation.EndpointAddresses(name, options);
+            if (network.ConfigOnly)
+            {
+                throw new CnmConflictException(CnmErrorCodes.ConfigOnlyNetwork, network.ToString(), "cannot create an endpoint on a configuration-only network");
+            }
+
             foreach (var linkLocal in options.LinkLocalAddresses)
             {
                 if (!(linkLocal.Address.IsIPv6LinkLocal || IsIPv4LinkLocal(linkLocal.Address)))

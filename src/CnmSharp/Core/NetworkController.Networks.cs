@@ -25,6 +25,18 @@ public sealed partial class NetworkController
     private async ValueTask<Network> CreateNetworkCoreAsync(string name, string driverName, NetworkCreateOptions options, CancellationToken cancellationToken)
     {
         Validation.NetworkCreate(name, options);
+        CheckConfigurationOptions(name, options);
+        if (options.ConfigOnly)
+        {
+            return await CreateConfigOnlyNetworkAsync(name, options, cancellationToken).ConfigureAwait(false);
+        }
+
+        var config = options.ConfigFrom is { } configFrom ? FindConfigNetwork(name, configFrom) : null;
+        if (config is not null)
+        {
+            options = ApplyConfiguration(config, options);
+        }
+
         var driver = _registry.GetDriver(driverName);
         var capability = driver.Capability;
         if (options.Scope is { } scope && scope == DriverScope.Local && capability.DataScope != DriverScope.Local)
@@ -60,20 +72,17 @@ public sealed partial class NetworkController
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            var existing = _networks.Values.Select(n => (n.Id, n.Name, n.Driver)).Concat(_creatingNetworks).ToList();
-            if (existing.Any(n => string.Equals(n.Id, id, StringComparison.Ordinal)))
-            {
-                throw new CnmConflictException(CnmErrorCodes.NetworkExists, $"network id \"{id}\"", "a network with that id already exists");
-            }
+            ThrowIfNetworkTaken(id, name);
 
-            if (_options.RejectDuplicateNetworkNames && existing.Any(n => string.Equals(n.Name, name, StringComparison.Ordinal)))
-            {
-                throw new CnmConflictException(CnmErrorCodes.NetworkExists, $"network \"{name}\"", "a network with that name already exists");
-            }
-
-            if (capability.SingleNetwork && existing.Any(n => string.Equals(n.Driver, driverName, StringComparison.Ordinal)))
+            // Configuration-only networks are recorded with driver "null" but are no instance of any driver.
+            if (capability.SingleNetwork && _networks.Values.Where(n => !n.ConfigOnly).Select(n => n.Driver).Concat(_creatingNetworks.Select(n => n.Driver)).Any(d => string.Equals(d, driverName, StringComparison.Ordinal)))
             {
                 throw new CnmConflictException(CnmErrorCodes.DriverForbidden, $"network \"{name}\"", $"only one instance of \"{driverName}\" network is allowed");
+            }
+
+            if (config is not null)
+            {
+                ReserveConfigNetwork(id, name, config);
             }
 
             _creatingNetworks.Add((id, name, driverName));
@@ -105,6 +114,7 @@ public sealed partial class NetworkController
                     Labels = new(options.Labels, StringComparer.Ordinal),
                     IPv4Config = ipv4.Select(c => c.Record).ToList(),
                     IPv6Config = ipv6.Select(c => c.Record).ToList(),
+                    ConfigFrom = config?.Name,
                 };
 
                 if (ipam is not null)
@@ -142,6 +152,7 @@ public sealed partial class NetworkController
                 await _gate.WaitAsync(CancellationToken.None).ConfigureAwait(false);
                 _networks[id] = network;
                 _creatingNetworks.Remove((id, name, driverName));
+                _creatingFromConfig.Remove(id);
                 _gate.Release();
                 Log.NetworkCreated(_logger, name, id, driverName);
                 return network;
@@ -164,8 +175,25 @@ public sealed partial class NetworkController
         {
             await _gate.WaitAsync(CancellationToken.None).ConfigureAwait(false);
             _creatingNetworks.Remove((id, name, driverName));
+            _creatingFromConfig.Remove(id);
             _gate.Release();
             throw;
+        }
+    }
+
+    /// <summary>Under the controller gate: refuses an id, or (unless duplicates are allowed) a name, that a network
+    /// has or is being created with.</summary>
+    private void ThrowIfNetworkTaken(string id, string name)
+    {
+        var existing = _networks.Values.Select(n => (n.Id, n.Name)).Concat(_creatingNetworks.Select(n => (n.Id, n.Name))).ToList();
+        if (existing.Any(n => string.Equals(n.Id, id, StringComparison.Ordinal)))
+        {
+            throw new CnmConflictException(CnmErrorCodes.NetworkExists, $"network id \"{id}\"", "a network with that id already exists");
+        }
+
+        if (_options.RejectDuplicateNetworkNames && existing.Any(n => string.Equals(n.Name, name, StringComparison.Ordinal)))
+        {
+            throw new CnmConflictException(CnmErrorCodes.NetworkExists, $"network \"{name}\"", "a network with that name already exists");
         }
     }
 
@@ -269,6 +297,12 @@ public sealed partial class NetworkController
     internal ValueTask DeleteNetworkAsync(Network network, CancellationToken cancellationToken) =>
         RunAsync("network.delete", async () =>
         {
+            if (network.ConfigOnly)
+            {
+                await DeleteConfigOnlyNetworkAsync(network, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+
             await network.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
             {

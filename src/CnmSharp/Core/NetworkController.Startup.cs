@@ -140,9 +140,9 @@ public sealed partial class NetworkController
     {
         foreach (var (record, version) in await ListNetworksAsync(cancellationToken).ConfigureAwait(false))
         {
-            if (_registry.ContainsDriver(record.Driver))
+            if (LoadedNetwork(record, version) is { } network)
             {
-                _networks[record.Id] = new Network(this, record, version, _registry.GetDriver(record.Driver));
+                _networks[record.Id] = network;
             }
             else
             {

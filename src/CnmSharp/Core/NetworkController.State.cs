@@ -146,9 +146,9 @@ public sealed partial class NetworkController
                     known.Version = version;
                 }
             }
-            else if (_registry.ContainsDriver(record.Driver))
+            else if (LoadedNetwork(record, version) is { } loaded)
             {
-                _networks[record.Id] = new Network(this, record, version, _registry.GetDriver(record.Driver));
+                _networks[record.Id] = loaded;
             }
             else
             {

@@ -53,6 +53,23 @@ public sealed record NetworkCreateOptions
 
     /// <summary>IPv6 configurations; empty with <see cref="EnableIPv6"/> means one predefined pool.</summary>
     public IReadOnlyList<IpamConfig> IPv6Config { get; init; } = [];
+
+    /// <summary>
+    /// A configuration-only network (<c>docker network create --config-only</c>): it records its IPv6 flag, IPAM
+    /// driver, options and configurations, driver options and labels for other networks to take with
+    /// <see cref="ConfigFrom"/>. It is stored with scope <c>local</c> and driver <c>null</c> whatever driver is named,
+    /// calls no driver, reserves no pool and takes no endpoint. It cannot be combined with <see cref="ConfigFrom"/>,
+    /// <see cref="Internal"/>, <see cref="Attachable"/> or <see cref="Scope"/>.
+    /// </summary>
+    public bool ConfigOnly { get; init; }
+
+    /// <summary>
+    /// The name of a configuration-only network whose configuration this network takes at creation
+    /// (<c>docker network create --config-from</c>): its IPv6 flag, IPAM driver, options and configurations, driver
+    /// options and labels. This network may then set none of these itself. The configuration network cannot be
+    /// deleted while this network exists.
+    /// </summary>
+    public string? ConfigFrom { get; init; }
 }
 
 /// <summary>Options of a new endpoint.</summary>

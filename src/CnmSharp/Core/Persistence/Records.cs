@@ -50,6 +50,12 @@ internal sealed record NetworkRecord
     public List<IpamInfoRecord> IPv4Info { get; init; } = [];
     public List<IpamInfoRecord> IPv6Info { get; init; } = [];
 
+    /// <summary>A configuration-only network: no driver, no pools, no endpoints.</summary>
+    public bool ConfigOnly { get; init; }
+
+    /// <summary>The name of the configuration-only network whose configuration this network took.</summary>
+    public string? ConfigFrom { get; init; }
+
     /// <summary>The network is being deleted: written before the driver's delete, cleared only with the record. It
     /// stays hidden, its pools reserved, until its driver has deleted it (retried in the background and at start).</summary>
     public bool TearingDown { get; init; }
