@@ -169,13 +169,13 @@ public class PublishedPortRollbackTests
 
         public ValueTask<IReadOnlyList<StoreEntry>> ListAsync(string prefix, CancellationToken cancellationToken = default) => inner.ListAsync(prefix, cancellationToken);
 
-        public ValueTask<long> PutAsync(string key, ReadOnlyMemory<byte> value, long expectedVersion = StoreVersion.Any, CancellationToken cancellationToken = default) =>
-            inner.PutAsync(key, value, expectedVersion, cancellationToken);
+        public ValueTask<long> PutAsync(string key, ReadOnlyMemory<byte> value, long expectedVersion, StoreDurability durability, CancellationToken cancellationToken = default) =>
+            inner.PutAsync(key, value, expectedVersion, durability, cancellationToken);
 
-        public ValueTask<bool> DeleteAsync(string key, long expectedVersion = StoreVersion.Any, CancellationToken cancellationToken = default) =>
-            inner.DeleteAsync(key, expectedVersion, cancellationToken);
+        public ValueTask<bool> DeleteAsync(string key, long expectedVersion, StoreDurability durability, CancellationToken cancellationToken = default) =>
+            inner.DeleteAsync(key, expectedVersion, durability, cancellationToken);
 
-        public ValueTask<IReadOnlyList<long>> CommitAsync(IReadOnlyList<StoreOperation> operations, CancellationToken cancellationToken = default)
+        public ValueTask<IReadOnlyList<long>> CommitAsync(IReadOnlyList<StoreOperation> operations, StoreDurability durability, CancellationToken cancellationToken = default)
         {
             if (FailJoinCommit && operations.Any(o => o.Key.StartsWith("cnm/v1/sandbox/", StringComparison.Ordinal)) && operations.Any(o => o.Key.StartsWith("cnm/v1/intent/", StringComparison.Ordinal)))
             {
@@ -183,7 +183,7 @@ public class PublishedPortRollbackTests
                 throw new CnmUnavailableException(CnmErrorCodes.StoreUnavailable, "test store", "the join's commit fails (injected)");
             }
 
-            return inner.CommitAsync(operations, cancellationToken);
+            return inner.CommitAsync(operations, durability, cancellationToken);
         }
 
         public IAsyncEnumerable<StoreEvent> WatchAsync(string prefix, CancellationToken cancellationToken = default) => inner.WatchAsync(prefix, cancellationToken);
