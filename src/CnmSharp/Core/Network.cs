@@ -115,8 +115,14 @@ public sealed class Network
     /// <summary>Finds an endpoint by name.</summary>
     /// <param name="name">The name.</param>
     /// <returns>The endpoint, or null.</returns>
+    /// <exception cref="CnmInvalidArgumentException">The name is empty.</exception>
     public Endpoint? FindEndpointByName(string name)
     {
+        if (string.IsNullOrWhiteSpace(name))
+        {
+            throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidName, "endpoint name", "the name is empty");
+        }
+
         lock (_endpointsLock)
         {
             return _endpoints.Values.FirstOrDefault(e => string.Equals(e.Name, name, StringComparison.Ordinal));
@@ -126,8 +132,14 @@ public sealed class Network
     /// <summary>Finds an endpoint by id.</summary>
     /// <param name="id">The id.</param>
     /// <returns>The endpoint, or null.</returns>
+    /// <exception cref="CnmInvalidArgumentException">The id is empty.</exception>
     public Endpoint? FindEndpointById(string id)
     {
+        if (string.IsNullOrWhiteSpace(id))
+        {
+            throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidId, "endpoint id", "the id is empty");
+        }
+
         lock (_endpointsLock)
         {
             return _endpoints.GetValueOrDefault(id);
