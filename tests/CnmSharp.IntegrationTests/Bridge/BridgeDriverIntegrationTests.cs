@@ -362,6 +362,37 @@ public class BridgeDriverIntegrationTests
     }
 
     [Test]
+    public async Task ADefaultBridgeNamedForADeviceThatDoesNotExistIsRefusedAndLeavesNothing()
+    {
+        await using var h = await BridgeHarness.CreateAsync();
+
+        var error = await Assert.CatchAsync(async () => await h.NetworkAsync("dflt", "10.77.9.0/24", new()
+        {
+            ["com.docker.network.bridge.default_bridge"] = "true",
+            ["com.docker.network.bridge.name"] = "cnmtnobr0",
+        }));
+
+        Assert.That(error, Is.InstanceOf<CnmConflictException>(), error?.ToString());
+        Assert.Multiple(() =>
+        {
+            Assert.That(((CnmException)error!).Code, Is.EqualTo(CnmErrorCodes.DriverForbidden));
+            Assert.That(h.Controller.Networks.Select(n => n.Name), Does.Not.Contain("dflt"));
+            Assert.That(h.HostLinks(), Does.Not.Contain("cnmtnobr0"));
+        });
+
+        // The pool went back: the same subnet is free for another network, and once the device exists it is adopted.
+        BridgeHarness.Exec(h.Host.Path, "ip", "link", "add", "cnmtnobr0", "type", "bridge");
+        var adopted = await h.NetworkAsync("dflt", "10.77.9.0/24", new()
+        {
+            ["com.docker.network.bridge.default_bridge"] = "true",
+            ["com.docker.network.bridge.name"] = "cnmtnobr0",
+        });
+        await adopted.DeleteAsync();
+        BridgeHarness.Exec(h.Host.Path, "ip", "link", "del", "cnmtnobr0");
+        await h.TeardownAndAssertCleanAsync();
+    }
+
+    [Test]
     public async Task TheDefaultBridgeIsCnm0()
     {
         await using var h = await BridgeHarness.CreateAsync(defaultNetworks: true);
