@@ -164,7 +164,7 @@ internal static class NetworkCommands
         {
             await using var controller = await context.OpenControllerAsync(ct).ConfigureAwait(false);
             var unused = controller.Networks
-                .Where(n => n.Endpoints.Count == 0 && !DefaultNetworkNames.Contains(n.Name, StringComparer.Ordinal))
+                .Where(n => n.Endpoints.Count == 0 && !n.PreDefined && !DefaultNetworkNames.Contains(n.Name, StringComparer.Ordinal))
                 .OrderBy(n => n.Name, StringComparer.Ordinal).ToList();
             if (unused.Count > 0)
             {

@@ -67,6 +67,10 @@ public sealed class Network
     /// <summary>When it was created.</summary>
     public DateTimeOffset Created => _record.Created;
 
+    /// <summary>True for a network the controller created itself as one of its default networks
+    /// (<see cref="CnmOptions.DefaultNetworks"/>); such a network cannot be deleted.</summary>
+    public bool PreDefined => _record.PreDefined;
+
     /// <summary>True when IPv6 is enabled.</summary>
     public bool EnableIPv6 => _record.EnableIPv6;
 
@@ -163,7 +167,7 @@ public sealed class Network
     public ValueTask<Endpoint> CreateEndpointAsync(string name, EndpointCreateOptions? options = null, CancellationToken cancellationToken = default) =>
         Controller.CreateEndpointAsync(this, name, options ?? new EndpointCreateOptions(), cancellationToken);
 
-    /// <summary>Deletes the network. Refused while it has endpoints.</summary>
+    /// <summary>Deletes the network. Refused for a <see cref="PreDefined"/> network and while it has endpoints.</summary>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>A task that completes when it is gone.</returns>
     public ValueTask DeleteAsync(CancellationToken cancellationToken = default) => Controller.DeleteNetworkAsync(this, cancellationToken);

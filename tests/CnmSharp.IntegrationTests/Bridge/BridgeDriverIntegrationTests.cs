@@ -398,8 +398,22 @@ public class BridgeDriverIntegrationTests
         await using var h = await BridgeHarness.CreateAsync(defaultNetworks: true);
         var bridge = h.Controller.GetNetwork("bridge");
         Assert.That(h.HostLinks(), Does.Contain("cnm0"));
-        var (s1, _) = await h.ContainerAsync(bridge, "c1");
+        var (s1, e1) = await h.ContainerAsync(bridge, "c1");
         Assert.That(BridgeHarness.Ping(s1.Key, bridge.IPv4Info[0].Gateway!.Value.Address.ToString()), Is.True);
-        await h.TeardownAndAssertCleanAsync();
+        await s1.DeleteAsync();
+        await h.Controller.WaitForTeardownsAsync();
+
+        // The default network is pre-defined: its removal is refused, and its bridge, address and rules stay.
+        var rules = BridgeHarness.Rules(h.Host.Path);
+        var error = await Assert.CatchAsync(async () => await bridge.DeleteAsync());
+        Assert.That(error, Is.InstanceOf<CnmConflictException>(), error?.ToString());
+        Assert.Multiple(() =>
+        {
+            Assert.That(((CnmException)error!).Code, Is.EqualTo(CnmErrorCodes.PreDefinedNetwork));
+            Assert.That(h.Controller.GetNetwork("bridge"), Is.SameAs(bridge));
+            Assert.That(h.HostLinks(), Is.EquivalentTo(new[] { "lo", "cnm0" }));
+            Assert.That(BridgeHarness.Rules(h.Host.Path), Is.EquivalentTo(rules));
+            Assert.That(e1.Network.Endpoints, Is.Empty);
+        });
     }
 }

@@ -462,20 +462,6 @@ public sealed class RecoveryTests : ControllerTestBase
     }
 
     [Test]
-    public async Task A_deleted_default_network_is_not_recreated_at_the_next_start()
-    {
-        F.Configure = o => o.DefaultNetworks = [new DefaultNetwork { Name = "dflt", Driver = ControllerFixture.DriverName }];
-        var a = await F.StartAsync();
-        Assert.That(a.Networks.Select(n => n.Name), Is.EqualTo(new[] { "dflt" }));
-        await a.FindNetworkByName("dflt")!.DeleteAsync();
-        await a.DisposeAsync();
-
-        var b = await F.StartAsync();
-
-        Assert.That(b.Networks, Is.Empty);
-    }
-
-    [Test]
     public async Task No_default_networks_when_turned_off()
     {
         F.Configure = o => o.CreateDefaultNetworks = false;
