@@ -8,9 +8,6 @@ namespace CnmSharp.Cli;
 /// <summary><c>cnm network ...</c>.</summary>
 internal static class NetworkCommands
 {
-    /// <summary>The networks a fresh store creates; <c>network prune</c> keeps them.</summary>
-    public static readonly string[] DefaultNetworkNames = ["none", "host", "bridge"];
-
     public static Command Build()
     {
         var network = new Command("network", "Manage networks");
@@ -183,7 +180,7 @@ internal static class NetworkCommands
             await using var controller = await context.OpenControllerAsync(ct).ConfigureAwait(false);
             // Configuration-only networks last: the networks that took their configuration go first.
             var unused = controller.Networks
-                .Where(n => n.Endpoints.Count == 0 && !DefaultNetworkNames.Contains(n.Name, StringComparer.Ordinal))
+                .Where(n => n.Endpoints.Count == 0 && !n.PreDefined)
                 .OrderBy(n => n.ConfigOnly).ThenBy(n => n.Name, StringComparer.Ordinal).ToList();
             if (unused.Count > 0)
             {

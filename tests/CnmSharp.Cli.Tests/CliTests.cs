@@ -180,6 +180,25 @@ public sealed class CliTests
         Assert.That(r.StdErr, Does.StartWith("cnm: ").And.Contain("\"no-such-net\"").And.Contain("no such network"));
     }
 
+    [TestCase("bridge")]
+    [TestCase("host")]
+    [TestCase("none")]
+    public async Task Removing_a_default_network_is_refused_with_exit_1_and_one_line_and_it_stays(string name)
+    {
+        var before = await InspectAsync(name);
+        var id = before.RootElement[0].GetProperty("Id").GetString();
+        before.Dispose();
+
+        var r = await Cnm("network", "rm", name);
+
+        Assert.That(r.ExitCode, Is.EqualTo(1), r.ToString());
+        Assert.That(r.StdOut, Is.Empty);
+        Assert.That(r.StdErrLines, Has.Length.EqualTo(1));
+        Assert.That(r.StdErr, Does.StartWith("cnm: ").And.Contain(name + " is a pre-defined network and cannot be removed"));
+        using var after = await InspectAsync(name);
+        Assert.That(after.RootElement[0].GetProperty("Id").GetString(), Is.EqualTo(id));
+    }
+
     [Test]
     public async Task Duplicate_network_name_is_exit_1()
     {

@@ -42,6 +42,9 @@ public static class CnmErrorCodes
     public const string BeingDeleted = "BeingDeleted";
     /// <summary>The driver refuses the operation.</summary>
     public const string DriverForbidden = "DriverForbidden";
+    /// <summary>The network is one of the controller's pre-defined (default) networks, which cannot be removed (Docker:
+    /// "is a pre-defined network and cannot be removed", a forbidden error).</summary>
+    public const string PreDefinedNetwork = "PreDefinedNetwork";
     /// <summary>A driver or IPAM name is already registered.</summary>
     public const string ActiveRegistration = "ActiveRegistration";
     /// <summary>A scope rule forbids the network (for example downgrading a global driver to local).</summary>

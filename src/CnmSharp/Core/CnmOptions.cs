@@ -41,6 +41,15 @@ public sealed class CnmOptions
     [ValidateEnumeratedItems]
     public IList<DefaultNetwork>? DefaultNetworks { get; set; }
 
+    /// <summary>The host's resolv.conf. A sandbox in the host's namespace without DNS settings of its own gets a
+    /// byte-for-byte copy of it; other sandboxes' files are generated from it. Default <c>/etc/resolv.conf</c>.</summary>
+    [Required]
+    public string HostResolvConfPath { get; set; } = "/etc/resolv.conf";
+
+    /// <summary>The host's hosts file, copied for a sandbox in the host's namespace without extra hosts. Default <c>/etc/hosts</c>.</summary>
+    [Required]
+    public string HostHostsPath { get; set; } = "/etc/hosts";
+
     /// <summary>The IPAM driver used when a network names none. Default <c>default</c>.</summary>
     [Required]
     public string DefaultIpamDriver { get; set; } = "default";

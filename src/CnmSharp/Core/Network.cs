@@ -76,6 +76,10 @@ public sealed class Network
     /// <summary>When it was created.</summary>
     public DateTimeOffset Created => _record.Created;
 
+    /// <summary>True for a network the controller created itself as one of its default networks
+    /// (<see cref="CnmOptions.DefaultNetworks"/>); such a network cannot be deleted.</summary>
+    public bool PreDefined => _record.PreDefined;
+
     /// <summary>True when IPv6 is enabled.</summary>
     public bool EnableIPv6 => _record.EnableIPv6;
 
@@ -132,8 +136,14 @@ public sealed class Network
     /// <summary>Finds an endpoint by name.</summary>
     /// <param name="name">The name.</param>
     /// <returns>The endpoint, or null.</returns>
+    /// <exception cref="CnmInvalidArgumentException">The name is empty.</exception>
     public Endpoint? FindEndpointByName(string name)
     {
+        if (string.IsNullOrWhiteSpace(name))
+        {
+            throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidName, "endpoint name", "the name is empty");
+        }
+
         lock (_endpointsLock)
         {
             return _endpoints.Values.FirstOrDefault(e => string.Equals(e.Name, name, StringComparison.Ordinal));
@@ -143,8 +153,14 @@ public sealed class Network
     /// <summary>Finds an endpoint by id.</summary>
     /// <param name="id">The id.</param>
     /// <returns>The endpoint, or null.</returns>
+    /// <exception cref="CnmInvalidArgumentException">The id is empty.</exception>
     public Endpoint? FindEndpointById(string id)
     {
+        if (string.IsNullOrWhiteSpace(id))
+        {
+            throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidId, "endpoint id", "the id is empty");
+        }
+
         lock (_endpointsLock)
         {
             return _endpoints.GetValueOrDefault(id);
@@ -168,7 +184,7 @@ public sealed class Network
     public ValueTask<Endpoint> CreateEndpointAsync(string name, EndpointCreateOptions? options = null, CancellationToken cancellationToken = default) =>
         Controller.CreateEndpointAsync(this, name, options ?? new EndpointCreateOptions(), cancellationToken);
 
-    /// <summary>Deletes the network. Refused while it has endpoints.</summary>
+    /// <summary>Deletes the network. Refused for a <see cref="PreDefined"/> network and while it has endpoints.</summary>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>A task that completes when it is gone.</returns>
     public ValueTask DeleteAsync(CancellationToken cancellationToken = default) => Controller.DeleteNetworkAsync(this, cancellationToken);

@@ -20,9 +20,13 @@ public sealed partial class NetworkController
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>The network.</returns>
     public ValueTask<Network> CreateNetworkAsync(string name, string driver, NetworkCreateOptions? options = null, CancellationToken cancellationToken = default) =>
-        RunAsync("network.create", () => CreateNetworkCoreAsync(name, driver, options ?? new NetworkCreateOptions(), cancellationToken), cancellationToken);
+        RunAsync("network.create", () => CreateNetworkCoreAsync(name, driver, options ?? new NetworkCreateOptions(), preDefined: false, cancellationToken), cancellationToken);
 
-    private async ValueTask<Network> CreateNetworkCoreAsync(string name, string driverName, NetworkCreateOptions options, CancellationToken cancellationToken)
+    /// <summary>Creates one of the controller's own default networks, marked <see cref="Network.PreDefined"/>.</summary>
+    private ValueTask<Network> CreatePreDefinedNetworkAsync(string name, string driver, NetworkCreateOptions options, CancellationToken cancellationToken) =>
+        RunAsync("network.create", () => CreateNetworkCoreAsync(name, driver, options, preDefined: true, cancellationToken), cancellationToken);
+
+    private async ValueTask<Network> CreateNetworkCoreAsync(string name, string driverName, NetworkCreateOptions options, bool preDefined, CancellationToken cancellationToken)
     {
         Validation.NetworkCreate(name, options);
         CheckConfigurationOptions(name, options);
@@ -105,6 +109,7 @@ public sealed partial class NetworkController
                     Driver = driverName,
                     Scope = ScopeName(options.Scope ?? capability.DataScope),
                     Created = _time.GetUtcNow(),
+                    PreDefined = preDefined,
                     EnableIPv6 = enableIPv6,
                     Internal = isInternal,
                     Attachable = options.Attachable,
@@ -289,7 +294,8 @@ public sealed partial class NetworkController
     }
 
     /// <summary>
-    /// Deletes a network. Refused while it has endpoints. The record is marked, then the driver is asked, so a driver
+    /// Deletes a network. Refused for a pre-defined network (one of the controller's own defaults,
+    /// <see cref="CnmErrorCodes.PreDefinedNetwork"/>) and while it has endpoints. The record is marked, then the driver is asked, so a driver
     /// that refuses (<see cref="CnmConflictException"/>) leaves the network exactly as it was; after another driver
     /// failure the network is hidden but kept, with its pools, and its delete retried in the background and at the next
     /// start. IPAM reservations are released last; a crash before that is swept at the next start.
@@ -309,6 +315,11 @@ public sealed partial class NetworkController
                 if (!_networks.ContainsKey(network.Id) || network.Deleting)
                 {
                     throw new CnmNotFoundException(CnmErrorCodes.NoSuchNetwork, network.ToString(), "no such network");
+                }
+
+                if (network.PreDefined)
+                {
+                    throw new CnmConflictException(CnmErrorCodes.PreDefinedNetwork, network.ToString(), $"{network.Name} is a pre-defined network and cannot be removed");
                 }
 
                 if (network.EndpointCount > 0)

@@ -643,8 +643,10 @@ public sealed partial class NetworkController
     /// <summary>Where a sandbox's generated files live: beside its namespace, under the run directory.</summary>
     internal string SandboxFilesDirectory(string sandboxId) => Path.Combine(_options.RunDirectory, "sandboxes", Validation.StoredSandboxId(sandboxId));
 
-    private static SandboxFileOptions FileOptions(SandboxRecord record, bool enableIPv6) => new()
+    private SandboxFileOptions FileOptions(SandboxRecord record, bool enableIPv6) => new()
     {
+        HostResolvConfPath = _options.HostResolvConfPath,
+        HostHostsPath = _options.HostHostsPath,
         Hostname = record.Hostname ?? record.ContainerId,
         DomainName = record.DomainName,
         ExtraHosts = record.ExtraHosts.Select(h => new HostEntry(h[0], System.Net.IPAddress.Parse(h[1]))).ToArray(),

@@ -130,7 +130,7 @@ public sealed partial class NetworkController
                 continue;
             }
 
-            await CreateNetworkAsync(spec.Name, spec.Driver, new NetworkCreateOptions { DriverOptions = new Dictionary<string, string>(spec.DriverOptions, StringComparer.Ordinal) }, cancellationToken).ConfigureAwait(false);
+            await CreatePreDefinedNetworkAsync(spec.Name, spec.Driver, new NetworkCreateOptions { DriverOptions = new Dictionary<string, string>(spec.DriverOptions, StringComparer.Ordinal) }, cancellationToken).ConfigureAwait(false);
         }
     }
 

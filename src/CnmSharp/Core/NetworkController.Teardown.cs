@@ -46,6 +46,8 @@ public sealed partial class NetworkController
     /// <summary>Endpoints found marked at start, finished by recovery.</summary>
     private readonly List<Endpoint> _recoveredTeardowns = [];
 
+    private int _teardownWaiters;
+
     /// <summary>
     /// Waits until the endpoints of deleted sandboxes are fully torn down: their drivers have deleted them (for the
     /// bridge driver, the kernel has reaped their interfaces), their records are gone and their addresses are back in
@@ -56,14 +58,26 @@ public sealed partial class NetworkController
     /// <returns>A task that completes when no teardown is pending.</returns>
     public async ValueTask WaitForTeardownsAsync(CancellationToken cancellationToken = default)
     {
-        while (!_teardowns.IsEmpty)
+        Interlocked.Increment(ref _teardownWaiters);
+        try
         {
-            await Task.WhenAll(_teardowns.Values.Select(t => t.Done.Task)).WaitAsync(cancellationToken).ConfigureAwait(false);
+            while (!_teardowns.IsEmpty)
+            {
+                await Task.WhenAll(_teardowns.Values.Select(t => t.Done.Task)).WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _teardownWaiters);
         }
     }
 
     /// <summary>The number of endpoint teardowns still pending.</summary>
     public int PendingTeardowns => _teardowns.Count;
+
+    /// <summary>The operations waiting right now for pending teardowns (a network's, all of them, or a stop's wait for
+    /// running operations and teardowns); tests observe the wait with it.</summary>
+    internal int TeardownWaiters => Volatile.Read(ref _teardownWaiters);
 
     /// <summary>Waits for the pending teardowns of one network; false when there were none.</summary>
     private async ValueTask<bool> WaitForTeardownsAsync(Network network, CancellationToken cancellationToken)
@@ -74,7 +88,16 @@ public sealed partial class NetworkController
             return false;
         }
 
-        await Task.WhenAll(pending).WaitAsync(cancellationToken).ConfigureAwait(false);
+        Interlocked.Increment(ref _teardownWaiters);
+        try
+        {
+            await Task.WhenAll(pending).WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _teardownWaiters);
+        }
+
         return true;
     }
 

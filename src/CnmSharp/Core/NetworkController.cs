@@ -317,7 +317,16 @@ public sealed partial class NetworkController : IAsyncDisposable
         // record marked, and the next start finishes it); the running operations and teardowns (bounded by their
         // drivers, such as the bridge's reap timeout) end first, so nothing below is disposed under them.
         await _teardownStop.CancelAsync().ConfigureAwait(false);
-        await _lease.CloseAsync().ConfigureAwait(false);
+        Interlocked.Increment(ref _teardownWaiters);
+        try
+        {
+            await _lease.CloseAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _teardownWaiters);
+        }
+
         await WaitForTeardownsAsync(CancellationToken.None).ConfigureAwait(false);
 
         foreach (var driver in _registry.Drivers)

@@ -112,13 +112,21 @@ public sealed class HostPortAllocator
     /// </summary>
     /// <param name="binding">The requested binding.</param>
     /// <returns>The binding with <see cref="PortBinding.HostPort"/> resolved and <see cref="PortBinding.HostPortEnd"/> 0.</returns>
-    /// <exception cref="CnmInvalidArgumentException">The range is reversed.</exception>
+    /// <exception cref="CnmInvalidArgumentException">The protocol is not tcp, udp or sctp, or the range is reversed
+    /// (<see cref="CnmErrorCodes.InvalidOption"/>); nothing is allocated.</exception>
     /// <exception cref="CnmConflictException">The port (or every port of the range) is taken
     /// (<see cref="CnmErrorCodes.PortAlreadyAllocated"/>).</exception>
     /// <exception cref="CnmUnavailableException">The ephemeral range is exhausted.</exception>
     public PortBinding Allocate(PortBinding binding)
     {
         ArgumentNullException.ThrowIfNull(binding);
+        if (!Enum.IsDefined(binding.Protocol))
+        {
+            throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidOption,
+                string.Create(CultureInfo.InvariantCulture, $"host port {binding.HostPort}, protocol {(byte)binding.Protocol}"),
+                "unknown protocol: only tcp, udp and sctp");
+        }
+
         var hostIP = Normalize(binding.HostIP);
         lock (_lock)
         {

@@ -362,13 +362,58 @@ public class BridgeDriverIntegrationTests
     }
 
     [Test]
+    public async Task ADefaultBridgeNamedForADeviceThatDoesNotExistIsRefusedAndLeavesNothing()
+    {
+        await using var h = await BridgeHarness.CreateAsync();
+
+        var error = await Assert.CatchAsync(async () => await h.NetworkAsync("dflt", "10.77.9.0/24", new()
+        {
+            ["com.docker.network.bridge.default_bridge"] = "true",
+            ["com.docker.network.bridge.name"] = "cnmtnobr0",
+        }));
+
+        Assert.That(error, Is.InstanceOf<CnmConflictException>(), error?.ToString());
+        Assert.Multiple(() =>
+        {
+            Assert.That(((CnmException)error!).Code, Is.EqualTo(CnmErrorCodes.DriverForbidden));
+            Assert.That(h.Controller.Networks.Select(n => n.Name), Does.Not.Contain("dflt"));
+            Assert.That(h.HostLinks(), Does.Not.Contain("cnmtnobr0"));
+        });
+
+        // The pool went back: the same subnet is free for another network, and once the device exists it is adopted.
+        BridgeHarness.Exec(h.Host.Path, "ip", "link", "add", "cnmtnobr0", "type", "bridge");
+        var adopted = await h.NetworkAsync("dflt", "10.77.9.0/24", new()
+        {
+            ["com.docker.network.bridge.default_bridge"] = "true",
+            ["com.docker.network.bridge.name"] = "cnmtnobr0",
+        });
+        await adopted.DeleteAsync();
+        BridgeHarness.Exec(h.Host.Path, "ip", "link", "del", "cnmtnobr0");
+        await h.TeardownAndAssertCleanAsync();
+    }
+
+    [Test]
     public async Task TheDefaultBridgeIsCnm0()
     {
         await using var h = await BridgeHarness.CreateAsync(defaultNetworks: true);
         var bridge = h.Controller.GetNetwork("bridge");
         Assert.That(h.HostLinks(), Does.Contain("cnm0"));
-        var (s1, _) = await h.ContainerAsync(bridge, "c1");
+        var (s1, e1) = await h.ContainerAsync(bridge, "c1");
         Assert.That(BridgeHarness.Ping(s1.Key, bridge.IPv4Info[0].Gateway!.Value.Address.ToString()), Is.True);
-        await h.TeardownAndAssertCleanAsync();
+        await s1.DeleteAsync();
+        await h.Controller.WaitForTeardownsAsync();
+
+        // The default network is pre-defined: its removal is refused, and its bridge, address and rules stay.
+        var rules = BridgeHarness.Rules(h.Host.Path);
+        var error = await Assert.CatchAsync(async () => await bridge.DeleteAsync());
+        Assert.That(error, Is.InstanceOf<CnmConflictException>(), error?.ToString());
+        Assert.Multiple(() =>
+        {
+            Assert.That(((CnmException)error!).Code, Is.EqualTo(CnmErrorCodes.PreDefinedNetwork));
+            Assert.That(h.Controller.GetNetwork("bridge"), Is.SameAs(bridge));
+            Assert.That(h.HostLinks(), Is.EquivalentTo(new[] { "lo", "cnm0" }));
+            Assert.That(BridgeHarness.Rules(h.Host.Path), Is.EquivalentTo(rules));
+            Assert.That(e1.Network.Endpoints, Is.Empty);
+        });
     }
 }

@@ -205,7 +205,8 @@ internal sealed class BridgeHarness : IAsyncDisposable
             await sandbox.DeleteAsync();
         }
 
-        foreach (var network in Controller.Networks.Where(n => n.Driver == "bridge"))
+        // Pre-defined networks (the controller's defaults) cannot be deleted; they go with the host namespace.
+        foreach (var network in Controller.Networks.Where(n => n.Driver == "bridge" && !n.PreDefined))
         {
             foreach (var endpoint in network.Endpoints)
             {

@@ -39,6 +39,22 @@ public sealed class EndpointTests : ControllerTestBase
 
     [TestCase("")]
     [TestCase(" ")]
+    [TestCase(null)]
+    public async Task Looking_up_an_endpoint_by_an_empty_name_or_id_is_an_invalid_argument_as_the_controller_lookups_are(string? blank)
+    {
+        await _n.CreateEndpointAsync("ep");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(Assert.Throws<CnmInvalidArgumentException>(() => _n.FindEndpointByName(blank!))!.Code, Is.EqualTo(CnmErrorCodes.InvalidName));
+            Assert.That(Assert.Throws<CnmInvalidArgumentException>(() => _n.FindEndpointById(blank!))!.Code, Is.EqualTo(CnmErrorCodes.InvalidId));
+            Assert.That(_n.FindEndpointByName("nope"), Is.Null);
+            Assert.That(_n.FindEndpointById("nope"), Is.Null);
+        });
+    }
+
+    [TestCase("")]
+    [TestCase(" ")]
     [TestCase("a b")]
     public async Task A_blank_or_invalid_name_is_refused(string name)
     {

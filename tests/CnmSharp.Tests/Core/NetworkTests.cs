@@ -205,12 +205,12 @@ public sealed class NetworkTests : ControllerTestBase
 
     [TestCase("none")]
     [TestCase("host")]
-    public async Task Deleting_host_or_none_is_a_conflict_and_the_network_stays_listed(string name)
+    public async Task Deleting_the_default_host_or_none_is_a_conflict_and_the_network_stays_listed(string name)
     {
         var c = await F.StartAsync();
         var n = c.FindNetworkByName(name)!;
 
-        await ThrowsAsync<CnmConflictException>(() => n.DeleteAsync().AsTask(), CnmErrorCodes.DriverForbidden);
+        await ThrowsAsync<CnmConflictException>(() => n.DeleteAsync().AsTask(), CnmErrorCodes.PreDefinedNetwork);
         var keys = await F.KeysAsync(CoreStore.NetworkKey(n.Id));
         Assert.Multiple(() =>
         {
@@ -219,6 +219,34 @@ public sealed class NetworkTests : ControllerTestBase
             Assert.That(c.GetNetwork(n.Id), Is.SameAs(n));
             Assert.That(keys, Has.Count.EqualTo(1));
         });
+    }
+
+    [Test]
+    public async Task The_default_networks_are_pre_defined_and_cannot_be_deleted_even_after_a_restart_while_others_of_their_driver_can()
+    {
+        F.Configure = o => o.DefaultNetworks = [new DefaultNetwork { Name = "dflt", Driver = ControllerFixture.DriverName }, new DefaultNetwork { Name = "none", Driver = "null" }];
+        var c = await F.StartAsync();
+        var dflt = c.GetNetwork("dflt");
+        var mine = await c.CreateNetworkAsync("mine", ControllerFixture.DriverName);
+
+        var error = await ThrowsAsync<CnmConflictException>(() => dflt.DeleteAsync().AsTask(), CnmErrorCodes.PreDefinedNetwork);
+        var keys = await F.KeysAsync(CoreStore.NetworkKey(dflt.Id));
+        Assert.Multiple(() =>
+        {
+            Assert.That(error.Message, Does.Contain("dflt is a pre-defined network and cannot be removed"));
+            Assert.That((dflt.PreDefined, mine.PreDefined), Is.EqualTo((true, false)));
+            Assert.That(c.GetNetwork("dflt"), Is.SameAs(dflt));
+            Assert.That(keys, Has.Count.EqualTo(1));
+        });
+        F.Driver.Verify(d => d.DeleteNetworkAsync(dflt.Id, It.IsAny<CancellationToken>()), Times.Never);
+        await mine.DeleteAsync();
+        await c.DisposeAsync();
+
+        // The mark is in the record: a restarted controller (which creates no defaults again) still refuses.
+        var again = await F.StartAsync();
+        await ThrowsAsync<CnmConflictException>(() => again.GetNetwork("dflt").DeleteAsync().AsTask(), CnmErrorCodes.PreDefinedNetwork);
+        await ThrowsAsync<CnmConflictException>(() => again.GetNetwork("none").DeleteAsync().AsTask(), CnmErrorCodes.PreDefinedNetwork);
+        Assert.That(again.Networks.Select(n => n.Name), Is.EquivalentTo(new[] { "dflt", "none" }));
     }
 
     [Test]

@@ -43,11 +43,24 @@ public sealed class TeardownTests : ControllerTestBase
         return (c, n, e);
     }
 
-    /// <summary>Starts an operation, checks it waits for the pending teardown, releases the driver and finishes it.</summary>
-    private async Task WaitsForTheTeardownAsync(Func<Task> operation)
+    /// <summary>Returns once <paramref name="operation"/> is parked on the network's teardown wait, or has ended (then it
+    /// did not wait). Deterministic: the controller counts the operations in that wait; no time is assumed.</summary>
+    private static async Task ParkedOrDoneAsync(NetworkController c, Task operation)
+    {
+        // A guard against a hang only, never a timing assertion.
+        var hang = DateTime.UtcNow + TimeSpan.FromMinutes(1);
+        while (c.TeardownWaiters == 0 && !operation.IsCompleted)
+        {
+            Assert.That(DateTime.UtcNow, Is.LessThan(hang), "the operation neither waits for the teardown nor ends");
+            await Task.Delay(1);
+        }
+    }
+
+    /// <summary>Starts an operation, checks it is parked on the pending teardown, releases the driver and finishes it.</summary>
+    private async Task WaitsForTheTeardownAsync(NetworkController c, Func<Task> operation)
     {
         var task = operation();
-        await Task.Delay(100);
+        await ParkedOrDoneAsync(c, task);
         Assert.That(task.IsCompleted, Is.False, "the operation waits for the pending teardown");
         _reaped.SetResult();
         await task;
@@ -82,8 +95,9 @@ public sealed class TeardownTests : ControllerTestBase
 
         // Asking for the held address waits for the teardown, then gets it.
         var same = n.CreateEndpointAsync("static", new EndpointCreateOptions { IPv4Address = address }).AsTask();
-        await Task.Delay(100);
+        await ParkedOrDoneAsync(c, same);
         Assert.That(same.IsCompleted, Is.False, "a specific address held by an endpoint being torn down waits for the teardown");
+        Assert.That(n.FindEndpointByName("static"), Is.Null);
 
         _reaped.SetResult();
         Assert.That((await same).Address!.Value.Address, Is.EqualTo(address));
@@ -99,12 +113,12 @@ public sealed class TeardownTests : ControllerTestBase
     [Test]
     public async Task A_full_pool_waits_for_pending_teardowns_before_it_reports_no_address()
     {
-        var (_, n, e) = await PendingTeardownAsync("10.81.0.0/30");
+        var (c, n, e) = await PendingTeardownAsync("10.81.0.0/30");
         var address = e.Address!.Value.Address;
 
         var next = n.CreateEndpointAsync("next").AsTask();
-        await Task.Delay(100);
-        Assert.That(next.IsCompleted, Is.False);
+        await ParkedOrDoneAsync(c, next);
+        Assert.That(next.IsCompleted, Is.False, "the full pool waits for the teardown instead of failing");
         _reaped.SetResult();
         Assert.That((await next).Address!.Value.Address, Is.EqualTo(address));
 
@@ -117,7 +131,7 @@ public sealed class TeardownTests : ControllerTestBase
     {
         var (c, n, e) = await PendingTeardownAsync("10.82.0.0/24");
 
-        await WaitsForTheTeardownAsync(async () => await n.DeleteAsync());
+        await WaitsForTheTeardownAsync(c, async () => await n.DeleteAsync());
 
         Assert.Multiple(async () =>
         {
@@ -161,7 +175,7 @@ public sealed class TeardownTests : ControllerTestBase
     {
         var (c, _, e) = await PendingTeardownAsync("10.84.0.0/24");
 
-        await WaitsForTheTeardownAsync(async () => await c.DisposeAsync());
+        await WaitsForTheTeardownAsync(c, async () => await c.DisposeAsync());
 
         Assert.That(await StoredAsync(e), Is.Null);
     }

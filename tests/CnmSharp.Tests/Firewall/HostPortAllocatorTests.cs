@@ -12,6 +12,27 @@ public class HostPortAllocatorTests
     private static PortBinding Tcp(ushort hostPort, IPAddress? hostIP = null, ushort end = 0) =>
         new(TransportProtocol.Tcp, 80, hostIP ?? IPAddress.Any, hostPort, end);
 
+    [TestCase((byte)0)]
+    [TestCase((byte)1)]
+    [TestCase((byte)255)]
+    public void An_unknown_protocol_is_an_invalid_argument_and_nothing_is_allocated(byte protocol)
+    {
+        var allocator = new HostPortAllocator(new HostPortAllocatorOptions { EphemeralStart = 50000, EphemeralEnd = 50001 });
+        var unknown = new PortBinding((TransportProtocol)protocol, 80, HostA, 8080);
+
+        var single = Assert.Throws<CnmInvalidArgumentException>(() => allocator.Allocate(unknown));
+        var all = Assert.Throws<CnmInvalidArgumentException>(() => allocator.AllocateAll([Tcp(8081, HostA), unknown with { HostPort = 0 }]));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(single!.Code, Is.EqualTo(CnmErrorCodes.InvalidOption));
+            Assert.That(all!.Code, Is.EqualTo(CnmErrorCodes.InvalidOption));
+            Assert.That(allocator.IsAllocated((TransportProtocol)protocol, HostA, 8080), Is.False);
+            Assert.That(allocator.IsAllocated(TransportProtocol.Tcp, HostA, 8081), Is.False, "the call's earlier binding is released");
+            Assert.That(allocator.IsAllocated((TransportProtocol)protocol, HostA, 50000), Is.False, "no ephemeral port taken");
+        });
+    }
+
     [Test]
     public void Specific_port_is_allocated_once_per_protocol_and_address()
     {

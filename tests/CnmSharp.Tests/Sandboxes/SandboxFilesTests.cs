@@ -69,6 +69,21 @@ public sealed class SandboxFilesTests
     }
 
     [Test]
+    public async Task Host_mode_without_dns_settings_copies_the_hosts_resolv_conf_as_is_and_an_update_keeps_it()
+    {
+        var host = _dir.Write("host-resolv-loopback", "nameserver 127.0.0.53\r\noptions edns0");
+
+        await _files.CreateAsync(_sandbox, _options with { UseHostNetwork = true, HostResolvConfPath = host });
+        var update = await _files.UpdateResolvConfAsync(_sandbox, _options with { UseHostNetwork = true, HostResolvConfPath = host, EnableIPv6 = true });
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(File.ReadAllBytes(SandboxFiles.ResolvConfPath(_sandbox)), Is.EqualTo(File.ReadAllBytes(host)));
+            Assert.That(update, Is.EqualTo(ResolvConfUpdateResult.Unchanged));
+        });
+    }
+
+    [Test]
     public async Task Create_in_host_mode_with_extra_hosts_or_without_a_host_file_writes_the_base_content()
     {
         var hostHosts = _dir.Write("host-hosts", "127.0.0.1 localhost myhost\n");

@@ -38,6 +38,10 @@ internal sealed record NetworkRecord
     public required string Driver { get; init; }
     public required string Scope { get; init; }
     public required DateTimeOffset Created { get; init; }
+
+    /// <summary>One of the networks the controller created itself at its first start (<c>CnmOptions.DefaultNetworks</c>):
+    /// it cannot be removed, as Docker's pre-defined networks cannot.</summary>
+    public bool PreDefined { get; init; }
     public bool EnableIPv6 { get; init; }
     public bool Internal { get; init; }
     public bool Attachable { get; init; }

@@ -26,6 +26,13 @@ internal sealed partial class BridgeDriver
                 throw new CnmConflictException(CnmErrorCodes.DriverForbidden, subject, $"device {options.BridgeName} exists and is not a bridge ({existing.Kind ?? "unknown kind"})");
             }
 
+            // Docker's -b: a default bridge with a name of its own is adopted, never made; only the driver's own
+            // default name (DefaultBridgeName) is created when missing (libnetwork's NonDefaultBridgeExistError).
+            if (existing is null && options.DefaultBridge && !string.Equals(options.BridgeName, _options.DefaultBridgeName, StringComparison.Ordinal))
+            {
+                throw new CnmConflictException(CnmErrorCodes.DriverForbidden, subject, $"bridge device with non default name {options.BridgeName} must be created manually");
+            }
+
             var network = new BridgeNetwork(ToRecord(request, options, adopted: existing is not null));
             await BuildCreatePlan(network).RunAsync(cancellationToken).ConfigureAwait(false);
             _networks[network.Id] = network;

@@ -263,11 +263,16 @@ public static class ResolvConf
     /// <param name="content">The content.</param>
     /// <param name="cancellationToken">Cancels the write.</param>
     /// <returns>A task that completes when both files are in place.</returns>
-    public static async Task WriteAsync(string path, string content, CancellationToken cancellationToken = default)
+    public static Task WriteAsync(string path, string content, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(content);
-        var bytes = AtomicFile.Encode(content);
+        return WriteBytesAsync(path, AtomicFile.Encode(content), cancellationToken);
+    }
+
+    /// <summary>Writes a sandbox's resolv.conf, exactly these bytes, and its <c>.hash</c> file.</summary>
+    internal static async Task WriteBytesAsync(string path, byte[] bytes, CancellationToken cancellationToken)
+    {
         var hash = ComputeHash(bytes);
         var hashPath = path + HashSuffix;
         var previous = await AtomicFile.TryReadBytesAsync(path, cancellationToken).ConfigureAwait(false);
@@ -297,6 +302,15 @@ public static class ResolvConf
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(rebuild);
+        return await UpdateCoreAsync(path, current => AtomicFile.Encode(rebuild(Parse(AtomicFile.Decode(current)))), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>As <see cref="UpdateAsync(string, Func{ResolvConfDocument, string}, CancellationToken)"/>, to exactly these bytes.</summary>
+    internal static Task<ResolvConfUpdateResult> UpdateBytesAsync(string path, byte[] content, CancellationToken cancellationToken) =>
+        UpdateCoreAsync(path, _ => content, cancellationToken);
+
+    private static async Task<ResolvConfUpdateResult> UpdateCoreAsync(string path, Func<byte[], byte[]> rebuild, CancellationToken cancellationToken)
+    {
         var current = await AtomicFile.TryReadBytesAsync(path, cancellationToken).ConfigureAwait(false);
         if (current is null)
         {
@@ -311,7 +325,7 @@ public static class ResolvConf
             return ResolvConfUpdateResult.UserModified;
         }
 
-        var content = AtomicFile.Encode(rebuild(Parse(AtomicFile.Decode(current))));
+        var content = rebuild(current);
         var newHash = ComputeHash(content);
         if (newHash == currentHash)
         {

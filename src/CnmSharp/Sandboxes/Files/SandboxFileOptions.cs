@@ -14,7 +14,8 @@ public sealed record SandboxFileOptions
 
     /// <summary>
     /// The sandbox uses the host's network namespace (host mode): without extra hosts, the hosts file is a copy of
-    /// <see cref="HostHostsPath"/> instead of the base content.
+    /// <see cref="HostHostsPath"/> instead of the base content; without DNS settings, resolv.conf is a copy of
+    /// <see cref="HostResolvConfPath"/>.
     /// </summary>
     public bool UseHostNetwork { get; init; }
 
@@ -33,7 +34,9 @@ public sealed record SandboxFileOptions
     /// <summary>Whether the sandbox has IPv6: keeps the host's IPv6 nameservers and adds the IPv6 defaults.</summary>
     public bool EnableIPv6 { get; init; }
 
-    /// <summary>The host's resolv.conf.</summary>
+    /// <summary>The host's resolv.conf. In host mode (<see cref="UseHostNetwork"/>) without DNS servers, search domains
+    /// or options of the sandbox's own, the sandbox's file is a byte-for-byte copy of it (an empty file when it does
+    /// not exist), localhost nameservers included: the sandbox shares the host's loopback.</summary>
     public string HostResolvConfPath { get; init; } = ResolvConf.DefaultHostPath;
 
     /// <summary>systemd-resolved's resolv.conf, used instead when the host's lists only <c>127.0.0.53</c>.</summary>

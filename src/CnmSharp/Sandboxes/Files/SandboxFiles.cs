@@ -48,18 +48,37 @@ public sealed class SandboxFiles : ISandboxFiles
     /// <returns>The path.</returns>
     public static string ResolvConfPath(string sandboxDirectory) => Path.Combine(sandboxDirectory, ResolvConfFileName);
 
-    /// <summary>Generates a sandbox's resolv.conf content from the options and the host's file (systemd-resolved rule applied).</summary>
+    /// <summary>Generates a sandbox's resolv.conf content from the options and the host's file (systemd-resolved rule
+    /// applied). In host mode without DNS settings, it is the host's file as is (<see cref="SandboxFileOptions.HostResolvConfPath"/>).</summary>
     /// <param name="options">The options.</param>
     /// <param name="cancellationToken">Cancels the reads.</param>
     /// <returns>The content.</returns>
-    public static async Task<string> GenerateResolvConfAsync(SandboxFileOptions options, CancellationToken cancellationToken = default)
+    public static async Task<string> GenerateResolvConfAsync(SandboxFileOptions options, CancellationToken cancellationToken = default) =>
+        AtomicFile.Decode(await GenerateResolvConfBytesAsync(options, cancellationToken).ConfigureAwait(false));
+
+    /// <summary>Whether a sandbox's resolv.conf is the host's file copied as is: host mode (it shares the host's
+    /// loopback, so localhost nameservers work there) and no DNS settings of its own, as libnetwork does.</summary>
+    /// <param name="options">The options.</param>
+    /// <returns>True to copy.</returns>
+    private static bool CopiesHostResolvConf(SandboxFileOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
+        return options.UseHostNetwork && options.DnsServers.Count == 0 && options.DnsSearch.Count == 0 && options.DnsOptions.Count == 0;
+    }
+
+    private static async Task<byte[]> GenerateResolvConfBytesAsync(SandboxFileOptions options, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (CopiesHostResolvConf(options))
+        {
+            return await AtomicFile.TryReadBytesAsync(options.HostResolvConfPath, cancellationToken).ConfigureAwait(false) ?? [];
+        }
+
         var hostPath = await ResolvConf.ResolveHostPathAsync(
             options.HostResolvConfPath, options.SystemdResolvedConfPath, cancellationToken).ConfigureAwait(false);
         var host = await ResolvConf.ReadAsync(hostPath, cancellationToken).ConfigureAwait(false);
         var content = ResolvConf.Generate(host, options.DnsServers, options.DnsSearch, options.DnsOptions, options.EnableIPv6);
-        return options.UseEmbeddedDns ? ResolvConf.BuildForEmbeddedDns(ResolvConf.Parse(content)).Content : content;
+        return AtomicFile.Encode(options.UseEmbeddedDns ? ResolvConf.BuildForEmbeddedDns(ResolvConf.Parse(content)).Content : content);
     }
 
     /// <inheritdoc/>
@@ -101,8 +120,8 @@ public sealed class SandboxFiles : ISandboxFiles
             var resolvPath = ResolvConfPath(sandboxDirectory);
             if (!File.Exists(resolvPath))
             {
-                var content = await GenerateResolvConfAsync(options, cancellationToken).ConfigureAwait(false);
-                await ResolvConf.WriteAsync(resolvPath, content, cancellationToken).ConfigureAwait(false);
+                var content = await GenerateResolvConfBytesAsync(options, cancellationToken).ConfigureAwait(false);
+                await ResolvConf.WriteBytesAsync(resolvPath, content, cancellationToken).ConfigureAwait(false);
             }
 
             return true;
@@ -144,8 +163,8 @@ public sealed class SandboxFiles : ISandboxFiles
         ArgumentNullException.ThrowIfNull(options);
         return await UnderGateAsync(sandboxDirectory, async () =>
         {
-            var content = await GenerateResolvConfAsync(options, cancellationToken).ConfigureAwait(false);
-            return await ResolvConf.UpdateAsync(ResolvConfPath(Own(sandboxDirectory) ?? sandboxDirectory), _ => content, cancellationToken).ConfigureAwait(false);
+            var content = await GenerateResolvConfBytesAsync(options, cancellationToken).ConfigureAwait(false);
+            return await ResolvConf.UpdateBytesAsync(ResolvConfPath(Own(sandboxDirectory) ?? sandboxDirectory), content, cancellationToken).ConfigureAwait(false);
         },
         cancellationToken).ConfigureAwait(false);
     }

@@ -143,6 +143,33 @@ public class BridgeDriverTests
     }
 
     [Test]
+    public async Task ADefaultBridgeWithANameOfItsOwnThatDoesNotExistIsForbiddenAndLeavesNothing()
+    {
+        var driver = NewDriver();
+        var before = _calls.Count;
+
+        var error = await Assert.ThrowsAsync<CnmConflictException>(async () => await driver.CreateNetworkAsync(
+            Request(Net1, "10.40.0.0/24", new() { [BridgeOptionKeys.DefaultBridge] = "true", [BridgeOptionKeys.BridgeName] = "mybr0" })));
+
+        var records = await RecordCount();
+        Assert.Multiple(() =>
+        {
+            Assert.That(error!.Code, Is.EqualTo(CnmErrorCodes.DriverForbidden));
+            Assert.That(error.Message, Does.Contain("mybr0 must be created manually"));
+            Assert.That(_kernel.Links.ContainsKey("mybr0"), Is.False);
+            Assert.That(_calls.Count, Is.EqualTo(before), string.Join(", ", _calls.Skip(before)));
+            Assert.That(records, Is.Zero);
+        });
+
+        // The same name, once it exists, is adopted; the driver's own default name is still created when missing.
+        _kernel.Links["mybr0"] = new LinkInfo { Index = 9, Name = "mybr0", Kind = "bridge", Mtu = 1500 };
+        await driver.CreateNetworkAsync(Request(Net1, "10.40.0.0/24", new() { [BridgeOptionKeys.DefaultBridge] = "true", [BridgeOptionKeys.BridgeName] = "mybr0" }));
+        await driver.DeleteNetworkAsync(Net1);
+        await driver.CreateNetworkAsync(Request(Net2, "10.41.0.0/24", new() { [BridgeOptionKeys.DefaultBridge] = "true" }));
+        Assert.That(_calls, Does.Contain("create bridge cnm0 mtu 1500"));
+    }
+
+    [Test]
     public async Task AnExistingDeviceOfAnotherKindIsAConflict()
     {
         _kernel.Links["br-111111111111"] = new LinkInfo { Index = 7, Name = "br-111111111111", Kind = "veth" };
