@@ -10,37 +10,8 @@ namespace CnmSharp.Cli.Tests;
 /// </summary>
 [TestFixture]
 [RequiresRoot]
-public sealed class CliStrictInputTests
+public sealed class CliStrictInputTests() : CliFixture("cnmstrict")
 {
-    private TestHostNamespace _host = null!;
-    private string _root = null!;
-    private string[] _global = null!;
-
-    [OneTimeSetUp]
-    public async Task OneTimeSetUp()
-    {
-        _host = await TestHostNamespace.CreateAsync();
-        _root = Path.Combine(Path.GetTempPath(), "cnmstrict-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4)));
-        Directory.CreateDirectory(_root);
-        _global = ["--state-dir", Path.Combine(_root, "state"), "--run-dir", Path.Combine(_root, "run"), "--host-netns", _host.Path];
-    }
-
-    [OneTimeTearDown]
-    public async Task OneTimeTearDown()
-    {
-        try
-        {
-            await Cleanup.RemoveRunDirectoryAsync(Path.Combine(_root, "run"));
-            Directory.Delete(_root, recursive: true);
-        }
-        finally
-        {
-            await _host.DisposeAsync();
-        }
-    }
-
-    private Task<ProcessResult> Cnm(params string[] args) => CnmRunner.CnmAsync(_global, args);
-
     private static void AssertOneLine(ProcessResult r, int exitCode)
     {
         Assert.That(r.ExitCode, Is.EqualTo(exitCode), r.ToString());

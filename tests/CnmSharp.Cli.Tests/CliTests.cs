@@ -11,39 +11,8 @@ namespace CnmSharp.Cli.Tests;
 /// </summary>
 [TestFixture]
 [RequiresRoot]
-public sealed class CliTests
+public sealed class CliTests() : CliFixture("cnmcli")
 {
-    private TestHostNamespace _host = null!;
-    private string _root = null!;
-    private string[] _global = null!;
-
-    [OneTimeSetUp]
-    public async Task OneTimeSetUp()
-    {
-        _host = await TestHostNamespace.CreateAsync();
-        _root = Path.Combine(Path.GetTempPath(), "cnmcli-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4)));
-        Directory.CreateDirectory(_root);
-        _global = ["--state-dir", Path.Combine(_root, "state"), "--run-dir", Path.Combine(_root, "run"), "--host-netns", _host.Path];
-    }
-
-    [OneTimeTearDown]
-    public async Task OneTimeTearDown()
-    {
-        try
-        {
-            await Cleanup.RemoveRunDirectoryAsync(Path.Combine(_root, "run"));
-            Directory.Delete(_root, recursive: true);
-        }
-        finally
-        {
-            await _host.DisposeAsync();
-        }
-    }
-
-    private Task<ProcessResult> Cnm(params string[] args) => CnmRunner.CnmAsync(_global, args);
-
-    private static string Unique(string prefix) => $"{prefix}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3))}";
-
     [Test]
     public async Task Network_lifecycle_create_ls_inspect_connect_exec_disconnect_rm()
     {
@@ -147,7 +116,7 @@ public sealed class CliTests
         Assert.That(rm.ExitCode, Is.Zero, rm.ToString());
         var after = await Cnm("network", "ls");
         Assert.That(after.StdOut, Does.Not.Contain(net));
-        Assert.That(Directory.EnumerateFiles(Path.Combine(_root, "run", "netns")), Is.Empty, "sandbox namespaces removed");
+        Assert.That(Directory.EnumerateFiles(Path.Combine(Root, "run", "netns")), Is.Empty, "sandbox namespaces removed");
     }
 
     [Test]

@@ -10,39 +10,8 @@ namespace CnmSharp.Cli.Tests;
 /// </summary>
 [TestFixture]
 [RequiresRoot]
-public sealed class ConfigNetworkCliTests
+public sealed class ConfigNetworkCliTests() : CliFixture("cnmcfg")
 {
-    private TestHostNamespace _host = null!;
-    private string _root = null!;
-    private string[] _global = null!;
-
-    [OneTimeSetUp]
-    public async Task OneTimeSetUp()
-    {
-        _host = await TestHostNamespace.CreateAsync();
-        _root = Path.Combine(Path.GetTempPath(), "cnmcfg-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4)));
-        Directory.CreateDirectory(_root);
-        _global = ["--state-dir", Path.Combine(_root, "state"), "--run-dir", Path.Combine(_root, "run"), "--host-netns", _host.Path];
-    }
-
-    [OneTimeTearDown]
-    public async Task OneTimeTearDown()
-    {
-        try
-        {
-            await Cleanup.RemoveRunDirectoryAsync(Path.Combine(_root, "run"));
-            Directory.Delete(_root, recursive: true);
-        }
-        finally
-        {
-            await _host.DisposeAsync();
-        }
-    }
-
-    private Task<ProcessResult> Cnm(params string[] args) => CnmRunner.CnmAsync(_global, args);
-
-    private static string Unique(string prefix) => $"{prefix}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3))}";
-
     private async Task<JsonElement> InspectAsync(string network)
     {
         var r = await Cnm("network", "inspect", network);
@@ -113,14 +82,14 @@ public sealed class ConfigNetworkCliTests
 
         // The bridge of the network exists in the host namespace while it does.
         var bridge = "br-" + netId[..12];
-        Assert.That((await CnmRunner.RunAsync("nsenter", ["--net=" + _host.Path, "ip", "-br", "addr", "show", "dev", bridge], TimeSpan.FromSeconds(10))).StdOut, Does.Contain("10.96.0.254/24"));
+        Assert.That((await CnmRunner.RunAsync("nsenter", ["--net=" + Host.Path, "ip", "-br", "addr", "show", "dev", bridge], TimeSpan.FromSeconds(10))).StdOut, Does.Contain("10.96.0.254/24"));
 
         Assert.That((await Cnm("sandbox", "rm", sandbox)).ExitCode, Is.Zero);
         var rm = await Cnm("network", "rm", net, cfg);
         Assert.That(rm.ExitCode, Is.Zero, rm.ToString());
         var after = await Cnm("network", "ls");
         Assert.That(after.StdOut, Does.Not.Contain(cfg).And.Not.Contain(net));
-        Assert.That((await CnmRunner.RunAsync("nsenter", ["--net=" + _host.Path, "ip", "link", "show", "dev", bridge], TimeSpan.FromSeconds(10))).ExitCode, Is.Not.Zero, "the bridge is gone");
+        Assert.That((await CnmRunner.RunAsync("nsenter", ["--net=" + Host.Path, "ip", "link", "show", "dev", bridge], TimeSpan.FromSeconds(10))).ExitCode, Is.Not.Zero, "the bridge is gone");
     }
 
     [Test]
