@@ -74,8 +74,8 @@ public sealed class NamespaceLifecycleWithLinksTests
             // their last reference: once the control's veth is reaped, the held one's would be too, were it not held.
             await host.Manager.DeleteAsync(name);
             await host.Manager.DeleteAsync(control);
-            var clock = Stopwatch.StartNew();
-            while (await client.GetLinkAsync("vc0") is not null && clock.Elapsed < TimeSpan.FromSeconds(30))
+            var reaping = Stopwatch.StartNew();
+            while (await client.GetLinkAsync("vc0") is not null && reaping.Elapsed < TimeSpan.FromSeconds(30))
             {
                 await Task.Delay(10);
             }
