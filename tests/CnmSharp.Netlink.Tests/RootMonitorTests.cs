@@ -43,8 +43,10 @@ public class RootMonitorTests
             }
             while (await e.MoveNextAsync());
         });
+        // Subscribed once the first MoveNextAsync has returned: the enumeration runs synchronously up to its first
+        // receive, and the socket joins its groups (setsockopt) before that. A change made later is never missed; if
+        // one were, the monitor would not end and the test fails on its cancellation.
         await ready.Task;
-        await Task.Delay(200); // the socket joins its groups before the first receive completes
 
         await otherClient.CreateLinkAsync(new BridgeLinkSpec("elsewhere0"));
         await client.CreateLinkAsync(new VethLinkSpec("m0", "m1") { Up = true });
@@ -89,8 +91,7 @@ public class RootMonitorTests
         await using var client = RtnetlinkClient.Open(ns.Handle);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         await using var events = client.MonitorAsync(NetlinkGroups.Link, receiveBufferSize: 1024, cts.Token).GetAsyncEnumerator(cts.Token);
-        var first = events.MoveNextAsync();
-        await Task.Delay(200);
+        var first = events.MoveNextAsync(); // subscribed when it returns (see the first test)
         await client.CreateLinkAsync(new BridgeLinkSpec("trigger0"));
         Assert.That(await first, Is.True);
 

@@ -171,9 +171,16 @@ public class RootTeardownTests
         var pool = new TrackingPool();
         var client = RtnetlinkClient.Open(ns.Handle, 0, pool);
         await using var events = client.MonitorAsync(NetlinkGroups.Link).GetAsyncEnumerator();
+        var before = pool.Outstanding;
+
+        // MoveNextAsync runs the enumeration synchronously up to its first wait: when it returns, the monitor socket is
+        // open, subscribed, and its receive has taken its buffer. Nothing changes in the namespace, so nothing comes.
         var next = events.MoveNextAsync().AsTask();
-        await Task.Delay(100);
-        Assert.That(next.IsCompleted, Is.False);
+        Assert.Multiple(() =>
+        {
+            Assert.That(pool.Outstanding, Is.GreaterThan(before), "the monitor's receive is under way (its buffer is out)");
+            Assert.That(next.IsCompleted, Is.False, next.IsFaulted ? next.Exception!.ToString() : "no event: the monitor waits");
+        });
         client.Dispose();
         Assert.That(async () => await next.WaitAsync(TimeSpan.FromSeconds(10)), Throws.InstanceOf<ObjectDisposedException>());
         await events.DisposeAsync();

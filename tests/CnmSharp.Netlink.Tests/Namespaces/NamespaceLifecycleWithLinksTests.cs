@@ -60,12 +60,27 @@ public sealed class NamespaceLifecycleWithLinksTests
         await using var host = await TestHostNamespace.CreateAsync();
         using var client = host.OpenClient();
         var name = TestHostNamespace.UniqueName("cnmt-c");
+        var control = TestHostNamespace.UniqueName("cnmt-c");
         var ns = await host.Manager.CreateAsync(name);
         try
         {
             await client.CreateLinkAsync(new VethLinkSpec("vh0", "eth0") { PeerNamespace = ns.Handle });
+            using (var unheld = await host.Manager.CreateAsync(control))
+            {
+                await client.CreateLinkAsync(new VethLinkSpec("vc0", "eth0") { PeerNamespace = unheld.Handle });
+            }
+
+            // Both deleted, the held one first. The kernel destroys namespaces asynchronously, in the order they lost
+            // their last reference: once the control's veth is reaped, the held one's would be too, were it not held.
             await host.Manager.DeleteAsync(name);
-            await Task.Delay(200);
+            await host.Manager.DeleteAsync(control);
+            var reaping = Stopwatch.StartNew();
+            while (await client.GetLinkAsync("vc0") is not null && reaping.Elapsed < TimeSpan.FromSeconds(30))
+            {
+                await Task.Delay(10);
+            }
+
+            Assert.That(await client.GetLinkAsync("vc0"), Is.Null, "the control namespace (no handle open) was destroyed");
             Assert.That(await client.GetLinkAsync("vh0"), Is.Not.Null, "the open handle keeps the namespace and its peer alive");
         }
         finally

@@ -1,5 +1,8 @@
 using System.Diagnostics;
 using CnmSharp.Core.Persistence;
+using CnmSharp.Drivers;
+using CnmSharp.Store;
+using CnmSharp.Testing;
 using Microsoft.Extensions.Time.Testing;
 using Moq;
 
@@ -45,6 +48,19 @@ public sealed class DeleteRetryTests : ControllerTestBase
         return (await ipam.GetAllocationsAsync(n.IPv4Info[0].PoolId)).Select(a => a.Address).ToArray();
     }
 
+    /// <summary>Returns once the controllers on the store are idle: it takes and gives back the state lock, which a
+    /// controller holds while an operation or a teardown attempt runs and lets go during a teardown's back-off. So
+    /// after a failed delete this returns once the background teardown's first attempt has failed too.</summary>
+    private async Task IdleAsync()
+    {
+        using var probe = ((IStateLockProvider)F.Store).CreateStateLock();
+        using var guard = new CancellationTokenSource(Until.Guard);
+        await probe.AcquireAsync(guard.Token);
+        probe.Release();
+    }
+
+    private int DriverCalls(string method) => F.Driver.Invocations.Count(i => i.Method.Name == method);
+
     /// <summary>Advances the fake clock a second at a time until nothing is pending (bounded in real time).</summary>
     private async Task AdvanceUntilDoneAsync(NetworkController c)
     {
@@ -77,14 +93,15 @@ public sealed class DeleteRetryTests : ControllerTestBase
             await e.DeleteAsync();
         }
 
-        // Let the first attempt fail.
-        await Task.Delay(100);
+        // The background teardown's first attempt has failed: it waits for its retry, having changed nothing.
+        await IdleAsync();
         var stored = await StoredAsync(CoreStore.EndpointKey(n.Id, e.Id), CoreJsonContext.Default.EndpointRecord);
         Assert.Multiple(() =>
         {
             Assert.That(n.Endpoints, Is.Empty, "hidden");
             Assert.That(stored?.TearingDown, Is.True, "the record stays, marked");
             Assert.That(c.PendingTeardowns, Is.EqualTo(1));
+            Assert.That(DriverCalls(nameof(INetworkDriver.DeleteEndpointAsync)), Is.GreaterThanOrEqualTo(1), "the driver was asked");
         });
 
         Assert.That(await AllocatedAsync(n), Does.Contain(address), "the address stays reserved");
@@ -105,7 +122,8 @@ public sealed class DeleteRetryTests : ControllerTestBase
         var e = await n.CreateEndpointAsync("web");
         var address = e.Address!.Value.Address;
         await e.DeleteAsync();
-        await Task.Delay(100);
+        await IdleAsync(); // the background teardown's first attempt has failed too
+        Assert.That(DriverCalls(nameof(INetworkDriver.DeleteEndpointAsync)), Is.GreaterThanOrEqualTo(2), "the delete's own attempt and the teardown's first");
         await a.DisposeAsync();
 
         var stored = await StoredAsync(CoreStore.EndpointKey(n.Id, e.Id), CoreJsonContext.Default.EndpointRecord);
@@ -159,10 +177,20 @@ public sealed class DeleteRetryTests : ControllerTestBase
         var taken = await CatchAsync(async () => await a.CreateNetworkAsync("thief", ControllerFixture.DriverName, Subnet("10.89.0.0/24")));
         Assert.That(taken, Is.InstanceOf<CnmException>(), "the pool is still reserved");
 
-        // Retries fail, then the controller stops: the next start finishes it.
-        _time.Advance(TimeSpan.FromSeconds(3));
-        await Task.Delay(50);
-        F.Driver.Verify(d => d.DeleteNetworkAsync(n.Id, It.IsAny<CancellationToken>()), Times.AtLeast(2));
+        // Retries fail (the clock moves until the back-off has let one more attempt run), then the controller stops:
+        // the next start finishes it.
+        await IdleAsync();
+        var attempts = DriverCalls(nameof(INetworkDriver.DeleteNetworkAsync));
+        Assert.That(attempts, Is.GreaterThanOrEqualTo(2), "the delete's own attempt and the teardown's first");
+        await Until.TrueAsync(
+            async () =>
+            {
+                _time.Advance(TimeSpan.FromSeconds(1));
+                await Task.Delay(10);
+                return DriverCalls(nameof(INetworkDriver.DeleteNetworkAsync)) > attempts;
+            },
+            "a retry after the back-off");
+        Assert.That(await StoredAsync(CoreStore.NetworkKey(n.Id), CoreJsonContext.Default.NetworkRecord), Is.Not.Null, "the failed retry kept the record");
         await a.DisposeAsync();
         _driverFails = false;
 

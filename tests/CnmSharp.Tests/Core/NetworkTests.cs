@@ -1,5 +1,6 @@
 using CnmSharp.Core.Persistence;
 using CnmSharp.Drivers;
+using CnmSharp.Testing;
 using Moq;
 
 namespace CnmSharp.Tests.Core;
@@ -297,14 +298,22 @@ public sealed class NetworkTests : ControllerTestBase
     public async Task A_slow_driver_does_not_hold_up_other_networks_but_its_name_stays_taken()
     {
         var slow = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var inDriver = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         F.Driver.Setup(d => d.CreateNetworkAsync(It.Is<NetworkCreateRequest>(r => r.NetworkName == "slow"), It.IsAny<CancellationToken>()))
-            .Returns(() => new ValueTask(slow.Task));
+            .Returns(() =>
+            {
+                inDriver.TrySetResult();
+                return new ValueTask(slow.Task);
+            });
         var c = await F.StartAsync();
 
         var creating = c.CreateNetworkAsync("slow", ControllerFixture.DriverName).AsTask();
         try
         {
-            // While the driver works on "slow", other networks come and go, and the name "slow" is taken.
+            // While the driver works on "slow" (it is inside the driver's create, held there), other networks come
+            // and go, and the name "slow" is taken.
+            await Task.WhenAny(inDriver.Task, creating).WaitAsync(Until.Guard);
+            Assert.That(inDriver.Task.IsCompleted, Is.True, creating.Exception?.ToString() ?? "the driver is creating \"slow\"");
             var other = await c.CreateNetworkAsync("other", ControllerFixture.DriverName).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
             await other.DeleteAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10));
             await ThrowsAsync<CnmConflictException>(() => c.CreateNetworkAsync("slow", ControllerFixture.DriverName).AsTask(), CnmErrorCodes.NetworkExists);
@@ -340,11 +349,19 @@ public sealed class NetworkTests : ControllerTestBase
         var c = await F.StartAsync();
         var n = await c.CreateNetworkAsync("going", ControllerFixture.DriverName);
         var slow = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        F.Driver.Setup(d => d.DeleteNetworkAsync(n.Id, It.IsAny<CancellationToken>())).Returns(() => new ValueTask(slow.Task));
+        var inDriver = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        F.Driver.Setup(d => d.DeleteNetworkAsync(n.Id, It.IsAny<CancellationToken>())).Returns(() =>
+        {
+            inDriver.TrySetResult();
+            return new ValueTask(slow.Task);
+        });
 
         var deleting = n.DeleteAsync().AsTask();
         try
         {
+            // The driver is deleting "going" (held there) while another network is created.
+            await Task.WhenAny(inDriver.Task, deleting).WaitAsync(Until.Guard);
+            Assert.That(inDriver.Task.IsCompleted, Is.True, deleting.Exception?.ToString() ?? "the driver is deleting \"going\"");
             var other = await c.CreateNetworkAsync("other", ControllerFixture.DriverName).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
             Assert.That(other.Name, Is.EqualTo("other"));
             Assert.That(deleting.IsCompleted, Is.False);

@@ -2,6 +2,7 @@ using System.Net;
 using CnmSharp.Core.Persistence;
 using CnmSharp.Drivers;
 using CnmSharp.Sandboxes;
+using CnmSharp.Testing;
 using Moq;
 
 namespace CnmSharp.Tests.Core;
@@ -388,7 +389,13 @@ public sealed class SandboxTests : ControllerTestBase
         var join = ep.JoinAsync(sb).AsTask();
         await entered.Task.WaitAsync(TimeSpan.FromSeconds(10));
         var delete = sb.DeleteAsync().AsTask();
-        await Task.Delay(100);
+
+        // The delete has passed its checks (the sandbox is marked as going) and waits for the join on the sandbox.
+        await Until.TrueAsync(() => sb.Deleting || delete.IsCompleted, "the delete starts");
+        Assert.That(delete.IsCompleted, Is.False, "the delete waits for the join in flight");
+        var record = CoreStore.Deserialize((await F.Store.GetAsync(CoreStore.SandboxKey(sb.Id)))!, CoreJsonContext.Default.SandboxRecord);
+        Assert.That(record.TearingDown, Is.False, "the delete has not begun before the join ends");
+        F.Netns.Verify(x => x.DeleteNamespaceAsync(sb.Key, It.IsAny<CancellationToken>()), Times.Never);
         release.SetResult();
         await Task.WhenAll(join, delete).WaitAsync(TimeSpan.FromSeconds(10));
 

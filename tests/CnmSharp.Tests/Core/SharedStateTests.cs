@@ -3,6 +3,7 @@ using System.Text;
 using CnmSharp.Core.Persistence;
 using CnmSharp.Drivers;
 using CnmSharp.Store;
+using CnmSharp.Testing;
 using Microsoft.Extensions.Logging;
 using Moq;
 
@@ -120,10 +121,13 @@ public sealed class SharedStateTests : ControllerTestBase
         await entered.Task;
         Assert.That(await F.KeysAsync(CoreStore.IntentPrefix), Has.Count.EqualTo(1), "the join's intent is in the store");
 
-        // A second controller's start needs the state lock: it waits for the join instead of rolling it back.
+        // A second controller's start needs the state lock: it waits for the join instead of rolling it back. It is
+        // seen queued on the lock (the holder sees a waiter), or it has ended, which it must not have.
+        using var probe = ((IStateLockProvider)F.Store).CreateStateLock();
         var start = F.StartAsync();
-        await Task.Delay(200);
+        await Until.TrueAsync(() => probe.HasWaiters() || start.IsCompleted, "the start waits for the state lock or ends");
         Assert.That(start.IsCompleted, Is.False, "the start waited for the running join");
+        Assert.That(await F.KeysAsync(CoreStore.IntentPrefix), Has.Count.EqualTo(1), "the running join's intent is not rolled back");
 
         proceed.SetResult();
         await join;
@@ -217,8 +221,14 @@ public sealed class SharedStateTests : ControllerTestBase
                 return driver.Object;
             });
 
+        // The others arrive while the first is still creating its driver (held at the gate), and are refused then.
         var registrations = Enumerable.Range(0, 4).Select(_ => controller.RegisterDriverAsync(factory.Object).AsTask()).ToArray();
-        await Task.Delay(50);
+        await Until.TrueAsync(() => Volatile.Read(ref created) > 1 || (Volatile.Read(ref created) == 1 && registrations.Count(t => t.IsCompleted) == 3), "one registration creating its driver, the others ended");
+        Assert.Multiple(() =>
+        {
+            Assert.That(created, Is.EqualTo(1), "no second driver is created while the first is being created");
+            Assert.That(registrations.Count(t => t.IsFaulted), Is.EqualTo(3), "the others are refused while the first is still creating");
+        });
         gate.SetResult();
         var outcomes = await Task.WhenAll(registrations.Select(async t => await CatchAsync(() => t)));
 
@@ -267,7 +277,8 @@ public sealed class SharedStateTests : ControllerTestBase
             }
         })).ToArray();
 
-        await Task.Delay(300);
+        // Dispose while the workers are busy: once some rounds have completed (they keep going until refused).
+        await Until.TrueAsync(() => Volatile.Read(ref completed) >= 8 || !unexpected.IsEmpty, "the workers complete rounds");
         await controller.DisposeAsync();
         await Task.WhenAll(workers);
 
@@ -287,6 +298,7 @@ public sealed class SharedStateTests : ControllerTestBase
         var b = await F.StartAsync();
         var network = await a.CreateNetworkAsync("churn", ControllerFixture.DriverName, Subnet("10.156.0.0/22"));
         using var stop = new CancellationTokenSource();
+        var rounds = 0;
 
         // Four workers keep A's operations overlapping, so A never lets the lock go on its own.
         var workers = Enumerable.Range(0, 4).Select(w => Task.Run(async () =>
@@ -295,10 +307,12 @@ public sealed class SharedStateTests : ControllerTestBase
             {
                 var endpoint = await network.CreateEndpointAsync($"e{w}-{i}");
                 await endpoint.DeleteAsync();
+                Interlocked.Increment(ref rounds);
             }
         })).ToArray();
 
-        await Task.Delay(100);
+        // B asks once A's workers are under way (they have completed rounds, or one has failed).
+        await Until.TrueAsync(() => Volatile.Read(ref rounds) >= 8 || workers.Any(w => w.IsCompleted), "A's workers are running");
         var other = await b.CreateNetworkAsync("other", ControllerFixture.DriverName, Subnet("10.157.0.0/24")).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
         var stillRunning = workers.All(w => !w.IsCompleted);
         await stop.CancelAsync();

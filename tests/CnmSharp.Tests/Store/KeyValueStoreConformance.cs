@@ -603,42 +603,50 @@ public abstract class KeyValueStoreConformance
     public async Task Watch_cancelled_while_waiting_ends_the_stream()
     {
         using var cts = new CancellationTokenSource();
-        var reader = Task.Run(async () =>
+        var stream = Store.WatchAsync("idle/", cts.Token); // registered now: it sees every later change
+        await WatchThenCancelWhileWaitingAsync(cts, async onEvent =>
         {
-            var count = 0;
-            await foreach (var unused in Store.WatchAsync("idle/", cts.Token))
+            await foreach (var e in stream)
             {
-                count++;
+                onEvent(e);
             }
-
-            return count;
         });
-
-        await Task.Delay(50);
-        await cts.CancelAsync();
-
-        Assert.That(await reader.WaitAsync(EventTimeout), Is.Zero);
     }
 
     [Test]
     public async Task Watch_ends_when_the_enumerator_token_is_cancelled()
     {
         using var cts = new CancellationTokenSource();
-        var reader = Task.Run(async () =>
+        var stream = Store.WatchAsync("idle/"); // registered now: it sees every later change
+        await WatchThenCancelWhileWaitingAsync(cts, async onEvent =>
         {
-            var count = 0;
-            await foreach (var unused in Store.WatchAsync("idle/").WithCancellation(cts.Token))
+            await foreach (var e in stream.WithCancellation(cts.Token))
             {
-                count++;
+                onEvent(e);
             }
-
-            return count;
         });
+    }
 
-        await Task.Delay(50);
+    /// <summary>A reader that has received one event (so it is reading, and waits for the next) is cancelled: its
+    /// stream ends without an error, and a later change is not delivered.</summary>
+    private async Task WatchThenCancelWhileWaitingAsync(CancellationTokenSource cts, Func<Action<StoreEvent>, Task> read)
+    {
+        var first = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var seen = new List<string>();
+        var reader = Task.Run(() => read(e =>
+        {
+            seen.Add(e.Key);
+            first.TrySetResult();
+        }));
+
+        await Store.PutAsync("idle/1", Bytes("1"));
+        await Task.WhenAny(first.Task, reader).WaitAsync(EventTimeout);
+        Assert.That(first.Task.IsCompleted, Is.True, reader.Exception?.ToString() ?? "the reader received the first event");
         await cts.CancelAsync();
+        await reader.WaitAsync(EventTimeout);
+        await Store.PutAsync("idle/2", Bytes("2"));
 
-        Assert.That(await reader.WaitAsync(EventTimeout), Is.Zero);
+        Assert.That(seen, Is.EqualTo(new[] { "idle/1" }));
     }
 
     [Test]

@@ -1,11 +1,15 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using CnmSharp.Store;
+using CnmSharp.Testing;
+using Microsoft.Win32.SafeHandles;
 
 namespace CnmSharp.Tests.Store;
 
 /// <summary>The state locks that order controllers sharing a store: exclusion, waiters, fairness, and release when the
-/// holder dies.</summary>
-public sealed class StateLockTests
+/// holder dies. "Still waiting" is observed, never timed: the holder sees the waiter (<see cref="IStateLock.HasWaiters"/>),
+/// and a waiter that sees itself counted cannot have taken the lock without the holder letting go.</summary>
+public sealed partial class StateLockTests
 {
     private TempDirectory _directory = null!;
     private SqliteKeyValueStore _store = null!;
@@ -34,7 +38,7 @@ public sealed class StateLockTests
         await a.AcquireAsync();
         Assert.That(a.HasWaiters(), Is.False);
         var waiting = b.AcquireAsync().AsTask();
-        await Task.Delay(100);
+        await WaitingOrDoneAsync(a, waiting);
         Assert.Multiple(() =>
         {
             Assert.That(waiting.IsCompleted, Is.False, "b waits while a holds the lock");
@@ -42,14 +46,25 @@ public sealed class StateLockTests
         });
 
         a.Release();
-        await waiting.WaitAsync(TimeSpan.FromSeconds(10));
+        await waiting.WaitAsync(Until.Guard);
         Assert.That(b.HasWaiters(), Is.False);
 
-        // A cancelled wait leaves the lock to its holder and no waiter behind.
-        using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(100));
-        Assert.That(async () => await a.AcquireAsync(cancel.Token), Throws.InstanceOf<OperationCanceledException>());
+        // A cancelled wait leaves the lock to its holder and no waiter behind: a waits (b sees it), then gives up.
+        using var cancel = new CancellationTokenSource();
+        var giveUp = a.AcquireAsync(cancel.Token).AsTask();
+        await WaitingOrDoneAsync(b, giveUp);
+        Assert.That(giveUp.IsCompleted, Is.False, "a waits while b holds the lock");
+        await cancel.CancelAsync();
+        Assert.That(async () => await giveUp, Throws.InstanceOf<OperationCanceledException>());
         Assert.That(b.HasWaiters(), Is.False);
+
+        // b still holds it: a fresh waiter waits until b lets go.
+        var after = a.AcquireAsync().AsTask();
+        await WaitingOrDoneAsync(b, after);
+        Assert.That(after.IsCompleted, Is.False, "the cancelled wait left the lock to b");
         b.Release();
+        await after.WaitAsync(Until.Guard);
+        a.Release();
     }
 
     [Test]
@@ -60,10 +75,10 @@ public sealed class StateLockTests
         using var b = other.CreateStateLock();
         await a.AcquireAsync();
         var waiting = b.AcquireAsync().AsTask();
-        await Task.Delay(100);
-        Assert.That(waiting.IsCompleted, Is.False);
+        await WaitingOrDoneAsync(a, waiting);
+        Assert.That(waiting.IsCompleted, Is.False, "b, on the other store instance, waits while a holds the lock");
         a.Release();
-        await waiting.WaitAsync(TimeSpan.FromSeconds(10));
+        await waiting.WaitAsync(Until.Guard);
         b.Release();
     }
 
@@ -75,29 +90,20 @@ public sealed class StateLockTests
         using var mine = _store.CreateStateLock();
         try
         {
-            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-            using var probe = _store.CreateStateLock();
-            while (true)
-            {
-                using var quick = new CancellationTokenSource(TimeSpan.FromMilliseconds(50));
-                try
-                {
-                    await probe.AcquireAsync(quick.Token);
-                    probe.Release();
-                    Assert.That(DateTime.UtcNow, Is.LessThan(deadline), "the child never took the lock");
-                    await Task.Delay(20);
-                }
-                catch (OperationCanceledException)
-                {
-                    break; // the child holds it
-                }
-            }
+            // The child holds the lock once a non-blocking flock(2) of our own on the lock file is refused.
+            await Until.TrueAsync(() => IsLockedElsewhere(_store.Path + ".lock") || holder.HasExited, "the child holds the lock");
+            Assert.That(holder.HasExited, Is.False, "flock(1) is running");
 
+            using var probe = _store.CreateStateLock();
             var waiting = mine.AcquireAsync().AsTask();
-            await Task.Delay(100);
-            Assert.That(waiting.IsCompleted, Is.False, "the child holds the lock");
+            await WaitingOrDoneAsync(probe, waiting);
+            Assert.Multiple(() =>
+            {
+                Assert.That(waiting.IsCompleted, Is.False, "the child holds the lock");
+                Assert.That(IsLockedElsewhere(_store.Path + ".lock"), Is.True);
+            });
             holder.Kill(entireProcessTree: true); // SIGKILL to flock and to the sleep that inherited the locked fd
-            await waiting.WaitAsync(TimeSpan.FromSeconds(10));
+            await waiting.WaitAsync(Until.Guard);
             mine.Release();
         }
         finally
@@ -110,6 +116,43 @@ public sealed class StateLockTests
             await holder.WaitForExitAsync();
         }
     }
+
+    /// <summary>Returns once <paramref name="acquire"/> is queued behind the holder (<paramref name="other"/>, any
+    /// handle on the lock, sees a waiter) or has ended (then it did not wait). No time is assumed: the guard only stops
+    /// a hang.</summary>
+    private static Task WaitingOrDoneAsync(IStateLock other, Task acquire) =>
+        Until.TrueAsync(() => other.HasWaiters() || acquire.IsCompleted, "the acquisition waits or ends");
+
+    /// <summary>True when another open file description holds a flock(2) on <paramref name="path"/>: a non-blocking
+    /// exclusive try of our own is refused (opened with open(2): .NET's own FileStream would take a flock of its own).</summary>
+    private static bool IsLockedElsewhere(string path)
+    {
+        const int ReadWrite = 0x2, CloseOnExec = 0x80000, LockExclusive = 2, LockNonBlocking = 4, LockUnlock = 8, EWouldBlock = 11, EIntr = 4;
+        var fd = OpenNative(path, ReadWrite | CloseOnExec);
+        Assert.That(fd, Is.GreaterThanOrEqualTo(0), $"open {path}: errno {Marshal.GetLastPInvokeError()}");
+        using var handle = new SafeFileHandle(fd, ownsHandle: true);
+        while (true)
+        {
+            if (FlockNative(handle, LockExclusive | LockNonBlocking) == 0)
+            {
+                FlockNative(handle, LockUnlock);
+                return false;
+            }
+
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno != EIntr)
+            {
+                Assert.That(errno, Is.EqualTo(EWouldBlock), "flock fails only because the lock is held");
+                return true;
+            }
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int OpenNative(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "flock", SetLastError = true)]
+    private static partial int FlockNative(SafeFileHandle fd, int operation);
 
     [Test]
     [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
