@@ -10,7 +10,7 @@ namespace CnmSharp.Cli.Tests;
 /// </summary>
 [TestFixture]
 [RequiresRoot]
-public sealed class CliStrictInputTests() : CliFixture("cnmstrict")
+public sealed class CliStrictInputTests : CliFixture
 {
     private static void AssertOneLine(ProcessResult r, int exitCode)
     {

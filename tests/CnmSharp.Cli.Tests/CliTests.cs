@@ -11,7 +11,7 @@ namespace CnmSharp.Cli.Tests;
 /// </summary>
 [TestFixture]
 [RequiresRoot]
-public sealed class CliTests() : CliFixture("cnmcli")
+public sealed class CliTests : CliFixture
 {
     [Test]
     public async Task Network_lifecycle_create_ls_inspect_connect_exec_disconnect_rm()

@@ -10,7 +10,7 @@ namespace CnmSharp.Cli.Tests;
 /// </summary>
 [TestFixture]
 [RequiresRoot]
-public sealed class ConfigNetworkCliTests() : CliFixture("cnmcfg")
+public sealed class ConfigNetworkCliTests : CliFixture
 {
     private async Task<JsonElement> InspectAsync(string network)
     {
