@@ -631,7 +631,7 @@ public sealed partial class NetworkController
         {
             try
             {
-                endpoint.Version = await _store.Store.PutAsync(CoreStore.EndpointKey(endpoint.Network.Id, endpoint.Id), CoreStore.Serialize(endpoint.Record, CoreJsonContext.Default.EndpointRecord), endpoint.Version, cancellationToken).ConfigureAwait(false);
+                endpoint.Version = await _store.Store.PutAsync(CoreStore.EndpointKey(endpoint.Network.Id, endpoint.Id), CoreStore.Serialize(endpoint.Record, CoreJsonContext.Default.EndpointRecord), endpoint.Version, StoreDurability.Relaxed, cancellationToken).ConfigureAwait(false);
             }
             catch (CnmException ex)
             {
