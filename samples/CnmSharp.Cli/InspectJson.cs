@@ -9,8 +9,14 @@ internal static class InspectJson
     public static string Network(IEnumerable<Network> networks) =>
         JsonSerializer.Serialize(networks.Select(ToModel).ToList(), CliJsonContext.Default.ListNetworkInspect);
 
-    public static string Sandbox(IEnumerable<Sandbox> sandboxes) =>
-        JsonSerializer.Serialize(sandboxes.Select(ToModel).ToList(), CliJsonContext.Default.ListSandboxInspect);
+    /// <summary>The sandboxes as JSON; <paramref name="all"/> (every sandbox) finds those that share each one's namespace.</summary>
+    public static string Sandbox(IEnumerable<Sandbox> sandboxes, IReadOnlyList<Sandbox> all) =>
+        JsonSerializer.Serialize(sandboxes.Select(s => ToModel(s, all)).ToList(), CliJsonContext.Default.ListSandboxInspect);
+
+    /// <summary>How a sandbox gets its network namespace, as Docker names network modes: <c>container:&lt;id&gt;</c> when it
+    /// shares another sandbox's, <c>host</c> for the host's, else its own.</summary>
+    public static string NetworkMode(Sandbox s) =>
+        s.SharesNetwork ? "container:" + s.SharedFromContainerId : s.UsesHostNamespace ? "host" : "own";
 
     internal static NetworkInspect ToModel(Network n)
     {
@@ -61,12 +67,16 @@ internal static class InspectJson
         config.IPRange,
         config.AuxAddresses.Count == 0 ? null : new SortedDictionary<string, string>(config.AuxAddresses.ToDictionary(), StringComparer.Ordinal));
 
-    private static SandboxInspect ToModel(Sandbox s) => new(
+    private static SandboxInspect ToModel(Sandbox s, IReadOnlyList<Sandbox> all) => new(
         s.Id,
         s.ContainerId,
         s.Key,
         s.UsesHostNamespace,
         s.Hostname,
+        NetworkMode(s),
+        s.SharesNetwork ? new SharedFromInspect(s.SharedFrom!, s.SharedFromContainerId ?? "") : null,
+        s.NetworkSandboxId,
+        all.Where(o => o.SharesNetwork && !ReferenceEquals(o, s) && o.NetworkSandboxId == s.NetworkSandboxId).Select(o => o.ContainerId).Order(StringComparer.Ordinal).ToList(),
         s.Endpoints.Select(e => new SandboxEndpointInspect(
             e.Name,
             e.Id,
@@ -124,8 +134,15 @@ internal sealed record SandboxInspect(
     string Key,
     bool UsesHostNamespace,
     string? Hostname,
+    string NetworkMode,
+    SharedFromInspect? SharedFrom,
+    [property: JsonPropertyName("NetworkSandboxID")] string NetworkSandboxId,
+    List<string> SharedBy,
     List<SandboxEndpointInspect> Endpoints,
     string? GatewayEndpoint);
+
+/// <summary>Container mode: the sandbox (and its container) whose network namespace a sandbox shares.</summary>
+internal sealed record SharedFromInspect([property: JsonPropertyName("SandboxID")] string SandboxId, string ContainerId);
 
 internal sealed record SandboxEndpointInspect(
     string Name,

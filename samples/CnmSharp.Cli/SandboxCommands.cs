@@ -27,14 +27,30 @@ internal static class SandboxCommands
     {
         var hostname = new Option<string?>("--hostname") { Description = "Hostname of the sandbox", HelpName = "H" };
         var hostMode = new Option<bool>("--host-mode") { Description = "Use the host namespace instead of a new one" };
+        var share = new Option<string?>("--share")
+        {
+            Description = "Share the network namespace of another sandbox (container mode, Docker's --network container:SANDBOX): no endpoints of its own, its hosts and resolv.conf",
+            HelpName = "SANDBOX",
+        };
         var name = new Argument<string>("NAME") { Description = "Container id the sandbox belongs to" };
-        var cmd = new Command("create", "Create a sandbox and print its id") { hostname, hostMode, name };
+        var cmd = new Command("create", "Create a sandbox and print its id") { hostname, hostMode, share, name };
         cmd.SetAction((parse, ct) => CliApp.RunAsync(parse, async context =>
         {
+            var shared = parse.GetValue(share);
+            if (shared is not null && (parse.GetValue(hostMode) || parse.GetValue(hostname) is not null))
+            {
+                throw new UsageException("sandbox create: --share cannot be combined with --host-mode or --hostname (the shared sandbox's apply)");
+            }
+
             await using var controller = await context.OpenControllerAsync(ct).ConfigureAwait(false);
             var sandbox = await controller.CreateSandboxAsync(
                 parse.GetValue(name)!,
-                new SandboxCreateOptions { Hostname = parse.GetValue(hostname), UseHostNamespace = parse.GetValue(hostMode) },
+                new SandboxCreateOptions
+                {
+                    Hostname = parse.GetValue(hostname),
+                    UseHostNamespace = parse.GetValue(hostMode),
+                    ShareNetworkWith = shared is null ? null : Find(controller, shared).Id,
+                },
                 ct).ConfigureAwait(false);
             Console.WriteLine(sandbox.Id);
             return 0;
@@ -56,8 +72,9 @@ internal static class SandboxCommands
                     s.ContainerId,
                     s.Key,
                     s.Endpoints.Count == 0 ? "-" : string.Join(',', s.Endpoints.Select(e => $"{e.Network.Name}:{e.Name}")),
+                    InspectJson.NetworkMode(s),
                 }).ToList();
-            Table.Write(["SANDBOX ID", "CONTAINER", "KEY", "ENDPOINTS"], rows);
+            Table.Write(["SANDBOX ID", "CONTAINER", "KEY", "ENDPOINTS", "NETWORK MODE"], rows);
             return 0;
         }));
         return cmd;
@@ -71,7 +88,7 @@ internal static class SandboxCommands
         {
             await using var controller = await context.OpenControllerAsync(ct).ConfigureAwait(false);
             var sandboxes = parse.GetValue(names)!.Select(n => Find(controller, n)).ToList();
-            Console.WriteLine(InspectJson.Sandbox(sandboxes));
+            Console.WriteLine(InspectJson.Sandbox(sandboxes, controller.Sandboxes));
             return 0;
         }));
         return cmd;

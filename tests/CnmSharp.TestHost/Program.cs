@@ -7,6 +7,24 @@ using System.Globalization;
 using CnmSharp;
 using CnmSharp.TestHost;
 
+// One-shot mode, used by the container-mode test (tests/CnmSharp.IntegrationTests/Sandboxes/ContainerModeIntegrationTests.cs):
+// a controller in a second process deletes the sandbox of a container, then exits.
+if (args is ["delete-sandbox", var deleteState, var deleteRun, var deleteHost, var deleteContainer])
+{
+    await using var once = await StopWork.BuildAsync(deleteHost, deleteState, deleteRun, store: null);
+    var doomed = once.FindSandboxByContainerId(deleteContainer);
+    if (doomed is null)
+    {
+        Console.Error.WriteLine($"no sandbox for container {deleteContainer}");
+        return 1;
+    }
+
+    await doomed.DeleteAsync();
+    await once.WaitForTeardownsAsync();
+    Console.WriteLine("deleted");
+    return 0;
+}
+
 if (args.Length != 4)
 {
     Console.Error.WriteLine("usage: CnmSharp.TestHost <state directory> <run directory> <host namespace path> <seed>");

@@ -38,6 +38,9 @@ public static class CnmErrorCodes
     public const string NotJoined = "NotJoined";
     /// <summary>The container has a sandbox already.</summary>
     public const string SandboxExists = "SandboxExists";
+    /// <summary>The sandbox shares the network namespace of another sandbox (container mode, Docker's
+    /// <c>--network container:&lt;id&gt;</c>): it has no endpoints of its own, so none can join it.</summary>
+    public const string SharedNetworkNamespace = "SharedNetworkNamespace";
     /// <summary>The object is being deleted.</summary>
     public const string BeingDeleted = "BeingDeleted";
     /// <summary>The driver refuses the operation.</summary>

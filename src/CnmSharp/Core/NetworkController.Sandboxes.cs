@@ -35,6 +35,13 @@ public sealed partial class NetworkController
             try
             {
                 var id = Ids.NewId();
+                if (options.ShareNetworkWith is { } shared)
+                {
+                    var sharer = await CreateSharingSandboxAsync(id, containerId, shared, cancellationToken).ConfigureAwait(false);
+                    created = true;
+                    return sharer;
+                }
+
                 var key = options.UseHostNamespace
                     ? _options.HostNamespacePath ?? OwnNamespaceKey
                     : SandboxKeyOf(id);
@@ -140,6 +147,10 @@ public sealed partial class NetworkController
         // running and adds its endpoint when it finishes.
         await sandbox.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         var left = new List<Endpoint>();
+
+        // Container mode: while another sandbox uses the namespace, it stays, so the endpoints' interfaces must
+        // really be removed from it (the namespace deletion does not reap them), and so must their hosts lines.
+        var keepNamespace = LeaveNamespace(sandbox);
         try
         {
             if (!sandbox.Record.TearingDown)
@@ -152,20 +163,36 @@ public sealed partial class NetworkController
             foreach (var endpoint in sandbox.Endpoints)
             {
                 var movedIn = endpoint.Record.Join is { CreatedInSandbox: false, SourceName: not null };
-                await LeaveLockedAsync(endpoint, sandbox, removeInterface: movedIn, sandboxGoing: true, recovered: null, cancellationToken).ConfigureAwait(false);
+                await LeaveLockedAsync(endpoint, sandbox, removeInterface: movedIn || keepNamespace, sandboxGoing: true, recovered: null, cancellationToken).ConfigureAwait(false);
                 left.Add(endpoint);
             }
 
-            if (!sandbox.UsesHostNamespace)
+            if (keepNamespace)
             {
-                await _sandboxNetworking.DeleteNamespaceAsync(sandbox.Key, cancellationToken).ConfigureAwait(false);
+                var addresses = left.SelectMany(e => new[] { e.Record.Address, e.Record.AddressIPv6 }).OfType<string>().Select(a => CidrAddress.Parse(a).Address).ToArray();
+                if (addresses.Length > 0)
+                {
+                    await _sandboxFiles.RemoveHostEntriesAsync(sandbox.FilesDirectory, addresses, cancellationToken).ConfigureAwait(false);
+                }
             }
+            else
+            {
+                if (!sandbox.UsesHostNamespace)
+                {
+                    await _sandboxNetworking.DeleteNamespaceAsync(sandbox.Key, cancellationToken).ConfigureAwait(false);
+                }
 
-            await _sandboxFiles.DeleteAsync(sandbox.FilesDirectory, cancellationToken).ConfigureAwait(false);
+                await _sandboxFiles.DeleteAsync(sandbox.FilesDirectory, cancellationToken).ConfigureAwait(false);
+            }
 
             await _store.Store.DeleteAsync(CoreStore.SandboxKey(sandbox.Id), sandbox.Version, StoreDurability.Relaxed, cancellationToken).ConfigureAwait(false);
             _sandboxes.TryRemove(sandbox.Id, out _);
             _containerSandboxes.TryRemove(new KeyValuePair<string, string>(sandbox.ContainerId, sandbox.Id));
+        }
+        catch
+        {
+            RejoinNamespace(sandbox);
+            throw;
         }
         finally
         {
@@ -201,6 +228,11 @@ public sealed partial class NetworkController
                     if (sandbox.Deleting || !_sandboxes.ContainsKey(sandbox.Id))
                     {
                         throw new CnmNotFoundException(CnmErrorCodes.NoSuchSandbox, sandbox.ToString(), "no such sandbox");
+                    }
+
+                    if (sandbox.SharesNetwork)
+                    {
+                        throw SharedNamespaceRefusal(sandbox);
                     }
 
                     if (endpoint.Deleted)

@@ -310,7 +310,13 @@ public sealed partial class NetworkController
             return "the sandbox id is not 64 lowercase hexadecimal digits";
         }
 
-        var expected = record.UsesHostNamespace ? _options.HostNamespacePath ?? OwnNamespaceKey : SandboxKeyOf(record.Id);
+        // Container mode: the namespace is the one its maker got (the ids are checked as the sandbox's own is).
+        if ((record.NetworkSandboxId is { } maker && !Ids.IsFullId(maker)) || (record.SharedFrom is { } from && !Ids.IsFullId(from)))
+        {
+            return "the id of the sandbox whose namespace it shares is not 64 lowercase hexadecimal digits";
+        }
+
+        var expected = record.UsesHostNamespace ? _options.HostNamespacePath ?? OwnNamespaceKey : SandboxKeyOf(record.NetworkSandboxId ?? record.Id);
         return string.Equals(record.Key, expected, StringComparison.Ordinal)
             ? null
             : $"its namespace path \"{record.Key}\" is not the one this controller gives it (\"{expected}\")";

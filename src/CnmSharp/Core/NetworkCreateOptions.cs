@@ -139,6 +139,16 @@ public sealed record SandboxCreateOptions
 
     /// <summary>DNS options; empty for the host's.</summary>
     public IReadOnlyList<string> DnsOptions { get; init; } = [];
+
+    /// <summary>
+    /// Container mode (Docker's <c>--network container:&lt;id&gt;</c>): the sandbox to share the network namespace of, by
+    /// sandbox id or container id. The new sandbox gets no namespace, no endpoints and no files of its own: it uses
+    /// that namespace (a sandbox that itself shares resolves to the namespace it uses, a host-mode sandbox to the
+    /// host's), its <c>hosts</c> and <c>resolv.conf</c>, hostname and domain name. The namespace lives until its last
+    /// user is deleted. It cannot be combined with <see cref="UseHostNamespace"/>, a hostname, a domain name, extra
+    /// hosts or DNS settings (they belong to the shared namespace).
+    /// </summary>
+    public string? ShareNetworkWith { get; init; }
 }
 
 /// <summary>An /etc/hosts entry.</summary>

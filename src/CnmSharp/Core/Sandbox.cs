@@ -36,6 +36,10 @@ public sealed class Sandbox
 
     internal bool Deleting { get; set; }
 
+    /// <summary>A delete of this sandbox has decided whether it is the last user of its network namespace: it no longer
+    /// counts as a user (guarded by the controller's namespace lock; see <c>NetworkController.SharedNamespaces</c>).</summary>
+    internal bool LeftNamespace { get; set; }
+
     /// <summary>The id.</summary>
     public string Id => _record.Id;
 
@@ -54,8 +58,29 @@ public sealed class Sandbox
     /// <summary>The container's domain name.</summary>
     public string? DomainName => _record.DomainName;
 
-    /// <summary>The directory of the sandbox's generated files.</summary>
-    public string FilesDirectory => Controller.SandboxFilesDirectory(Id);
+    /// <summary>
+    /// Container mode: the id of the sandbox named at creation whose network namespace this one shares (Docker's
+    /// <c>--network container:&lt;id&gt;</c>), or null when the sandbox has its own (or the host's, in host mode). It may
+    /// have been deleted since: the namespace lives on while any of its users does.
+    /// </summary>
+    public string? SharedFrom => _record.SharedFrom;
+
+    /// <summary>Container mode: the container of <see cref="SharedFrom"/> (kept once that sandbox is gone), or null.</summary>
+    public string? SharedFromContainerId => _record.SharedFromContainer;
+
+    /// <summary>True when the sandbox shares another sandbox's network namespace (container mode): it has no endpoints
+    /// of its own and none can join it.</summary>
+    public bool SharesNetwork => _record.SharedFrom is not null;
+
+    /// <summary>
+    /// The sandbox that made the network namespace this sandbox uses, and its files: its own <see cref="Id"/>, or, in
+    /// container mode, the sandbox at the root of the sharing (which may be gone while sharers remain). Sandboxes with
+    /// the same value share one namespace.
+    /// </summary>
+    public string NetworkSandboxId => _record.NetworkSandboxId ?? _record.Id;
+
+    /// <summary>The directory of the sandbox's generated files (in container mode, those of the shared namespace).</summary>
+    public string FilesDirectory => Controller.SandboxFilesDirectory(NetworkSandboxId);
 
     /// <summary>The sandbox's generated <c>/etc/hosts</c> (bind it into the container).</summary>
     public string HostsPath => Sandboxes.Files.SandboxFiles.HostsPath(FilesDirectory);
@@ -78,7 +103,8 @@ public sealed class Sandbox
     /// <summary>The endpoint that provides the default gateway, or null.</summary>
     public Endpoint? GatewayEndpoint => GatewayElection.Elect(Endpoints);
 
-    /// <summary>Deletes the sandbox: every endpoint leaves and is deleted, then the namespace goes.</summary>
+    /// <summary>Deletes the sandbox: every endpoint leaves and is deleted, then the namespace goes, unless another
+    /// sandbox shares it (container mode): then the endpoints' interfaces are removed from it and it stays.</summary>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>A task that completes when it is gone.</returns>
     public ValueTask DeleteAsync(CancellationToken cancellationToken = default) => Controller.DeleteSandboxAsync(this, cancellationToken);

@@ -132,6 +132,35 @@ internal static partial class Validation
         {
             DnsOption(option);
         }
+
+        if (options.ShareNetworkWith is { } shared)
+        {
+            ShareNetworkWith(shared, options);
+        }
+    }
+
+    /// <summary>Container mode: the sandbox to share is named as a sandbox or container id is (ids are the same
+    /// characters), and nothing that belongs to the shared namespace is set (Docker refuses these with
+    /// <c>--network container:</c> too).</summary>
+    private static void ShareNetworkWith(string shared, SandboxCreateOptions options)
+    {
+        if (string.IsNullOrEmpty(shared) || !NamePattern().IsMatch(shared))
+        {
+            throw Invalid(CnmErrorCodes.InvalidId, $"sandbox \"{Printable(shared)}\"", "invalid sandbox to share: give a sandbox id or container id");
+        }
+
+        var conflicting = new[]
+        {
+            (options.UseHostNamespace, "host mode"),
+            (options.Hostname is not null, "a hostname"),
+            (options.DomainName is not null, "a domain name"),
+            (options.ExtraHosts.Count > 0, "extra hosts"),
+            (options.DnsServers.Count > 0 || options.DnsSearch.Count > 0 || options.DnsOptions.Count > 0, "DNS settings"),
+        }.Where(c => c.Item1).Select(c => c.Item2).ToArray();
+        if (conflicting.Length > 0)
+        {
+            throw Invalid(CnmErrorCodes.InvalidOption, $"sandbox \"{Printable(shared)}\"", $"a sandbox that shares another's network namespace cannot set {string.Join(", ", conflicting)}: they belong to the shared namespace");
+        }
     }
 
     /// <summary>An object name (network, endpoint, alias).</summary>

@@ -141,6 +141,17 @@ internal sealed record SandboxRecord
 
     /// <summary>The sandbox is being deleted: written before its first endpoint leaves; the next start finishes it.</summary>
     public bool TearingDown { get; init; }
+
+    /// <summary>Container mode: the sandbox named at creation whose network namespace this one shares (null: its own).
+    /// Absent in records written before container mode, which read as not sharing.</summary>
+    public string? SharedFrom { get; init; }
+
+    /// <summary>Container mode: the container of <see cref="SharedFrom"/>, kept for display once it is gone.</summary>
+    public string? SharedFromContainer { get; init; }
+
+    /// <summary>Container mode: the sandbox that made the shared namespace (and its files), which names its key and files
+    /// directory; it may be gone while sharers remain. Null: this sandbox's own.</summary>
+    public string? NetworkSandboxId { get; init; }
 }
 
 /// <summary>An operation in progress, written before any driver, IPAM or kernel work. Every undo it implies is
