@@ -21,12 +21,14 @@ public sealed class DependencyInjectionTests : ControllerTestBase
         cnm?.Invoke(builder);
         services.AddSingleton(F.Netns.Object);
 
-        // No kernel work in unit tests: drop the bridge driver and the firewall that AddCnmSharp registers.
+        // No kernel work in unit tests: drop the drivers that open the host namespace (bridge, macvlan, ipvlan) and the
+        // firewall that AddCnmSharp registers.
         services.RemoveAll<CnmSharp.Firewall.IFirewallBackendFactory>();
-        foreach (var bridge in services.Where(d => d.ImplementationType == typeof(CnmSharp.Drivers.Bridge.BridgeDriverFactory)
-            || d.ImplementationFactory?.Method.ReturnType == typeof(CnmSharp.Drivers.Bridge.BridgeDriverFactory)).ToList())
+        Type[] kernelDrivers = [typeof(CnmSharp.Drivers.Bridge.BridgeDriverFactory), typeof(CnmSharp.Drivers.Macvlan.MacvlanDriverFactory), typeof(CnmSharp.Drivers.Ipvlan.IpvlanDriverFactory)];
+        foreach (var driver in services.Where(d => kernelDrivers.Contains(d.ImplementationType)
+            || kernelDrivers.Contains(d.ImplementationFactory?.Method.ReturnType)).ToList())
         {
-            services.Remove(bridge);
+            services.Remove(driver);
         }
 
         return services.BuildServiceProvider();

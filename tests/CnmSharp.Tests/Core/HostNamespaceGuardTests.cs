@@ -40,4 +40,26 @@ public sealed class HostNamespaceGuardTests
         var ex = await Assert.ThrowsAsync<CnmInvalidArgumentException>(async () => await new BridgeDriverFactory().CreateAsync(context));
         Assert.That(ex!.Message, Does.Contain("bridge driver"));
     }
+
+    [Test]
+    public async Task Macvlan_and_ipvlan_drivers_for_the_process_s_own_namespace_are_refused()
+    {
+        await using var store = new InMemoryKeyValueStore();
+        var context = new CnmSharp.Drivers.DriverContext
+        {
+            ControllerId = "guard",
+            RunDirectory = Path.GetTempPath(),
+            Store = store,
+            StoreKeyPrefix = "cnm/v1/driver/macvlan/",
+            LoggerFactory = NullLoggerFactory.Instance,
+        };
+
+        var macvlan = await Assert.ThrowsAsync<CnmInvalidArgumentException>(async () => await new CnmSharp.Drivers.Macvlan.MacvlanDriverFactory().CreateAsync(context));
+        var ipvlan = await Assert.ThrowsAsync<CnmInvalidArgumentException>(async () => await new CnmSharp.Drivers.Ipvlan.IpvlanDriverFactory().CreateAsync(context));
+        Assert.Multiple(() =>
+        {
+            Assert.That(macvlan!.Message, Does.Contain("macvlan driver"));
+            Assert.That(ipvlan!.Message, Does.Contain("ipvlan driver"));
+        });
+    }
 }
