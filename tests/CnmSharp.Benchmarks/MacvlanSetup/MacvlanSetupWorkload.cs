@@ -33,6 +33,13 @@ internal static class MacvlanSetupWorkload
             await Console.Error.WriteLineAsync("macvlan-setup: interrupted; everything it made was removed").ConfigureAwait(false);
             return 130;
         }
+        catch (CnmException ex)
+        {
+            // CnmSharp refused (no macvlan driver registered, a bad option): one line, not a stack trace; the pass's
+            // cleanup has already removed what it made.
+            await Console.Error.WriteLineAsync($"macvlan-setup: CnmSharp failed: {ex.Message}").ConfigureAwait(false);
+            return 1;
+        }
     }
 
     private static async Task<int> RunCoreAsync(string[] args)
