@@ -152,6 +152,11 @@ internal static class RtnetlinkEncoder
                 {
                     var data = w.BeginNested(Rt.IFLA_INFO_DATA);
                     w.WriteU16(Rt.IFLA_IPVLAN_MODE, (ushort)i.Mode);
+                    if (i.Flags is { } flags)
+                    {
+                        w.WriteU16(Rt.IFLA_IPVLAN_FLAGS, (ushort)flags);
+                    }
+
                     w.EndNested(data);
                     break;
                 }

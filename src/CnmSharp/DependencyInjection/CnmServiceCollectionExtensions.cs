@@ -36,6 +36,8 @@ public static class CnmServiceCollectionExtensions
         services.AddOptions<CnmSharp.Drivers.Bridge.BridgeDriverOptions>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<INetworkDriverFactory, CnmSharp.Drivers.Bridge.BridgeDriverFactory>(sp => new CnmSharp.Drivers.Bridge.BridgeDriverFactory(sp.GetRequiredService<IOptions<CnmSharp.Drivers.Bridge.BridgeDriverOptions>>().Value)));
 
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<INetworkDriverFactory, CnmSharp.Drivers.Macvlan.MacvlanDriverFactory>());
+
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IIpamDriverFactory, DefaultIpamFactory>(sp => new DefaultIpamFactory(sp.GetRequiredService<IOptions<DefaultIpamOptions>>().Value)));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IIpamDriverFactory, CnmSharp.Ipam.Null.NullIpamFactory>());
         services.TryAddSingleton<CnmSharp.Firewall.IFirewallBackendFactory>(new CnmSharp.Firewall.Iptables.IptablesFirewallBackendFactory());
