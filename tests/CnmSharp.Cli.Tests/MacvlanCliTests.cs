@@ -17,7 +17,7 @@ public sealed class MacvlanCliTests : CliFixture
     public async Task Macvlan_on_a_veth_parent_create_connect_ping_disconnect_rm()
     {
         var parent = await CreateParentAsync();
-        var linksBefore = await IpTool.LinkNamesAsync(Host.Path);
+        var linksBefore = await LinksAfterDefaultsAsync();
         var net = Unique("mvl");
         var (s1, s2) = (Unique("ms1"), Unique("ms2"));
 
@@ -58,7 +58,7 @@ public sealed class MacvlanCliTests : CliFixture
     [Test]
     public async Task Macvlan_without_a_parent_gets_an_internal_parent_that_goes_with_the_network()
     {
-        var linksBefore = await IpTool.LinkNamesAsync(Host.Path);
+        var linksBefore = await LinksAfterDefaultsAsync();
         var net = Unique("mvi");
         var (s1, s2) = (Unique("mi1"), Unique("mi2"));
 
@@ -85,7 +85,7 @@ public sealed class MacvlanCliTests : CliFixture
             (["-o", $"parent={missing}"], missing),
         };
 
-        var linksBefore = await IpTool.LinkNamesAsync(Host.Path);
+        var linksBefore = await LinksAfterDefaultsAsync();
         foreach (var (options, mentions) in cases)
         {
             var net = Unique("mvbad");
@@ -104,6 +104,14 @@ public sealed class MacvlanCliTests : CliFixture
         var ok = await Cnm("network", "create", "-d", "macvlan", "-o", $"parent={parent}", "--subnet", "10.95.0.0/24", good);
         Assert.That(ok.ExitCode, Is.Zero, ok.ToString());
         Assert.That((await Cnm("network", "rm", good)).ExitCode, Is.Zero);
+    }
+
+    /// <summary>The links of the lab's host namespace once <c>cnm</c> has made its default networks (the first command on
+    /// a fresh store makes the default <c>bridge</c> network and its bridge).</summary>
+    private async Task<IReadOnlyList<string>> LinksAfterDefaultsAsync()
+    {
+        _ = await NetworkRowsAsync();
+        return await IpTool.LinkNamesAsync(Host.Path);
     }
 
     /// <summary>A veth pair in the lab's host namespace, both ends up (so the parent has carrier); returns the parent's
