@@ -18,7 +18,7 @@ namespace CnmSharp;
 
 /// <summary>
 /// Builds a <see cref="NetworkController"/> without dependency injection. The built-in drivers (<c>null</c>,
-/// <c>host</c>, <c>bridge</c>, <c>macvlan</c>) and IPAMs (<c>default</c>, <c>null</c>) are registered unless <see cref="WithoutBuiltIns"/> is called;
+/// <c>host</c>, <c>bridge</c>, <c>macvlan</c>, <c>ipvlan</c>) and IPAMs (<c>default</c>, <c>null</c>) are registered unless <see cref="WithoutBuiltIns"/> is called;
 /// the store defaults to the embedded durable store under <see cref="CnmOptions.StateDirectory"/>.
 /// </summary>
 public sealed class NetworkControllerBuilder
@@ -276,7 +276,7 @@ public sealed class NetworkControllerBuilder
 /// <summary>The built-in drivers and IPAMs.</summary>
 internal static class BuiltIns
 {
-    public static IEnumerable<INetworkDriverFactory> Drivers() => [new NullDriverFactory(), new HostDriverFactory(), new CnmSharp.Drivers.Bridge.BridgeDriverFactory(), new CnmSharp.Drivers.Macvlan.MacvlanDriverFactory()];
+    public static IEnumerable<INetworkDriverFactory> Drivers() => [new NullDriverFactory(), new HostDriverFactory(), new CnmSharp.Drivers.Bridge.BridgeDriverFactory(), new CnmSharp.Drivers.Macvlan.MacvlanDriverFactory(), new CnmSharp.Drivers.Ipvlan.IpvlanDriverFactory()];
 
     public static IEnumerable<IIpamDriverFactory> Ipams(DefaultIpamOptions options) => [new DefaultIpamFactory(options), new NullIpamFactory()];
 }

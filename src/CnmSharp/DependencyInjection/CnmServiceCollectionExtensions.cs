@@ -37,6 +37,7 @@ public static class CnmServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<INetworkDriverFactory, CnmSharp.Drivers.Bridge.BridgeDriverFactory>(sp => new CnmSharp.Drivers.Bridge.BridgeDriverFactory(sp.GetRequiredService<IOptions<CnmSharp.Drivers.Bridge.BridgeDriverOptions>>().Value)));
 
         services.TryAddEnumerable(ServiceDescriptor.Singleton<INetworkDriverFactory, CnmSharp.Drivers.Macvlan.MacvlanDriverFactory>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<INetworkDriverFactory, CnmSharp.Drivers.Ipvlan.IpvlanDriverFactory>());
 
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IIpamDriverFactory, DefaultIpamFactory>(sp => new DefaultIpamFactory(sp.GetRequiredService<IOptions<DefaultIpamOptions>>().Value)));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IIpamDriverFactory, CnmSharp.Ipam.Null.NullIpamFactory>());

@@ -304,6 +304,11 @@ internal abstract class ParentLinkDriver : INetworkDriver, CnmSharp.Store.IState
                 throw new CnmConflictException(CnmErrorCodes.DriverForbidden, subject, $"internal parent {parentName} cannot be made: a {taken.Kind ?? "link"} of that name exists");
             }
 
+            if (await netlink.GetLinkAsync(InternalPeer(parentName), cancellationToken).ConfigureAwait(false) is { } peerTaken)
+            {
+                throw new CnmConflictException(CnmErrorCodes.DriverForbidden, subject, $"internal parent {parentName} cannot be made: a {peerTaken.Kind ?? "link"} named {InternalPeer(parentName)} exists");
+            }
+
             return (null, "dummy");
         }
 
@@ -336,8 +341,7 @@ internal abstract class ParentLinkDriver : INetworkDriver, CnmSharp.Store.IState
     }
 
     /// <summary>Makes the parent the record says this driver makes, and records its kind and index. The internal parent
-    /// is a <c>dummy</c>, or, where the kernel has none, an empty bridge that is up: it has carrier and no port, so the
-    /// network's devices reach each other and nothing else (verified here, see docs/drivers.md).</summary>
+    /// is a <c>dummy</c>, or, where the kernel has none, a veth pair whose far end is idle (see docs/drivers.md).</summary>
     private async ValueTask<ParentLinkNetworkRecord> CreateParentAsync(ParentLinkNetworkRecord record, ParentName? parent, CancellationToken cancellationToken)
     {
         var netlink = _kernel.Netlink;
@@ -364,11 +368,18 @@ internal abstract class ParentLinkDriver : INetworkDriver, CnmSharp.Store.IState
             }
             catch (NetlinkException ex) when (IsMissingKind(ex))
             {
-                // The stand-in: recorded as a bridge before it is made, so a crash leaves nothing we would not recognise.
-                ParentLinkLog.InternalParentStandIn(Logger, DriverName, "dummy", record.Parent, "an empty bridge");
-                record = record with { CreatedParent = new CreatedParentRecord { Kind = "bridge" } };
+                // The stand-in, recorded before it is made so a crash leaves nothing we would not recognise: a veth
+                // pair with both ends up in the host namespace. Its carrier depends on nothing else, the far end has no
+                // address and no master, so the network's devices reach each other (bridge mode) and nothing more. An
+                // empty bridge was tried first and is not reliable: its carrier is a kernel detail (here an empty
+                // bridge whose MAC was set stays NO-CARRIER, and with no carrier macvlans on it pass nothing).
+                ParentLinkLog.InternalParentStandIn(Logger, DriverName, "dummy", record.Parent, "a veth pair (far end " + InternalPeer(record.Parent) + ")");
+                record = record with { CreatedParent = new CreatedParentRecord { Kind = "veth" } };
                 await _store.PutAsync(record, cancellationToken).ConfigureAwait(false);
-                await netlink.CreateLinkAsync(new BridgeLinkSpec(record.Parent) { Up = true, Mtu = record.Mtu, Mac = RandomMac() }, cancellationToken).ConfigureAwait(false);
+                await netlink.CreateLinkAsync(new VethLinkSpec(record.Parent, InternalPeer(record.Parent)) { Up = true, Mtu = record.Mtu }, cancellationToken).ConfigureAwait(false);
+                var peer = await netlink.GetLinkAsync(InternalPeer(record.Parent), cancellationToken).ConfigureAwait(false)
+                    ?? throw new CnmInternalException(CnmErrorCodes.KernelError, subject, $"the far end of internal parent {record.Parent} vanished right after it was made");
+                await netlink.SetLinkUpAsync(peer.Index, cancellationToken).ConfigureAwait(false);
             }
         }
 
@@ -650,6 +661,9 @@ internal abstract class ParentLinkDriver : INetworkDriver, CnmSharp.Store.IState
     protected static bool IsMissingKind(NetlinkException ex) =>
         ex.IsNotSupported || string.Equals(ex.ExtendedMessage, "Unknown device type", StringComparison.Ordinal);
 
+    /// <summary>The far end of an internal parent made as a veth pair: <c>dp-</c> instead of <c>dm-</c>.</summary>
+    internal static string InternalPeer(string parentName) => "dp-" + parentName[3..];
+
     /// <summary>The device's name inside the sandbox before the core renames it: the prefix and the first 8 characters
     /// of the endpoint id, then <c>-1</c>, <c>-2</c>, ... when taken there.</summary>
     internal string DeviceName(string endpointId, int attempt)
@@ -671,13 +685,6 @@ internal abstract class ParentLinkDriver : INetworkDriver, CnmSharp.Store.IState
     private static CnmInternalException KernelError(string subject, NetlinkException ex) => new(CnmErrorCodes.KernelError, subject, ex.Message, ex);
 
     private static ParentLinkPoolRecord ToPool(IpamData data) => new() { Subnet = data.Pool.ToString(), Gateway = data.Gateway?.ToString() };
-
-    private static PhysicalAddress RandomMac()
-    {
-        var bytes = System.Security.Cryptography.RandomNumberGenerator.GetBytes(6);
-        bytes[0] = (byte)((bytes[0] & 0xFE) | 0x02);
-        return new PhysicalAddress(bytes);
-    }
 }
 
 /// <summary>A network a link-on-a-parent driver holds: its record and its endpoints' records.</summary>
