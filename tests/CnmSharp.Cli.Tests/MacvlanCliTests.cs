@@ -65,11 +65,11 @@ public sealed class MacvlanCliTests : CliFixture
         var create = await Cnm("network", "create", "-d", "macvlan", "--subnet", "10.94.0.0/24", net);
         Assert.That(create.ExitCode, Is.Zero, create.ToString());
         var added = (await IpTool.LinkNamesAsync(Host.Path)).Except(linksBefore).ToList();
-        Assert.That(added, Has.Count.EqualTo(1), "one internal parent is made in the host namespace");
+        Assert.That(added, Is.Not.Empty, "an internal parent is made in the host namespace (a dummy, or a stand-in where the kernel has none)");
 
         await ConnectTwoAndPingAsync(net, s1, s2, "10.94.0.");
         await DisconnectAndRemoveAsync(net, s1, s2);
-        Assert.That(await IpTool.LinkNamesAsync(Host.Path), Is.EquivalentTo(linksBefore), $"the internal parent {added[0]} went with the network");
+        Assert.That(await IpTool.LinkNamesAsync(Host.Path), Is.EquivalentTo(linksBefore), $"the internal parent ({string.Join(", ", added)}) went with the network");
     }
 
     [Test]
