@@ -140,7 +140,7 @@ internal static class SandboxSetupWorkload
             }
         }
 
-        PrintTable(selected, results, count, runs);
+        PrintTable([.. selected.Select(t => (t.Key, t.Name))], results, count, runs);
         foreach (var tool in selected.OfType<CnmSharpSandboxTool>())
         {
             PrintSpans(tool, count * runs);
@@ -202,7 +202,8 @@ internal static class SandboxSetupWorkload
             $"mode: cnmsharp store=sqlite durability={(cnm?.Durability?.ToString() ?? "n/a")}; firewall: {firewalls}; concurrency: sequential 1, parallel {concurrency}; ports={(ports ? "1 TCP per container" : "none")}; network create/remove timed for all; completion wait: in-process link monitor of H for all");
     }
 
-    private sealed record Pass(PhaseResult Attach, PhaseResult Detach, int RulesInHost);
+    /// <summary>One tool's measured pass: its attach and detach phases and the firewall rules in H after attach.</summary>
+    internal sealed record Pass(PhaseResult Attach, PhaseResult Detach, int RulesInHost);
 
     /// <summary>
     /// Runs the operations with <paramref name="parallelism"/> in flight, except the first (attach) or the last
@@ -345,7 +346,8 @@ internal static class SandboxSetupWorkload
         return rules;
     }
 
-    private static void PrintTable(List<SandboxTool> tools, Dictionary<string, List<Pass>> results, int count, int runs)
+    /// <summary>The per-tool, per-phase table (medians over the runs); also printed by <c>macvlan-setup</c>.</summary>
+    internal static void PrintTable(IReadOnlyList<(string Key, string Name)> tools, Dictionary<string, List<Pass>> results, int count, int runs)
     {
         var sb = new StringBuilder();
         sb.AppendLine(CultureInfo.InvariantCulture, $"Medians over {runs} run(s), n={count}. Per container: wall/N, and the median and p99 of single operations; first/last tenth: the median of the first and of the last N/10 operations (growth with N). CPU = this process + children (getrusage deltas). Peak RSS: CnmSharp = this process (VmHWM, reset per phase); peers = the largest single tool process (/usr/bin/time -f %M).");
@@ -367,7 +369,7 @@ internal static class SandboxSetupWorkload
     }
 
     /// <summary>Where CnmSharp's time goes: the controller's own spans (one per operation, nested ones included).</summary>
-    private static void PrintSpans(CnmSharpSandboxTool tool, int containers)
+    internal static void PrintSpans(CnmSharpSandboxTool tool, int containers)
     {
         Console.WriteLine($"{tool.Name}: controller spans and seams over all measured passes ({containers} containers; nested spans overlap their parents)");
         Console.WriteLine("| span | count | median ms | p99 ms | first/last tenth ms | total s |");

@@ -79,10 +79,10 @@ internal abstract class SandboxSession(PrivateHost host, bool ports) : IAsyncDis
 
     public virtual ValueTask DisposeAsync() => ValueTask.CompletedTask;
 
-    protected static string Id(string tag, int i) => string.Create(CultureInfo.InvariantCulture, $"{tag}-c{i}");
+    internal static string Id(string tag, int i) => string.Create(CultureInfo.InvariantCulture, $"{tag}-c{i}");
 
     /// <summary>Container i of a /16 whose gateway is x.y.0.1: x.y.0.2 + i.</summary>
-    protected static string AddressIn(string gateway, int i)
+    internal static string AddressIn(string gateway, int i)
     {
         var b = IPAddress.Parse(gateway).GetAddressBytes();
         var n = i + 2;
@@ -121,6 +121,18 @@ internal sealed class CnmSharpSandboxTool(int parallelism) : SandboxTool("cnmsha
 
     public override async Task<SandboxSession> StartAsync(PrivateHost host, int count, bool ports)
     {
+        var (controller, networking) = await StartControllerAsync(host).ConfigureAwait(false);
+        return new Session(host, ports, controller, networking, count, Spans);
+    }
+
+    /// <summary>
+    /// The controller of one pass (its start is not timed: a daemon's start): host namespace H, run and state
+    /// directories in the pass's directory, the embedded store with the builder's default durability (recorded in
+    /// <see cref="Durability"/>), the iptables firewall backend, no default networks, and the timed seams. Also used by
+    /// other workloads that drive CnmSharp the same way (<c>macvlan-setup</c>).
+    /// </summary>
+    internal async Task<(NetworkController Controller, TimedSandboxNetworking Networking)> StartControllerAsync(PrivateHost host)
+    {
         Spans.Pass++;
         var stateDirectory = Path.Combine(host.Directory, "cnm-state");
         Directory.CreateDirectory(stateDirectory);
@@ -156,7 +168,7 @@ internal sealed class CnmSharpSandboxTool(int parallelism) : SandboxTool("cnmsha
             throw;
         }
 
-        return new Session(host, ports, controller, networking, count, Spans);
+        return (controller, networking);
     }
 
     private sealed class Session : SandboxSession
@@ -175,13 +187,7 @@ internal sealed class CnmSharpSandboxTool(int parallelism) : SandboxTool("cnmsha
             _networking = networking;
             _sandboxes = new Sandbox?[count + 1];
             _paths = new string?[count + 1];
-            _listener = new ActivityListener
-            {
-                ShouldListenTo = s => s.Name == CnmTelemetry.ActivitySourceName,
-                Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllData,
-                ActivityStopped = a => spans.Add(a.OperationName, a.Duration.TotalMilliseconds),
-            };
-            ActivitySource.AddActivityListener(_listener);
+            _listener = spans.Listen();
         }
 
         public override string Bridge => "cnmbr0";

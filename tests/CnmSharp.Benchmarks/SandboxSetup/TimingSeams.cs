@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
+using CnmSharp.Diagnostics;
 using CnmSharp.Sandboxes;
 using CnmSharp.Sandboxes.Files;
 using CnmSharp.Store;
@@ -17,6 +18,19 @@ internal sealed class SpanRecorder
     public int Pass { get; set; }
 
     public void Add(string name, double ms) => Spans.GetOrAdd(name, _ => new()).Enqueue((Pass, ms));
+
+    /// <summary>Records the controller's activity spans (every operation, nested ones included) until disposed.</summary>
+    public ActivityListener Listen()
+    {
+        var listener = new ActivityListener
+        {
+            ShouldListenTo = s => s.Name == CnmTelemetry.ActivitySourceName,
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllData,
+            ActivityStopped = a => Add(a.OperationName, a.Duration.TotalMilliseconds),
+        };
+        ActivitySource.AddActivityListener(listener);
+        return listener;
+    }
 
     public async ValueTask TimeAsync(string name, Func<ValueTask> operation)
     {
