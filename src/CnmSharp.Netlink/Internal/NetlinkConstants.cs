@@ -99,6 +99,7 @@ internal static class Rt
 
     public const ushort IFLA_MACVLAN_MODE = 1;
     public const ushort IFLA_IPVLAN_MODE = 1;
+    public const ushort IFLA_IPVLAN_FLAGS = 2;
     public const ushort IFLA_VLAN_ID = 1;
 
     public const ushort IFLA_BRPORT_MODE = 4;
