@@ -423,12 +423,15 @@ public sealed partial class NetworkController
                 await RecordLeaveAsync(endpoint, sandbox, removed, cancellationToken).ConfigureAwait(false);
             }
 
+            // A record written before the core kept its routes names them through this endpoint's join: read them
+            // while the endpoint is still joined.
+            var sandboxBefore = WithInstalledGatewayRoutes(sandbox.Record, endpoint);
             sandbox.RemoveEndpoint(endpoint);
             endpoint.Record = before with { Join = null, TearingDown = sandboxGoing };
             var touched = new Dictionary<Endpoint, EndpointRecord>();
             try
             {
-                var sandboxRecord = await ConvergeGatewayAsync(sandbox, sandbox.Record, endpoint, sandboxGoing, touched, cancellationToken).ConfigureAwait(false);
+                var sandboxRecord = await ConvergeGatewayAsync(sandbox, sandboxBefore, endpoint, sandboxGoing, touched, cancellationToken).ConfigureAwait(false);
                 await network.RegisteredDriver.Driver.LeaveAsync(network.Id, endpoint.Id, cancellationToken).ConfigureAwait(false);
                 if (removed is not null)
                 {
@@ -580,6 +583,12 @@ public sealed partial class NetworkController
         elected is { InterfaceName: { } name }
             ? new[] { elected.Gateway, elected.GatewayIPv6 }.OfType<System.Net.IPAddress>().Select(g => new SandboxGatewayRoute(name, g)).ToArray()
             : [];
+
+    /// <summary>The record with the routes it names spelt out (for a record written before they were kept).</summary>
+    private SandboxRecord WithInstalledGatewayRoutes(SandboxRecord record, Endpoint changed) =>
+        record.GatewayRoutes is not null
+            ? record
+            : record with { GatewayRoutes = InstalledGatewayRoutes(record, changed).Select(r => new GatewayRouteRecord { Interface = r.InterfaceName, Gateway = r.Gateway.ToString(), Unmarked = r.Unmarked }).ToList() };
 
     /// <summary>The default routes the core installed in a sandbox, as its record says. A record written before they
     /// were kept names only the programmed endpoint: that version installed its gateways, unmarked.</summary>
