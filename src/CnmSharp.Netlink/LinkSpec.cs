@@ -141,23 +141,24 @@ public sealed record IpvlanLinkSpec(string Name, int ParentIndex) : LinkSpec(Nam
     /// <summary>The mode; L2 by default.</summary>
     public IpvlanMode Mode { get; init; } = IpvlanMode.L2;
 
-    /// <summary>The flags (IFLA_IPVLAN_FLAGS), or null to send none (the kernel's default, bridge).</summary>
-    public IpvlanFlags? Flags { get; init; }
+    /// <summary>The flags (IFLA_IPVLAN_FLAGS); <see cref="IpvlanFlags.Bridge"/> (none) by default, which is then not
+    /// sent.</summary>
+    public IpvlanFlags Flags { get; init; } = IpvlanFlags.Bridge;
 }
 
-/// <summary>Ipvlan flags (IPVLAN_F_*, IFLA_IPVLAN_FLAGS): how the slaves of one parent reach each other.</summary>
+/// <summary>Ipvlan flags (IPVLAN_F_*): how slaves of one parent reach each other.</summary>
 [Flags]
-[System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1711", Justification = "Mirrors the kernel's attribute name.")]
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1711", Justification = "Mirrors the kernel's IFLA_IPVLAN_FLAGS.")]
 public enum IpvlanFlags : ushort
 {
-    /// <summary>No flag: slaves talk to each other directly (ipvlan's bridge behaviour).</summary>
+    /// <summary>No flag: slaves talk to each other directly (the kernel's default, "bridge").</summary>
     Bridge = 0,
 
     /// <summary>IPVLAN_F_PRIVATE: slaves do not talk to each other.</summary>
-    Private = 1,
+    Private = 0x01,
 
-    /// <summary>IPVLAN_F_VEPA: traffic between slaves goes out through the parent.</summary>
-    Vepa = 2,
+    /// <summary>IPVLAN_F_VEPA: traffic between slaves goes out through the parent to an external switch.</summary>
+    Vepa = 0x02,
 }
 
 /// <summary>An 802.1Q VLAN device on a parent link.</summary>

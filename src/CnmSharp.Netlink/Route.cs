@@ -96,6 +96,10 @@ public sealed record RouteSpec(IPNetwork Destination)
 
     /// <summary>Preferred source address (RTA_PREFSRC), or null.</summary>
     public IPAddress? PreferredSource { get; init; }
+
+    /// <summary>On delete, send <see cref="Protocol"/> so that the kernel removes only a route installed with that
+    /// protocol. Off by default: a delete sends protocol 0, which matches a route of any protocol.</summary>
+    public bool MatchProtocolOnDelete { get; init; }
 }
 
 /// <summary>A route as the kernel reports it (RTM_NEWROUTE).</summary>

@@ -124,6 +124,30 @@ public sealed class RtnetlinkBatch : IDisposable
         return End(ref w);
     }
 
+    /// <summary>Adds a route beside any others of the same destination, metric and table (NLM_F_CREATE without
+    /// NLM_F_EXCL: <c>ip route prepend</c>). IPv4 puts it before them (it wins while it exists); IPv6 keeps it beside them
+    /// (two routes with gateways become one multipath route). EEXIST only if an identical route exists.</summary>
+    /// <param name="spec">The route.</param>
+    /// <returns>This batch.</returns>
+    public RtnetlinkBatch PrependRoute(RouteSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        var w = Begin();
+        RtnetlinkEncoder.PrependRoute(ref w, 0, spec);
+        return End(ref w);
+    }
+
+    /// <summary>Deletes a route.</summary>
+    /// <param name="spec">The route.</param>
+    /// <returns>This batch.</returns>
+    public RtnetlinkBatch DeleteRoute(RouteSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        var w = Begin();
+        RtnetlinkEncoder.DeleteRoute(ref w, 0, spec);
+        return End(ref w);
+    }
+
     /// <summary>Adds an FDB entry.</summary>
     /// <param name="spec">The entry.</param>
     /// <returns>This batch.</returns>

@@ -161,6 +161,76 @@ public class GoldenBytesTests
         AssertBytes(Encode((ref NetlinkWriter w) => RtnetlinkEncoder.CreateLink(ref w, Seq, new IpvlanLinkSpec("ipv0", 2) { Mode = IpvlanMode.L3 })), expected);
     }
 
+    // Every ipvlan request the ipvlan driver sends: each mode with each flag (IPVLAN_F_* from if_link.h; "bridge" is no
+    // flag, and no IFLA_IPVLAN_FLAGS is sent for it, the kernel's default), created in the sandbox's namespace, with MTU.
+    [TestCase(IpvlanMode.L2, IPVLAN_MODE_L2, IpvlanFlags.Bridge, (ushort)0)]
+    [TestCase(IpvlanMode.L2, IPVLAN_MODE_L2, IpvlanFlags.Private, IPVLAN_F_PRIVATE)]
+    [TestCase(IpvlanMode.L2, IPVLAN_MODE_L2, IpvlanFlags.Vepa, IPVLAN_F_VEPA)]
+    [TestCase(IpvlanMode.L3, IPVLAN_MODE_L3, IpvlanFlags.Bridge, (ushort)0)]
+    [TestCase(IpvlanMode.L3, IPVLAN_MODE_L3, IpvlanFlags.Private, IPVLAN_F_PRIVATE)]
+    [TestCase(IpvlanMode.L3, IPVLAN_MODE_L3, IpvlanFlags.Vepa, IPVLAN_F_VEPA)]
+    [TestCase(IpvlanMode.L3S, IPVLAN_MODE_L3S, IpvlanFlags.Bridge, (ushort)0)]
+    [TestCase(IpvlanMode.L3S, IPVLAN_MODE_L3S, IpvlanFlags.Private, IPVLAN_F_PRIVATE)]
+    [TestCase(IpvlanMode.L3S, IPVLAN_MODE_L3S, IpvlanFlags.Vepa, IPVLAN_F_VEPA)]
+    public void Create_ipvlan_in_namespace_with_mtu(IpvlanMode mode, ushort kernelMode, IpvlanFlags flags, ushort kernelFlags)
+    {
+        var data = kernelFlags == 0
+            ? Nest(IFLA_INFO_DATA, Attr(IFLA_IPVLAN_MODE, U16(kernelMode)))
+            : Nest(IFLA_INFO_DATA, Attr(IFLA_IPVLAN_MODE, U16(kernelMode)), Attr(IFLA_IPVLAN_FLAGS, U16(kernelFlags)));
+        var expected = Msg(RTM_NEWLINK, Create, Seq, IfInfo(AF_UNSPEC, 0),
+            Attr(IFLA_IFNAME, Str("ipv1a2b3c4")),
+            Attr(IFLA_MTU, U32(1450)),
+            Attr(IFLA_NET_NS_FD, U32(42)),
+            Attr(IFLA_LINK, U32(7)),
+            Nest(IFLA_LINKINFO, Attr(IFLA_INFO_KIND, Str("ipvlan")), data));
+        var spec = new IpvlanLinkSpec("ipv1a2b3c4", 7) { Mode = mode, Flags = flags, Namespace = s_ns42, Mtu = 1450 };
+        AssertBytes(Encode((ref NetlinkWriter w) => RtnetlinkEncoder.CreateLink(ref w, Seq, spec)), expected);
+    }
+
+    [Test]
+    public void Create_ipvlan_l2_default_sends_mode_0_and_no_flags()
+    {
+        var expected = Msg(RTM_NEWLINK, Create, Seq, IfInfo(AF_UNSPEC, 0),
+            Attr(IFLA_IFNAME, Str("ipv0")),
+            Attr(IFLA_LINK, U32(2)),
+            Nest(IFLA_LINKINFO,
+                Attr(IFLA_INFO_KIND, Str("ipvlan")),
+                Nest(IFLA_INFO_DATA, Attr(IFLA_IPVLAN_MODE, U16(IPVLAN_MODE_L2)))));
+        AssertBytes(Encode((ref NetlinkWriter w) => RtnetlinkEncoder.CreateLink(ref w, Seq, new IpvlanLinkSpec("ipv0", 2))), expected);
+    }
+
+    [TestCase(MacvlanMode.Private, MACVLAN_MODE_PRIVATE)]
+    [TestCase(MacvlanMode.Passthru, MACVLAN_MODE_PASSTHRU)]
+    [TestCase(MacvlanMode.Bridge, MACVLAN_MODE_BRIDGE)]
+    public void Create_macvlan_in_namespace_with_mtu(MacvlanMode mode, uint kernelMode)
+    {
+        var expected = Msg(RTM_NEWLINK, Create, Seq, IfInfo(AF_UNSPEC, 0),
+            Attr(IFLA_IFNAME, Str("mv1a2b3c4")),
+            Attr(IFLA_MTU, U32(1500)),
+            Attr(IFLA_NET_NS_FD, U32(43)),
+            Attr(IFLA_LINK, U32(9)),
+            Nest(IFLA_LINKINFO,
+                Attr(IFLA_INFO_KIND, Str("macvlan")),
+                Nest(IFLA_INFO_DATA, Attr(IFLA_MACVLAN_MODE, U32(kernelMode)))));
+        var spec = new MacvlanLinkSpec("mv1a2b3c4", 9) { Mode = mode, Namespace = s_ns43, Mtu = 1500 };
+        AssertBytes(Encode((ref NetlinkWriter w) => RtnetlinkEncoder.CreateLink(ref w, Seq, spec)), expected);
+    }
+
+    [TestCase((ushort)1)]
+    [TestCase((ushort)100)]
+    [TestCase((ushort)4094)]
+    public void Create_vlan_on_parent_with_mtu(ushort id)
+    {
+        var expected = Msg(RTM_NEWLINK, Create, Seq, IfInfo(AF_UNSPEC, 0),
+            Attr(IFLA_IFNAME, Str("eth1." + id)),
+            Attr(IFLA_MTU, U32(9000)),
+            Attr(IFLA_LINK, U32(11)),
+            Nest(IFLA_LINKINFO,
+                Attr(IFLA_INFO_KIND, Str("vlan")),
+                Nest(IFLA_INFO_DATA, Attr(IFLA_VLAN_ID, U16(id)))));
+        AssertBytes(Encode((ref NetlinkWriter w) => RtnetlinkEncoder.CreateLink(ref w, Seq, new VlanLinkSpec("eth1." + id, 11, id) { Mtu = 9000 })), expected);
+    }
+
     [Test]
     public void Create_vlan()
     {
@@ -346,6 +416,36 @@ public class GoldenBytesTests
             Attr(RTA_DST, Ip("fd00:1::")),
             Attr(RTA_OIF, U32(4)));
         AssertBytes(Encode((ref NetlinkWriter w) => RtnetlinkEncoder.ReplaceRoute(ref w, Seq, spec)), expected);
+    }
+
+    [Test]
+    public void Prepend_default_route_marked_static()
+    {
+        // ip route prepend: NLM_F_CREATE without NLM_F_EXCL (netlink.h: "Append NLM_F_CREATE").
+        var spec = new RouteSpec(IPNetwork.Parse("0.0.0.0/0")) { Gateway = IPAddress.Parse("172.18.0.1"), OutputIndex = 5, Protocol = RouteProtocol.Static };
+        var expected = Msg(RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE, Seq, RtMsg(AF_INET, 0, RT_TABLE_MAIN, RTPROT_STATIC, RT_SCOPE_UNIVERSE, RTN_UNICAST, 0),
+            Attr(RTA_GATEWAY, Ip("172.18.0.1")),
+            Attr(RTA_OIF, U32(5)));
+        AssertBytes(Encode((ref NetlinkWriter w) => RtnetlinkEncoder.PrependRoute(ref w, Seq, spec)), expected);
+    }
+
+    [Test]
+    public void Prepend_connected_ipv6_default_route()
+    {
+        var spec = new RouteSpec(IPNetwork.Parse("::/0")) { OutputIndex = 6, Scope = RouteScope.Link, Protocol = RouteProtocol.Static };
+        var expected = Msg(RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE, Seq, RtMsg(AF_INET6, 0, RT_TABLE_MAIN, RTPROT_STATIC, RT_SCOPE_LINK, RTN_UNICAST, 0),
+            Attr(RTA_OIF, U32(6)));
+        AssertBytes(Encode((ref NetlinkWriter w) => RtnetlinkEncoder.PrependRoute(ref w, Seq, spec)), expected);
+    }
+
+    [Test]
+    public void Delete_route_matching_its_protocol()
+    {
+        var spec = new RouteSpec(IPNetwork.Parse("::/0")) { Gateway = IPAddress.Parse("fd00::1"), OutputIndex = 5, Protocol = RouteProtocol.Static, MatchProtocolOnDelete = true };
+        var expected = Msg(RTM_DELROUTE, Acked, Seq, RtMsg(AF_INET6, 0, RT_TABLE_MAIN, RTPROT_STATIC, RT_SCOPE_NOWHERE, RTN_UNICAST, 0),
+            Attr(RTA_GATEWAY, Ip("fd00::1")),
+            Attr(RTA_OIF, U32(5)));
+        AssertBytes(Encode((ref NetlinkWriter w) => RtnetlinkEncoder.DeleteRoute(ref w, Seq, spec)), expected);
     }
 
     [Test]

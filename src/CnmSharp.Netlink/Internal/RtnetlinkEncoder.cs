@@ -24,6 +24,7 @@ internal static class RtnetlinkEncoder
 {
     private const ushort CreateFlags = Nl.NLM_F_REQUEST | Nl.NLM_F_ACK | Nl.NLM_F_CREATE | Nl.NLM_F_EXCL;
     private const ushort ReplaceFlags = Nl.NLM_F_REQUEST | Nl.NLM_F_ACK | Nl.NLM_F_CREATE | Nl.NLM_F_REPLACE;
+    private const ushort PrependFlags = Nl.NLM_F_REQUEST | Nl.NLM_F_ACK | Nl.NLM_F_CREATE;
     private const ushort AckFlags = Nl.NLM_F_REQUEST | Nl.NLM_F_ACK;
     private const ushort DumpFlags = Nl.NLM_F_REQUEST | Nl.NLM_F_DUMP;
     private const uint IFF_UP = 1;
@@ -152,9 +153,9 @@ internal static class RtnetlinkEncoder
                 {
                     var data = w.BeginNested(Rt.IFLA_INFO_DATA);
                     w.WriteU16(Rt.IFLA_IPVLAN_MODE, (ushort)i.Mode);
-                    if (i.Flags is { } flags)
+                    if (i.Flags != IpvlanFlags.Bridge)
                     {
-                        w.WriteU16(Rt.IFLA_IPVLAN_FLAGS, (ushort)flags);
+                        w.WriteU16(Rt.IFLA_IPVLAN_FLAGS, (ushort)i.Flags);
                     }
 
                     w.EndNested(data);
@@ -339,7 +340,7 @@ internal static class RtnetlinkEncoder
             0,
             0,
             table,
-            delete ? (byte)0 : (byte)spec.Protocol,
+            delete && !spec.MatchProtocolOnDelete ? (byte)0 : (byte)spec.Protocol,
             (byte)scope,
             (byte)spec.Type,
             spec.OnLink ? Rt.RTNH_F_ONLINK : 0);
@@ -377,6 +378,8 @@ internal static class RtnetlinkEncoder
     }
 
     public static void AddRoute(ref NetlinkWriter w, uint seq, RouteSpec spec) => Route(ref w, seq, spec, Rt.RTM_NEWROUTE, CreateFlags);
+
+    public static void PrependRoute(ref NetlinkWriter w, uint seq, RouteSpec spec) => Route(ref w, seq, spec, Rt.RTM_NEWROUTE, PrependFlags);
 
     public static void ReplaceRoute(ref NetlinkWriter w, uint seq, RouteSpec spec) => Route(ref w, seq, spec, Rt.RTM_NEWROUTE, ReplaceFlags);
 

@@ -3,13 +3,42 @@ namespace CnmSharp.Core;
 /// <summary>
 /// Which endpoint of a sandbox provides its default gateway: endpoints are ordered by join priority (higher first),
 /// then non-internal before internal networks, then by gateway weight (an IPv6 gateway counts 2, IPv4 1, higher
-/// first), then by network name; the first with an IPv4 gateway wins.
+/// first), then by network name; the first with an IPv4 gateway wins. As in libnetwork, an endpoint whose driver
+/// disabled the gateway service is elected like any other when it has a gateway (a plugin may report both); the flag
+/// only means that it needs no gateway from elsewhere (<see cref="NeedsDefaultGateway"/>).
 /// </summary>
 internal static class GatewayElection
 {
     public static void Sort(List<Endpoint> endpoints) => endpoints.Sort(Compare);
 
     public static Endpoint? Elect(IEnumerable<Endpoint> ordered) => ordered.FirstOrDefault(e => e.Record.Join?.Gateway is not null);
+
+    /// <summary>
+    /// libnetwork's <c>needDefaultGW</c>: true when some endpoint with an interface in the sandbox, on a non-internal
+    /// network, that did not disable the gateway service, exists and none such has a gateway (of either family) or a
+    /// static default route. libnetwork then joins the sandbox to its <c>docker_gwbridge</c> network; CnmSharp has no
+    /// such network and reports it.
+    /// </summary>
+    public static bool NeedsDefaultGateway(IEnumerable<Endpoint> endpoints)
+    {
+        var needs = false;
+        foreach (var e in endpoints)
+        {
+            if (e.Record.Join is not { DestinationName: not null } join || e.Network.Internal || join.DisableGatewayService)
+            {
+                continue;
+            }
+
+            if (join.Gateway is not null || join.GatewayIPv6 is not null || join.StaticRoutes.Any(r => r.Destination is "0.0.0.0/0" or "::/0"))
+            {
+                return false;
+            }
+
+            needs = true;
+        }
+
+        return needs;
+    }
 
     public static int Compare(Endpoint a, Endpoint b)
     {

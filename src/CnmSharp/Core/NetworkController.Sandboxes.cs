@@ -455,12 +455,15 @@ public sealed partial class NetworkController
                 await RecordLeaveAsync(endpoint, sandbox, removed, cancellationToken).ConfigureAwait(false);
             }
 
+            // A record written before the core kept its routes names them through this endpoint's join: read them
+            // while the endpoint is still joined.
+            var sandboxBefore = WithInstalledGatewayRoutes(sandbox.Record, endpoint);
             sandbox.RemoveEndpoint(endpoint);
             endpoint.Record = before with { Join = null, TearingDown = sandboxGoing };
             var touched = new Dictionary<Endpoint, EndpointRecord>();
             try
             {
-                var sandboxRecord = await ConvergeGatewayAsync(sandbox, sandbox.Record, endpoint, sandboxGoing, touched, cancellationToken).ConfigureAwait(false);
+                var sandboxRecord = await ConvergeGatewayAsync(sandbox, sandboxBefore, endpoint, sandboxGoing, touched, cancellationToken).ConfigureAwait(false);
                 await network.RegisteredDriver.Driver.LeaveAsync(network.Id, endpoint.Id, cancellationToken).ConfigureAwait(false);
                 if (removed is not null)
                 {
@@ -545,7 +548,9 @@ public sealed partial class NetworkController
 
     /// <summary>
     /// Makes the kernel match the gateway election: the elected endpoint's gateways become the default routes and
-    /// only it has external connectivity. Idempotent; returns the sandbox record with the programmed endpoint noted.
+    /// only it has external connectivity. Idempotent; returns the sandbox record with the programmed endpoint and the
+    /// default routes the core installed noted. The core removes only default routes it installed (kept in the record):
+    /// a driver's static default route (an endpoint that disabled the gateway service) or one added by hand stays.
     /// </summary>
     /// <param name="sandbox">The sandbox, with its endpoint list already updated.</param>
     /// <param name="record">The sandbox record to update.</param>
@@ -556,14 +561,24 @@ public sealed partial class NetworkController
     /// <param name="cancellationToken">Cancels the call.</param>
     private async ValueTask<SandboxRecord> ConvergeGatewayAsync(Sandbox sandbox, SandboxRecord record, Endpoint changed, bool sandboxGoing, Dictionary<Endpoint, EndpointRecord> touched, CancellationToken cancellationToken)
     {
-        var elected = sandboxGoing ? null : GatewayElection.Elect(sandbox.Endpoints);
+        var endpoints = sandbox.Endpoints;
+        var elected = sandboxGoing ? null : GatewayElection.Elect(endpoints);
         var programmed = record.ExternalConnectivityEndpointId;
-        if (string.Equals(elected?.Id, programmed, StringComparison.Ordinal))
+        var installed = InstalledGatewayRoutes(record, changed);
+        var programRoutes = !sandboxGoing && !sandbox.UsesHostNamespace;
+        var wanted = programRoutes ? GatewayRoutesOf(elected) : installed;
+        var moved = !string.Equals(elected?.Id, programmed, StringComparison.Ordinal);
+        if (!sandboxGoing && elected is null && !sandbox.UsesHostNamespace && GatewayElection.NeedsDefaultGateway(endpoints))
+        {
+            Log.NoDefaultGateway(_logger, sandbox.Id);
+        }
+
+        if (!moved && installed.SequenceEqual(wanted))
         {
             return record;
         }
 
-        if (programmed is not null)
+        if (moved && programmed is not null)
         {
             var previous = string.Equals(changed.Id, programmed, StringComparison.Ordinal) ? changed : FindEndpoint(programmed);
             if (previous is not null && !previous.Network.Internal && previous.Network.RegisteredDriver.Driver is IExternalConnectivityDriver ext)
@@ -577,18 +592,54 @@ public sealed partial class NetworkController
             }
         }
 
-        if (!sandboxGoing && !sandbox.UsesHostNamespace)
+        if (programRoutes && !installed.SequenceEqual(wanted))
         {
-            await _sandboxNetworking.SetDefaultGatewayAsync(sandbox.Key, elected?.InterfaceName, elected?.Gateway, elected?.GatewayIPv6, cancellationToken).ConfigureAwait(false);
+            await _sandboxNetworking.ChangeGatewayRoutesAsync(sandbox.Key, installed.Except(wanted).ToArray(), wanted.Except(installed).ToArray(), cancellationToken).ConfigureAwait(false);
         }
 
-        if (elected is not null && !elected.Network.Internal && elected.Network.RegisteredDriver.Driver is IExternalConnectivityDriver newExt)
+        if (moved && elected is not null && !elected.Network.Internal && elected.Network.RegisteredDriver.Driver is IExternalConnectivityDriver newExt)
         {
             await newExt.ProgramExternalConnectivityAsync(elected.Network.Id, elected.Id, cancellationToken).ConfigureAwait(false);
             SetPublishedPorts(elected, await ReadPublishedPortsAsync(elected, cancellationToken).ConfigureAwait(false), changed, touched);
         }
 
-        return record with { ExternalConnectivityEndpointId = elected?.Id };
+        return record with
+        {
+            ExternalConnectivityEndpointId = elected?.Id,
+            GatewayRoutes = wanted.Select(r => new GatewayRouteRecord { Interface = r.InterfaceName, Gateway = r.Gateway.ToString(), Unmarked = r.Unmarked }).ToList(),
+        };
+    }
+
+    /// <summary>The default routes the core wants for a gateway endpoint: its gateways on its interface.</summary>
+    private static SandboxGatewayRoute[] GatewayRoutesOf(Endpoint? elected) =>
+        elected is { InterfaceName: { } name }
+            ? new[] { elected.Gateway, elected.GatewayIPv6 }.OfType<System.Net.IPAddress>().Select(g => new SandboxGatewayRoute(name, g)).ToArray()
+            : [];
+
+    /// <summary>The record with the routes it names spelt out (for a record written before they were kept).</summary>
+    private SandboxRecord WithInstalledGatewayRoutes(SandboxRecord record, Endpoint changed) =>
+        record.GatewayRoutes is not null
+            ? record
+            : record with { GatewayRoutes = InstalledGatewayRoutes(record, changed).Select(r => new GatewayRouteRecord { Interface = r.InterfaceName, Gateway = r.Gateway.ToString(), Unmarked = r.Unmarked }).ToList() };
+
+    /// <summary>The default routes the core installed in a sandbox, as its record says. A record written before they
+    /// were kept names only the programmed endpoint: that version installed its gateways, unmarked.</summary>
+    private SandboxGatewayRoute[] InstalledGatewayRoutes(SandboxRecord record, Endpoint changed)
+    {
+        if (record.GatewayRoutes is { } routes)
+        {
+            return routes.Select(r => new SandboxGatewayRoute(r.Interface, System.Net.IPAddress.Parse(r.Gateway)) { Unmarked = r.Unmarked }).ToArray();
+        }
+
+        if (record.ExternalConnectivityEndpointId is not { } id)
+        {
+            return [];
+        }
+
+        var endpoint = string.Equals(changed.Id, id, StringComparison.Ordinal) ? changed : FindEndpoint(id);
+        return endpoint?.Record.Join is { DestinationName: { } name } join
+            ? new[] { join.Gateway, join.GatewayIPv6 }.OfType<string>().Select(g => new SandboxGatewayRoute(name, System.Net.IPAddress.Parse(g)) { Unmarked = true }).ToArray()
+            : [];
     }
 
     /// <summary>

@@ -328,7 +328,9 @@ public sealed partial class NetworkController
             steps.Add(("restore gateway", async () =>
             {
                 var touched = new Dictionary<Endpoint, EndpointRecord>();
-                await ConvergeGatewayAsync(sandbox, sandbox.Record with { ExternalConnectivityEndpointId = endpointId }, endpoint, sandboxGoing: false, touched, cancellationToken).ConfigureAwait(false);
+                // As if nothing the core installed were there: the rightful routes go in again (a route that exists is
+                // kept); the joining endpoint's own routes go with its interface, which the steps below remove.
+                await ConvergeGatewayAsync(sandbox, sandbox.Record with { ExternalConnectivityEndpointId = endpointId, GatewayRoutes = [] }, endpoint, sandboxGoing: false, touched, cancellationToken).ConfigureAwait(false);
                 await SaveTouchedAsync(touched, cancellationToken).ConfigureAwait(false);
             }));
             var addresses = HostEntriesOf(sandbox, endpoint).Select(h => h.Address).Distinct().ToArray();

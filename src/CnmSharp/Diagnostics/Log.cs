@@ -59,6 +59,9 @@ internal static partial class Log
     [LoggerMessage(110, LogLevel.Warning, "The published ports of endpoint {EndpointId} could not be read or recorded; it reports the requested bindings")]
     public static partial void PortMapUnavailable(ILogger logger, Exception exception, string endpointId);
 
+    [LoggerMessage(111, LogLevel.Warning, "Sandbox {SandboxId} has no default gateway: an endpoint on a non-internal network got none from its driver, nor a default route, and did not disable the gateway service (libnetwork would join it to a default gateway network; CnmSharp has none)")]
+    public static partial void NoDefaultGateway(ILogger logger, string sandboxId);
+
     [LoggerMessage(18, LogLevel.Warning, "Teardown of {What} did not finish; its record stays marked and the next start finishes it")]
     public static partial void TeardownFailed(ILogger logger, Exception exception, string what);
 

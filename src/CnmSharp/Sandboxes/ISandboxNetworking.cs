@@ -26,6 +26,17 @@ public sealed record SandboxInterface
     public IReadOnlyList<StaticRoute> Routes { get; init; } = [];
 }
 
+/// <summary>A default route the core installs in a sandbox: through the gateway endpoint's gateway (the family is
+/// the gateway's), on that endpoint's interface, in the main table.</summary>
+/// <param name="InterfaceName">The interface's name inside the sandbox.</param>
+/// <param name="Gateway">The next hop.</param>
+public sealed record SandboxGatewayRoute(string InterfaceName, IPAddress Gateway)
+{
+    /// <summary>Installed by a CnmSharp version that did not mark its routes (it carries RTPROT_BOOT, the protocol
+    /// <c>ip route add</c> gives).</summary>
+    public bool Unmarked { get; init; }
+}
+
 /// <summary>An interface found in a sandbox.</summary>
 /// <param name="Name">Its name.</param>
 /// <param name="MacAddress">Its hardware address, if it has one.</param>
@@ -78,13 +89,14 @@ public interface ISandboxNetworking
     /// <returns>The interfaces.</returns>
     ValueTask<IReadOnlyList<SandboxLink>> GetInterfacesAsync(string key, CancellationToken cancellationToken = default);
 
-    /// <summary>Makes the sandbox's default routes go through the given gateways on the given interface, replacing
-    /// any previous ones; null removes the default route of that family.</summary>
+    /// <summary>Changes the default routes the core installed in a sandbox: adds <paramref name="add"/> (beside any other
+    /// route of the same destination, such as a driver's static default route or one added by hand; one that exists
+    /// already is not an error), then removes exactly <paramref name="remove"/> (a route, or its interface, that is gone
+    /// is not an error). No other route is ever removed.</summary>
     /// <param name="key">The sandbox key.</param>
-    /// <param name="interfaceName">The interface of the gateway endpoint, or null when there is none.</param>
-    /// <param name="gateway">The IPv4 gateway, or null.</param>
-    /// <param name="gatewayIPv6">The IPv6 gateway, or null.</param>
+    /// <param name="remove">Routes the core installed before and no longer wants.</param>
+    /// <param name="add">Routes the core wants that it has not installed.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
-    /// <returns>A task that completes when the routes are set.</returns>
-    ValueTask SetDefaultGatewayAsync(string key, string? interfaceName, IPAddress? gateway, IPAddress? gatewayIPv6, CancellationToken cancellationToken = default);
+    /// <returns>A task that completes when the routes are changed.</returns>
+    ValueTask ChangeGatewayRoutesAsync(string key, IReadOnlyList<SandboxGatewayRoute> remove, IReadOnlyList<SandboxGatewayRoute> add, CancellationToken cancellationToken = default);
 }

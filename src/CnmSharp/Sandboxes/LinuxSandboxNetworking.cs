@@ -210,9 +210,12 @@ public sealed partial class LinuxSandboxNetworking : ISandboxNetworking, IAsyncD
                 batch.SetLinkUp(index);
                 foreach (var route in sandboxInterface.Routes)
                 {
-                    batch.AddRoute(new RouteSpec(route.Destination)
+                    // Beside any route of the same destination (a default route the core installed for another
+                    // endpoint, one added by hand): a driver's route never replaces another, and goes with its interface.
+                    batch.PrependRoute(new RouteSpec(route.Destination)
                     {
                         OutputIndex = index,
+                        Protocol = CoreRouteProtocol,
                         Gateway = route.Type == Drivers.RouteType.NextHop ? route.NextHop : null,
                         Scope = route.Type == Drivers.RouteType.Connected ? RouteScope.Link : RouteScope.Universe,
                     });
@@ -291,18 +294,47 @@ public sealed partial class LinuxSandboxNetworking : ISandboxNetworking, IAsyncD
     }
 
     /// <inheritdoc />
-    public async ValueTask SetDefaultGatewayAsync(string key, string? interfaceName, IPAddress? gateway, IPAddress? gatewayIPv6, CancellationToken cancellationToken = default)
+    public async ValueTask ChangeGatewayRoutesAsync(string key, IReadOnlyList<SandboxGatewayRoute> remove, IReadOnlyList<SandboxGatewayRoute> add, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(remove);
+        ArgumentNullException.ThrowIfNull(add);
         var client = Open(key).Client;
         try
         {
-            var index = interfaceName is null ? (int?)null : (await client.GetLinkAsync(interfaceName, cancellationToken).ConfigureAwait(false))?.Index;
-            await SetDefaultRouteAsync(client, new IPNetwork(IPAddress.Any, 0), index, gateway, cancellationToken).ConfigureAwait(false);
-            await SetDefaultRouteAsync(client, new IPNetwork(IPAddress.IPv6Any, 0), index, gatewayIPv6, cancellationToken).ConfigureAwait(false);
+            // Added first, so that a move of the gateway leaves no moment without a default route.
+            foreach (var route in add)
+            {
+                var index = (await client.GetLinkAsync(route.InterfaceName, cancellationToken).ConfigureAwait(false)
+                    ?? throw new CnmNotFoundException(CnmErrorCodes.KernelError, $"default route of sandbox {key}", $"interface {route.InterfaceName} is not in the sandbox")).Index;
+                using var batch = new RtnetlinkBatch().PrependRoute(CoreRoute(route, index));
+                var error = (await client.ExecuteBatchAsync(batch, cancellationToken).ConfigureAwait(false)).Errors[0];
+                if (error is not null && !error.IsAlreadyExists)
+                {
+                    throw error;
+                }
+            }
+
+            foreach (var route in remove)
+            {
+                // A route goes with its interface: if the interface is gone, so is the route.
+                if (await client.GetLinkAsync(route.InterfaceName, cancellationToken).ConfigureAwait(false) is not { } link)
+                {
+                    continue;
+                }
+
+                try
+                {
+                    await client.DeleteRouteAsync(CoreRoute(route, link.Index), cancellationToken).ConfigureAwait(false);
+                }
+                catch (NetlinkException ex) when (ex.IsNotFound)
+                {
+                    // Gone already.
+                }
+            }
         }
         catch (NetlinkException ex)
         {
-            throw KernelError($"default gateway of sandbox {key}", ex);
+            throw KernelError($"default routes of sandbox {key}", ex);
         }
     }
 
@@ -320,30 +352,23 @@ public sealed partial class LinuxSandboxNetworking : ISandboxNetworking, IAsyncD
         return ValueTask.CompletedTask;
     }
 
-    private static async ValueTask SetDefaultRouteAsync(RtnetlinkClient client, IPNetwork destination, int? index, IPAddress? gateway, CancellationToken cancellationToken)
-    {
-        if (gateway is not null && index is not null)
-        {
-            await client.ReplaceRouteAsync(new RouteSpec(destination) { Gateway = gateway, OutputIndex = index }, cancellationToken).ConfigureAwait(false);
-            return;
-        }
+    /// <summary>The protocol the core marks its routes with (RTPROT_STATIC, "installed by an administrator"), so that
+    /// a delete removes only a route the core installed, never one of the same gateway a person or another tool added
+    /// (<c>ip route add</c> uses RTPROT_BOOT).</summary>
+    internal const RouteProtocol CoreRouteProtocol = RouteProtocol.Static;
 
-        var family = destination.BaseAddress.AddressFamily;
-        foreach (var route in await client.GetRoutesAsync(family, cancellationToken).ConfigureAwait(false))
+    /// <summary>The exact route: the default route of the gateway's family, through it, on the interface, in the main
+    /// table, marked with <see cref="CoreRouteProtocol"/> (an unmarked route, which an earlier version installed, carries
+    /// RTPROT_BOOT). A delete matches the protocol too.</summary>
+    private static RouteSpec CoreRoute(SandboxGatewayRoute route, int index) =>
+        new(new IPNetwork(route.Gateway.AddressFamily == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any, 0))
         {
-            if (route.Destination.PrefixLength == 0 && route.Table == RouteTables.Main)
-            {
-                try
-                {
-                    await client.DeleteRouteAsync(new RouteSpec(route.Destination) { Gateway = route.Gateway, OutputIndex = route.OutputIndex }, cancellationToken).ConfigureAwait(false);
-                }
-                catch (NetlinkException ex) when (ex.IsNotFound)
-                {
-                    // Gone already.
-                }
-            }
-        }
-    }
+            Gateway = route.Gateway,
+            OutputIndex = index,
+            Table = RouteTables.Main,
+            Protocol = route.Unmarked ? RouteProtocol.Boot : CoreRouteProtocol,
+            MatchProtocolOnDelete = true,
+        };
 
     private const int LoopbackIndex = 1;
 

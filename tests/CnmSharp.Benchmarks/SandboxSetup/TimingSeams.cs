@@ -77,8 +77,8 @@ internal sealed class TimedSandboxNetworking(LinuxSandboxNetworking inner, SpanR
     public ValueTask RemoveInterfaceAsync(string key, SandboxInterface sandboxInterface, CancellationToken cancellationToken = default) =>
         spans.TimeAsync("seam: interface remove", () => inner.RemoveInterfaceAsync(key, sandboxInterface, cancellationToken));
 
-    public ValueTask SetDefaultGatewayAsync(string key, string? interfaceName, IPAddress? gateway, IPAddress? gatewayIPv6, CancellationToken cancellationToken = default) =>
-        spans.TimeAsync("seam: default gateway", () => inner.SetDefaultGatewayAsync(key, interfaceName, gateway, gatewayIPv6, cancellationToken));
+    public ValueTask ChangeGatewayRoutesAsync(string key, IReadOnlyList<SandboxGatewayRoute> remove, IReadOnlyList<SandboxGatewayRoute> add, CancellationToken cancellationToken = default) =>
+        spans.TimeAsync("seam: default gateway", () => inner.ChangeGatewayRoutesAsync(key, remove, add, cancellationToken));
 
     public ValueTask<IReadOnlyList<SandboxLink>> GetInterfacesAsync(string key, CancellationToken cancellationToken = default) =>
         inner.GetInterfacesAsync(key, cancellationToken);

@@ -17,8 +17,11 @@ internal sealed class BridgeHarness : IAsyncDisposable
     private readonly List<Process> _processes = [];
     private bool _tornDown;
 
-    private BridgeHarness(TestHostNamespace host, string tempDir, InMemoryKeyValueStore store, NetworkController controller)
+    private readonly IReadOnlyList<INetworkDriverFactory> _extraDrivers;
+
+    private BridgeHarness(TestHostNamespace host, string tempDir, InMemoryKeyValueStore store, NetworkController controller, IReadOnlyList<INetworkDriverFactory> extraDrivers)
     {
+        _extraDrivers = extraDrivers;
         Host = host;
         TempDir = tempDir;
         Store = store;
@@ -33,8 +36,12 @@ internal sealed class BridgeHarness : IAsyncDisposable
 
     public NetworkController Controller { get; private set; }
 
-    public static async Task<BridgeHarness> CreateAsync(bool forwardDrop = false, bool defaultNetworks = false)
+    /// <param name="forwardDrop">Sets the host namespace's FORWARD policy to DROP first.</param>
+    /// <param name="defaultNetworks">Lets the controller create its default networks.</param>
+    /// <param name="extraDrivers">Drivers registered beside the bridge (test drivers); again at each restart.</param>
+    public static async Task<BridgeHarness> CreateAsync(bool forwardDrop = false, bool defaultNetworks = false, IReadOnlyList<INetworkDriverFactory>? extraDrivers = null)
     {
+        extraDrivers ??= [];
         Assert.That(RootRuleCount(), Is.Zero, "the root namespace must have no rules before the test");
         var host = await TestHostNamespace.CreateAsync();
         var temp = Directory.CreateTempSubdirectory("cnmbr-").FullName;
@@ -46,8 +53,8 @@ internal sealed class BridgeHarness : IAsyncDisposable
                 Exec(host.Path, "iptables", "-P", "FORWARD", "DROP");
             }
 
-            var controller = await Build(host, temp, store, defaultNetworks);
-            return new BridgeHarness(host, temp, store, controller);
+            var controller = await Build(host, temp, store, defaultNetworks, extraDrivers);
+            return new BridgeHarness(host, temp, store, controller, extraDrivers);
         }
         catch
         {
@@ -57,8 +64,9 @@ internal sealed class BridgeHarness : IAsyncDisposable
         }
     }
 
-    private static ValueTask<NetworkController> Build(TestHostNamespace host, string temp, IKeyValueStore store, bool defaultNetworks) =>
-        new NetworkControllerBuilder(new CnmOptions
+    private static ValueTask<NetworkController> Build(TestHostNamespace host, string temp, IKeyValueStore store, bool defaultNetworks, IReadOnlyList<INetworkDriverFactory> extraDrivers)
+    {
+        var builder = new NetworkControllerBuilder(new CnmOptions
         {
             HostNamespacePath = host.Path,
             RunDirectory = Path.Combine(temp, "run"),
@@ -66,14 +74,20 @@ internal sealed class BridgeHarness : IAsyncDisposable
             CreateDefaultNetworks = defaultNetworks,
         })
         .AddDriver(new BridgeDriverFactory(new BridgeDriverOptions { ReapTimeout = TimeSpan.FromSeconds(3) }))
-        .UseStore(store)
-        .BuildAsync();
+        .UseStore(store);
+        foreach (var driver in extraDrivers)
+        {
+            builder.AddDriver(driver);
+        }
+
+        return builder.BuildAsync();
+    }
 
     /// <summary>Stops the controller and starts a new one on the same store and host namespace.</summary>
     public async Task RestartAsync()
     {
         await Controller.DisposeAsync();
-        Controller = await Build(Host, TempDir, Store, defaultNetworks: false);
+        Controller = await Build(Host, TempDir, Store, defaultNetworks: false, _extraDrivers);
     }
 
     public ValueTask<Network> NetworkAsync(string name, string subnet, Dictionary<string, string>? options = null, bool @internal = false) =>
@@ -176,7 +190,7 @@ internal sealed class BridgeHarness : IAsyncDisposable
             || k.StartsWith("cnm/v1/sandbox/", StringComparison.Ordinal)
             || k.StartsWith("cnm/v1/intent/", StringComparison.Ordinal))];
 
-    /// <summary>Deletes every sandbox, endpoint and bridge network, and asserts that no link, namespace, mount, rule,
+    /// <summary>Deletes every sandbox, endpoint and bridge (or extra driver's) network, and asserts that no link, namespace, mount, rule,
     /// driver record or IPAM allocation is left.</summary>
     public async Task TeardownAndAssertCleanAsync()
     {
@@ -206,7 +220,7 @@ internal sealed class BridgeHarness : IAsyncDisposable
         }
 
         // Pre-defined networks (the controller's defaults) cannot be deleted; they go with the host namespace.
-        foreach (var network in Controller.Networks.Where(n => n.Driver == "bridge" && !n.PreDefined))
+        foreach (var network in Controller.Networks.Where(n => (n.Driver == "bridge" || _extraDrivers.Any(d => d.Name == n.Driver)) && !n.PreDefined))
         {
             foreach (var endpoint in network.Endpoints)
             {

@@ -37,6 +37,7 @@ internal static class Hand
     public const ushort RTM_GETNEIGH = 30;
     public const byte RT_TABLE_MAIN = 254;
     public const byte RTPROT_BOOT = 3;
+    public const byte RTPROT_STATIC = 4;
     public const byte RT_SCOPE_UNIVERSE = 0;
     public const byte RT_SCOPE_LINK = 253;
     public const byte RT_SCOPE_NOWHERE = 255;
@@ -82,8 +83,15 @@ internal static class Hand
     public const ushort IFLA_MACVLAN_MODE = 1;
     public const uint MACVLAN_MODE_BRIDGE = 4;
     public const uint MACVLAN_MODE_VEPA = 2;
+    public const uint MACVLAN_MODE_PRIVATE = 1;
+    public const uint MACVLAN_MODE_PASSTHRU = 8;
     public const ushort IFLA_IPVLAN_MODE = 1;
+    public const ushort IFLA_IPVLAN_FLAGS = 2;
+    public const ushort IPVLAN_MODE_L2 = 0;
     public const ushort IPVLAN_MODE_L3 = 1;
+    public const ushort IPVLAN_MODE_L3S = 2;
+    public const ushort IPVLAN_F_PRIVATE = 0x01;
+    public const ushort IPVLAN_F_VEPA = 0x02;
     public const ushort IFLA_VLAN_ID = 1;
     public const uint RTEXT_FILTER_SKIP_STATS = 1 << 3;
 

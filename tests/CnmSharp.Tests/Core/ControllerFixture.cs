@@ -80,6 +80,59 @@ internal sealed class ControllerFixture : IAsyncDisposable
 
         Netns = new Mock<ISandboxNetworking>();
         Netns.Setup(n => n.NamespaceExistsAsync(It.IsAny<string>(), It.IsAny<CancellationToken>())).ReturnsAsync(true);
+        Netns.Setup(n => n.ChangeGatewayRoutesAsync(It.IsAny<string>(), It.IsAny<IReadOnlyList<SandboxGatewayRoute>>(), It.IsAny<IReadOnlyList<SandboxGatewayRoute>>(), It.IsAny<CancellationToken>()))
+            .Callback<string, IReadOnlyList<SandboxGatewayRoute>, IReadOnlyList<SandboxGatewayRoute>, CancellationToken>(ApplyGatewayRoutes)
+            .Returns(ValueTask.CompletedTask);
+
+        // As in the kernel, an interface's routes go with it, and a namespace's with the namespace.
+        Netns.Setup(n => n.RemoveInterfaceAsync(It.IsAny<string>(), It.IsAny<SandboxInterface>(), It.IsAny<CancellationToken>()))
+            .Callback<string, SandboxInterface, CancellationToken>((key, i, _) =>
+            {
+                if (CoreRoutes.TryGetValue(key, out var routes))
+                {
+                    lock (routes)
+                    {
+                        routes.RemoveAll(r => r.InterfaceName == i.DestinationName);
+                    }
+                }
+            })
+            .Returns(ValueTask.CompletedTask);
+        Netns.Setup(n => n.DeleteNamespaceAsync(It.IsAny<string>(), It.IsAny<CancellationToken>()))
+            .Callback<string, CancellationToken>((key, _) => CoreRoutes.TryRemove(key, out List<SandboxGatewayRoute>? _))
+            .Returns(ValueTask.CompletedTask);
+    }
+
+    /// <summary>The default routes the core has installed, per sandbox key, as the mocked sandbox networking applied
+    /// its changes (a route it removes that it never added fails the test).</summary>
+    public ConcurrentDictionary<string, List<SandboxGatewayRoute>> CoreRoutes { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Every default route the core asked to remove, in order.</summary>
+    public ConcurrentQueue<SandboxGatewayRoute> RemovedRoutes { get; } = new();
+
+    private bool _recordCalls;
+
+    private void ApplyGatewayRoutes(string key, IReadOnlyList<SandboxGatewayRoute> remove, IReadOnlyList<SandboxGatewayRoute> add, CancellationToken cancellationToken)
+    {
+        if (_recordCalls)
+        {
+            Calls.Enqueue("netns.gateway " + string.Join(",", add.Select(r => r.InterfaceName).Distinct()));
+        }
+
+        var routes = CoreRoutes.GetOrAdd(key, _ => []);
+        lock (routes)
+        {
+            foreach (var route in add.Where(r => !routes.Contains(r)))
+            {
+                routes.Add(route);
+            }
+
+            foreach (var route in remove)
+            {
+                RemovedRoutes.Enqueue(route);
+                Assert.That(route.Unmarked || routes.Contains(route), Is.True, $"the core removes {route}, which it never installed");
+                routes.Remove(route);
+            }
+        }
     }
 
     public string Directory { get; }
@@ -243,9 +296,7 @@ internal sealed class ControllerFixture : IAsyncDisposable
         Netns.Setup(n => n.AddInterfaceAsync(It.IsAny<string>(), It.IsAny<SandboxInterface>(), It.IsAny<CancellationToken>()))
             .Callback<string, SandboxInterface, CancellationToken>((_, i, _) => Calls.Enqueue("netns.add " + i.DestinationName))
             .Returns(ValueTask.CompletedTask);
-        Netns.Setup(n => n.SetDefaultGatewayAsync(It.IsAny<string>(), It.IsAny<string?>(), It.IsAny<IPAddress?>(), It.IsAny<IPAddress?>(), It.IsAny<CancellationToken>()))
-            .Callback<string, string?, IPAddress?, IPAddress?, CancellationToken>((_, name, _, _, _) => Calls.Enqueue("netns.gateway " + name))
-            .Returns(ValueTask.CompletedTask);
+        _recordCalls = true;
         External.Setup(e => e.ProgramExternalConnectivityAsync(It.IsAny<string>(), It.IsAny<string>(), It.IsAny<CancellationToken>()))
             .Callback(() => Calls.Enqueue("driver.program"))
             .Returns(ValueTask.CompletedTask);

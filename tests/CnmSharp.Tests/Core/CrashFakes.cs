@@ -281,7 +281,7 @@ internal sealed class FakeSandboxNetworking(FakeKernel kernel, CrashSwitch crash
         }
     }
 
-    public ValueTask SetDefaultGatewayAsync(string key, string? interfaceName, IPAddress? gateway, IPAddress? gatewayIPv6, CancellationToken cancellationToken = default)
+    public ValueTask ChangeGatewayRoutesAsync(string key, IReadOnlyList<SandboxGatewayRoute> remove, IReadOnlyList<SandboxGatewayRoute> add, CancellationToken cancellationToken = default)
     {
         crash.Step();
         return ValueTask.CompletedTask;

@@ -90,7 +90,7 @@ public sealed class SandboxTests : ControllerTestBase
             It.Is<SandboxInterface>(i => i.SourceName == source && i.DestinationName == "eth0" && i.Placement == InterfacePlacement.HostNamespace
                 && i.Addresses.Contains(ep.Address!.Value)),
             It.IsAny<CancellationToken>()));
-        F.Netns.Verify(x => x.SetDefaultGatewayAsync(sb.Key, "eth0", n.IPv4Info[0].Gateway!.Value.Address, null, It.IsAny<CancellationToken>()));
+        Assert.That(F.CoreRoutes[sb.Key], Is.EqualTo(new[] { new SandboxGatewayRoute("eth0", n.IPv4Info[0].Gateway!.Value.Address) }));
         F.Driver.Verify(d => d.JoinAsync(It.Is<JoinRequest>(r => r.SandboxId == sb.Id && r.SandboxKey == sb.Key && r.EndpointId == ep.Id && !r.SandboxUsesHostNamespace), It.IsAny<IJoinInfo>(), It.IsAny<CancellationToken>()));
         Assert.Multiple(() =>
         {
@@ -142,7 +142,11 @@ public sealed class SandboxTests : ControllerTestBase
         Assert.That(sb.GatewayEndpoint, Is.SameAs(b));
         VerifyRevoked(a, Times.Once);
         VerifyProgrammed(b, () => Times.Exactly(2));
-        F.Netns.Verify(x => x.SetDefaultGatewayAsync(sb.Key, b.InterfaceName, b.Gateway, null, It.IsAny<CancellationToken>()), Times.Exactly(2));
+        Assert.Multiple(() =>
+        {
+            Assert.That(F.CoreRoutes[sb.Key], Is.EqualTo(new[] { new SandboxGatewayRoute(b.InterfaceName!, b.Gateway!) }));
+            Assert.That(F.RemovedRoutes, Is.EqualTo(new[] { new SandboxGatewayRoute(b.InterfaceName!, b.Gateway!), new SandboxGatewayRoute("eth1", a.Network.IPv4Info[0].Gateway!.Value.Address) }), "each move removes exactly the route the core had installed");
+        });
     }
 
     [Test]
@@ -192,7 +196,7 @@ public sealed class SandboxTests : ControllerTestBase
 
         Assert.That(sb.GatewayEndpoint, Is.SameAs(b));
         Assert.That(b.GatewayIPv6, Is.Not.Null);
-        F.Netns.Verify(x => x.SetDefaultGatewayAsync(sb.Key, b.InterfaceName, b.Gateway, b.GatewayIPv6, It.IsAny<CancellationToken>()), Times.Once);
+        Assert.That(F.CoreRoutes[sb.Key], Is.EquivalentTo(new[] { new SandboxGatewayRoute(b.InterfaceName!, b.Gateway!), new SandboxGatewayRoute(b.InterfaceName!, b.GatewayIPv6!) }));
     }
 
     [Test]
@@ -286,10 +290,6 @@ public sealed class SandboxTests : ControllerTestBase
         await old.JoinAsync(sb);
         F.External.Setup(e => e.ProgramExternalConnectivityAsync(n.Id, taker.Id, It.IsAny<CancellationToken>()))
             .Returns(() => ValueTask.FromException(new CnmInternalException(CnmErrorCodes.KernelError, "nat", "iptables failed")));
-        string? lastGatewayInterface = null;
-        F.Netns.Setup(x => x.SetDefaultGatewayAsync(sb.Key, It.IsAny<string?>(), It.IsAny<IPAddress?>(), It.IsAny<IPAddress?>(), It.IsAny<CancellationToken>()))
-            .Callback<string, string?, IPAddress?, IPAddress?, CancellationToken>((_, name, _, _, _) => lastGatewayInterface = name)
-            .Returns(ValueTask.CompletedTask);
 
         await ThrowsAsync<CnmInternalException>(() => taker.JoinAsync(sb).AsTask(), CnmErrorCodes.KernelError);
 
@@ -298,7 +298,7 @@ public sealed class SandboxTests : ControllerTestBase
         Assert.Multiple(() =>
         {
             Assert.That(sb.GatewayEndpoint, Is.SameAs(old));
-            Assert.That(lastGatewayInterface, Is.EqualTo(old.InterfaceName), "the sandbox's default route is back on the old endpoint");
+            Assert.That(F.CoreRoutes[sb.Key], Is.EqualTo(new[] { new SandboxGatewayRoute(old.InterfaceName!, old.Gateway!) }), "the sandbox's default route is back on the old endpoint, the taker's gone with its interface");
             Assert.That(taker.Sandbox, Is.Null);
         });
     }

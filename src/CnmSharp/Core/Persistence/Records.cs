@@ -72,6 +72,19 @@ internal sealed record StaticRouteRecord
     public string? NextHop { get; init; }
 }
 
+/// <summary>A default route the core installed in a sandbox.</summary>
+internal sealed record GatewayRouteRecord
+{
+    /// <summary>The interface's name inside the sandbox.</summary>
+    public required string Interface { get; init; }
+
+    /// <summary>The gateway (its family is the route's).</summary>
+    public required string Gateway { get; init; }
+
+    /// <summary>Installed without the core's protocol mark (by an earlier version).</summary>
+    public bool Unmarked { get; init; }
+}
+
 internal sealed record JoinRecord
 {
     public required string SandboxId { get; init; }
@@ -138,6 +151,11 @@ internal sealed record SandboxRecord
     public List<string> DnsOptions { get; init; } = [];
     public Dictionary<string, int> NextInterfaceIndex { get; init; } = [];
     public string? ExternalConnectivityEndpointId { get; init; }
+
+    /// <summary>The default routes the core installed in the sandbox (the gateway endpoint's gateways on its interface,
+    /// one per family): the only default routes it ever removes. Null in records written before they were kept: then
+    /// they are the routes of <see cref="ExternalConnectivityEndpointId"/>'s endpoint, installed unmarked.</summary>
+    public List<GatewayRouteRecord>? GatewayRoutes { get; init; }
 
     /// <summary>The sandbox is being deleted: written before its first endpoint leaves; the next start finishes it.</summary>
     public bool TearingDown { get; init; }

@@ -61,7 +61,7 @@ internal sealed class IpvlanDriver(DriverContext context, IParentLinkKernel kern
         return new IpvlanLinkSpec(name, parentIndex)
         {
             Mode = ParseModeName(network.Record.Mode, network.Record.Name),
-            Flags = flag == IpvlanFlags.Bridge ? null : flag,
+            Flags = flag,
             Mtu = network.Record.Mtu,
             Namespace = sandbox,
         };

@@ -306,7 +306,7 @@ public class ParentLinkDriverTests
         var spec = (IpvlanLinkSpec)_kernel.InSandbox.Single();
         Assert.Multiple(() =>
         {
-            Assert.That((spec.Mode, spec.Flags), Is.EqualTo((IpvlanMode.L2, (IpvlanFlags?)null)));
+            Assert.That((spec.Mode, spec.Flags), Is.EqualTo((IpvlanMode.L2, IpvlanFlags.Bridge)));
             Assert.That(spec.Mac, Is.Null);
             Assert.That(info.MacAddress, Is.Null, "ipvlan devices carry the parent's MAC");
             Assert.That(join.Gateway, Is.EqualTo(IPAddress.Parse("10.1.0.1")));
@@ -326,7 +326,7 @@ public class ParentLinkDriverTests
         var spec = (IpvlanLinkSpec)_kernel.InSandbox.Single();
         Assert.Multiple(() =>
         {
-            Assert.That((spec.Mode, spec.Flags), Is.EqualTo((expected, (IpvlanFlags?)IpvlanFlags.Private)));
+            Assert.That((spec.Mode, spec.Flags), Is.EqualTo((expected, IpvlanFlags.Private)));
             Assert.That(join.Gateway, Is.Null);
             Assert.That(join.GatewayIPv6, Is.Null);
             Assert.That(join.GatewayServiceDisabled, Is.True);
