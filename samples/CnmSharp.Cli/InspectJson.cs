@@ -73,6 +73,9 @@ internal static class InspectJson
         s.Key,
         s.UsesHostNamespace,
         s.Hostname,
+        s.DomainName,
+        s.HostsPath,
+        s.ResolvConfPath,
         NetworkMode(s),
         s.SharesNetwork ? new SharedFromInspect(s.SharedFrom!, s.SharedFromContainerId ?? "") : null,
         s.NetworkSandboxId,
@@ -88,7 +91,42 @@ internal static class InspectJson
             e.AddressIPv6?.ToString() ?? "",
             e.Gateway?.ToString(),
             e.Priority)).ToList(),
-        s.GatewayEndpoint?.Name);
+        s.GatewayEndpoint?.Name,
+        Ports(s));
+
+    /// <summary>
+    /// The sandbox's ports as <c>docker inspect</c> shows <c>NetworkSettings.Ports</c>: <c>"80/tcp": [{"HostIp":
+    /// "0.0.0.0", "HostPort": "8080"}]</c> for a published port (with the host port the driver gave), <c>"80/tcp":
+    /// null</c> for one an endpoint asks for but does not publish now. Only the endpoint that gives the sandbox its
+    /// gateway (not on an internal network) publishes ports.
+    /// </summary>
+    internal static SortedDictionary<string, List<PortBindingInspect>?> Ports(Sandbox s)
+    {
+        var ports = new SortedDictionary<string, List<PortBindingInspect>?>(StringComparer.Ordinal);
+        var gateway = s.GatewayEndpoint;
+        foreach (var e in s.Endpoints)
+        {
+            var published = gateway is not null && gateway.Id == e.Id && !e.Network.Internal;
+            foreach (var binding in e.PortBindings)
+            {
+                var key = PortSpec.Key(binding);
+                if (!published)
+                {
+                    ports.TryAdd(key, null);
+                    continue;
+                }
+
+                if (!ports.TryGetValue(key, out var list) || list is null)
+                {
+                    ports[key] = list = [];
+                }
+
+                list.Add(new PortBindingInspect(binding.HostIP.ToString(), PortSpec.HostPort(binding)));
+            }
+        }
+
+        return ports;
+    }
 
     private static string FormatMac(System.Net.NetworkInformation.PhysicalAddress mac) =>
         string.Join(':', mac.GetAddressBytes().Select(b => b.ToString("x2", System.Globalization.CultureInfo.InvariantCulture)));
@@ -134,12 +172,19 @@ internal sealed record SandboxInspect(
     string Key,
     bool UsesHostNamespace,
     string? Hostname,
+    string? Domainname,
+    string HostsPath,
+    string ResolvConfPath,
     string NetworkMode,
     SharedFromInspect? SharedFrom,
     [property: JsonPropertyName("NetworkSandboxID")] string NetworkSandboxId,
     List<string> SharedBy,
     List<SandboxEndpointInspect> Endpoints,
-    string? GatewayEndpoint);
+    string? GatewayEndpoint,
+    SortedDictionary<string, List<PortBindingInspect>?> Ports);
+
+/// <summary>One host binding of a port, as Docker's <c>nat.PortBinding</c> is shown.</summary>
+internal sealed record PortBindingInspect([property: JsonPropertyName("HostIp")] string HostIp, string HostPort);
 
 /// <summary>Container mode: the sandbox (and its container) whose network namespace a sandbox shares.</summary>
 internal sealed record SharedFromInspect([property: JsonPropertyName("SandboxID")] string SandboxId, string ContainerId);

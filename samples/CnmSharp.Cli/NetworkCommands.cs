@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Net;
 using System.Text.Json;
+using CnmSharp.Drivers;
 
 namespace CnmSharp.Cli;
 
@@ -204,27 +205,40 @@ internal static class NetworkCommands
         var ip6 = new Option<string?>("--ip6") { Description = "IPv6 address", HelpName = "IP" };
         var alias = Multi("--alias", "Network-scoped alias", "ALIAS");
         var priority = new Option<int>("--priority") { Description = "Gateway priority of the endpoint in the sandbox", HelpName = "N" };
+        var publish = Multi("--publish", "Publish a container's port(s) to the host (no host port: an ephemeral one, printed)", "[IP:][HOSTPORT[-END]:]CONTAINERPORT[-END][/tcp|udp|sctp]");
+        publish.Aliases.Add("-p");
+        var macAddress = new Option<string?>("--mac-address") { Description = "MAC address of the sandbox's interface (e.g. 92:d0:c6:0a:29:33)", HelpName = "MAC" };
+        var linkLocal = Multi("--link-local-ip", "Link-local address of the interface (169.254.0.0/16 or fe80::/10)", "IP");
+        var driverOpt = Multi("--driver-opt", "Driver option for the endpoint (given at create and join)", "k=v");
         var networkArg = new Argument<string>("NETWORK");
         var sandboxArg = new Argument<string>("SANDBOX") { Description = "Sandbox container id (or sandbox id)" };
         var cmd = new Command("connect", "Connect a sandbox to a network: create an endpoint named after its container and join it")
         {
-            ip, ip6, alias, priority, networkArg, sandboxArg,
+            ip, ip6, alias, priority, publish, macAddress, linkLocal, driverOpt, networkArg, sandboxArg,
         };
         cmd.SetAction((parse, ct) => CliApp.RunAsync(parse, async context =>
         {
+            var driverOptions = KeyValues.Parse(parse.GetValue(driverOpt)!, "--driver-opt");
+            var bindings = parse.GetValue(publish)!.SelectMany(ParsePublish).ToList();
             var options = new EndpointCreateOptions
             {
                 IPv4Address = parse.GetValue(ip) is { } v4 ? StrictAddress.Parse(v4, "--ip", System.Net.Sockets.AddressFamily.InterNetwork) : null,
                 IPv6Address = parse.GetValue(ip6) is { } v6 ? StrictAddress.Parse(v6, "--ip6", System.Net.Sockets.AddressFamily.InterNetworkV6) : null,
                 Aliases = parse.GetValue(alias)!,
+                MacAddress = parse.GetValue(macAddress) is { } mac ? ParseMac(mac) : null,
+                LinkLocalAddresses = parse.GetValue(linkLocal)!.Select(ParseLinkLocal).ToList(),
+                PortBindings = bindings,
+                ExposedPorts = bindings.Select(b => new TransportPort(b.Protocol, b.ContainerPort)).Distinct().ToList(),
+                DriverOptions = driverOptions,
             };
+            LibraryRules.Check("network connect", options.Validate);
             await using var controller = await context.OpenControllerAsync(ct).ConfigureAwait(false);
             var network = controller.GetNetwork(parse.GetValue(networkArg)!);
             var sandbox = SandboxCommands.Find(controller, parse.GetValue(sandboxArg)!);
             var endpoint = await network.CreateEndpointAsync(sandbox.ContainerId, options, ct).ConfigureAwait(false);
             try
             {
-                await endpoint.JoinAsync(sandbox, new JoinOptions { Priority = parse.GetValue(priority) }, ct).ConfigureAwait(false);
+                await endpoint.JoinAsync(sandbox, new JoinOptions { Priority = parse.GetValue(priority), DriverOptions = driverOptions }, ct).ConfigureAwait(false);
             }
             catch
             {
@@ -232,9 +246,75 @@ internal static class NetworkCommands
                 throw;
             }
 
+            if (bindings.Count > 0)
+            {
+                await PrintPublishedAsync(sandbox, endpoint, ct).ConfigureAwait(false);
+            }
+
             return 0;
         }));
         return cmd;
+    }
+
+    /// <summary>One <c>-p</c> value: Docker's syntax (<see cref="PortSpec"/>), then the library's rules for a binding.</summary>
+    private static IReadOnlyList<PortBinding> ParsePublish(string spec)
+    {
+        var bindings = PortSpec.Parse(spec);
+        LibraryRules.Check($"--publish {spec}", new EndpointCreateOptions { PortBindings = bindings }.Validate);
+        return bindings;
+    }
+
+    /// <summary>A MAC address as Docker's <c>--mac-address</c> takes it (six hex pairs separated by ':' or '-'), then
+    /// the library's rules (unicast, not all zero).</summary>
+    private static System.Net.NetworkInformation.PhysicalAddress ParseMac(string text)
+    {
+        var pairs = text.Split(text.Contains('-', StringComparison.Ordinal) ? '-' : ':');
+        if (pairs.Length != 6 || pairs.Any(p => p.Length != 2 || !p.All(char.IsAsciiHexDigit)))
+        {
+            throw new UsageException($"--mac-address {text}: invalid MAC address (six hex pairs, e.g. 92:d0:c6:0a:29:33)");
+        }
+
+        var mac = new System.Net.NetworkInformation.PhysicalAddress(pairs.Select(p => byte.Parse(p, NumberStyles.HexNumber, CultureInfo.InvariantCulture)).ToArray());
+        LibraryRules.Check($"--mac-address {text}", new EndpointCreateOptions { MacAddress = mac }.Validate);
+        return mac;
+    }
+
+    /// <summary>A <c>--link-local-ip</c> address, as Docker takes it (an address; libnetwork gives it /16 for IPv4, /64
+    /// for IPv6), then the library's rules (link-local, no scope).</summary>
+    private static CidrAddress ParseLinkLocal(string text)
+    {
+        var address = StrictAddress.Parse(text, "--link-local-ip");
+        var cidr = new CidrAddress(address, address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? 16 : 64);
+        LibraryRules.Check($"--link-local-ip {text}", new EndpointCreateOptions { LinkLocalAddresses = [cidr] }.Validate);
+        return cidr;
+    }
+
+    /// <summary>Prints the endpoint's published ports the way <c>docker port</c> does, one line each, with the host
+    /// ports the driver gave (an ephemeral one resolved). Ports are published only by the endpoint that gives the
+    /// sandbox its external connectivity (its gateway endpoint, not on an internal network) and only by a driver that
+    /// publishes ports (bridge); otherwise a warning says they are not published now.</summary>
+    private static async Task PrintPublishedAsync(Sandbox sandbox, Endpoint endpoint, CancellationToken ct)
+    {
+        var gateway = sandbox.GatewayEndpoint;
+        if (gateway is null || gateway.Id != endpoint.Id || endpoint.Network.Internal)
+        {
+            await Console.Error.WriteLineAsync(CliText.Escape(
+                $"cnm: warning: ports of {endpoint.Network.Name}:{endpoint.Name} are not published now: only the endpoint that gives the sandbox its gateway publishes ports"
+                + (endpoint.Network.Internal ? " (an internal network never does)" : gateway is null ? "" : $" (now {gateway.Network.Name}:{gateway.Name}; see --priority)"))).ConfigureAwait(false);
+            return;
+        }
+
+        var info = await endpoint.GetDriverInfoAsync(ct).ConfigureAwait(false);
+        if (!info.TryGetValue(NetLabels.PortMap, out var text) || !PortMap.TryParse(text, out var published))
+        {
+            await Console.Error.WriteLineAsync(CliText.Escape($"cnm: warning: ports of {endpoint.Network.Name}:{endpoint.Name} are not published: driver {endpoint.Network.Driver} publishes no ports")).ConfigureAwait(false);
+            return;
+        }
+
+        foreach (var binding in published)
+        {
+            Console.WriteLine(PortSpec.Format(binding));
+        }
     }
 
     private static Command Disconnect()

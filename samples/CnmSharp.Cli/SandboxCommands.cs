@@ -26,6 +26,11 @@ internal static class SandboxCommands
     private static Command Create()
     {
         var hostname = new Option<string?>("--hostname") { Description = "Hostname of the sandbox", HelpName = "H" };
+        var domainname = new Option<string?>("--domainname") { Description = "Domain name of the sandbox (in its hosts file)", HelpName = "DOMAIN" };
+        var dns = NetworkCommands.Multi("--dns", "DNS server for the sandbox's resolv.conf (replaces the host's)", "IP");
+        var dnsSearch = NetworkCommands.Multi("--dns-search", "DNS search domain ('.' for none)", "DOMAIN");
+        var dnsOption = NetworkCommands.Multi("--dns-option", "resolv.conf option (e.g. ndots:2)", "OPTION");
+        var addHost = NetworkCommands.Multi("--add-host", "Extra hosts-file entry (name:ip or name=ip; an IPv6 address may be in brackets)", "NAME:IP");
         var hostMode = new Option<bool>("--host-mode") { Description = "Use the host namespace instead of a new one" };
         var share = new Option<string?>("--share")
         {
@@ -33,29 +38,93 @@ internal static class SandboxCommands
             HelpName = "SANDBOX",
         };
         var name = new Argument<string>("NAME") { Description = "Container id the sandbox belongs to" };
-        var cmd = new Command("create", "Create a sandbox and print its id") { hostname, hostMode, share, name };
+        var cmd = new Command("create", "Create a sandbox and print its id") { hostname, domainname, dns, dnsSearch, dnsOption, addHost, hostMode, share, name };
         cmd.SetAction((parse, ct) => CliApp.RunAsync(parse, async context =>
         {
             var shared = parse.GetValue(share);
-            if (shared is not null && (parse.GetValue(hostMode) || parse.GetValue(hostname) is not null))
+            if (shared is not null)
             {
-                throw new UsageException("sandbox create: --share cannot be combined with --host-mode or --hostname (the shared sandbox's apply)");
+                var conflicting = new (bool Given, string Option)[]
+                {
+                    (parse.GetValue(hostMode), "--host-mode"),
+                    (parse.GetValue(hostname) is not null, "--hostname"),
+                    (parse.GetValue(domainname) is not null, "--domainname"),
+                    (parse.GetValue(dns)!.Length > 0, "--dns"),
+                    (parse.GetValue(dnsSearch)!.Length > 0, "--dns-search"),
+                    (parse.GetValue(dnsOption)!.Length > 0, "--dns-option"),
+                    (parse.GetValue(addHost)!.Length > 0, "--add-host"),
+                }.Where(c => c.Given).Select(c => c.Option).ToList();
+                if (conflicting.Count > 0)
+                {
+                    throw new UsageException($"sandbox create: --share cannot be combined with {string.Join(", ", conflicting)} (the shared sandbox's apply)");
+                }
             }
+
+            var options = new SandboxCreateOptions
+            {
+                Hostname = Checked(parse.GetValue(hostname), "--hostname", v => new SandboxCreateOptions { Hostname = v }),
+                DomainName = Checked(parse.GetValue(domainname), "--domainname", v => new SandboxCreateOptions { DomainName = v }),
+                DnsServers = parse.GetValue(dns)!.Select(v => StrictAddress.Parse(v, "--dns").ToString()).ToList(),
+                DnsSearch = parse.GetValue(dnsSearch)!.Select(v => Checked(v, "--dns-search", x => new SandboxCreateOptions { DnsSearch = [x] })!).ToList(),
+                DnsOptions = parse.GetValue(dnsOption)!.Select(v => Checked(v, "--dns-option", x => new SandboxCreateOptions { DnsOptions = [x] })!).ToList(),
+                ExtraHosts = parse.GetValue(addHost)!.Select(ParseExtraHost).ToList(),
+                UseHostNamespace = parse.GetValue(hostMode),
+            };
+            LibraryRules.Check("sandbox create", options.Validate);
 
             await using var controller = await context.OpenControllerAsync(ct).ConfigureAwait(false);
             var sandbox = await controller.CreateSandboxAsync(
                 parse.GetValue(name)!,
-                new SandboxCreateOptions
-                {
-                    Hostname = parse.GetValue(hostname),
-                    UseHostNamespace = parse.GetValue(hostMode),
-                    ShareNetworkWith = shared is null ? null : Find(controller, shared).Id,
-                },
+                options with { ShareNetworkWith = shared is null ? null : Find(controller, shared).Id },
                 ct).ConfigureAwait(false);
             Console.WriteLine(sandbox.Id);
             return 0;
         }));
         return cmd;
+    }
+
+    /// <summary>A value checked alone by the library's rules (<see cref="SandboxCreateOptions.Validate"/>), so a refusal
+    /// names its option.</summary>
+    private static string? Checked(string? value, string option, Func<string, SandboxCreateOptions> alone)
+    {
+        if (value is not null)
+        {
+            LibraryRules.Check($"{option} {value}", alone(value).Validate);
+        }
+
+        return value;
+    }
+
+    /// <summary>
+    /// An <c>--add-host</c> value as Docker's CLI takes it (<c>opts.ValidateExtraHost</c>): <c>NAME=IP</c>, or else
+    /// <c>NAME:IP</c> split at the first ':' (so <c>name:::1</c> is IPv6 <c>::1</c>); the address may be in brackets
+    /// (<c>name:[::1]</c>); the name has no ':'. Docker's special value <c>host-gateway</c> is refused: cnm has no
+    /// host-gateway address. Then the library's rules (an RFC 1123 name; an address without a scope).
+    /// </summary>
+    internal static HostEntry ParseExtraHost(string text)
+    {
+        var eq = text.IndexOf('=', StringComparison.Ordinal);
+        var sep = eq >= 0 ? eq : text.IndexOf(':', StringComparison.Ordinal);
+        var host = sep < 0 ? "" : text[..sep];
+        var value = sep < 0 ? "" : text[(sep + 1)..];
+        if (sep < 0 || host.Length == 0 || host.Contains(':', StringComparison.Ordinal))
+        {
+            throw new UsageException($"--add-host {text}: bad format (expected NAME:IP or NAME=IP)");
+        }
+
+        if (value == "host-gateway")
+        {
+            throw new UsageException($"--add-host {text}: host-gateway is not supported (cnm has no host-gateway address); give the address");
+        }
+
+        if (value.Length > 2 && value[0] == '[' && value[^1] == ']')
+        {
+            value = value[1..^1];
+        }
+
+        var entry = new HostEntry(host, StrictAddress.TryParse(value) ?? throw new UsageException($"--add-host {text}: invalid IP address \"{value}\""));
+        LibraryRules.Check($"--add-host {text}", new SandboxCreateOptions { ExtraHosts = [entry] }.Validate);
+        return entry;
     }
 
     private static Command List()

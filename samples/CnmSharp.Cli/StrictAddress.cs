@@ -29,3 +29,23 @@ internal static class StrictAddress
     public static IPNetwork ParseNetwork(string text, string option) =>
         IPNetworks.TryParse(text, allowHostBits: false, out var network) ? network : throw new UsageException($"{option} {text}: invalid CIDR");
 }
+
+/// <summary>
+/// The library's own rules for option values (<see cref="EndpointCreateOptions.Validate"/>,
+/// <see cref="SandboxCreateOptions.Validate"/>), applied before a controller is opened: a refusal is a
+/// <see cref="UsageException"/> (exit code 2) naming the option and value, and nothing has been made.
+/// </summary>
+internal static class LibraryRules
+{
+    public static void Check(string what, Action validate)
+    {
+        try
+        {
+            validate();
+        }
+        catch (CnmInvalidArgumentException ex)
+        {
+            throw new UsageException($"{what}: {ex.Reason}");
+        }
+    }
+}

@@ -20,14 +20,6 @@ public sealed partial class NetworkController
                 throw new CnmConflictException(CnmErrorCodes.ConfigOnlyNetwork, network.ToString(), "cannot create an endpoint on a configuration-only network");
             }
 
-            foreach (var linkLocal in options.LinkLocalAddresses)
-            {
-                if (!(linkLocal.Address.IsIPv6LinkLocal || IsIPv4LinkLocal(linkLocal.Address)))
-                {
-                    throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidAddress, $"endpoint \"{name}\"", $"{linkLocal} is not a link-local address");
-                }
-            }
-
             await network.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
             {
@@ -382,17 +374,5 @@ public sealed partial class NetworkController
                 throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidAddress, subject, $"{family} address {wanted} was given, but network \"{network.Name}\" has no {family} subnet{(family == "IPv6" ? " (IPv6 is not enabled)" : "")}");
             }
         }
-    }
-
-    private static bool IsIPv4LinkLocal(IPAddress address)
-    {
-        if (address.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork)
-        {
-            return false;
-        }
-
-        Span<byte> b = stackalloc byte[4];
-        address.TryWriteBytes(b, out _);
-        return b[0] == 169 && b[1] == 254;
     }
 }

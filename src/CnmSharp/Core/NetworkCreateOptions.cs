@@ -104,6 +104,15 @@ public sealed record EndpointCreateOptions
 
     /// <summary>An anonymous endpoint (not resolvable by name).</summary>
     public bool Anonymous { get; init; }
+
+    /// <summary>
+    /// Checks every value of these options by the rules <see cref="Network.CreateEndpointAsync"/> applies before it
+    /// does anything (aliases, address families and scopes, link-local addresses, the MAC address, port bindings), so
+    /// a caller such as a command line can refuse them before it opens a controller. What depends on the network (a
+    /// wanted address inside its subnets) is checked at creation only.
+    /// </summary>
+    /// <exception cref="CnmInvalidArgumentException">A value is invalid.</exception>
+    public void Validate() => Core.Validation.EndpointOptions(this);
 }
 
 /// <summary>Options of a join.</summary>
@@ -149,6 +158,15 @@ public sealed record SandboxCreateOptions
     /// hosts or DNS settings (they belong to the shared namespace).
     /// </summary>
     public string? ShareNetworkWith { get; init; }
+
+    /// <summary>
+    /// Checks every value of these options by the rules <see cref="NetworkController.CreateSandboxAsync"/> applies
+    /// before it does anything (hostname, domain name, extra hosts, DNS servers, search domains and options, and what
+    /// container mode cannot be combined with), so a caller such as a command line can refuse them before it opens a
+    /// controller. The container id and whether the shared sandbox exists are checked at creation only.
+    /// </summary>
+    /// <exception cref="CnmInvalidArgumentException">A value is invalid.</exception>
+    public void Validate() => Core.Validation.SandboxOptions(this);
 }
 
 /// <summary>An /etc/hosts entry.</summary>

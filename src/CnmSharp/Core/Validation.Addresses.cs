@@ -10,7 +10,7 @@ namespace CnmSharp.Core;
 /// <list type="bullet">
 /// <item>Addresses given as text are parsed with <see cref="IPAddressText.TryParseStrict(string?, out IPAddress?, bool)"/>.</item>
 /// <item>An endpoint's wanted IPv4 address must be IPv4, its IPv6 address IPv6, neither with a scope id; link-local
-/// addresses carry no scope id either.</item>
+/// addresses carry no scope id either and must be link-local (IPv4 169.254.0.0/16, IPv6 fe80::/10).</item>
 /// <item>A MAC address is 6 bytes, unicast (the group bit of the first byte clear, so not broadcast either) and not
 /// all zero: the kernel refuses the others (<c>EADDRNOTAVAIL</c>).</item>
 /// <item>A port binding is not null, has a known protocol, a container port, a host address (IPv4 or IPv6, no scope
@@ -22,9 +22,11 @@ namespace CnmSharp.Core;
 internal static partial class Validation
 {
     /// <summary>The address parts of <see cref="NetworkController.CreateEndpointAsync"/>'s options.</summary>
-    public static void EndpointAddresses(string name, EndpointCreateOptions options)
+    public static void EndpointAddresses(string name, EndpointCreateOptions options) =>
+        EndpointAddressesOf($"endpoint \"{Printable(name)}\"", options);
+
+    private static void EndpointAddressesOf(string subject, EndpointCreateOptions options)
     {
-        var subject = $"endpoint \"{Printable(name)}\"";
         if (options.IPv4Address is { } v4 && (v4.AddressFamily != AddressFamily.InterNetwork))
         {
             throw Invalid(CnmErrorCodes.InvalidAddress, subject, $"the IPv4 address option was given {v4}, which is not an IPv4 address");
@@ -46,6 +48,11 @@ internal static partial class Validation
             if (IPAddressText.HasScopeId(linkLocal.Address))
             {
                 throw Invalid(CnmErrorCodes.InvalidAddress, subject, $"link-local address {linkLocal.Address} has a scope id; the endpoint's interface is its scope");
+            }
+
+            if (!(linkLocal.Address.IsIPv6LinkLocal || IsIPv4LinkLocal(linkLocal.Address)))
+            {
+                throw Invalid(CnmErrorCodes.InvalidAddress, subject, $"{linkLocal} is not a link-local address");
             }
         }
 
@@ -180,6 +187,18 @@ internal static partial class Validation
             range is null ? CnmErrorCodes.InvalidPool : CnmErrorCodes.InvalidSubPool,
             subject,
             $"{where} has no address left for an endpoint after the gateway{(taken.Count > (gateway is null ? 0 : 1) ? " and the auxiliary addresses" : "")}: a network needs at least a {smallest} (one gateway and one endpoint)");
+    }
+
+    private static bool IsIPv4LinkLocal(IPAddress address)
+    {
+        if (address.AddressFamily != AddressFamily.InterNetwork)
+        {
+            return false;
+        }
+
+        Span<byte> b = stackalloc byte[4];
+        address.TryWriteBytes(b, out _);
+        return b[0] == 169 && b[1] == 254;
     }
 
     private static UInt128 ToUInt128(IPAddress address)

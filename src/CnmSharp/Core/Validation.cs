@@ -73,11 +73,22 @@ internal static partial class Validation
     public static void EndpointCreate(string? name, EndpointCreateOptions? options)
     {
         Name(name, "endpoint");
-        if (options is null)
+        if (options is not null)
         {
-            return;
+            EndpointAliases(options);
         }
+    }
 
+    /// <summary>Every value of endpoint options, without an endpoint name (<see cref="EndpointCreateOptions.Validate"/>).</summary>
+    public static void EndpointOptions(EndpointCreateOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        EndpointAliases(options);
+        EndpointAddressesOf("endpoint options", options);
+    }
+
+    private static void EndpointAliases(EndpointCreateOptions options)
+    {
         ArgumentNullException.ThrowIfNull(options.Aliases);
         foreach (var alias in options.Aliases)
         {
@@ -90,11 +101,16 @@ internal static partial class Validation
     public static void SandboxCreate(string? containerId, SandboxCreateOptions? options)
     {
         ContainerId(containerId);
-        if (options is null)
+        if (options is not null)
         {
-            return;
+            SandboxOptions(options);
         }
+    }
 
+    /// <summary>Every value of sandbox options, without the container id (<see cref="SandboxCreateOptions.Validate"/>).</summary>
+    public static void SandboxOptions(SandboxCreateOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
         if (options.Hostname is { } hostname)
         {
             Hostname(hostname);
