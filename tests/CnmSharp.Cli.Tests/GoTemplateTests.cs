@@ -239,8 +239,8 @@ public sealed class GoTemplateTests
         Assert.That(error, Does.Not.Contain("\n"), "one line");
     }
 
-    [TestCase("{{.Nope}}", "at <.Nope>: map has no entry for key \"Nope\"")]
-    [TestCase("{{.IPAM.Nope}}", "at <.IPAM.Nope>: map has no entry for key \"Nope\"")]
+    [TestCase("{{.Nope}}", "in <.Nope>: map has no entry for key \"Nope\"")]
+    [TestCase("{{.IPAM.Nope}}", "in <.IPAM.Nope>: map has no entry for key \"Nope\"")]
     [TestCase("{{.Name.First}}", "can't evaluate field First in type string")]
     [TestCase("{{.SharedFrom.SandboxID}}", "nil value evaluating field SandboxID")]
     [TestCase("{{range .Name}}{{end}}", "range can't iterate over web")]
@@ -262,7 +262,7 @@ public sealed class GoTemplateTests
     public void Templates_that_fail_on_the_data_are_execution_errors(string template, string message)
     {
         var error = ExecError(template);
-        Assert.That(error, Does.StartWith("template execution error at <").And.Contain(message));
+        Assert.That(error, Does.StartWith("template execution error in <").And.Contain(message));
     }
 
     [Test]

@@ -951,7 +951,7 @@ internal sealed class GoTemplate
         }
 
         private static TemplateException ExecError(string source, string message) =>
-            new($"template execution error at <{source}>: {message}");
+            new($"template execution error in <{source}>: {message}");
 
         // ------------------------------------------------------------ functions
 
