@@ -318,7 +318,7 @@ internal sealed class GoTemplate
                     continue;
                 }
 
-                throw Error(p, $"unexpected {Quote(c.ToString())} in action");
+                throw Error(p, $"unexpected {Quote(new string(c, 1))} in action");
             }
         }
 
@@ -608,7 +608,7 @@ internal sealed class GoTemplate
             return new Pipe(declarations, commands, source);
         }
 
-        private int EndOf(Token token) => token.Position + token.Text.Length;
+        private static int EndOf(Token token) => token.Position + token.Text.Length;
 
         private Cmd ParseCommand(Item item, int from, int to)
         {
@@ -985,7 +985,7 @@ internal sealed class GoTemplate
                     {
                         Arity(name, args, 2);
                         var (s, separator) = (AsString(args[0]), AsString(args[1]));
-                        var parts = separator.Length == 0 ? s.Select(c => c.ToString()).ToArray() : s.Split(separator);
+                        var parts = separator.Length == 0 ? s.Select(c => new string(c, 1)).ToArray() : s.Split(separator);
                         return new ValueList([.. parts]);
                     }
 
