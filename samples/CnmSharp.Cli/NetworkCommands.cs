@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Net;
 using System.Text.Json;
+using CnmSharp.Cli.Formatting;
 using CnmSharp.Drivers;
 
 namespace CnmSharp.Cli;
@@ -133,11 +134,19 @@ internal static class NetworkCommands
 
     private static Command List()
     {
-        var cmd = new Command("ls", "List networks");
+        var format = FormatOptions.List();
+        var cmd = new Command("ls", "List networks") { format };
         cmd.Aliases.Add("list");
         cmd.SetAction((parse, ct) => CliApp.RunAsync(parse, async context =>
         {
+            var listFormat = ListFormat.Parse(parse.GetValue(format));
             await using var controller = await context.OpenControllerAsync(ct).ConfigureAwait(false);
+            if (listFormat is not null)
+            {
+                Console.Write(listFormat.Render(ListFields.Networks(controller.Networks.OrderBy(n => n.Name, StringComparer.Ordinal))));
+                return 0;
+            }
+
             var rows = controller.Networks.OrderBy(n => n.Name, StringComparer.Ordinal)
                 .Select(n => new[] { Short(n.Id), n.Name, n.Driver, n.Scope }).ToList();
             Table.Write(["NETWORK ID", "NAME", "DRIVER", "SCOPE"], rows);
@@ -149,11 +158,19 @@ internal static class NetworkCommands
     private static Command Inspect()
     {
         var names = new Argument<string[]>("NETWORK") { Description = "Network names or ids", Arity = ArgumentArity.OneOrMore };
-        var cmd = new Command("inspect", "Show networks as a JSON array") { names };
+        var format = FormatOptions.Inspect();
+        var cmd = new Command("inspect", "Show networks as a JSON array") { format, names };
         cmd.SetAction((parse, ct) => CliApp.RunAsync(parse, async context =>
         {
+            var inspectFormat = InspectFormat.Parse(parse.GetValue(format));
             await using var controller = await context.OpenControllerAsync(ct).ConfigureAwait(false);
             var networks = parse.GetValue(names)!.Select(controller.GetNetwork).ToList();
+            if (inspectFormat is not null)
+            {
+                Console.Write(inspectFormat.Render(networks));
+                return 0;
+            }
+
             Console.WriteLine(InspectJson.Network(networks));
             return 0;
         }));

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using CnmSharp.Cli.Formatting;
 
 namespace CnmSharp.Cli;
 
@@ -129,11 +130,19 @@ internal static class SandboxCommands
 
     private static Command List()
     {
-        var cmd = new Command("ls", "List sandboxes");
+        var format = FormatOptions.List();
+        var cmd = new Command("ls", "List sandboxes") { format };
         cmd.Aliases.Add("list");
         cmd.SetAction((parse, ct) => CliApp.RunAsync(parse, async context =>
         {
+            var listFormat = ListFormat.Parse(parse.GetValue(format));
             await using var controller = await context.OpenControllerAsync(ct).ConfigureAwait(false);
+            if (listFormat is not null)
+            {
+                Console.Write(listFormat.Render(ListFields.Sandboxes(controller.Sandboxes.OrderBy(s => s.ContainerId, StringComparer.Ordinal))));
+                return 0;
+            }
+
             var rows = controller.Sandboxes.OrderBy(s => s.ContainerId, StringComparer.Ordinal)
                 .Select(s => new[]
                 {
@@ -152,11 +161,19 @@ internal static class SandboxCommands
     private static Command Inspect()
     {
         var names = new Argument<string[]>("SANDBOX") { Description = "Container ids or sandbox ids", Arity = ArgumentArity.OneOrMore };
-        var cmd = new Command("inspect", "Show sandboxes as a JSON array") { names };
+        var format = FormatOptions.Inspect();
+        var cmd = new Command("inspect", "Show sandboxes as a JSON array") { format, names };
         cmd.SetAction((parse, ct) => CliApp.RunAsync(parse, async context =>
         {
+            var inspectFormat = InspectFormat.Parse(parse.GetValue(format));
             await using var controller = await context.OpenControllerAsync(ct).ConfigureAwait(false);
             var sandboxes = parse.GetValue(names)!.Select(n => Find(controller, n)).ToList();
+            if (inspectFormat is not null)
+            {
+                Console.Write(inspectFormat.Render(sandboxes, controller.Sandboxes));
+                return 0;
+            }
+
             Console.WriteLine(InspectJson.Sandbox(sandboxes, controller.Sandboxes));
             return 0;
         }));
