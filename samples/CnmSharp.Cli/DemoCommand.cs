@@ -41,7 +41,7 @@ internal static class DemoCommand
         }
 
         // --graph: the target and dot are checked before anything is made.
-        var graph = graphFile is null ? null : (File: Graphviz.CheckTarget(graphFile, "--graph"), Dot: Graphviz.RequireDot("demo --graph"));
+        (string File, string Dot)? graph = graphFile is null ? null : (Graphviz.CheckTarget(graphFile, "--graph"), Graphviz.RequireDot("demo --graph"));
         Privileges.Require();
 
         // Directories given to the demo are checked before anything is touched: new, empty, or marked as the demo's.

@@ -100,9 +100,9 @@ internal static class TopologyDot
         }
 
         // A sharer whose original sandbox was removed still uses that namespace: drawn as the namespace alone.
-        foreach (var s in sandboxes.Where(s => s.SharedFrom is { } from && !known.Contains(from)).GroupBy(s => s.SharedFrom!, StringComparer.Ordinal))
+        foreach (var group in sandboxes.Where(s => s.SharedFrom is { } from && !known.Contains(from)).GroupBy(s => s.SharedFrom!, StringComparer.Ordinal))
         {
-            Node(text, SandboxId(s.Key), [$"namespace of removed sandbox {NetworkCommands.Short(s.Key)}", "netns " + s.First().Key], "shape=box, style=\"dashed\"");
+            Node(text, SandboxId(group.Key), [$"namespace of removed sandbox {NetworkCommands.Short(group.Key)}", "netns " + group.First().Key], "shape=box, style=\"dashed\"");
         }
 
         text.Append("\n  // endpoints: sandbox -> endpoint -> network\n");
