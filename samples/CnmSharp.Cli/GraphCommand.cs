@@ -362,7 +362,12 @@ internal static class Graphviz
             var candidate = Path.Combine(directory, name);
             try
             {
-                if (File.Exists(candidate) && (File.GetUnixFileMode(candidate) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) != 0)
+                if (!File.Exists(candidate))
+                {
+                    continue;
+                }
+
+                if (OperatingSystem.IsWindows() || (File.GetUnixFileMode(candidate) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) != 0)
                 {
                     return candidate;
                 }
