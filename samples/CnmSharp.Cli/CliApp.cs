@@ -16,6 +16,7 @@ internal static class CliApp
         root.Subcommands.Add(NetworkCommands.Build());
         root.Subcommands.Add(SandboxCommands.Build());
         root.Subcommands.Add(DemoCommand.Build());
+        root.Subcommands.Add(GraphCommand.Build());
         return root;
     }
 

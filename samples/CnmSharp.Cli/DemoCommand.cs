@@ -24,21 +24,24 @@ internal static class DemoCommand
     public static Command Build()
     {
         var keep = new Option<bool>("--keep") { Description = "Keep everything at the end (the next run removes it first)" };
+        var graph = new Option<string?>("--graph") { Description = "Write the demo's topology as SVG to FILE (cnm graph --svg; needs Graphviz's dot) before removing anything", HelpName = "FILE" };
         var cmd = new Command("demo", $"Self-contained demo: private host namespace '{HostNamespaceName}', bridge network {NetworkName} ({Subnet}), sandboxes demo-a and demo-b, ping, cleanup. Needs root.")
         {
-            keep,
+            keep, graph,
         };
-        cmd.SetAction((parse, ct) => CliApp.RunAsync(parse, context => RunAsync(context, parse.GetValue(keep), ct)));
+        cmd.SetAction((parse, ct) => CliApp.RunAsync(parse, context => RunAsync(context, parse.GetValue(keep), parse.GetValue(graph), ct)));
         return cmd;
     }
 
-    private static async Task<int> RunAsync(CliContext context, bool keep, CancellationToken ct)
+    private static async Task<int> RunAsync(CliContext context, bool keep, string? graphFile, CancellationToken ct)
     {
         if (context.HostNamespacePath is not null)
         {
             throw new UsageException($"demo: --host-netns is not taken; the demo creates its own private host namespace '{HostNamespaceName}'");
         }
 
+        // --graph: the target and dot are checked before anything is made.
+        (string File, string Dot)? graph = graphFile is null ? null : (Graphviz.CheckTarget(graphFile, "--graph"), Graphviz.RequireDot("demo --graph"));
         Privileges.Require();
 
         // Directories given to the demo are checked before anything is touched: new, empty, or marked as the demo's.
@@ -97,7 +100,7 @@ internal static class DemoCommand
         var status = 1;
         try
         {
-            status = await RunStepsAsync(demo, keep, ct).ConfigureAwait(false);
+            status = await RunStepsAsync(demo, keep, graph, ct).ConfigureAwait(false);
         }
         finally
         {
@@ -175,7 +178,7 @@ internal static class DemoCommand
         return found == 0 ? "nothing found" : $"{found} found";
     }
 
-    private static async Task<int> RunStepsAsync(DemoContext demo, bool keep, CancellationToken ct)
+    private static async Task<int> RunStepsAsync(DemoContext demo, bool keep, (string File, string Dot)? graph, CancellationToken ct)
     {
         await Step($"created private host namespace {HostNamespaceName}", async () =>
         {
@@ -235,6 +238,11 @@ internal static class DemoCommand
             else
             {
                 Console.WriteLine("           note: ping by name skipped: demo-a's /etc/hosts names only itself; other containers resolve through the embedded DNS, not built yet");
+            }
+
+            if (graph is { } g)
+            {
+                await Step($"wrote the topology to {g.File}", async () => { await GraphCommand.WriteSvgAsync(controller, g.Dot, g.File, ct).ConfigureAwait(false); return "cnm graph --svg"; }).ConfigureAwait(false);
             }
 
             if (keep)

@@ -27,6 +27,7 @@ internal static class Workloads
         [EndpointSetup.EndpointSetupWorkload.Name] = EndpointSetup.EndpointSetupWorkload.RunAsync,
         [SandboxSetup.SandboxSetupWorkload.Name] = SandboxSetup.SandboxSetupWorkload.RunAsync,
         [MacvlanSetup.MacvlanSetupWorkload.Name] = MacvlanSetup.MacvlanSetupWorkload.RunAsync,
+        [CliLatency.CliLatencyWorkload.Name] = CliLatency.CliLatencyWorkload.RunAsync,
     };
 
     public static bool TryGet(string name, out Func<string[], Task<int>> workload) =>
