@@ -136,7 +136,7 @@ internal static class NetworkCommands
         cmd.Aliases.Add("list");
         cmd.SetAction((parse, ct) => CliApp.RunAsync(parse, async context =>
         {
-            await using var controller = await context.OpenControllerAsync(ct).ConfigureAwait(false);
+            await using var controller = await context.OpenControllerAsync(ControllerAccess.ReadOnly, ct).ConfigureAwait(false);
             var rows = controller.Networks.OrderBy(n => n.Name, StringComparer.Ordinal)
                 .Select(n => new[] { Short(n.Id), n.Name, n.Driver, n.Scope }).ToList();
             Table.Write(["NETWORK ID", "NAME", "DRIVER", "SCOPE"], rows);
@@ -151,7 +151,7 @@ internal static class NetworkCommands
         var cmd = new Command("inspect", "Show networks as a JSON array") { names };
         cmd.SetAction((parse, ct) => CliApp.RunAsync(parse, async context =>
         {
-            await using var controller = await context.OpenControllerAsync(ct).ConfigureAwait(false);
+            await using var controller = await context.OpenControllerAsync(ControllerAccess.ReadOnly, ct).ConfigureAwait(false);
             var networks = parse.GetValue(names)!.Select(controller.GetNetwork).ToList();
             Console.WriteLine(InspectJson.Network(networks));
             return 0;

@@ -64,7 +64,7 @@ internal static class SandboxCommands
         cmd.Aliases.Add("list");
         cmd.SetAction((parse, ct) => CliApp.RunAsync(parse, async context =>
         {
-            await using var controller = await context.OpenControllerAsync(ct).ConfigureAwait(false);
+            await using var controller = await context.OpenControllerAsync(ControllerAccess.ReadOnly, ct).ConfigureAwait(false);
             var rows = controller.Sandboxes.OrderBy(s => s.ContainerId, StringComparer.Ordinal)
                 .Select(s => new[]
                 {
@@ -86,7 +86,7 @@ internal static class SandboxCommands
         var cmd = new Command("inspect", "Show sandboxes as a JSON array") { names };
         cmd.SetAction((parse, ct) => CliApp.RunAsync(parse, async context =>
         {
-            await using var controller = await context.OpenControllerAsync(ct).ConfigureAwait(false);
+            await using var controller = await context.OpenControllerAsync(ControllerAccess.ReadOnly, ct).ConfigureAwait(false);
             var sandboxes = parse.GetValue(names)!.Select(n => Find(controller, n)).ToList();
             Console.WriteLine(InspectJson.Sandbox(sandboxes, controller.Sandboxes));
             return 0;
@@ -118,7 +118,7 @@ internal static class SandboxCommands
         cmd.SetAction((parse, ct) => CliApp.RunAsync(parse, async context =>
         {
             SandboxExec.Target target;
-            await using (var controller = await context.OpenControllerAsync(ct).ConfigureAwait(false))
+            await using (var controller = await context.OpenControllerAsync(ControllerAccess.ReadOnly, ct).ConfigureAwait(false))
             {
                 target = SandboxExec.Target.Of(Find(controller, parse.GetValue(name)!), context);
             }
