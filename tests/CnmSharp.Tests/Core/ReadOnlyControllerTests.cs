@@ -69,7 +69,7 @@ public sealed class ReadOnlyControllerTests : ControllerTestBase
         {
             Assert.That(ro.IsReadOnly, Is.True);
             Assert.That(ro.RecoveryPending, Is.False);
-            Assert.That(ro.Networks.Select(n => n.Name), Is.EquivalentTo(new[] { "none", "host", "web" }), "the null and host networks are loaded as well (their driver names are registered)");
+            Assert.That(ro.Networks.Select(n => n.Name), Is.EqualTo(new[] { "web" }), "none and host stay unloaded: their drivers are not named in this builder");
             Assert.That(ro.GetNetwork("web").Id, Is.EqualTo(networkId));
             Assert.That(ro.GetNetwork("web").Endpoints.Select(e => e.Id), Is.EqualTo(new[] { endpointId }));
             Assert.That(ro.FindSandboxByContainerId("c1")!.Id, Is.EqualTo(sandboxId));
