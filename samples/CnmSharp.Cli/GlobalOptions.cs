@@ -108,24 +108,77 @@ internal static class GlobalOptions
 /// <summary>The settings of one invocation.</summary>
 internal sealed record CliContext(string StateDirectory, string RunDirectory, string? HostNamespacePath, bool StateDirectoryGiven, bool RunDirectoryGiven)
 {
-    /// <summary>Builds a controller on the embedded store of the state directory (its recovery runs at start). Its
-    /// warnings and errors are written to stderr, one line each (<see cref="StderrLoggerProvider"/>).</summary>
+    /// <summary>Builds a read-write controller on the embedded store of the state directory (its recovery runs at
+    /// start): for commands that change the state.</summary>
     /// <exception cref="CliException">The process lacks CAP_NET_ADMIN or CAP_SYS_ADMIN (checked first: nothing is
     /// created then).</exception>
-    public async Task<NetworkController> OpenControllerAsync(CancellationToken cancellationToken)
+    public Task<NetworkController> OpenControllerAsync(CancellationToken cancellationToken) =>
+        OpenControllerAsync(ControllerAccess.ReadWrite, cancellationToken);
+
+    /// <summary>Builds a controller on the embedded store of the state directory. Its warnings and errors are written
+    /// to stderr, one line each (<see cref="StderrLoggerProvider"/>).</summary>
+    /// <param name="access"><see cref="ControllerAccess.ReadOnly"/> for commands that only show the state (<c>ls</c>,
+    /// <c>inspect</c>): the records are read under the state lock and nothing else runs (no driver start, recovery,
+    /// firewall or default networks; see <see cref="CnmOptions.ReadOnly"/>), and every change is refused. On a store
+    /// never started read-write (the first open creates the default networks), and when the read finds recovery work
+    /// (<see cref="NetworkController.RecoveryPending"/>: a command killed halfway, a vanished namespace), the open is a
+    /// read-write one instead, so the command shows the recovered state and its warnings.
+    /// <see cref="ControllerAccess.ReadWrite"/> for everything else.</param>
+    /// <param name="cancellationToken">Cancels the open.</param>
+    /// <exception cref="CliException">The process lacks CAP_NET_ADMIN or CAP_SYS_ADMIN (checked first: nothing is
+    /// created then).</exception>
+    public async Task<NetworkController> OpenControllerAsync(ControllerAccess access, CancellationToken cancellationToken)
     {
         Privileges.Require();
+        if (access == ControllerAccess.ReadOnly)
+        {
+            NetworkController? readOnly = null;
+            try
+            {
+                readOnly = await Build(readOnly: true, cancellationToken).ConfigureAwait(false);
+            }
+            catch (CnmUnavailableException ex) when (ex.Code == CnmErrorCodes.StateNotInitialized)
+            {
+                // A fresh state: initialize it as any first command does, so that ls shows none, host and bridge.
+            }
 
+            if (readOnly is { RecoveryPending: false })
+            {
+                return readOnly;
+            }
+
+            if (readOnly is not null)
+            {
+                // A command was killed halfway (or a namespace vanished): show the state after recovery, as a
+                // read-write start makes it, with its warnings, rather than the work left half done.
+                await readOnly.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+
+        return await Build(readOnly: false, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<NetworkController> Build(bool readOnly, CancellationToken cancellationToken) =>
         // The builder creates the state (0700) and run (0711) directories whatever the umask, and refuses them when
         // another user owns them or group or others can write them.
-        return await new NetworkControllerBuilder()
+        await new NetworkControllerBuilder()
             .Configure(o =>
             {
                 o.StateDirectory = StateDirectory;
                 o.RunDirectory = RunDirectory;
                 o.HostNamespacePath = HostNamespacePath;
+                o.ReadOnly = readOnly;
             })
             .UseLoggerFactory(StderrLoggerFactory.Instance)
             .BuildAsync(cancellationToken).ConfigureAwait(false);
-    }
+}
+
+/// <summary>What a command does with the state.</summary>
+internal enum ControllerAccess
+{
+    /// <summary>Changes it: the controller starts fully (drivers, recovery, default networks on a fresh store).</summary>
+    ReadWrite,
+
+    /// <summary>Only shows it: a read-only open (<see cref="CnmOptions.ReadOnly"/>).</summary>
+    ReadOnly,
 }

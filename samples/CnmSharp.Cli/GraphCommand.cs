@@ -39,7 +39,7 @@ internal static class GraphCommand
             }
 
             string text;
-            await using (var controller = await context.OpenControllerAsync(ct).ConfigureAwait(false))
+            await using (var controller = await context.OpenControllerAsync(ControllerAccess.ReadOnly, ct).ConfigureAwait(false))
             {
                 text = TopologyDot.Render(controller);
             }

@@ -140,7 +140,7 @@ internal static class NetworkCommands
         cmd.SetAction((parse, ct) => CliApp.RunAsync(parse, async context =>
         {
             var listFormat = ListFormat.Parse(parse.GetValue(format));
-            await using var controller = await context.OpenControllerAsync(ct).ConfigureAwait(false);
+            await using var controller = await context.OpenControllerAsync(ControllerAccess.ReadOnly, ct).ConfigureAwait(false);
             if (listFormat is not null)
             {
                 Console.Write(listFormat.Render(ListFields.Networks(controller.Networks.OrderBy(n => n.Name, StringComparer.Ordinal))));
@@ -163,7 +163,7 @@ internal static class NetworkCommands
         cmd.SetAction((parse, ct) => CliApp.RunAsync(parse, async context =>
         {
             var inspectFormat = InspectFormat.Parse(parse.GetValue(format));
-            await using var controller = await context.OpenControllerAsync(ct).ConfigureAwait(false);
+            await using var controller = await context.OpenControllerAsync(ControllerAccess.ReadOnly, ct).ConfigureAwait(false);
             var networks = parse.GetValue(names)!.Select(controller.GetNetwork).ToList();
             if (inspectFormat is not null)
             {

@@ -136,7 +136,7 @@ internal static class SandboxCommands
         cmd.SetAction((parse, ct) => CliApp.RunAsync(parse, async context =>
         {
             var listFormat = ListFormat.Parse(parse.GetValue(format));
-            await using var controller = await context.OpenControllerAsync(ct).ConfigureAwait(false);
+            await using var controller = await context.OpenControllerAsync(ControllerAccess.ReadOnly, ct).ConfigureAwait(false);
             if (listFormat is not null)
             {
                 Console.Write(listFormat.Render(ListFields.Sandboxes(controller.Sandboxes.OrderBy(s => s.ContainerId, StringComparer.Ordinal))));
@@ -166,7 +166,7 @@ internal static class SandboxCommands
         cmd.SetAction((parse, ct) => CliApp.RunAsync(parse, async context =>
         {
             var inspectFormat = InspectFormat.Parse(parse.GetValue(format));
-            await using var controller = await context.OpenControllerAsync(ct).ConfigureAwait(false);
+            await using var controller = await context.OpenControllerAsync(ControllerAccess.ReadOnly, ct).ConfigureAwait(false);
             var sandboxes = parse.GetValue(names)!.Select(n => Find(controller, n)).ToList();
             if (inspectFormat is not null)
             {
@@ -204,7 +204,7 @@ internal static class SandboxCommands
         cmd.SetAction((parse, ct) => CliApp.RunAsync(parse, async context =>
         {
             SandboxExec.Target target;
-            await using (var controller = await context.OpenControllerAsync(ct).ConfigureAwait(false))
+            await using (var controller = await context.OpenControllerAsync(ControllerAccess.ReadOnly, ct).ConfigureAwait(false))
             {
                 target = SandboxExec.Target.Of(Find(controller, parse.GetValue(name)!), context);
             }

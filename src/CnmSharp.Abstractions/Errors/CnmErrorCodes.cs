@@ -97,4 +97,10 @@ public static class CnmErrorCodes
     /// <summary>A path to unmount or delete is not inside the controller's own run directory (or is a symbolic link), so
     /// it is left untouched.</summary>
     public const string UnownedPath = "UnownedPath";
+    /// <summary>The controller was opened read-only (<c>CnmOptions.ReadOnly</c>): it refuses every change, driver
+    /// registration and recovery.</summary>
+    public const string ReadOnlyController = "ReadOnlyController";
+    /// <summary>The store has never been started by a read-write controller (no controller record, or its default
+    /// networks were never created), so a read-only open has nothing consistent to show.</summary>
+    public const string StateNotInitialized = "StateNotInitialized";
 }

@@ -50,6 +50,20 @@ public sealed class CnmOptions
     [Required]
     public string HostHostsPath { get; set; } = "/etc/hosts";
 
+    /// <summary>
+    /// Open the state for reading only (default false): the start reads the networks, endpoints and sandboxes under
+    /// the state lock (a consistent view, between other processes' operations) and does nothing else: no driver or
+    /// IPAM is created (so no kernel object, firewall rule or host port is touched), no recovery runs, no default
+    /// network is created, no record is quarantined, no directory but the state directory is created. The
+    /// controller shows the state as committed: objects marked for deletion are hidden, and what a process that died
+    /// left half done stays as it is until a read-write controller recovers it. <see cref="NetworkController.RefreshAsync"/>
+    /// reads again; every change (and driver registration, recovery, firewall reconciliation, driver data such as
+    /// <see cref="Endpoint.GetDriverInfoAsync"/>) is refused with <see cref="CnmConflictException"/>
+    /// (<see cref="CnmErrorCodes.ReadOnlyController"/>). A store never started read-write is refused with
+    /// <see cref="CnmUnavailableException"/> (<see cref="CnmErrorCodes.StateNotInitialized"/>).
+    /// </summary>
+    public bool ReadOnly { get; set; }
+
     /// <summary>The IPAM driver used when a network names none. Default <c>default</c>.</summary>
     [Required]
     public string DefaultIpamDriver { get; set; } = "default";

@@ -46,6 +46,11 @@ public sealed partial class NetworkController
             throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidOption, "controller options", validation.FailureMessage);
         }
 
+        if (info.Options.ReadOnly)
+        {
+            return await StartReadOnlyAsync(info, cancellationToken).ConfigureAwait(false);
+        }
+
         var store = new CoreStore(info.Store);
         var record = await GetOrCreateControllerRecordAsync(store, info.Options.ControllerId, cancellationToken).ConfigureAwait(false);
         var controller = new NetworkController(info, record.Id);
@@ -80,6 +85,51 @@ public sealed partial class NetworkController
 
                     await store.Store.PutAsync(CoreStore.ControllerKey, CoreStore.Serialize(current with { DefaultsCreated = true }, CoreJsonContext.Default.ControllerRecord), entry?.Version ?? StoreVersion.Absent, cancellationToken).ConfigureAwait(false);
                 }
+            }
+            finally
+            {
+                await controller._lease.ExitAsync().ConfigureAwait(false);
+            }
+
+            Log.ControllerStarted(controller._logger, record.Id, info.Options.HostNamespacePath ?? "(own)", controller._networks.Count, controller._networks.Values.Sum(n => n.EndpointCount), controller._sandboxes.Count);
+            return controller;
+        }
+        catch
+        {
+            await controller.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Opens the state for reading (<see cref="CnmOptions.ReadOnly"/>): under the state lock, so that no other
+    /// process's operation is half visible, the records are read into memory, and that is all. Drivers are registered
+    /// by name only (<see cref="ReadOnlyDriver"/>); nothing is created, recovered, quarantined or written.
+    /// </summary>
+    private static async ValueTask<NetworkController> StartReadOnlyAsync(ControllerStartInfo info, CancellationToken cancellationToken)
+    {
+        var entry = await info.Store.GetAsync(CoreStore.ControllerKey, cancellationToken).ConfigureAwait(false);
+        var record = entry is null ? null : CoreStore.Deserialize(entry, CoreJsonContext.Default.ControllerRecord);
+        if (record is not { DefaultsCreated: true })
+        {
+            // A fresh store (or one whose first start did not finish): a read-write start initializes it.
+            throw new CnmUnavailableException(CnmErrorCodes.StateNotInitialized, "controller state", "the store has not been initialized by a read-write controller yet");
+        }
+
+        var controller = new NetworkController(info, record.Id);
+        try
+        {
+            await controller._lease.EnterAsync(exclusive: false, cancellationToken).ConfigureAwait(false);
+            controller._lease.MarkScope();
+            try
+            {
+                foreach (var name in info.Drivers.Select(f => f.Name).Distinct(StringComparer.Ordinal))
+                {
+                    controller._registry.Add(new RegisteredDriver(name, new ReadOnlyDriver(name), DriverCapability.LocalScope));
+                }
+
+                await controller.LoadAsync(cancellationToken).ConfigureAwait(false);
+                await controller.CheckRecoveryPendingAsync(cancellationToken).ConfigureAwait(false);
             }
             finally
             {

@@ -33,7 +33,7 @@ public sealed partial class NetworkController
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>A task that completes when the view is current.</returns>
     public ValueTask RefreshAsync(CancellationToken cancellationToken = default) =>
-        RunAsync("state.refresh", () => ValueTask.CompletedTask, cancellationToken);
+        RunAsync(RefreshOperation, () => ValueTask.CompletedTask, cancellationToken);
 
     /// <summary>
     /// Runs recovery now, alone (no other operation of this controller runs meanwhile, and other processes wait):
@@ -73,6 +73,46 @@ public sealed partial class NetworkController
         return RunAsync("state.discard-quarantined", () => _store.Store.DeleteAsync(CoreStore.QuarantineKey(key), StoreVersion.Any, cancellationToken), cancellationToken);
     }
 
+    /// <summary>Read-only: records that could not be read when the state was last read.</summary>
+    private int _unreadableSkipped;
+
+    /// <summary>Read-only: see <see cref="RecoveryPending"/>.</summary>
+    private bool _recoveryPending;
+
+    /// <summary>
+    /// For a read-only controller (<see cref="CnmOptions.ReadOnly"/>): true when, as last read, the state holds work
+    /// that a read-write start would finish or roll back: an operation left half done by a process that is no longer
+    /// running (an intent; the read holds the state lock, so no running process owns one), an object marked for
+    /// deletion, a record that cannot be read, or a sandbox whose namespace is gone. What the controller shows is then
+    /// the committed state before that recovery; open a read-write controller (or call <see cref="RecoverAsync"/> on
+    /// one) to have it finished. Always false for a read-write controller, whose start and operations recover.
+    /// </summary>
+    public bool RecoveryPending => _recoveryPending;
+
+    /// <summary>Read-only: finds whether a read-write start would have recovery work (<see cref="RecoveryPending"/>).
+    /// Reads the intents and checks each sandbox's namespace file; changes nothing.</summary>
+    private async ValueTask CheckRecoveryPendingAsync(CancellationToken cancellationToken)
+    {
+        var pending = _unreadableSkipped > 0
+            || _recoveredTeardowns.Count > 0
+            || _networks.Values.Any(n => n.Record.TearingDown)
+            || _sandboxes.Values.Any(s => s.Record.TearingDown)
+            || (await _store.Store.ListAsync(CoreStore.IntentPrefix, cancellationToken).ConfigureAwait(false)).Count > 0;
+        foreach (var sandbox in _sandboxes.Values)
+        {
+            if (pending)
+            {
+                break;
+            }
+
+            pending = !sandbox.UsesHostNamespace && !await _sandboxNetworking.NamespaceExistsAsync(sandbox.Key, cancellationToken).ConfigureAwait(false);
+        }
+
+        // Endpoints marked for teardown stay hidden; a read-write controller finishes them.
+        _recoveredTeardowns.Clear();
+        _recoveryPending = pending;
+    }
+
     /// <summary>Runs when this controller takes the state lock, before any operation: if anyone wrote since it let go,
     /// reload the view (drivers and IPAMs first, then the CNM objects) and recover what dead owners left.</summary>
     private async ValueTask OnStateAcquiredAsync(CancellationToken cancellationToken)
@@ -90,6 +130,16 @@ public sealed partial class NetworkController
 
         Log.Reloading(_logger, _seenRevision, revision);
         _lease.MarkScope();
+        if (_readOnly)
+        {
+            // Read the records again, nothing more: no driver reload (none was created), no recovery.
+            _unreadableSkipped = 0;
+            var markedEndpoints = await SyncFromStoreAsync(cancellationToken).ConfigureAwait(false);
+            await CheckRecoveryPendingAsync(cancellationToken).ConfigureAwait(false);
+            _recoveryPending |= markedEndpoints;
+            return;
+        }
+
         foreach (var reloadable in _registry.Drivers.Select(d => d.Driver).OfType<IStateReloadable>().Concat(_registry.Ipams.Select(i => i.Ipam).OfType<IStateReloadable>()))
         {
             await reloadable.ReloadAsync(cancellationToken).ConfigureAwait(false);
@@ -213,7 +263,11 @@ public sealed partial class NetworkController
                     known.Version = version;
                 }
 
-                if (!pendingTeardowns.Contains(record.Id))
+                if (_readOnly)
+                {
+                    foundDead = true; // hidden; a read-write controller finishes it
+                }
+                else if (!pendingTeardowns.Contains(record.Id))
                 {
                     Log.AdoptedTeardown(_logger, record.Id, record.NetworkId);
                     ScheduleTeardown(known ?? new Endpoint(network, record, version));
@@ -348,6 +402,12 @@ public sealed partial class NetworkController
             if (reason is null)
             {
                 result.Add((record!, entry.Version));
+            }
+            else if (_readOnly)
+            {
+                // Not shown, and left where it is: a read-write controller sets it aside.
+                _unreadableSkipped++;
+                Log.SkippedUnreadableRecord(_logger, entry.Key, reason);
             }
             else
             {

@@ -33,6 +33,9 @@ public sealed partial class NetworkController : IAsyncDisposable
     private readonly CnmSharp.Firewall.IFirewallBackend? _firewall;
     private readonly ControllerInstruments _instruments;
     private readonly SemaphoreSlim _gate = new(1, 1);
+
+    /// <summary>Opened with <see cref="CnmOptions.ReadOnly"/>: reads only, every change refused.</summary>
+    private readonly bool _readOnly;
     private readonly ConcurrentDictionary<string, Network> _networks = new(StringComparer.Ordinal);
 
     /// <summary>Networks being created (guarded by <see cref="_gate"/>): their id, name and driver are taken.</summary>
@@ -49,6 +52,7 @@ public sealed partial class NetworkController : IAsyncDisposable
     private NetworkController(ControllerStartInfo info, string id)
     {
         _options = info.Options;
+        _readOnly = info.Options.ReadOnly;
         _store = new CoreStore(info.Store);
         _ownedStore = info.OwnsStore ? info.Store : null;
         _sandboxNetworking = info.SandboxNetworking;
@@ -67,6 +71,10 @@ public sealed partial class NetworkController : IAsyncDisposable
 
     /// <summary>The controller's id (64 hex characters), stable across restarts on the same store.</summary>
     public string Id { get; }
+
+    /// <summary>True when the controller was opened read-only (<see cref="CnmOptions.ReadOnly"/>): it shows the state and
+    /// refuses every change.</summary>
+    public bool IsReadOnly => _readOnly;
 
     /// <summary>The host namespace this controller works in, or null for the process's own.</summary>
     public string? HostNamespacePath => _options.HostNamespacePath;
@@ -88,7 +96,10 @@ public sealed partial class NetworkController : IAsyncDisposable
     /// <summary>The capability of a registered driver.</summary>
     /// <param name="driver">The driver's name.</param>
     /// <returns>Its capability.</returns>
-    public DriverCapability GetDriverCapability(string driver) => _registry.GetDriver(driver).Capability;
+    /// <exception cref="CnmConflictException">The controller is read-only: its drivers are not created
+    /// (<see cref="CnmErrorCodes.ReadOnlyController"/>).</exception>
+    public DriverCapability GetDriverCapability(string driver) =>
+        _readOnly ? throw ReadOnlyRefusal($"driver \"{driver}\"") : _registry.GetDriver(driver).Capability;
 
     /// <summary>Registers a driver at run time (for example a plugin found later). Networks of that driver that the
     /// store holds are loaded then, with their endpoints and their places in sandboxes.</summary>
@@ -365,6 +376,13 @@ public sealed partial class NetworkController : IAsyncDisposable
 
     internal ILogger Logger => _logger;
 
+    /// <summary>The one operation a read-only controller runs: reading the state again.</summary>
+    private const string RefreshOperation = "state.refresh";
+
+    /// <summary>The error of a change asked of a read-only controller.</summary>
+    internal static CnmConflictException ReadOnlyRefusal(string subject) =>
+        new(CnmErrorCodes.ReadOnlyController, subject, "the controller was opened read-only (CnmOptions.ReadOnly): open it read-write to change the state");
+
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
 
     private DriverContext CreateContext(string prefix, string name) => new()
@@ -428,6 +446,11 @@ public sealed partial class NetworkController : IAsyncDisposable
         if (!nested)
         {
             ThrowIfDisposed();
+        }
+
+        if (_readOnly && !string.Equals(name, RefreshOperation, StringComparison.Ordinal))
+        {
+            throw ReadOnlyRefusal("controller");
         }
 
         var op = _instruments.Start(name);

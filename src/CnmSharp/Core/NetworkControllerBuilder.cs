@@ -183,12 +183,15 @@ public sealed class NetworkControllerBuilder
         return this;
     }
 
-    /// <summary>Builds and starts the controller.</summary>
+    /// <summary>Builds and starts the controller (or, with <see cref="CnmOptions.ReadOnly"/>, opens the state for
+    /// reading only: see there).</summary>
     /// <param name="cancellationToken">Cancels the start.</param>
     /// <returns>The controller.</returns>
     /// <exception cref="CnmInvalidArgumentException">A path in the options is relative, or the state or run directory
     /// (or the store file) is owned by another user or writable by group or others (code
     /// <see cref="CnmErrorCodes.UnsafeDirectory"/>).</exception>
+    /// <exception cref="CnmUnavailableException">Read-only, on a store no read-write controller has started yet
+    /// (<see cref="CnmErrorCodes.StateNotInitialized"/>).</exception>
     public async ValueTask<NetworkController> BuildAsync(CancellationToken cancellationToken = default)
     {
         Validation.ControllerOptions(Options);
@@ -197,7 +200,8 @@ public sealed class NetworkControllerBuilder
         // networking or files use it; each gets its own subfolder, the only place it ever unmounts or deletes.
         var namespaceDirectory = Path.Combine(Options.RunDirectory, "netns");
         var filesDirectory = Path.Combine(Options.RunDirectory, "sandboxes");
-        if (_sandboxNetworking is null || _sandboxFiles is null)
+        // A read-only controller (CnmOptions.ReadOnly) creates no directory but the store's, and no firewall backend.
+        if (!Options.ReadOnly && (_sandboxNetworking is null || _sandboxFiles is null))
         {
             EnsureDirectory(Options.RunDirectory, OwnedDirectory.RunMode, "run directory");
             if (_sandboxNetworking is null)
@@ -232,7 +236,7 @@ public sealed class NetworkControllerBuilder
                 Ipams = ipams,
                 SandboxNetworking = _sandboxNetworking ?? new LinuxSandboxNetworking(Options.HostNamespacePath, namespaceDirectory, _loggerFactory),
                 OwnsSandboxNetworking = _sandboxNetworking is null,
-                Firewall = _firewall?.Create(Options.HostNamespacePath),
+                Firewall = Options.ReadOnly ? null : _firewall?.Create(Options.HostNamespacePath),
                 SandboxFiles = _sandboxFiles ?? new SandboxFiles(filesDirectory),
                 LoggerFactory = _loggerFactory,
                 MeterFactory = _meterFactory,

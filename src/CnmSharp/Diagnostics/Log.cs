@@ -85,4 +85,7 @@ internal static partial class Log
 
     [LoggerMessage(21, LogLevel.Warning, "Finishing the interrupted delete of {Kind} {Id} found at start")]
     public static partial void RecoveringDelete(ILogger logger, string kind, string id);
+
+    [LoggerMessage(112, LogLevel.Information, "Read-only controller: store record {Key} is not shown ({Reason}); a read-write controller sets it aside")]
+    public static partial void SkippedUnreadableRecord(ILogger logger, string key, string reason);
 }

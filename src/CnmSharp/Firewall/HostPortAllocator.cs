@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using CnmSharp.Drivers;
-using CnmSharp.Firewall.Internal;
 
 namespace CnmSharp.Firewall;
 
@@ -56,7 +55,7 @@ public sealed class HostPortAllocator
 
     /// <summary>
     /// Creates an allocator whose ephemeral range is the kernel's <c>net.ipv4.ip_local_port_range</c> of the given
-    /// network namespace (one short process when a path is given), or the fallback 49153-65535 when it cannot be read.
+    /// network namespace (read in process, from a thread that enters it), or the fallback 49153-65535 when it cannot be read.
     /// </summary>
     /// <param name="hostNamespacePath">The host namespace path, or null for the process's own.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
@@ -73,12 +72,17 @@ public sealed class HostPortAllocator
             }
             else
             {
-                var (file, args) = ProcessCommandRunner.InNamespace(hostNamespacePath, "cat", RangeFile);
-                var result = await ProcessCommandRunner.Instance.RunAsync(file, args, null, cancellationToken).ConfigureAwait(false);
-                text = result.ExitCode == 0 ? result.StandardOutput : null;
+                // Read in process, from a thread that enters the namespace (no nsenter process: every controller
+                // start with a bridge driver reads it, and a cnm command is one start).
+                var manager = new CnmSharp.Netlink.NetworkNamespaceManager();
+                using var ns = manager.Open(hostNamespacePath);
+                text = await manager.ReadSysctlAsync(ns, "net.ipv4.ip_local_port_range", cancellationToken).ConfigureAwait(false);
             }
         }
         catch (IOException)
+        {
+        }
+        catch (CnmSharp.Netlink.NamespaceException)
         {
         }
         catch (UnauthorizedAccessException)
