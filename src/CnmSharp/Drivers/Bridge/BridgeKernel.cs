@@ -1,3 +1,4 @@
+using CnmSharp.Drivers.Common;
 using CnmSharp.Netlink;
 
 namespace CnmSharp.Drivers.Bridge;
@@ -23,40 +24,17 @@ internal interface IBridgeKernel : IDisposable
 internal sealed class LinuxBridgeKernel : IBridgeKernel
 {
     private const int ENOENT = 2;
-    private readonly NetworkNamespaceManager _manager = new();
-    private readonly NetworkNamespace _host;
-    private readonly RtnetlinkClient _client;
+    private readonly HostNetlink _netlink;
 
-    public LinuxBridgeKernel(string? hostNamespacePath)
-    {
-        var path = hostNamespacePath ?? "/proc/self/ns/net";
-        try
-        {
-            _host = _manager.Open(path);
-        }
-        catch (NamespaceException ex)
-        {
-            throw new CnmInternalException(CnmErrorCodes.KernelError, $"host namespace {path}", ex.Message, ex);
-        }
+    public LinuxBridgeKernel(string? hostNamespacePath) => _netlink = new HostNetlink(hostNamespacePath);
 
-        try
-        {
-            _client = RtnetlinkClient.Open(_host.Handle);
-        }
-        catch (NetlinkException ex)
-        {
-            _host.Dispose();
-            throw new CnmInternalException(CnmErrorCodes.KernelError, $"netlink socket in host namespace {path}", ex.Message, ex);
-        }
-    }
-
-    public IRtnetlinkClient Netlink => _client;
+    public IRtnetlinkClient Netlink => _netlink.Client;
 
     public async ValueTask<bool> TryWriteSysctlAsync(string key, string value, CancellationToken cancellationToken)
     {
         try
         {
-            await _manager.WriteSysctlAsync(_host, key, value, cancellationToken).ConfigureAwait(false);
+            await _netlink.Manager.WriteSysctlAsync(_netlink.Host, key, value, cancellationToken).ConfigureAwait(false);
             return true;
         }
         catch (NamespaceException ex) when (ex.ErrorNumber == ENOENT)
@@ -65,13 +43,13 @@ internal sealed class LinuxBridgeKernel : IBridgeKernel
         }
     }
 
-    public NetworkNamespace OpenNamespace(string path) => _manager.Open(path);
+    public NetworkNamespace OpenNamespace(string path) => _netlink.Manager.Open(path);
 
     public bool NamespaceExists(string path)
     {
         try
         {
-            using var ns = _manager.Open(path);
+            using var ns = _netlink.Manager.Open(path);
             return true;
         }
         catch (NamespaceException)
@@ -82,7 +60,6 @@ internal sealed class LinuxBridgeKernel : IBridgeKernel
 
     public void Dispose()
     {
-        _client.Dispose();
-        _host.Dispose();
+        _netlink.Dispose();
     }
 }

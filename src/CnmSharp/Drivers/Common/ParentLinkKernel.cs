@@ -18,41 +18,17 @@ internal interface IParentLinkKernel : IDisposable
 /// <summary>The real kernel: one netlink socket opened inside the host namespace and kept for the driver's life.</summary>
 internal sealed class LinuxParentLinkKernel : IParentLinkKernel
 {
-    private readonly NetworkNamespaceManager _manager = new();
-    private readonly NetworkNamespace _host;
-    private readonly RtnetlinkClient _client;
+    private readonly HostNetlink _netlink;
 
-    public LinuxParentLinkKernel(string? hostNamespacePath)
-    {
-        var path = hostNamespacePath ?? "/proc/self/ns/net";
-        try
-        {
-            _host = _manager.Open(path);
-        }
-        catch (NamespaceException ex)
-        {
-            throw new CnmInternalException(CnmErrorCodes.KernelError, $"host namespace {path}", ex.Message, ex);
-        }
+    public LinuxParentLinkKernel(string? hostNamespacePath) => _netlink = new HostNetlink(hostNamespacePath);
 
-        try
-        {
-            _client = RtnetlinkClient.Open(_host.Handle);
-        }
-        catch (NetlinkException ex)
-        {
-            _host.Dispose();
-            throw new CnmInternalException(CnmErrorCodes.KernelError, $"netlink socket in host namespace {path}", ex.Message, ex);
-        }
-    }
-
-    public IRtnetlinkClient Netlink => _client;
+    public IRtnetlinkClient Netlink => _netlink.Client;
 
     // NetworkNamespace owns nothing but its handle: disposing the handle closes it.
-    public SafeHandle OpenNamespace(string path) => _manager.Open(path).Handle;
+    public SafeHandle OpenNamespace(string path) => _netlink.Manager.Open(path).Handle;
 
     public void Dispose()
     {
-        _client.Dispose();
-        _host.Dispose();
+        _netlink.Dispose();
     }
 }
