@@ -1,3 +1,4 @@
+using CnmSharp.Drivers.Common;
 using System.Diagnostics;
 using System.Net.Sockets;
 using CnmSharp.Netlink;
@@ -26,7 +27,7 @@ internal sealed partial class BridgeDriver
         var mac = interfaceInfo.MacAddress;
         if (mac is null)
         {
-            mac = BridgeNaming.MacFromIPv4(address.Address);
+            mac = MacAddresses.FromIPv4(address.Address);
             interfaceInfo.SetMacAddress(mac);
         }
 
@@ -59,7 +60,7 @@ internal sealed partial class BridgeDriver
             {
                 Id = request.EndpointId,
                 NetworkId = request.NetworkId,
-                MacAddress = BridgeNaming.FormatMac(mac),
+                MacAddress = MacAddresses.Format(mac),
                 Address = address.ToString(),
                 AddressIPv6 = addressIPv6?.ToString(),
                 HostVeth = hostVeth,

@@ -71,22 +71,6 @@ internal static class BridgeNaming
         return taken.Contains(host) || taken.Contains(container) ? null : (host, container);
     }
 
-    /// <summary>The MAC Docker derives from an IPv4 address: <c>02:42:</c> and the 4 octets.</summary>
-    public static PhysicalAddress MacFromIPv4(IPAddress address)
-    {
-        ArgumentNullException.ThrowIfNull(address);
-        if (address.AddressFamily != AddressFamily.InterNetwork)
-        {
-            throw new ArgumentException("an IPv4 address is needed", nameof(address));
-        }
-
-        var bytes = new byte[6];
-        bytes[0] = 0x02;
-        bytes[1] = 0x42;
-        address.TryWriteBytes(bytes.AsSpan(2), out _);
-        return new PhysicalAddress(bytes);
-    }
-
     /// <summary>An IPv6 address in <paramref name="subnet"/> whose last 48 bits are the MAC (libnetwork's rule); the
     /// subnet needs at least 48 host bits.</summary>
     public static IPAddress? IPv6FromMac(IPNetwork subnet, PhysicalAddress mac)
@@ -102,8 +86,6 @@ internal static class BridgeNaming
         return new IPAddress(bytes);
     }
 
-    public static string FormatMac(PhysicalAddress mac) =>
-        string.Join(':', mac.GetAddressBytes().Select(b => b.ToString("x2", System.Globalization.CultureInfo.InvariantCulture)));
 
     public static PhysicalAddress ParseMac(string text) => PhysicalAddress.Parse(text);
 

@@ -506,7 +506,7 @@ internal abstract class ParentLinkDriver : INetworkDriver, CnmSharp.Store.IState
             {
                 Id = request.EndpointId,
                 NetworkId = request.NetworkId,
-                MacAddress = interfaceInfo.MacAddress is { } mac ? FormatMac(mac) : null,
+                MacAddress = interfaceInfo.MacAddress is { } mac ? MacAddresses.Format(mac) : null,
                 Address = interfaceInfo.Address?.ToString(),
                 AddressIPv6 = interfaceInfo.AddressIPv6?.ToString(),
             };
@@ -638,25 +638,6 @@ internal abstract class ParentLinkDriver : INetworkDriver, CnmSharp.Store.IState
             joinInfo.SetGatewayIPv6(gateway6);
         }
     }
-
-    /// <summary><c>02:42:</c> and the 4 octets of the IPv4 address (libnetwork's <c>GenerateMACFromIP</c>).</summary>
-    protected static PhysicalAddress MacFromIPv4(IPAddress address)
-    {
-        ArgumentNullException.ThrowIfNull(address);
-        if (address.AddressFamily != AddressFamily.InterNetwork)
-        {
-            throw new ArgumentException("an IPv4 address is needed", nameof(address));
-        }
-
-        var bytes = new byte[6];
-        bytes[0] = 0x02;
-        bytes[1] = 0x42;
-        address.TryWriteBytes(bytes.AsSpan(2), out _);
-        return new PhysicalAddress(bytes);
-    }
-
-    protected static string FormatMac(PhysicalAddress mac) =>
-        string.Join(':', mac.GetAddressBytes().Select(b => b.ToString("x2", CultureInfo.InvariantCulture)));
 
     protected static bool IsMissingKind(NetlinkException ex) =>
         ex.IsNotSupported || string.Equals(ex.ExtendedMessage, "Unknown device type", StringComparison.Ordinal);

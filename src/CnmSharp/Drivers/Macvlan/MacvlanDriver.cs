@@ -49,7 +49,7 @@ internal sealed class MacvlanDriver(DriverContext context, IParentLinkKernel ker
     {
         if (interfaceInfo.MacAddress is null && interfaceInfo.Address is { } address)
         {
-            interfaceInfo.SetMacAddress(MacFromIPv4(address.Address));
+            interfaceInfo.SetMacAddress(MacAddresses.FromIPv4(address.Address));
         }
     }
 

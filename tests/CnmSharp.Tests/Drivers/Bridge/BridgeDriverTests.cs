@@ -1,3 +1,4 @@
+using CnmSharp.Drivers.Common;
 using System.Net;
 using CnmSharp.Core;
 using CnmSharp.Drivers;
@@ -199,7 +200,7 @@ public class BridgeDriverTests
         var info = new InterfaceInfo();
         info.SetIPAddress(CidrAddress.Parse("10.40.0.2/24"));
         await driver.CreateEndpointAsync(new EndpointCreateRequest { NetworkId = Net1, EndpointId = Ep1, EndpointName = "e" }, info);
-        Assert.That(BridgeNaming.FormatMac(info.MacAddress!), Is.EqualTo("02:42:0a:28:00:02"));
+        Assert.That(MacAddresses.Format(info.MacAddress!), Is.EqualTo("02:42:0a:28:00:02"));
         Assert.That(await RecordCount(), Is.EqualTo(2));
         var oper = await driver.GetEndpointOperationalInfoAsync(Net1, Ep1);
         Assert.That(oper[NetLabels.MacAddress], Is.EqualTo("02:42:0a:28:00:02"));
@@ -218,7 +219,7 @@ public class BridgeDriverTests
         info.SetIPAddress(CidrAddress.Parse("10.40.0.2/24"));
         info.SetMacAddress(System.Net.NetworkInformation.PhysicalAddress.Parse("02:00:00:00:00:99"));
         await driver.CreateEndpointAsync(new EndpointCreateRequest { NetworkId = Net1, EndpointId = Ep1, EndpointName = "e" }, info);
-        Assert.That(BridgeNaming.FormatMac(info.MacAddress!), Is.EqualTo("02:00:00:00:00:99"));
+        Assert.That(MacAddresses.Format(info.MacAddress!), Is.EqualTo("02:00:00:00:00:99"));
     }
 
     private async Task<BridgeDriver> WithPublishedEndpointsAsync()
