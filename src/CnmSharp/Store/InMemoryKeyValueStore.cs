@@ -528,7 +528,13 @@ public sealed class InMemoryKeyValueStore : ISharedKeyValueStore, IStateLockProv
     {
         lock (_lock)
         {
+            if (_disposed)
+            {
+                return;
+            }
+
             ExpireDue();
+            ScheduleExpiry(); // a timer that fired a little early found nothing due: wait again
         }
     }
 
