@@ -103,4 +103,16 @@ public static class CnmErrorCodes
     /// <summary>The store has never been started by a read-write controller (no controller record, or its default
     /// networks were never created), so a read-only open has nothing consistent to show.</summary>
     public const string StateNotInitialized = "StateNotInitialized";
+
+    // ---- shared and global stores (issue 13) ----
+    /// <summary>A listing or a watch asked for a revision the store no longer keeps the history of (compacted): list
+    /// again and watch from the new listing's revision.</summary>
+    public const string RevisionCompacted = "RevisionCompacted";
+    /// <summary>The store lease does not exist (never granted, revoked, or expired).</summary>
+    public const string LeaseNotFound = "LeaseNotFound";
+    /// <summary>A global-scope object (a network whose driver's data scope is global, the <c>GlobalDefault</c> address
+    /// space, a VNI) needs a global store, and the controller has none (<c>CnmOptions.GlobalStore</c>).</summary>
+    public const string GlobalStoreRequired = "GlobalStoreRequired";
+    /// <summary>Every VXLAN network identifier of the allowed range is taken.</summary>
+    public const string NoAvailableVni = "NoAvailableVni";
 }

@@ -36,6 +36,22 @@ public enum StoreOperationKind
 /// <param name="ExpectedVersion">The version the key must have, or <see cref="StoreVersion.Any"/>.</param>
 public sealed record StoreOperation(StoreOperationKind Kind, string Key, ReadOnlyMemory<byte> Value, long ExpectedVersion)
 {
+    /// <summary>
+    /// For a put on an <see cref="ISharedKeyValueStore"/>: the lease the key is attached to (it is deleted when the
+    /// lease expires or is revoked), or <see cref="StoreLease.None"/> (the default: a put detaches the key from any
+    /// lease, as etcd does). Ignored for deletes and checks.
+    /// </summary>
+    public long Lease { get; init; }
+
+    /// <summary>A put attached to a lease (see <see cref="Lease"/>).</summary>
+    /// <param name="key">The key.</param>
+    /// <param name="value">The value.</param>
+    /// <param name="expectedVersion">The expected version.</param>
+    /// <param name="lease">The lease id.</param>
+    /// <returns>The operation.</returns>
+    public static StoreOperation Put(string key, ReadOnlyMemory<byte> value, long expectedVersion, long lease) =>
+        new(StoreOperationKind.Put, key, value, expectedVersion) { Lease = lease };
+
     /// <summary>A put.</summary>
     /// <param name="key">The key.</param>
     /// <param name="value">The value.</param>

@@ -44,4 +44,12 @@ public sealed class SqliteStoreOptions
     /// command timeout, which counts whole seconds.
     /// </summary>
     public TimeSpan BusyTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How many revisions of history the change log keeps for listings at, and watches from, past revisions
+    /// (older ones are compacted away as writes go on). 10,000 by default.</summary>
+    public long HistoryRevisions { get; set; } = 10_000;
+
+    /// <summary>How often a cross-process watch (<see cref="SqliteKeyValueStore.WatchFromAsync"/>) checks the file's
+    /// revision for other processes' writes, and expired leases are looked for. 100 ms by default.</summary>
+    public TimeSpan WatchPollInterval { get; set; } = TimeSpan.FromMilliseconds(100);
 }

@@ -104,6 +104,48 @@ internal static class StoreRules
             $"key \"{key}\"",
             string.Create(CultureInfo.InvariantCulture, $"expected version {Describe(expected)}, found {Describe(found)}"));
 
+    /// <summary>The error of a listing or watch at a revision whose history is gone.</summary>
+    internal static CnmConflictException Compacted(long requested, long compacted) =>
+        new(
+            CnmErrorCodes.RevisionCompacted,
+            string.Create(CultureInfo.InvariantCulture, $"revision {requested}"),
+            string.Create(CultureInfo.InvariantCulture, $"the store's history starts after revision {compacted} (compacted); list again"));
+
+    /// <summary>The error of a lease that does not exist.</summary>
+    internal static CnmNotFoundException LeaseNotFound(long lease) =>
+        new(CnmErrorCodes.LeaseNotFound, string.Create(CultureInfo.InvariantCulture, $"lease {lease}"), "the lease does not exist (expired or revoked)");
+
+    /// <summary>Checks a revision argument: <see cref="StoreRevision.Latest"/> or positive.</summary>
+    internal static void ValidateRevision(long revision, [CallerArgumentExpression(nameof(revision))] string? paramName = null)
+    {
+        if (revision < 0)
+        {
+            throw new ArgumentOutOfRangeException(paramName, revision, "A revision is StoreRevision.Latest (0) or positive.");
+        }
+    }
+
+    /// <summary>A lease TTL in whole seconds, rounded up, at least one.</summary>
+    internal static long LeaseSeconds(TimeSpan ttl, [CallerArgumentExpression(nameof(ttl))] string? paramName = null)
+    {
+        if (ttl <= TimeSpan.Zero || ttl > TimeSpan.FromDays(365))
+        {
+            throw new ArgumentOutOfRangeException(paramName, ttl, "A lease time to live is positive and at most a year.");
+        }
+
+        return Math.Max(1, (long)Math.Ceiling(ttl.TotalSeconds));
+    }
+
+    /// <summary>A stream that fails with <paramref name="error"/> when enumerated (errors of a watch are reported by
+    /// the stream, not by the call that creates it).</summary>
+    internal static async IAsyncEnumerable<StoreEvent> Failed(Exception error)
+    {
+        await Task.CompletedTask.ConfigureAwait(false);
+        throw error;
+#pragma warning disable CS0162 // an iterator needs a yield
+        yield break;
+#pragma warning restore CS0162
+    }
+
     /// <summary>True when <paramref name="key"/> is under <paramref name="prefix"/> (ordinal).</summary>
     internal static bool IsUnder(string key, string prefix) => key.StartsWith(prefix, StringComparison.Ordinal);
 

@@ -21,9 +21,22 @@ internal sealed class StoreWatchers
     /// Registers a watcher now (so it sees every change published after this call) and returns its stream. The
     /// stream ends, without an exception, when either token is cancelled or the store is disposed.
     /// </summary>
-    internal IAsyncEnumerable<StoreEvent> Watch(string prefix, CancellationToken cancellationToken)
+    internal IAsyncEnumerable<StoreEvent> Watch(string prefix, CancellationToken cancellationToken) =>
+        Watch(prefix, 0, [], cancellationToken);
+
+    /// <summary>
+    /// Registers a watcher that first gets <paramref name="backlog"/> (events from the store's history, already
+    /// filtered) and then every published event under its prefix whose version is at least
+    /// <paramref name="minVersion"/>. Call with the store's write lock held, so nothing is published in between.
+    /// </summary>
+    internal IAsyncEnumerable<StoreEvent> Watch(string prefix, long minVersion, IEnumerable<StoreEvent> backlog, CancellationToken cancellationToken)
     {
-        var watcher = new Watcher(prefix);
+        var watcher = new Watcher(prefix) { MinVersion = minVersion };
+        foreach (var storeEvent in backlog)
+        {
+            watcher.Channel.Writer.TryWrite(storeEvent);
+        }
+
         lock (_lock)
         {
             ObjectDisposedException.ThrowIf(_completed, this);
@@ -47,7 +60,7 @@ internal sealed class StoreWatchers
     {
         foreach (var watcher in Volatile.Read(ref _watchers))
         {
-            if (StoreRules.IsUnder(storeEvent.Key, watcher.Prefix))
+            if (storeEvent.Version >= watcher.MinVersion && StoreRules.IsUnder(storeEvent.Key, watcher.Prefix))
             {
                 watcher.Channel.Writer.TryWrite(storeEvent);
             }
@@ -126,6 +139,8 @@ internal sealed class StoreWatchers
     private sealed class Watcher(string prefix)
     {
         public string Prefix { get; } = prefix;
+
+        public long MinVersion { get; init; }
 
         public Channel<StoreEvent> Channel { get; } =
             System.Threading.Channels.Channel.CreateUnbounded<StoreEvent>(new UnboundedChannelOptions { SingleReader = true });

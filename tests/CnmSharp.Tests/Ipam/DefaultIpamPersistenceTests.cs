@@ -54,6 +54,25 @@ public sealed class DefaultIpamPersistenceTests
     }
 
     [Test]
+    public async Task An_address_conflict_rereads_only_the_pool_that_conflicted()
+    {
+        var store = new FakeStore();
+        var a = await CreateAsync(store);
+        var busy = await a.PoolAsync("10.0.0.0/24");
+        var other = await a.PoolAsync("10.1.0.0/24");
+        await a.AddressAsync(other.PoolId, options: Owner("o1"));
+        var b = await CreateAsync(store);
+        Assert.That(await a.AddressTextAsync(busy.PoolId, options: Owner("a1")), Is.EqualTo("10.0.0.1"));
+        store.Listed.Clear();
+
+        // B's view of the pool is stale: its first choice, 10.0.0.1, conflicts.
+        Assert.That(await b.AddressTextAsync(busy.PoolId, options: Owner("b1")), Is.EqualTo("10.0.0.2"));
+
+        Assert.That(store.Listed, Is.EqualTo(new[] { Prefix + "addr/" + busy.PoolId + "/" }), "only the conflicting pool's addresses were read again");
+        Assert.That(await b.AddressTextAsync(other.PoolId, options: Owner("o2")), Is.EqualTo("10.1.0.2"), "B's other pools are still right");
+    }
+
+    [Test]
     public async Task Two_instances_on_one_store_never_hand_out_the_same_address()
     {
         var store = new FakeStore();

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using CnmSharp.Store;
 
@@ -48,8 +49,12 @@ internal sealed class FakeStore : IKeyValueStore
         }
     }
 
+    /// <summary>Every prefix listed, in order, for assertions on what an instance re-reads.</summary>
+    public ConcurrentQueue<string> Listed { get; } = new();
+
     public async ValueTask<IReadOnlyList<StoreEntry>> ListAsync(string prefix, CancellationToken cancellationToken = default)
     {
+        Listed.Enqueue(prefix);
         await Task.Yield();
         cancellationToken.ThrowIfCancellationRequested();
         lock (_lock)

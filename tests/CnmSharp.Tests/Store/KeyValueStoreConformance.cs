@@ -16,6 +16,24 @@ public abstract class KeyValueStoreConformance
     /// <summary>Creates an empty store.</summary>
     protected abstract ValueTask<IKeyValueStore> CreateStoreAsync();
 
+    /// <summary>The store as a shared store (every implementation is one).</summary>
+    protected ISharedKeyValueStore Shared => (ISharedKeyValueStore)Store;
+
+    /// <summary>True when a fresh store's revision is 0 (etcd's starts at 1, and a test store may share a cluster).</summary>
+    protected virtual bool FreshRevisionIsZero => true;
+
+    /// <summary>True when events of writes made just before a dispose still reach a watcher (an in-process store
+    /// publishes them synchronously; etcd's stream may not have delivered them yet).</summary>
+    protected virtual bool DeliversEventsPublishedBeforeDispose => true;
+
+    /// <summary>Discards the store's history up to <paramref name="revision"/>.</summary>
+    protected abstract ValueTask CompactAsync(long revision);
+
+    /// <summary>Opens a second client of the same state (another SQLite instance on the file, another etcd client),
+    /// or returns <see cref="Store"/> itself for a store that lives in one process. The test disposes it when it is not
+    /// <see cref="Store"/>.</summary>
+    protected abstract ValueTask<ISharedKeyValueStore> OpenSecondClientAsync();
+
     /// <summary>Runs after the store is disposed (the SQLite fixture deletes its directory).</summary>
     protected virtual void AfterStoreDisposed()
     {
@@ -46,7 +64,11 @@ public abstract class KeyValueStoreConformance
     [Test]
     public async Task The_revision_is_zero_when_empty_and_moves_exactly_with_committing_writes()
     {
-        Assert.That(await Store.GetRevisionAsync(), Is.Zero);
+        if (FreshRevisionIsZero)
+        {
+            Assert.That(await Store.GetRevisionAsync(), Is.Zero);
+        }
+
         var put = await Store.PutAsync("rev/a", Bytes("1"));
         Assert.That(await Store.GetRevisionAsync(), Is.EqualTo(put));
 
@@ -469,13 +491,15 @@ public abstract class KeyValueStoreConformance
     public async Task An_undefined_durability_is_refused_before_anything_is_written()
     {
         var undefined = (StoreDurability)7;
+        var before = await Store.GetRevisionAsync();
         Assert.Multiple(() =>
         {
             Assert.That(async () => await Store.PutAsync("hint/u", Bytes("x"), StoreVersion.Any, undefined), Throws.InstanceOf<ArgumentOutOfRangeException>());
             Assert.That(async () => await Store.DeleteAsync("hint/u", StoreVersion.Any, undefined), Throws.InstanceOf<ArgumentOutOfRangeException>());
             Assert.That(async () => await Store.CommitAsync([StoreOperation.Put("hint/u", Bytes("x"))], undefined), Throws.InstanceOf<ArgumentOutOfRangeException>());
         });
-        Assert.That(await Store.GetRevisionAsync(), Is.Zero);
+        Assert.That(await Store.GetRevisionAsync(), Is.EqualTo(before));
+        Assert.That(await Store.GetAsync("hint/u"), Is.Null);
     }
 
     // ---- watch ----
@@ -652,6 +676,18 @@ public abstract class KeyValueStoreConformance
     [Test]
     public async Task Watch_ends_when_the_store_is_disposed()
     {
+        if (!DeliversEventsPublishedBeforeDispose)
+        {
+            var quiet = Store.WatchAsync("d/");
+            await Store.DisposeAsync();
+            await foreach (var e in quiet.WithCancellation(new CancellationTokenSource(EventTimeout).Token))
+            {
+                Assert.That(e.Key, Does.StartWith("d/"));
+            }
+
+            return;
+        }
+
         var stream = Store.WatchAsync("d/");
         await Store.PutAsync("d/1", Bytes("1"));
         await Store.DisposeAsync();
@@ -764,26 +800,236 @@ public abstract class KeyValueStoreConformance
 
         return seen;
     }
-}
 
-[TestFixture]
-public sealed class InMemoryKeyValueStoreConformance : KeyValueStoreConformance
-{
-    protected override ValueTask<IKeyValueStore> CreateStoreAsync() => ValueTask.FromResult<IKeyValueStore>(new InMemoryKeyValueStore());
-}
+    // ---- shared store: listing at a revision ----
 
-[TestFixture]
-public sealed class SqliteKeyValueStoreConformance : KeyValueStoreConformance
-{
-#pragma warning disable NUnit1032 // disposed by AfterStoreDisposed, which the base [TearDown] calls after the store is closed
-    private TempDirectory? _directory;
-#pragma warning restore NUnit1032
-
-    protected override async ValueTask<IKeyValueStore> CreateStoreAsync()
+    [Test]
+    public async Task ListAt_the_latest_revision_returns_the_entries_and_the_revision_they_were_read_at()
     {
-        _directory = new TempDirectory();
-        return await SqliteKeyValueStore.OpenAsync(new SqliteStoreOptions { Path = _directory.File("store.db") });
+        await Store.PutAsync("la/a", Bytes("1"));
+        var v2 = await Store.PutAsync("la/b", Bytes("2"));
+        await Store.PutAsync("other", Bytes("x"));
+
+        var listing = await Shared.ListAtAsync("la/");
+
+        Assert.That(listing.Entries.Select(e => (e.Key, Text(e.Value))), Is.EqualTo(new[] { ("la/a", "1"), ("la/b", "2") }));
+        Assert.That(listing.Revision, Is.EqualTo(await Store.GetRevisionAsync()).And.GreaterThan(v2));
     }
 
-    protected override void AfterStoreDisposed() => _directory?.Dispose();
+    [Test]
+    public async Task ListAt_a_past_revision_shows_the_state_as_it_was_then()
+    {
+        var r1 = await Store.PutAsync("past/a", Bytes("a1"));
+        var r2 = await Store.PutAsync("past/b", Bytes("b1"));
+        var r3 = await Store.PutAsync("past/a", Bytes("a2"));
+        await Store.DeleteAsync("past/b");
+        await Store.PutAsync("past/c", Bytes("c1"));
+        await Store.PutAsync("pastx", Bytes("no"));
+
+        var at2 = await Shared.ListAtAsync("past/", r2);
+        var at3 = await Shared.ListAtAsync("past/", r3);
+
+        Assert.That(at2.Revision, Is.EqualTo(r2));
+        Assert.That(at2.Entries.Select(e => (e.Key, Text(e.Value), e.Version)), Is.EqualTo(new[] { ("past/a", "a1", r1), ("past/b", "b1", r2) }));
+        Assert.That(at3.Entries.Select(e => (e.Key, Text(e.Value), e.Version)), Is.EqualTo(new[] { ("past/a", "a2", r3), ("past/b", "b1", r2) }));
+        Assert.That((await Shared.ListAtAsync("past/")).Entries.Select(e => e.Key), Is.EqualTo(new[] { "past/a", "past/c" }));
+    }
+
+    [Test]
+    public async Task ListAt_refuses_a_future_or_negative_revision()
+    {
+        var now = await Store.PutAsync("fut/a", Bytes("1"));
+
+        Assert.That(async () => await Shared.ListAtAsync("fut/", now + 1000), Throws.InstanceOf<ArgumentOutOfRangeException>());
+        Assert.That(async () => await Shared.ListAtAsync("fut/", -1), Throws.InstanceOf<ArgumentOutOfRangeException>());
+    }
+
+    [Test]
+    public async Task ListAt_and_WatchFrom_a_compacted_revision_fail_with_RevisionCompacted()
+    {
+        var r1 = await Store.PutAsync("cmp/a", Bytes("1"));
+        await Store.PutAsync("cmp/a", Bytes("2"));
+        var r3 = await Store.PutAsync("cmp/a", Bytes("3"));
+        await CompactAsync(r3);
+
+        var list = await Assert.ThrowsAsync<CnmConflictException>(async () => await Shared.ListAtAsync("cmp/", r1));
+        Assert.That(list!.Code, Is.EqualTo(CnmErrorCodes.RevisionCompacted));
+        Assert.That((await Shared.ListAtAsync("cmp/", r3)).Entries.Single().Version, Is.EqualTo(r3));
+
+        using var cts = new CancellationTokenSource(EventTimeout);
+        await using var events = Shared.WatchFromAsync("cmp/", r1, cts.Token).GetAsyncEnumerator(cts.Token);
+        var watch = await Assert.ThrowsAsync<CnmConflictException>(async () => await events.MoveNextAsync());
+        Assert.That(watch!.Code, Is.EqualTo(CnmErrorCodes.RevisionCompacted));
+    }
+
+    // ---- shared store: watch from a revision ----
+
+    [Test]
+    public async Task WatchFrom_a_past_revision_replays_the_history_then_follows_new_writes()
+    {
+        await Store.PutAsync("wf/a", Bytes("1"));
+        var r2 = await Store.PutAsync("wf/b", Bytes("2"));
+        await Store.PutAsync("elsewhere", Bytes("x"));
+        var versions = await Store.CommitAsync([StoreOperation.Delete("wf/a"), StoreOperation.Put("wf/c", Bytes("3"))]);
+        var r3 = (await Store.GetRevisionAsync());
+
+        using var cts = new CancellationTokenSource(EventTimeout);
+        await using var events = Shared.WatchFromAsync("wf/", r2, cts.Token).GetAsyncEnumerator(cts.Token);
+        var r4 = await Store.PutAsync("wf/d", Bytes("4"));
+        var seen = await Take(events, 4);
+
+        Assert.That(seen.Select(e => (e.Kind, e.Key, e.Version)), Is.EqualTo(new[]
+        {
+            (StoreEventKind.Put, "wf/b", r2),
+            (StoreEventKind.Delete, "wf/a", r3),
+            (StoreEventKind.Put, "wf/c", versions[1]),
+            (StoreEventKind.Put, "wf/d", r4),
+        }));
+        Assert.That(Text(seen[2].Value), Is.EqualTo("3"));
+    }
+
+    [Test]
+    public async Task WatchFrom_Latest_sees_only_writes_after_the_call()
+    {
+        await Store.PutAsync("wl/old", Bytes("0"));
+        using var cts = new CancellationTokenSource(EventTimeout);
+        var stream = Shared.WatchFromAsync("wl/", StoreRevision.Latest, cts.Token);
+        await Store.PutAsync("wl/new", Bytes("1"));
+
+        await using var events = stream.GetAsyncEnumerator(cts.Token);
+        Assert.That((await Take(events, 1))[0].Key, Is.EqualTo("wl/new"));
+    }
+
+    [Test]
+    public async Task WatchFrom_sees_the_writes_of_another_client_of_the_same_state()
+    {
+        var other = await OpenSecondClientAsync();
+        try
+        {
+            var start = await Store.GetRevisionAsync();
+            using var cts = new CancellationTokenSource(EventTimeout);
+            await using var events = Shared.WatchFromAsync("x2/", start + 1, cts.Token).GetAsyncEnumerator(cts.Token);
+            var v1 = await other.PutAsync("x2/a", Bytes("from the other"));
+            await other.DeleteAsync("x2/a");
+
+            var seen = await Take(events, 2);
+
+            Assert.That(seen.Select(e => (e.Kind, e.Key)), Is.EqualTo(new[] { (StoreEventKind.Put, "x2/a"), (StoreEventKind.Delete, "x2/a") }));
+            Assert.That(seen[0].Version, Is.EqualTo(v1));
+            Assert.That(Text(seen[0].Value), Is.EqualTo("from the other"));
+        }
+        finally
+        {
+            if (!ReferenceEquals(other, Store))
+            {
+                await other.DisposeAsync();
+            }
+        }
+    }
+
+    [Test]
+    public async Task WatchFrom_ends_without_error_when_cancelled()
+    {
+        using var cts = new CancellationTokenSource();
+        var stream = Shared.WatchFromAsync("wc/", StoreRevision.Latest, cts.Token);
+        await Store.PutAsync("wc/1", Bytes("1"));
+        var seen = new List<string>();
+        var reader = Task.Run(async () =>
+        {
+            await foreach (var e in stream)
+            {
+                seen.Add(e.Key);
+                await cts.CancelAsync();
+            }
+        });
+
+        await reader.WaitAsync(EventTimeout);
+        Assert.That(seen, Is.EqualTo(new[] { "wc/1" }));
+    }
+
+    [Test]
+    public async Task Follow_gives_a_snapshot_then_the_changes_and_a_new_snapshot_after_a_compaction()
+    {
+        await Store.PutAsync("fo/a", Bytes("1"));
+        using var cts = new CancellationTokenSource(EventTimeout);
+        await using var updates = Shared.FollowAsync("fo/", TimeSpan.FromMilliseconds(50), cancellationToken: cts.Token).GetAsyncEnumerator(cts.Token);
+
+        Assert.That(await updates.MoveNextAsync(), Is.True);
+        Assert.That(updates.Current.Snapshot!.Entries.Select(e => e.Key), Is.EqualTo(new[] { "fo/a" }));
+        var v = await Store.PutAsync("fo/b", Bytes("2"));
+        Assert.That(await updates.MoveNextAsync().AsTask().WaitAsync(EventTimeout), Is.True);
+        Assert.That(updates.Current.Change, Is.EqualTo(updates.Current.Change! with { Key = "fo/b", Version = v, Kind = StoreEventKind.Put }));
+    }
+
+    // ---- shared store: leases ----
+
+    [Test]
+    public async Task A_revoked_lease_deletes_its_keys_in_one_revision_and_watchers_see_the_deletes()
+    {
+        var lease = await Shared.GrantLeaseAsync(TimeSpan.FromSeconds(30));
+        await Shared.PutWithLeaseAsync("ls/a", Bytes("1"), StoreVersion.Absent, lease.Id);
+        await Store.CommitAsync([StoreOperation.Put("ls/b", Bytes("2"), StoreVersion.Any, lease.Id), StoreOperation.Put("ls/free", Bytes("3"))]);
+        using var cts = new CancellationTokenSource(EventTimeout);
+        await using var events = Shared.WatchFromAsync("ls/", StoreRevision.Latest, cts.Token).GetAsyncEnumerator(cts.Token);
+
+        Assert.That(lease.Id, Is.Positive);
+        Assert.That(lease.Ttl, Is.GreaterThanOrEqualTo(TimeSpan.FromSeconds(30)));
+        Assert.That(await Shared.RevokeLeaseAsync(lease.Id), Is.True);
+        Assert.That(await Shared.RevokeLeaseAsync(lease.Id), Is.False);
+
+        var seen = await Take(events, 2);
+        Assert.That(seen.Select(e => (e.Kind, e.Key)), Is.EquivalentTo(new[] { (StoreEventKind.Delete, "ls/a"), (StoreEventKind.Delete, "ls/b") }));
+        Assert.That(seen[0].Version, Is.EqualTo(seen[1].Version));
+        Assert.That((await Store.ListAsync("ls/")).Select(e => e.Key), Is.EqualTo(new[] { "ls/free" }));
+    }
+
+    [Test]
+    public async Task An_expired_lease_deletes_its_keys()
+    {
+        var lease = await Shared.GrantLeaseAsync(TimeSpan.FromSeconds(1));
+        await Shared.PutWithLeaseAsync("le/host1", Bytes("alive"), StoreVersion.Any, lease.Id);
+        using var cts = new CancellationTokenSource(EventTimeout);
+        await using var events = Shared.WatchFromAsync("le/", StoreRevision.Latest, cts.Token).GetAsyncEnumerator(cts.Token);
+
+        var seen = await Take(events, 1);
+
+        Assert.That((seen[0].Kind, seen[0].Key), Is.EqualTo((StoreEventKind.Delete, "le/host1")));
+        Assert.That(await Store.GetAsync("le/host1"), Is.Null);
+        var ex = await Assert.ThrowsAsync<CnmNotFoundException>(async () => await Shared.KeepLeaseAliveAsync(lease.Id));
+        Assert.That(ex!.Code, Is.EqualTo(CnmErrorCodes.LeaseNotFound));
+    }
+
+    [Test]
+    public async Task A_lease_kept_alive_keeps_its_keys()
+    {
+        var lease = await Shared.GrantLeaseAsync(TimeSpan.FromSeconds(2));
+        await Shared.PutWithLeaseAsync("lk/host1", Bytes("alive"), StoreVersion.Any, lease.Id);
+
+        var until = DateTime.UtcNow.AddSeconds(3.5);
+        while (DateTime.UtcNow < until)
+        {
+            Assert.That(await Shared.KeepLeaseAliveAsync(lease.Id), Is.GreaterThan(TimeSpan.Zero));
+            await Task.Delay(400);
+        }
+
+        Assert.That(await Store.GetAsync("lk/host1"), Is.Not.Null);
+        await Shared.RevokeLeaseAsync(lease.Id);
+    }
+
+    [Test]
+    public async Task Unknown_leases_are_refused_and_a_put_without_a_lease_detaches_the_key()
+    {
+        var missing = await Assert.ThrowsAsync<CnmNotFoundException>(async () => await Shared.PutWithLeaseAsync("lu/a", Bytes("1"), StoreVersion.Any, 987654321));
+        Assert.That(missing!.Code, Is.EqualTo(CnmErrorCodes.LeaseNotFound));
+        Assert.That(await Store.GetAsync("lu/a"), Is.Null);
+        await Assert.ThrowsAsync<CnmNotFoundException>(async () => await Shared.KeepLeaseAliveAsync(987654321));
+        Assert.That(await Shared.RevokeLeaseAsync(987654321), Is.False);
+
+        var lease = await Shared.GrantLeaseAsync(TimeSpan.FromSeconds(30));
+        await Shared.PutWithLeaseAsync("lu/a", Bytes("1"), StoreVersion.Any, lease.Id);
+        await Store.PutAsync("lu/a", Bytes("2"));
+        await Shared.RevokeLeaseAsync(lease.Id);
+
+        Assert.That(Text((await Store.GetAsync("lu/a"))!.Value), Is.EqualTo("2"));
+    }
 }

@@ -284,13 +284,53 @@ public sealed class SqliteKeyValueStoreTests
         await (await Open(path)).DisposeAsync();
         using (var connection = Raw(path))
         {
-            Execute(connection, "PRAGMA user_version = 2");
+            Execute(connection, "PRAGMA user_version = 3");
         }
 
         var ex = await Assert.ThrowsAsync<CnmInternalException>(async () => await Open(path));
 
         Assert.That(ex!.Code, Is.EqualTo(CnmErrorCodes.CorruptRecord));
-        Assert.That(ex.Reason, Does.Contain("schema version 2"));
+        Assert.That(ex.Reason, Does.Contain("schema version 3"));
+    }
+
+    [Test]
+    public async Task A_version_1_file_is_migrated_keeping_its_records_with_history_from_its_revision_on()
+    {
+        var path = _directory.File("store.db");
+        using (var connection = Raw(path))
+        {
+            Execute(connection, """
+                CREATE TABLE kv (key TEXT NOT NULL PRIMARY KEY, value BLOB NOT NULL, version INTEGER NOT NULL CHECK (version > 0)) WITHOUT ROWID, STRICT;
+                CREATE TABLE meta (id INTEGER NOT NULL PRIMARY KEY CHECK (id = 1), revision INTEGER NOT NULL CHECK (revision >= 0)) STRICT;
+                INSERT INTO meta (id, revision) VALUES (1, 7);
+                INSERT INTO kv (key, value, version) VALUES ('cnm/v1/network/n1', x'7b7d', 7);
+                PRAGMA user_version = 1;
+                """);
+        }
+
+        await using var store = await Open(path);
+
+        Assert.That(await store.ReadPragmaAsync("user_version"), Is.EqualTo(2L));
+        Assert.That((await store.GetAsync("cnm/v1/network/n1"))!.Version, Is.EqualTo(7));
+        var v8 = await store.PutAsync("cnm/v1/network/n2", Bytes("{}"));
+        Assert.That(v8, Is.EqualTo(8));
+        Assert.That((await store.ListAtAsync("cnm/v1/", 7)).Entries.Select(e => e.Key), Is.EqualTo(new[] { "cnm/v1/network/n1" }));
+        var ex = await Assert.ThrowsAsync<CnmConflictException>(async () => await store.ListAtAsync("cnm/v1/", 6));
+        Assert.That(ex!.Code, Is.EqualTo(CnmErrorCodes.RevisionCompacted));
+    }
+
+    [Test]
+    public async Task The_change_log_is_compacted_as_writes_go_on()
+    {
+        await using var store = await SqliteKeyValueStore.OpenAsync(new SqliteStoreOptions { Path = _directory.File("store.db"), Durability = SqliteDurability.ProcessCrash, HistoryRevisions = 10 });
+        for (var i = 0; i < 130; i++)
+        {
+            await store.PutAsync("k", Bytes(i.ToString(CultureInfo.InvariantCulture)));
+        }
+
+        var ex = await Assert.ThrowsAsync<CnmConflictException>(async () => await store.ListAtAsync("", 100));
+        Assert.That(ex!.Code, Is.EqualTo(CnmErrorCodes.RevisionCompacted));
+        Assert.That(Text((await store.ListAtAsync("", 125)).Entries.Single().Value), Is.EqualTo("124"));
     }
 
     [Test]

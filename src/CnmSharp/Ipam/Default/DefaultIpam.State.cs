@@ -150,6 +150,39 @@ public sealed partial class DefaultIpam
         Publish();
     }
 
+    /// <summary>
+    /// Re-reads one master pool after a conflict on it: its record (version, references) and its addresses only, not
+    /// the whole IPAM state. A pool that is gone or changed shape (released, or released and created again elsewhere)
+    /// falls back to <see cref="ReloadAsync"/>, which is rare.
+    /// </summary>
+    private async ValueTask ReloadPoolAsync(MasterPool master, CancellationToken cancellationToken)
+    {
+        var entry = await _store.GetAsync(IpamStoreLayout.PoolKey(_prefix, master.Id), cancellationToken).ConfigureAwait(false);
+        var record = entry is null ? null : IpamStoreLayout.ReadPool(entry);
+        if (entry is null || record is null || record.SubPool is not null || !_masters.TryGetValue(master.Id, out var known) || !ReferenceEquals(known, master))
+        {
+            await ReloadAsync(cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        master.Version = entry.Version;
+        master.RefCount = record.RefCount;
+        master.Explicit = record.Explicit;
+        var prefix = IpamStoreLayout.AddressPrefix(_prefix, master.Id);
+        var addresses = await _store.ListAsync(prefix, cancellationToken).ConfigureAwait(false);
+        master.Allocated.Clear();
+        foreach (var address in addresses)
+        {
+            var text = address.Key.AsSpan(prefix.Length);
+            if (!text.Contains('/') && IPAddress.TryParse(text, out var ip) && master.Network.Contains(ip))
+            {
+                master.Allocated.Add(IpMath.ToUInt128(ip) - master.First);
+            }
+        }
+
+        Publish();
+    }
+
     private static UInt128 ParseIndex(string text, string key) =>
         UInt128.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var value)
             ? value

@@ -259,9 +259,9 @@ public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations, IS
                     {
                         if (!reloadedWhenFull)
                         {
-                            // Another instance may have released addresses since we last looked.
+                            // Another instance may have released addresses of this pool since we last looked.
                             reloadedWhenFull = true;
-                            await ReloadAsync(cancellationToken).ConfigureAwait(false);
+                            await ReloadPoolAsync(master, cancellationToken).ConfigureAwait(false);
                             continue;
                         }
 
@@ -285,8 +285,9 @@ public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations, IS
                 }
                 catch (CnmConflictException ex) when (ex.Code == CnmErrorCodes.VersionConflict && attempt < MaxAttempts)
                 {
+                    // Only this pool's record or one of its addresses conflicted: re-read that pool, not everything.
                     LogConflict(_logger, attempt);
-                    await ReloadAsync(cancellationToken).ConfigureAwait(false);
+                    await ReloadPoolAsync(master, cancellationToken).ConfigureAwait(false);
                     continue;
                 }
 
