@@ -439,6 +439,7 @@ public sealed class PluginTlsConfig
 [JsonSerializable(typeof(Dictionary<string, string>))]
 [JsonSerializable(typeof(Dictionary<string, JsonElement>))]
 [JsonSerializable(typeof(bool))]
+[JsonSerializable(typeof(string))]
 public sealed partial class PluginJsonContext : JsonSerializerContext
 {
 }

@@ -41,7 +41,7 @@ public sealed partial class NetworkController
             options = ApplyConfiguration(config, options);
         }
 
-        var driver = _registry.GetDriver(driverName);
+        var driver = await ResolveDriverAsync(driverName, cancellationToken).ConfigureAwait(false);
         var capability = driver.Capability;
         if (options.Scope is { } scope && scope == DriverScope.Local && capability.DataScope != DriverScope.Local)
         {
@@ -68,7 +68,7 @@ public sealed partial class NetworkController
             ipamName = _options.DefaultIpamDriver;
         }
 
-        var ipam = ipamName is null ? null : _registry.GetIpam(ipamName);
+        var ipam = ipamName is null ? null : await ResolveIpamAsync(ipamName, cancellationToken).ConfigureAwait(false);
         CheckPoolConfigurations(name, ipam, ipv4);
         CheckPoolConfigurations(name, ipam, ipv6);
         var id = options.Id ?? Ids.NewId();

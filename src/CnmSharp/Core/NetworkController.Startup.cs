@@ -46,6 +46,8 @@ public sealed partial class NetworkController
             throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidOption, "controller options", validation.FailureMessage);
         }
 
+        info.Options.Plugins.Validate();
+
         if (info.Options.ReadOnly)
         {
             return await StartReadOnlyAsync(info, cancellationToken).ConfigureAwait(false);
@@ -74,6 +76,7 @@ public sealed partial class NetworkController
 
                 await controller.LoadAsync(cancellationToken).ConfigureAwait(false);
                 await controller.ReplayAllIpamsAsync(cancellationToken).ConfigureAwait(false);
+                await controller.ResolveStoredPluginsAsync(cancellationToken).ConfigureAwait(false);
                 await controller.RecoverCoreAsync(cancellationToken).ConfigureAwait(false);
                 var entry = await store.Store.GetAsync(CoreStore.ControllerKey, cancellationToken).ConfigureAwait(false);
                 var current = entry is null ? record : CoreStore.Deserialize(entry, CoreJsonContext.Default.ControllerRecord);

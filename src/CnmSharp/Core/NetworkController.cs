@@ -360,6 +360,8 @@ public sealed partial class NetworkController : IAsyncDisposable
             }
         }
 
+        _pluginResolver?.Dispose();
+
         // Open namespace handles keep sandbox namespaces alive; a stopped controller must not hold them.
         if (_ownsSandboxNetworking && _sandboxNetworking is IAsyncDisposable sandboxNetworking)
         {

@@ -38,6 +38,9 @@ internal static partial class PluginLog
     [LoggerMessage(1110, LogLevel.Information, "Plugin {Name} registered as {Kind}")]
     public static partial void PluginRegistered(ILogger logger, string name, string kind);
 
+    [LoggerMessage(1112, LogLevel.Warning, "Plugin {Name} ({Kind}) of stored networks could not be resolved at start; its networks stay unloaded until it is")]
+    public static partial void PluginRestoreFailed(ILogger logger, Exception exception, string name, string kind);
+
     [LoggerMessage(1111, LogLevel.Warning, "Plugin discovery file {Path} is ignored: {Reason}")]
     public static partial void BadSpecFile(ILogger logger, string path, string reason);
 }
