@@ -7,6 +7,8 @@ internal static partial class FileKinds
 {
     private const int AtFdCwd = -100;
     private const uint StatxType = 0x0001;
+    private const uint StatxIno = 0x0100;
+    private const uint StatxCtime = 0x0080;
     private const ushort TypeMask = 0xF000;
     private const ushort SocketType = 0xC000;
 
@@ -22,6 +24,23 @@ internal static partial class FileKinds
 
         var mode = *(ushort*)(buffer + 28);
         return (mode & TypeMask) == SocketType;
+    }
+
+    /// <summary>The identity (device and inode) of the file at <paramref name="path"/>, or null when it does not exist.
+    /// A plugin that restarts makes a new socket: a new identity.</summary>
+    public static unsafe (ulong Device, ulong Inode, long ChangeSeconds, uint ChangeNanoseconds)? Identity(string path)
+    {
+        // stx_ino is the u64 at offset 32, stx_ctime the timestamp at 96 (s64 seconds, u32 nanoseconds); stx_dev_major
+        // and stx_dev_minor the u32s at 136 and 140. An inode number may be reused at once for the new socket; its
+        // change time is not.
+        byte* buffer = stackalloc byte[256];
+        if (Statx(AtFdCwd, path, 0, StatxType | StatxIno | StatxCtime, buffer) != 0)
+        {
+            return null;
+        }
+
+        var device = ((ulong)*(uint*)(buffer + 136) << 32) | *(uint*)(buffer + 140);
+        return (device, *(ulong*)(buffer + 32), *(long*)(buffer + 96), *(uint*)(buffer + 104));
     }
 
     [LibraryImport("libc", EntryPoint = "statx", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]

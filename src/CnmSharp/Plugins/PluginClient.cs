@@ -30,6 +30,7 @@ public sealed class PluginClient : IDisposable
     private readonly CancellationTokenSource _lifetime = new();
     private readonly Lock _lock = new();
     private Task<IReadOnlyList<string>>? _activation;
+    private (ulong Device, ulong Inode, long ChangeSeconds, uint ChangeNanoseconds)? _activatedSocket;
     private int _generation;
 
     /// <summary>Creates a client; nothing is sent until the first call.</summary>
@@ -149,9 +150,23 @@ public sealed class PluginClient : IDisposable
     public async ValueTask<IReadOnlyList<string>> ActivateAsync(CancellationToken cancellationToken = default)
     {
         Task<IReadOnlyList<string>> task;
+        var socket = Spec.IsUnixSocket ? FileKinds.Identity(Spec.SocketPath) : null;
         lock (_lock)
         {
-            task = _activation ??= RunActivationAsync();
+            // A unix-socket plugin that restarted made a new socket: it is activated again (and an IPAM that asks for
+            // it gets its requests replayed), even if no call failed while it was away.
+            if (Spec.IsUnixSocket && socket is not null && _activation is { IsCompletedSuccessfully: true } && socket != _activatedSocket)
+            {
+                _activation = null;
+            }
+
+            if (_activation is null)
+            {
+                _activatedSocket = socket;
+                _activation = RunActivationAsync();
+            }
+
+            task = _activation;
         }
 
         try
