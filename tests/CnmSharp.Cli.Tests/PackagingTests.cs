@@ -12,7 +12,7 @@ namespace CnmSharp.Cli.Tests;
 [NonParallelizable]
 public sealed class PackagingTests
 {
-    private static readonly string[] Libraries = ["CnmSharp.Netlink", "CnmSharp.Abstractions", "CnmSharp"];
+    private static readonly string[] Libraries = ["CnmSharp.Netlink", "CnmSharp.Abstractions", "CnmSharp.Plugins.Protocol", "CnmSharp"];
 
     [Test]
     [CancelAfter(300_000)]

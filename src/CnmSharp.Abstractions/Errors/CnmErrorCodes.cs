@@ -115,4 +115,17 @@ public static class CnmErrorCodes
     public const string GlobalStoreRequired = "GlobalStoreRequired";
     /// <summary>Every VXLAN network identifier of the allowed range is taken.</summary>
     public const string NoAvailableVni = "NoAvailableVni";
+
+    // Remote plugins (Docker's plugin protocol), issue 11.
+
+    /// <summary>No plugin of that name is found in the plugin directories, or its discovery file is invalid.</summary>
+    public const string PluginNotFound = "PluginNotFound";
+    /// <summary>The plugin cannot be reached (connection refused, socket gone, timed out after the retries).</summary>
+    public const string PluginUnavailable = "PluginUnavailable";
+    /// <summary>The plugin answered, but not as the protocol says (malformed JSON, a missing or invalid field).</summary>
+    public const string PluginProtocolError = "PluginProtocolError";
+    /// <summary>The plugin reported an error (<c>Err</c> or <c>Error</c>, or a non-200 status).</summary>
+    public const string PluginError = "PluginError";
+    /// <summary>The plugin does not implement the interface asked for (<c>NetworkDriver</c>, <c>IpamDriver</c>).</summary>
+    public const string PluginNotImplemented = "PluginNotImplemented";
 }

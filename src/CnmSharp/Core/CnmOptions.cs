@@ -64,6 +64,14 @@ public sealed class CnmOptions
     /// </summary>
     public bool ReadOnly { get; set; }
 
+    /// <summary>This node's address as drivers with global connectivity learn it in node discovery
+    /// (<see cref="Drivers.IDiscoveryAwareDriver"/>). Default null: <c>127.0.0.1</c>, what a dockerd outside a swarm sends.</summary>
+    public string? AdvertiseAddress { get; set; }
+
+    /// <summary>How unknown network and IPAM driver names are found as Docker plugins (directories, transport rules,
+    /// retries, timeout). See <c>docs/plugins.md</c>.</summary>
+    public Plugins.PluginOptions Plugins { get; set; } = new();
+
     /// <summary>The IPAM driver used when a network names none. Default <c>default</c>.</summary>
     [Required]
     public string DefaultIpamDriver { get; set; } = "default";

@@ -3,7 +3,10 @@ namespace CnmSharp.Core;
 /// <summary>
 /// Which endpoint of a sandbox provides its default gateway: endpoints are ordered by join priority (higher first),
 /// then non-internal before internal networks, then by gateway weight (an IPv6 gateway counts 2, IPv4 1, higher
-/// first), then by network name; the first with an IPv4 gateway wins. As in libnetwork, an endpoint whose driver
+/// first), then by network name. Each family is elected on its own, as libnetwork does since it gave IPv6 its own
+/// gateway endpoint: the first endpoint with an IPv4 gateway gives the IPv4 default route, the first with an IPv6
+/// gateway the IPv6 one (so an IPv6-only network beside an IPv4-only one gives the sandbox both), and the endpoint that
+/// gives the IPv4 route, else the IPv6 one, provides external connectivity. As in libnetwork, an endpoint whose driver
 /// disabled the gateway service is elected like any other when it has a gateway (a plugin may report both); the flag
 /// only means that it needs no gateway from elsewhere (<see cref="NeedsDefaultGateway"/>).
 /// </summary>
@@ -11,7 +14,18 @@ internal static class GatewayElection
 {
     public static void Sort(List<Endpoint> endpoints) => endpoints.Sort(Compare);
 
-    public static Endpoint? Elect(IEnumerable<Endpoint> ordered) => ordered.FirstOrDefault(e => e.Record.Join?.Gateway is not null);
+    /// <summary>The endpoint that provides external connectivity: the IPv4 gateway endpoint, else the IPv6 one.</summary>
+    public static Endpoint? Elect(IEnumerable<Endpoint> ordered)
+    {
+        var list = ordered as IReadOnlyList<Endpoint> ?? ordered.ToList();
+        return ElectIPv4(list) ?? ElectIPv6(list);
+    }
+
+    /// <summary>The endpoint whose IPv4 gateway is the sandbox's IPv4 default route.</summary>
+    public static Endpoint? ElectIPv4(IEnumerable<Endpoint> ordered) => ordered.FirstOrDefault(e => e.Record.Join?.Gateway is not null);
+
+    /// <summary>The endpoint whose IPv6 gateway is the sandbox's IPv6 default route.</summary>
+    public static Endpoint? ElectIPv6(IEnumerable<Endpoint> ordered) => ordered.FirstOrDefault(e => e.Record.Join?.GatewayIPv6 is not null);
 
     /// <summary>
     /// libnetwork's <c>needDefaultGW</c>: true when some endpoint with an interface in the sandbox, on a non-internal

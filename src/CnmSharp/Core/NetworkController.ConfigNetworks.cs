@@ -114,6 +114,11 @@ public sealed partial class NetworkController
             throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidOption, $"network \"{name}\"", "IPv6 configuration given but IPv6 is not enabled");
         }
 
+        // The IPAM that networks created from it will use, when it is here, checks the pools now.
+        var ipamName = options.IpamDriver is null || string.Equals(options.IpamDriver, Ipam.IpamNames.Default, StringComparison.Ordinal) ? _options.DefaultIpamDriver : options.IpamDriver;
+        var ipam = _registry.ContainsIpam(ipamName) ? _registry.GetIpam(ipamName) : null;
+        CheckPoolConfigurations(name, ipam, ipv4);
+        CheckPoolConfigurations(name, ipam, ipv6);
         var id = options.Id ?? Ids.NewId();
         var record = new NetworkRecord
         {

@@ -33,7 +33,7 @@ public sealed partial class NetworkController
                     throw new CnmConflictException(CnmErrorCodes.EndpointExists, $"endpoint \"{name}\"", $"endpoint with name {name} already exists in network {network.Name}");
                 }
 
-                var ipam = network.IpamDriver is null ? null : _registry.GetIpam(network.IpamDriver);
+                var ipam = network.IpamDriver is null ? null : await ResolveIpamAsync(network.IpamDriver, cancellationToken).ConfigureAwait(false);
                 CheckWantedAddresses(network, ipam, name, options);
                 var id = Ids.NewId();
                 var intent = new IntentTracker(_store, new IntentRecord { Id = Ids.NewId(), Kind = IntentKind.CreateEndpoint, NetworkId = network.Id, EndpointId = id, Driver = network.Driver, IpamDriver = ipam?.Name },

@@ -41,7 +41,7 @@ public sealed partial class NetworkController
             options = ApplyConfiguration(config, options);
         }
 
-        var driver = _registry.GetDriver(driverName);
+        var driver = await ResolveDriverAsync(driverName, cancellationToken).ConfigureAwait(false);
         var capability = driver.Capability;
         if (options.Scope is { } scope && scope == DriverScope.Local && capability.DataScope != DriverScope.Local)
         {
@@ -68,7 +68,9 @@ public sealed partial class NetworkController
             ipamName = _options.DefaultIpamDriver;
         }
 
-        var ipam = ipamName is null ? null : _registry.GetIpam(ipamName);
+        var ipam = ipamName is null ? null : await ResolveIpamAsync(ipamName, cancellationToken).ConfigureAwait(false);
+        CheckPoolConfigurations(name, ipam, ipv4);
+        CheckPoolConfigurations(name, ipam, ipv6);
         var id = options.Id ?? Ids.NewId();
 
         // The id, name and driver are reserved under the controller gate; the IPAM and driver calls run outside it,
@@ -133,6 +135,17 @@ public sealed partial class NetworkController
                 }
 
                 var network = new Network(this, record, 0, driver);
+                if (AllocatorOf(driver) is { } allocator)
+                {
+                    // Cluster-wide resources first (a swarm manager's part); what the driver allocated is passed to
+                    // its create and kept in the record, as every node must create the network with it.
+                    var allocated = await allocator.AllocateNetworkAsync(id, new Dictionary<string, string>(record.DriverOptions, StringComparer.Ordinal), network.ToIpamData(ipv6: false), network.ToIpamData(ipv6: true), cancellationToken).ConfigureAwait(false);
+                    foreach (var (key, value) in allocated)
+                    {
+                        record.DriverOptions[key] = value;
+                    }
+                }
+
                 await driver.Driver.CreateNetworkAsync(
                     new NetworkCreateRequest
                     {
@@ -416,6 +429,24 @@ public sealed partial class NetworkController
         }
     }
 
+    /// <summary>Lets the IPAM refuse a configuration (one that leaves no address for an endpoint, say) before anything
+    /// is reserved; how many addresses a pool offers is the IPAM's rule, not the core's.</summary>
+    private static void CheckPoolConfigurations(string network, RegisteredIpam? ipam, IReadOnlyList<ParsedIpamConfig> configs)
+    {
+        if (ipam?.Ipam is not IIpamPoolConfigurationCheck check)
+        {
+            return;
+        }
+
+        foreach (var config in configs)
+        {
+            if (config.Subnet is { } subnet)
+            {
+                check.CheckPoolConfiguration($"network \"{network}\"", new PoolConfiguration(subnet, config.IPRange, config.Gateway, config.AuxAddresses.Select(a => a.Address).ToArray()));
+            }
+        }
+    }
+
     private static bool Flag(IReadOnlyDictionary<string, string> options, string key) =>
         options.TryGetValue(key, out var value) && bool.TryParse(value, out var flag) && flag;
 
@@ -483,11 +514,6 @@ public sealed partial class NetworkController
                 }
 
                 aux.Add((auxName, auxAddress));
-            }
-
-            if (subnet is { } withAddresses)
-            {
-                Validation.PoolCapacity(subject, withAddresses, range, gateway, aux.Select(a => a.Item2));
             }
 
             result.Add(new ParsedIpamConfig(subnet, range, gateway, aux, new IpamConfigRecord

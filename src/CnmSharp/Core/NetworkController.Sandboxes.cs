@@ -562,11 +562,13 @@ public sealed partial class NetworkController
     private async ValueTask<SandboxRecord> ConvergeGatewayAsync(Sandbox sandbox, SandboxRecord record, Endpoint changed, bool sandboxGoing, Dictionary<Endpoint, EndpointRecord> touched, CancellationToken cancellationToken)
     {
         var endpoints = sandbox.Endpoints;
-        var elected = sandboxGoing ? null : GatewayElection.Elect(endpoints);
+        var gateway4 = sandboxGoing ? null : GatewayElection.ElectIPv4(endpoints);
+        var gateway6 = sandboxGoing ? null : GatewayElection.ElectIPv6(endpoints);
+        var elected = gateway4 ?? gateway6;
         var programmed = record.ExternalConnectivityEndpointId;
         var installed = InstalledGatewayRoutes(record, changed);
         var programRoutes = !sandboxGoing && !sandbox.UsesHostNamespace;
-        var wanted = programRoutes ? GatewayRoutesOf(elected) : installed;
+        var wanted = programRoutes ? GatewayRoutesOf(gateway4, gateway6) : installed;
         var moved = !string.Equals(elected?.Id, programmed, StringComparison.Ordinal);
         if (!sandboxGoing && elected is null && !sandbox.UsesHostNamespace && GatewayElection.NeedsDefaultGateway(endpoints))
         {
@@ -610,11 +612,23 @@ public sealed partial class NetworkController
         };
     }
 
-    /// <summary>The default routes the core wants for a gateway endpoint: its gateways on its interface.</summary>
-    private static SandboxGatewayRoute[] GatewayRoutesOf(Endpoint? elected) =>
-        elected is { InterfaceName: { } name }
-            ? new[] { elected.Gateway, elected.GatewayIPv6 }.OfType<System.Net.IPAddress>().Select(g => new SandboxGatewayRoute(name, g)).ToArray()
-            : [];
+    /// <summary>The default routes the core wants: the IPv4 gateway endpoint's IPv4 gateway and the IPv6 gateway
+    /// endpoint's IPv6 gateway, each on its endpoint's interface.</summary>
+    private static SandboxGatewayRoute[] GatewayRoutesOf(Endpoint? gateway4, Endpoint? gateway6)
+    {
+        var routes = new List<SandboxGatewayRoute>(2);
+        if (gateway4 is { InterfaceName: { } name4, Gateway: { } g4 })
+        {
+            routes.Add(new SandboxGatewayRoute(name4, g4));
+        }
+
+        if (gateway6 is { InterfaceName: { } name6, GatewayIPv6: { } g6 })
+        {
+            routes.Add(new SandboxGatewayRoute(name6, g6));
+        }
+
+        return [.. routes];
+    }
 
     /// <summary>The record with the routes it names spelt out (for a record written before they were kept).</summary>
     private SandboxRecord WithInstalledGatewayRoutes(SandboxRecord record, Endpoint changed) =>

@@ -46,6 +46,8 @@ public sealed partial class NetworkController
             throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidOption, "controller options", validation.FailureMessage);
         }
 
+        info.Options.Plugins.Validate();
+
         if (info.Options.ReadOnly)
         {
             return await StartReadOnlyAsync(info, cancellationToken).ConfigureAwait(false);
@@ -73,6 +75,8 @@ public sealed partial class NetworkController
                 }
 
                 await controller.LoadAsync(cancellationToken).ConfigureAwait(false);
+                await controller.ReplayAllIpamsAsync(cancellationToken).ConfigureAwait(false);
+                await controller.ResolveStoredPluginsAsync(cancellationToken).ConfigureAwait(false);
                 await controller.RecoverCoreAsync(cancellationToken).ConfigureAwait(false);
                 var entry = await store.Store.GetAsync(CoreStore.ControllerKey, cancellationToken).ConfigureAwait(false);
                 var current = entry is null ? record : CoreStore.Deserialize(entry, CoreJsonContext.Default.ControllerRecord);
@@ -506,6 +510,11 @@ public sealed partial class NetworkController
                 break;
             case IntentKind.CreateNetwork when driver is not null:
                 steps.Add(("driver delete network", () => driver.DeleteNetworkAsync(intent.NetworkId, cancellationToken)));
+                if (AllocatorOf(_registry.GetDriver(intent.Driver!)) is { } allocator)
+                {
+                    steps.Add(("driver free network", () => allocator.FreeNetworkAsync(intent.NetworkId, cancellationToken)));
+                }
+
                 break;
         }
 

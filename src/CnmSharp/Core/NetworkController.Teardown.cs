@@ -280,6 +280,7 @@ public sealed partial class NetworkController
         await _store.Store.DeleteAsync(CoreStore.NetworkKey(network.Id), network.Version, cancellationToken).ConfigureAwait(false);
         network.Deleting = true;
         _networks.TryRemove(network.Id, out _);
+        await FreeNetworkAsync(network).ConfigureAwait(false);
         await ReleaseNetworkIpamAsync(network).ConfigureAwait(false);
         Log.NetworkDeleted(_logger, network.Name, network.Id);
     }

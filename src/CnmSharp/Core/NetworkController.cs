@@ -116,7 +116,9 @@ public sealed partial class NetworkController : IAsyncDisposable
             try
             {
                 var driver = await factory.CreateAsync(CreateContext(CoreStore.DriverPrefix, factory.Name), cancellationToken).ConfigureAwait(false);
-                _registry.Add(new RegisteredDriver(factory.Name, driver, driver.Capability));
+                var registered = new RegisteredDriver(factory.Name, driver, driver.Capability);
+                _registry.Add(registered);
+                await PushKnownNodesAsync(registered, cancellationToken).ConfigureAwait(false);
             }
             finally
             {
@@ -147,7 +149,9 @@ public sealed partial class NetworkController : IAsyncDisposable
                 try
                 {
                     var spaces = await ipam.GetDefaultAddressSpacesAsync(cancellationToken).ConfigureAwait(false);
-                    _registry.Add(new RegisteredIpam(factory.Name, ipam, spaces));
+                    var registered = new RegisteredIpam(factory.Name, ipam, spaces);
+                    _registry.Add(registered);
+                    await SetUpReplayAsync(registered, cancellationToken).ConfigureAwait(false);
                 }
                 catch
                 {
@@ -355,6 +359,8 @@ public sealed partial class NetworkController : IAsyncDisposable
                 await disposable.DisposeAsync().ConfigureAwait(false);
             }
         }
+
+        _pluginResolver?.Dispose();
 
         // Open namespace handles keep sandbox namespaces alive; a stopped controller must not hold them.
         if (_ownsSandboxNetworking && _sandboxNetworking is IAsyncDisposable sandboxNetworking)

@@ -100,8 +100,12 @@ public sealed class Sandbox
         }
     }
 
-    /// <summary>The endpoint that provides the default gateway, or null.</summary>
+    /// <summary>The endpoint that provides the default gateway and external connectivity: the one whose IPv4 gateway
+    /// is the IPv4 default route, else the IPv6 one; null when none has a gateway.</summary>
     public Endpoint? GatewayEndpoint => GatewayElection.Elect(Endpoints);
+
+    /// <summary>The endpoint whose IPv6 gateway is the sandbox's IPv6 default route (elected apart from IPv4), or null.</summary>
+    public Endpoint? GatewayEndpointIPv6 => GatewayElection.ElectIPv6(Endpoints);
 
     /// <summary>Deletes the sandbox: every endpoint leaves and is deleted, then the namespace goes, unless another
     /// sandbox shares it (container mode): then the endpoints' interfaces are removed from it and it stays.</summary>

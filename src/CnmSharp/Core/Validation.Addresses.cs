@@ -5,7 +5,7 @@ using CnmSharp.Drivers;
 
 namespace CnmSharp.Core;
 
-/// <summary>The address rules of <see cref="Validation"/>: endpoint addresses, MACs, port bindings and pool capacity.</summary>
+/// <summary>The address rules of <see cref="Validation"/>: endpoint addresses, MACs and port bindings (pool capacity is the IPAM's rule: <see cref="Ipam.IIpamPoolConfigurationCheck"/>).</summary>
 /// <remarks>
 /// <list type="bullet">
 /// <item>Addresses given as text are parsed with <see cref="IPAddressText.TryParseStrict(string?, out IPAddress?, bool)"/>.</item>
@@ -15,8 +15,6 @@ namespace CnmSharp.Core;
 /// all zero: the kernel refuses the others (<c>EADDRNOTAVAIL</c>).</item>
 /// <item>A port binding is not null, has a known protocol, a container port, a host address (IPv4 or IPv6, no scope
 /// id) and a host port range that is not reversed.</item>
-/// <item>A subnet (or IP range) must leave at least one address for an endpoint after the network, broadcast, gateway
-/// and auxiliary addresses.</item>
 /// </list>
 /// </remarks>
 internal static partial class Validation
@@ -127,68 +125,6 @@ internal static partial class Validation
         }
     }
 
-    /// <summary>
-    /// Refuses a subnet that has no address left to hand out to an endpoint: the usable addresses are all of the
-    /// subnet except the network address and, for IPv4, the broadcast address (an IPv4 /31 or /32 and an IPv6 /127 or
-    /// /128 have neither, RFC 3021 and RFC 6164); an IP range narrows them to the range; the gateway (given, or chosen by
-    /// IPAM from them) and the auxiliary addresses in them are taken.
-    /// </summary>
-    public static void PoolCapacity(string subject, IPNetwork subnet, IPNetwork? range, IPAddress? gateway, IEnumerable<IPAddress> auxAddresses)
-    {
-        var bits = subnet.BaseAddress.AddressFamily == AddressFamily.InterNetwork ? 32 : 128;
-        var hostBits = bits - subnet.PrefixLength;
-        var first = ToUInt128(subnet.BaseAddress);
-        var last = first + (hostBits == 128 ? UInt128.MaxValue : (UInt128.One << hostBits) - 1);
-        var lo = first;
-        var hi = last;
-        if (hostBits > 1)
-        {
-            lo = first + 1;
-            hi = bits == 32 ? last - 1 : last;
-        }
-
-        if (range is { } r)
-        {
-            var rangeHostBits = bits - r.PrefixLength;
-            var rangeFirst = ToUInt128(r.BaseAddress);
-            var rangeLast = rangeFirst + (rangeHostBits == 128 ? UInt128.MaxValue : (UInt128.One << rangeHostBits) - 1);
-            lo = UInt128.Max(lo, rangeFirst);
-            hi = UInt128.Min(hi, rangeLast);
-        }
-
-        var available = hi >= lo ? hi - lo + 1 : UInt128.Zero;
-        var taken = new HashSet<UInt128>();
-        var takenCount = UInt128.Zero;
-        if (gateway is null)
-        {
-            takenCount++; // IPAM picks the gateway from these addresses
-        }
-        else if (ToUInt128(gateway) is var g && g >= lo && g <= hi && taken.Add(g))
-        {
-            takenCount++;
-        }
-
-        foreach (var aux in auxAddresses)
-        {
-            if (ToUInt128(aux) is var a && a >= lo && a <= hi && taken.Add(a))
-            {
-                takenCount++;
-            }
-        }
-
-        if (available > takenCount)
-        {
-            return;
-        }
-
-        var where = range is { } shown ? $"IP range {shown} of subnet {subnet}" : $"subnet {subnet}";
-        var smallest = bits == 32 ? "/31" : "/127";
-        throw Invalid(
-            range is null ? CnmErrorCodes.InvalidPool : CnmErrorCodes.InvalidSubPool,
-            subject,
-            $"{where} has no address left for an endpoint after the gateway{(taken.Count > (gateway is null ? 0 : 1) ? " and the auxiliary addresses" : "")}: a network needs at least a {smallest} (one gateway and one endpoint)");
-    }
-
     private static bool IsIPv4LinkLocal(IPAddress address)
     {
         if (address.AddressFamily != AddressFamily.InterNetwork)
@@ -199,18 +135,5 @@ internal static partial class Validation
         Span<byte> b = stackalloc byte[4];
         address.TryWriteBytes(b, out _);
         return b[0] == 169 && b[1] == 254;
-    }
-
-    private static UInt128 ToUInt128(IPAddress address)
-    {
-        Span<byte> bytes = stackalloc byte[16];
-        address.TryWriteBytes(bytes, out var written);
-        var value = UInt128.Zero;
-        foreach (var b in bytes[..written])
-        {
-            value = (value << 8) | b;
-        }
-
-        return value;
     }
 }

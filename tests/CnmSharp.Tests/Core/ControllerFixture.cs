@@ -162,10 +162,14 @@ internal sealed class ControllerFixture : IAsyncDisposable
     public ConcurrentQueue<string> Calls { get; } = new();
 
     /// <summary>Registers another mocked driver (with external connectivity) under <paramref name="name"/>.</summary>
-    public Mock<INetworkDriver> AddDriver(string name, DriverCapability capability)
+    /// <param name="name">The driver's name.</param>
+    /// <param name="capability">Its capability.</param>
+    /// <param name="extend">Adds interfaces to the mock (Moq allows it only before the mock's object is made).</param>
+    public Mock<INetworkDriver> AddDriver(string name, DriverCapability capability, Action<Mock<INetworkDriver>>? extend = null)
     {
         var mock = NewDriverMock(capability);
         mock.As<IExternalConnectivityDriver>();
+        extend?.Invoke(mock);
         _drivers.Add(new FakeDriverFactory(name, mock.Object));
         return mock;
     }

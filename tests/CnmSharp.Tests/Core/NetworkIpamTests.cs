@@ -44,6 +44,7 @@ public sealed class NetworkIpamTests : ControllerTestBase
     private void VerifyOnlyRegistrationCalls()
     {
         _ipam.Verify(i => i.GetDefaultAddressSpacesAsync(It.IsAny<CancellationToken>()), Times.Once);
+        _ipam.VerifyGet(i => i.Capability, Times.AtLeastOnce(), "registration reads the capability (request replay)");
         _ipam.VerifyNoOtherCalls();
         F.Driver.Verify(d => d.CreateNetworkAsync(It.IsAny<NetworkCreateRequest>(), It.IsAny<CancellationToken>()), Times.Never);
     }
