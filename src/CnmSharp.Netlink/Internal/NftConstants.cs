@@ -24,7 +24,7 @@ internal static class Nft
     public const ushort NFTA_TABLE_NAME = 1, NFTA_TABLE_FLAGS = 2, NFTA_TABLE_USE = 3, NFTA_TABLE_HANDLE = 4;
 
     public const ushort NFTA_CHAIN_TABLE = 1, NFTA_CHAIN_HANDLE = 2, NFTA_CHAIN_NAME = 3, NFTA_CHAIN_HOOK = 4,
-        NFTA_CHAIN_POLICY = 5, NFTA_CHAIN_TYPE = 7;
+        NFTA_CHAIN_POLICY = 5, NFTA_CHAIN_TYPE = 7, NFTA_CHAIN_USERDATA = 12;
 
     public const ushort NFTA_HOOK_HOOKNUM = 1, NFTA_HOOK_PRIORITY = 2;
 
@@ -41,7 +41,7 @@ internal static class Nft
     public const ushort NFTA_SET_ELEM_LIST_TABLE = 1, NFTA_SET_ELEM_LIST_SET = 2, NFTA_SET_ELEM_LIST_ELEMENTS = 3,
         NFTA_SET_ELEM_LIST_SET_ID = 4;
 
-    public const ushort NFTA_SET_ELEM_KEY = 1, NFTA_SET_ELEM_DATA = 2, NFTA_SET_ELEM_FLAGS = 3;
+    public const ushort NFTA_SET_ELEM_KEY = 1, NFTA_SET_ELEM_DATA = 2, NFTA_SET_ELEM_FLAGS = 3, NFTA_SET_ELEM_USERDATA = 6;
 
     public const ushort NFTA_DATA_VALUE = 1, NFTA_DATA_VERDICT = 2;
     public const ushort NFTA_VERDICT_CODE = 1, NFTA_VERDICT_CHAIN = 2;

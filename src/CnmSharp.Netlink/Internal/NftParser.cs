@@ -43,7 +43,7 @@ internal static class NftParser
             return;
         }
 
-        string? table = null, name = null, type = null;
+        string? table = null, name = null, type = null, comment = null;
         ulong handle = 0;
         int? hook = null;
         var priority = 0;
@@ -56,6 +56,7 @@ internal static class NftParser
                 case Nft.NFTA_CHAIN_NAME: name = a.GetString(); break;
                 case Nft.NFTA_CHAIN_TYPE: type = a.GetString(); break;
                 case Nft.NFTA_CHAIN_HANDLE: handle = GetBe64(a); break;
+                case Nft.NFTA_CHAIN_USERDATA: comment = Comment(a.Payload); break;
                 case Nft.NFTA_CHAIN_POLICY: policy = (NftVerdictCode)(int)a.GetBe32(); break;
                 case Nft.NFTA_CHAIN_HOOK:
                     foreach (var h in a.GetNested())
@@ -75,7 +76,7 @@ internal static class NftParser
         }
 
         var baseChain = hook is { } number && type is not null ? new NftBaseChain(type, (NftHook)number, priority, policy) : null;
-        results.Add(new NftChain(Family(payload), table ?? "", name ?? ThrowHelper.ThrowProtocol<string>("chain without a name"), handle, baseChain));
+        results.Add(new NftChain(Family(payload), table ?? "", name ?? ThrowHelper.ThrowProtocol<string>("chain without a name"), handle, baseChain, comment));
     }
 
     public static void Rule(ushort message, ReadOnlySpan<byte> payload, List<NftRule> results)
@@ -185,9 +186,14 @@ internal static class NftParser
             {
                 byte[]? key = null, data = null;
                 NftVerdict? verdict = null;
+                string? comment = null;
                 foreach (var e in element.GetNested())
                 {
-                    if (e.Type == Nft.NFTA_SET_ELEM_KEY)
+                    if (e.Type == Nft.NFTA_SET_ELEM_USERDATA)
+                    {
+                        comment = Comment(e.Payload);
+                    }
+                    else if (e.Type == Nft.NFTA_SET_ELEM_KEY)
                     {
                         key = Value(e);
                     }
@@ -209,7 +215,7 @@ internal static class NftParser
 
                 if (key is not null)
                 {
-                    results.Add(new NftSetElement(key, data, verdict));
+                    results.Add(new NftSetElement(key, data, verdict) { Comment = comment });
                 }
             }
         }

@@ -13,7 +13,8 @@ public sealed record NftTable(NftFamily Family, string Name, uint Flags, ulong H
 /// <param name="Name">The name.</param>
 /// <param name="Handle">The handle.</param>
 /// <param name="Base">Type, hook, priority and policy of a base chain; null for a regular chain.</param>
-public sealed record NftChain(NftFamily Family, string Table, string Name, ulong Handle, NftBaseChain? Base);
+/// <param name="Comment">The comment in its user data, or null.</param>
+public sealed record NftChain(NftFamily Family, string Table, string Name, ulong Handle, NftBaseChain? Base, string? Comment = null);
 
 /// <summary>A rule, as dumped.</summary>
 /// <param name="Family">The family.</param>

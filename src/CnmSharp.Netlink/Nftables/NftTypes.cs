@@ -197,6 +197,9 @@ public sealed record NftSetSpec
 /// <param name="Verdict">A verdict map's verdict, or null.</param>
 public sealed record NftSetElement(byte[] Key, byte[]? Data = null, NftVerdict? Verdict = null)
 {
+    /// <summary>A comment kept with the element (its user data; nft shows it), at most 127 bytes, or null.</summary>
+    public string? Comment { get; init; }
+
     /// <summary>True when both have the same key, data and verdict bytes.</summary>
     /// <param name="other">The other element.</param>
     /// <returns>Whether they are the same element.</returns>

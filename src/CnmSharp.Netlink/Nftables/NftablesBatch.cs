@@ -69,8 +69,9 @@ public sealed class NftablesBatch : IDisposable
     /// <param name="table">The table.</param>
     /// <param name="name">The chain.</param>
     /// <param name="baseChain">Type, hook, priority and policy of a base chain; null for a regular chain.</param>
+    /// <param name="comment">A comment (nft shows it; at most 127 bytes), or null.</param>
     /// <returns>This batch.</returns>
-    public NftablesBatch AddChain(NftFamily family, string table, string name, NftBaseChain? baseChain = null)
+    public NftablesBatch AddChain(NftFamily family, string table, string name, NftBaseChain? baseChain = null, string? comment = null)
     {
         CheckName(table);
         CheckName(name);
@@ -85,6 +86,11 @@ public sealed class NftablesBatch : IDisposable
             w.WriteBe32(Nft.NFTA_HOOK_HOOKNUM, (uint)baseChain.Hook);
             w.WriteBe32(Nft.NFTA_HOOK_PRIORITY, unchecked((uint)baseChain.Priority));
             w.EndNested(hook);
+        }
+
+        if (comment is not null)
+        {
+            WriteComment(ref w, Nft.NFTA_CHAIN_USERDATA, comment);
         }
 
         return End(ref w, $"add chain {Family(family)} {table} {name}");
@@ -138,19 +144,7 @@ public sealed class NftablesBatch : IDisposable
         w.EndNested(list);
         if (comment is not null)
         {
-            var bytes = Encoding.UTF8.GetByteCount(comment);
-            if (bytes > 127)
-            {
-                throw new ArgumentException("a rule comment is at most 127 bytes", nameof(comment));
-            }
-
-            // NFTNL_UDATA_RULE_COMMENT: a TLV of one byte type, one byte length, the NUL-terminated text.
-            Span<byte> userData = stackalloc byte[bytes + 3];
-            userData[0] = 0;
-            userData[1] = (byte)(bytes + 1);
-            Encoding.UTF8.GetBytes(comment, userData[2..]);
-            userData[^1] = 0;
-            w.WriteBytes(Nft.NFTA_RULE_USERDATA, userData);
+            WriteComment(ref w, Nft.NFTA_RULE_USERDATA, comment);
         }
 
         return End(ref w, $"add rule {Family(family)} {table} {chain}{(comment is null ? "" : $" comment \"{comment}\"")}");
@@ -274,11 +268,33 @@ public sealed class NftablesBatch : IDisposable
                 NftExpression.WriteValue(ref w, Nft.NFTA_SET_ELEM_DATA, data);
             }
 
+            if (element.Comment is not null)
+            {
+                WriteComment(ref w, Nft.NFTA_SET_ELEM_USERDATA, element.Comment);
+            }
+
             w.EndNested(item);
         }
 
         w.EndNested(list);
         return End(ref w, $"{verb} {elements.Count} element(s) {Family(family)} {table} {set}");
+    }
+
+    /// <summary>A comment as nft keeps it: a user-data TLV of type 0, one byte length, the NUL-terminated text.</summary>
+    private static void WriteComment(ref NetlinkWriter w, ushort type, string comment)
+    {
+        var bytes = Encoding.UTF8.GetByteCount(comment);
+        if (bytes > 127)
+        {
+            throw new ArgumentException("an nf_tables comment is at most 127 bytes", nameof(comment));
+        }
+
+        Span<byte> userData = stackalloc byte[bytes + 3];
+        userData[0] = 0;
+        userData[1] = (byte)(bytes + 1);
+        Encoding.UTF8.GetBytes(comment, userData[2..]);
+        userData[^1] = 0;
+        w.WriteBytes(type, userData);
     }
 
     private static string Family(NftFamily family) => family switch
