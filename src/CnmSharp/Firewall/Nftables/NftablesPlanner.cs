@@ -112,12 +112,17 @@ internal static class NftablesPlanner
             adds.AddRange(after.Where(e => !before.TryGetValue(e.Key, out var o) || !SameElement(o, e.Value)).Select(e => (set, e.Value)));
         }
 
+        // Chains before rules: a rule may jump to a chain that comes later.
+        foreach (var chain in @new.Chains.Where(c => old.Chain(c.Name) is null))
+        {
+            batch.AddChain(family, table, chain.Name, chain.Base, chain.Owner);
+        }
+
         foreach (var chain in @new.Chains)
         {
             var previous = old.Chain(chain.Name);
             if (previous is null)
             {
-                batch.AddChain(family, table, chain.Name, chain.Base, chain.Owner);
                 AddRules(batch, family, table, chain);
             }
             else if (!SameRules(previous.RuleComments, chain.RuleComments))
@@ -194,11 +199,15 @@ internal static class NftablesPlanner
             adds.AddRange(wanted.Where(w => !present.TryGetValue(w.Key, out var p) || !SameElement(w.Value, p)).Select(w => (set, w.Value)));
         }
 
+        foreach (var chain in desired.Chains.Where(c => InScope(c.Owner) && !state.Chains.ContainsKey(c.Name)))
+        {
+            batch.AddChain(family, table, chain.Name, chain.Base, chain.Owner);
+        }
+
         foreach (var chain in desired.Chains.Where(c => InScope(c.Owner)))
         {
             if (!state.Chains.ContainsKey(chain.Name))
             {
-                batch.AddChain(family, table, chain.Name, chain.Base, chain.Owner);
                 AddRules(batch, family, table, chain);
             }
             else if (!SameRules(state.Rules[chain.Name].Select(r => r.Comment), chain.RuleComments))
