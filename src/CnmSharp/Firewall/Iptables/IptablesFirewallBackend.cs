@@ -242,6 +242,29 @@ public sealed partial class IptablesFirewallBackend : IFirewallBackend, IDisposa
         return IptablesPlanner.Plan(state, desired, old.Rules, old.Chains);
     }
 
+    /// <summary>True when the kernel holds any rule of these networks that names one of their bridges (shared
+    /// rules alone do not count): one <c>iptables-save</c> per family. For a backend switch.</summary>
+    internal async ValueTask<bool> HasRulesOfAsync(IReadOnlyList<FirewallNetwork> networks, CancellationToken cancellationToken)
+    {
+        var records = new Records(networks, []);
+        foreach (var family in Families)
+        {
+            var ruleset = records.Build(family);
+            if (ruleset.IsEmpty)
+            {
+                continue;
+            }
+
+            var state = await SaveAsync(family, cancellationToken).ConfigureAwait(false);
+            if (ruleset.Rules.Any(r => state.Contains(r) && networks.Any(n => r.Spec.Contains(n.BridgeName, StringComparison.Ordinal))))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     /// <inheritdoc />
     public void Dispose() => _gate.Dispose();
 
