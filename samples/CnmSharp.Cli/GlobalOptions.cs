@@ -37,12 +37,35 @@ internal static class GlobalOptions
         HelpName = "PATH",
     };
 
+    public static readonly Option<string?> Firewall = new("--firewall")
+    {
+        Description = "Firewall backend: auto (nftables where the kernel has nf_tables, else iptables), nftables, iptables or none (env CNM_FIREWALL; default iptables)",
+        Recursive = true,
+        HelpName = "auto|nftables|iptables|none",
+    };
+
     public static void AddTo(RootCommand root)
     {
         root.Options.Add(StateDir);
         root.Options.Add(RunDir);
         root.Options.Add(Store);
         root.Options.Add(HostNetns);
+        root.Options.Add(Firewall);
+    }
+
+    /// <summary>The --firewall choice (or CNM_FIREWALL); null when neither is given.</summary>
+    private static CnmSharp.Firewall.FirewallBackendChoice? ReadFirewall(ParseResult parse)
+    {
+        var given = parse.GetValue(Firewall) ?? NullIfEmpty(Environment.GetEnvironmentVariable("CNM_FIREWALL"));
+        return given switch
+        {
+            null => null,
+            "auto" => CnmSharp.Firewall.FirewallBackendChoice.Auto,
+            "nftables" => CnmSharp.Firewall.FirewallBackendChoice.Nftables,
+            "iptables" => CnmSharp.Firewall.FirewallBackendChoice.Iptables,
+            "none" => CnmSharp.Firewall.FirewallBackendChoice.None,
+            _ => throw new UsageException($"--firewall {given}: expected auto, nftables, iptables or none"),
+        };
     }
 
     public static CliContext Read(ParseResult parse)
@@ -71,7 +94,10 @@ internal static class GlobalOptions
             explicitRun is null ? DefaultRunDirectory : FullPath(explicitRun, "--run-dir"),
             hostNetns is null ? null : FullPath(hostNetns, "--host-netns"),
             explicitState is not null,
-            explicitRun is not null);
+            explicitRun is not null)
+        {
+            Firewall = ReadFirewall(parse),
+        };
     }
 
     /// <summary>A path option's value when given: an empty (or blank) one, or one with a NUL, is a usage error.</summary>
@@ -108,6 +134,9 @@ internal static class GlobalOptions
 /// <summary>The settings of one invocation.</summary>
 internal sealed record CliContext(string StateDirectory, string RunDirectory, string? HostNamespacePath, bool StateDirectoryGiven, bool RunDirectoryGiven)
 {
+    /// <summary>The firewall backend chosen with --firewall or CNM_FIREWALL; null for the library's default.</summary>
+    public CnmSharp.Firewall.FirewallBackendChoice? Firewall { get; init; }
+
     /// <summary>Builds a read-write controller on the embedded store of the state directory (its recovery runs at
     /// start): for commands that change the state.</summary>
     /// <exception cref="CliException">The process lacks CAP_NET_ADMIN or CAP_SYS_ADMIN (checked first: nothing is
@@ -168,6 +197,10 @@ internal sealed record CliContext(string StateDirectory, string RunDirectory, st
                 o.RunDirectory = RunDirectory;
                 o.HostNamespacePath = HostNamespacePath;
                 o.ReadOnly = readOnly;
+                if (Firewall is { } firewall)
+                {
+                    o.Firewall = firewall;
+                }
             })
             .UseLoggerFactory(StderrLoggerFactory.Instance)
             .BuildAsync(cancellationToken).ConfigureAwait(false);

@@ -34,6 +34,7 @@ public static class Errnos
     public const int EPROTO = 71;
     public const int EBADMSG = 74;
     public const int EOVERFLOW = 75;
+    public const int ERESTART = 85;
     public const int EMSGSIZE = 90;
     public const int EPROTONOSUPPORT = 93;
     public const int EOPNOTSUPP = 95;
@@ -83,6 +84,7 @@ public static class Errnos
         EPROTO => nameof(EPROTO),
         EBADMSG => nameof(EBADMSG),
         EOVERFLOW => nameof(EOVERFLOW),
+        ERESTART => nameof(ERESTART),
         EMSGSIZE => nameof(EMSGSIZE),
         EPROTONOSUPPORT => nameof(EPROTONOSUPPORT),
         EOPNOTSUPP => nameof(EOPNOTSUPP),

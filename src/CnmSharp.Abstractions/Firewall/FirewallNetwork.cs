@@ -11,6 +11,17 @@ public sealed record FirewallNetwork
     /// <summary>The network's id. Identifies the record: setting up a network with the same id again replaces it.</summary>
     public required string NetworkId { get; init; }
 
+    /// <summary>
+    /// The owner of the network's part of the rule set (a driver: <c>bridge</c>, an overlay, a plugin host): 1 to 32
+    /// letters, digits, <c>-</c> or <c>_</c>. <see cref="IFirewallBackend.ReconcileOwnerAsync"/> restores one owner's
+    /// part and leaves the others' alone. The port forwards of a network belong to its owner. Default
+    /// <see cref="DefaultOwner"/>.
+    /// </summary>
+    public string Owner { get; init; } = DefaultOwner;
+
+    /// <summary>The owner of records that name none.</summary>
+    public const string DefaultOwner = "default";
+
     /// <summary>The bridge device of the network in the host namespace (1 to 15 characters: letters, digits,
     /// <c>_</c>, <c>.</c>, <c>-</c>).</summary>
     public required string BridgeName { get; init; }

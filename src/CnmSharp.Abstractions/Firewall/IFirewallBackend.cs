@@ -50,7 +50,7 @@ public interface IFirewallBackend
     ValueTask TeardownPortForwardsAsync(FirewallPortForward forward, CancellationToken cancellationToken = default);
 
     /// <summary>
-    /// Makes the packet filter hold exactly the rules of the given records, in one batch per address family: re-creates
+    /// Reconciles every owner at once: makes the packet filter hold exactly the rules of the given records, in one batch per address family: re-creates
     /// what an external flush (firewalld reload, <c>iptables -F</c>) removed and removes what previously known records
     /// added but the new set does not contain. The records replace the backend's in-memory state.
     /// </summary>
@@ -61,6 +61,33 @@ public interface IFirewallBackend
     /// <exception cref="CnmInvalidArgumentException">A record is malformed.</exception>
     /// <exception cref="CnmInternalException">The kernel refused the change.</exception>
     ValueTask ReconcileAsync(IReadOnlyList<FirewallNetwork> networks, IReadOnlyList<FirewallPortForward> forwards, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Reconciles one owner's part of the rule set: the owner's records are replaced with the given ones (the other
+    /// owners' are kept), the kernel is made to hold exactly the rules of the owner's records (re-creating what was
+    /// deleted behind the backend's back, removing what the owner's previous records added and the new ones do not)
+    /// and the shared rules; the rules of other owners are neither removed nor re-created.
+    /// </summary>
+    /// <param name="owner">The owner (<see cref="FirewallNetwork.Owner"/>); every network given must have it.</param>
+    /// <param name="networks">Every network of the owner that should have rules.</param>
+    /// <param name="forwards">Every port forward of those networks.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>A task that completes when the owner's part is in place.</returns>
+    /// <exception cref="CnmInvalidArgumentException">A record is malformed or names another owner.</exception>
+    /// <exception cref="CnmInternalException">The kernel refused the change.</exception>
+    ValueTask ReconcileOwnerAsync(string owner, IReadOnlyList<FirewallNetwork> networks, IReadOnlyList<FirewallPortForward> forwards, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Replaces one owner's in-memory records without touching the packet filter (see <see cref="AdoptAsync"/>); the
+    /// other owners' records are kept.
+    /// </summary>
+    /// <param name="owner">The owner; every network given must have it.</param>
+    /// <param name="networks">Every network of the owner that has rules now.</param>
+    /// <param name="forwards">Every port forward of those networks now.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>A task that completes when the records are replaced.</returns>
+    /// <exception cref="CnmInvalidArgumentException">A record is malformed or names another owner.</exception>
+    ValueTask AdoptOwnerAsync(string owner, IReadOnlyList<FirewallNetwork> networks, IReadOnlyList<FirewallPortForward> forwards, CancellationToken cancellationToken = default);
 
     /// <summary>
     /// Replaces the backend's in-memory records with the given ones without touching the packet filter: another

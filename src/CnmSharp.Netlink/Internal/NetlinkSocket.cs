@@ -6,7 +6,7 @@ using CnmSharp.Netlink.Interop;
 namespace CnmSharp.Netlink.Internal;
 
 /// <summary>
-/// A NETLINK_ROUTE socket in the namespace of the thread that created it, wrapped in a <see cref="Socket"/> for
+/// A netlink socket (NETLINK_ROUTE, or NETLINK_NETFILTER for nf_tables) in the namespace of the thread that created it, wrapped in a <see cref="Socket"/> for
 /// async I/O on the runtime's event loop. Owns one pooled send buffer and one pooled receive buffer; callers
 /// serialize requests with <see cref="Lock"/>.
 /// </summary>
@@ -34,6 +34,7 @@ internal sealed class NetlinkSocket : IDisposable
     private readonly ArrayPool<byte> _pool;
     private readonly int[] _groups;
     private readonly int _kernelReceiveBufferSize;
+    private readonly int _protocol;
     private readonly object _gate = new();
     private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Socket _socket;
@@ -43,8 +44,9 @@ internal sealed class NetlinkSocket : IDisposable
     private volatile bool _needsResync;
     private volatile uint _portId;
 
-    private NetlinkSocket(Socket socket, uint portId, int[] groups, int kernelReceiveBufferSize, ArrayPool<byte> pool)
+    private NetlinkSocket(Socket socket, uint portId, int[] groups, int kernelReceiveBufferSize, ArrayPool<byte> pool, int protocol)
     {
+        _protocol = protocol;
         _pool = pool;
         _socket = socket;
         _portId = portId;
@@ -83,19 +85,20 @@ internal sealed class NetlinkSocket : IDisposable
     /// <param name="groups">RTNLGRP_* numbers to join.</param>
     /// <param name="receiveBufferSize">SO_RCVBUF to ask for; 0 for the default (1 MiB, 4 MiB with groups).</param>
     /// <param name="pool">Where the buffers come from; tests pass their own.</param>
-    public static NetlinkSocket Open(ReadOnlySpan<int> groups = default, int receiveBufferSize = 0, ArrayPool<byte>? pool = null)
+    /// <param name="protocol">The netlink protocol: NETLINK_ROUTE (the default) or NETLINK_NETFILTER.</param>
+    public static NetlinkSocket Open(ReadOnlySpan<int> groups = default, int receiveBufferSize = 0, ArrayPool<byte>? pool = null, int protocol = Libc.NETLINK_ROUTE)
     {
         var groupArray = groups.ToArray();
-        var socket = OpenRaw(groupArray, receiveBufferSize, out var portId);
-        return new NetlinkSocket(socket, portId, groupArray, receiveBufferSize, pool ?? ArrayPool<byte>.Shared);
+        var socket = OpenRaw(groupArray, receiveBufferSize, protocol, out var portId);
+        return new NetlinkSocket(socket, portId, groupArray, receiveBufferSize, pool ?? ArrayPool<byte>.Shared, protocol);
     }
 
-    private static unsafe Socket OpenRaw(int[] groups, int receiveBufferSize, out uint portId)
+    private static unsafe Socket OpenRaw(int[] groups, int receiveBufferSize, int protocol, out uint portId)
     {
-        var fd = Libc.Socket(Libc.AF_NETLINK, Libc.SOCK_RAW | Libc.SOCK_CLOEXEC, Libc.NETLINK_ROUTE);
+        var fd = Libc.Socket(Libc.AF_NETLINK, Libc.SOCK_RAW | Libc.SOCK_CLOEXEC, protocol);
         if (fd < 0)
         {
-            ThrowHelper.ThrowErrno(Marshal.GetLastPInvokeError(), "socket(AF_NETLINK, NETLINK_ROUTE)");
+            ThrowHelper.ThrowErrno(Marshal.GetLastPInvokeError(), $"socket(AF_NETLINK, {(protocol == Libc.NETLINK_ROUTE ? "NETLINK_ROUTE" : "NETLINK_NETFILTER")})");
         }
 
         try
@@ -261,6 +264,22 @@ internal sealed class NetlinkSocket : IDisposable
         return received;
     }
 
+    /// <summary>Bytes queued for receiving now (FIONREAD); the caller holds a lease. 0 when the socket cannot say.</summary>
+    public int Available
+    {
+        get
+        {
+            try
+            {
+                return Volatile.Read(ref _socket).Available;
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                return 0;
+            }
+        }
+    }
+
     /// <summary>Maps a failure of the runtime socket to the netlink layer's errors, and marks the socket for resync.</summary>
     private Exception Failed(Exception e, string operation, string call)
     {
@@ -291,7 +310,7 @@ internal sealed class NetlinkSocket : IDisposable
     /// </summary>
     public void Reopen()
     {
-        var fresh = OpenRaw(_groups, _kernelReceiveBufferSize, out var portId);
+        var fresh = OpenRaw(_groups, _kernelReceiveBufferSize, _protocol, out var portId);
         Socket old;
         lock (_gate)
         {

@@ -129,6 +129,10 @@ internal ref struct NetlinkWriter
     public void WriteBe32(ushort type, uint value) =>
         BinaryPrimitives.WriteUInt32BigEndian(AttributePayload(type, 4), value);
 
+    /// <summary>A 64-bit value in network byte order (an nf_tables handle).</summary>
+    public void WriteU64Be(ushort type, ulong value) =>
+        BinaryPrimitives.WriteUInt64BigEndian(AttributePayload(type, 8), value);
+
     /// <summary>A NUL-terminated UTF-8 string.</summary>
     public void WriteString(ushort type, string value)
     {

@@ -72,6 +72,15 @@ public sealed class CnmOptions
     /// retries, timeout). See <c>docs/plugins.md</c>.</summary>
     public Plugins.PluginOptions Plugins { get; set; } = new();
 
+    /// <summary>
+    /// The firewall backend (default <see cref="Firewall.FirewallBackendChoice.Iptables"/>): <c>Auto</c> takes nftables
+    /// where the host namespace's kernel has nf_tables, else iptables; <c>None</c> programs no rule. Switching between
+    /// iptables and nftables on an existing state removes the old backend's rules as each driver reconciles at start.
+    /// A firewall factory given to the builder (<c>UseFirewall</c>) is used instead, unless this is <c>None</c>.
+    /// </summary>
+    [EnumDataType(typeof(Firewall.FirewallBackendChoice))]
+    public Firewall.FirewallBackendChoice Firewall { get; set; } = CnmSharp.Firewall.FirewallBackendChoice.Iptables;
+
     /// <summary>The IPAM driver used when a network names none. Default <c>default</c>.</summary>
     [Required]
     public string DefaultIpamDriver { get; set; } = "default";

@@ -368,6 +368,9 @@ public sealed partial class NetworkController : IAsyncDisposable
             await sandboxNetworking.DisposeAsync().ConfigureAwait(false);
         }
 
+        // The firewall backend was made for this controller (its netlink socket, its lock).
+        (_firewall as IDisposable)?.Dispose();
+
         if (_ownedStore is not null)
         {
             await _ownedStore.DisposeAsync().ConfigureAwait(false);

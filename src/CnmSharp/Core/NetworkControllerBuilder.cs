@@ -32,7 +32,8 @@ public sealed class NetworkControllerBuilder
     private IMeterFactory? _meterFactory;
     private TimeProvider _timeProvider = TimeProvider.System;
     private IServiceProvider? _services;
-    private IFirewallBackendFactory? _firewall = new IptablesFirewallBackendFactory();
+    private IFirewallBackendFactory? _firewall;
+    private bool _firewallGiven;
     private bool _builtIns = true;
     private DefaultIpamOptions _defaultIpamOptions = new();
 
@@ -144,6 +145,7 @@ public sealed class NetworkControllerBuilder
     public NetworkControllerBuilder UseFirewall(IFirewallBackendFactory? factory)
     {
         _firewall = factory;
+        _firewallGiven = true;
         return this;
     }
 
@@ -236,7 +238,9 @@ public sealed class NetworkControllerBuilder
                 Ipams = ipams,
                 SandboxNetworking = _sandboxNetworking ?? new LinuxSandboxNetworking(Options.HostNamespacePath, namespaceDirectory, _loggerFactory),
                 OwnsSandboxNetworking = _sandboxNetworking is null,
-                Firewall = Options.ReadOnly ? null : _firewall?.Create(Options.HostNamespacePath),
+                Firewall = Options.ReadOnly || Options.Firewall == FirewallBackendChoice.None ? null
+                    : _firewallGiven ? _firewall?.Create(Options.HostNamespacePath)
+                    : new SelectingFirewallBackendFactory(Options.Firewall, loggerFactory: _loggerFactory).Create(Options.HostNamespacePath),
                 SandboxFiles = _sandboxFiles ?? new SandboxFiles(filesDirectory),
                 LoggerFactory = _loggerFactory,
                 MeterFactory = _meterFactory,

@@ -41,7 +41,11 @@ public static class CnmServiceCollectionExtensions
 
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IIpamDriverFactory, DefaultIpamFactory>(sp => new DefaultIpamFactory(sp.GetRequiredService<IOptions<DefaultIpamOptions>>().Value)));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IIpamDriverFactory, CnmSharp.Ipam.Null.NullIpamFactory>());
-        services.TryAddSingleton<CnmSharp.Firewall.IFirewallBackendFactory>(new CnmSharp.Firewall.Iptables.IptablesFirewallBackendFactory());
+        // The firewall backend CnmOptions.Firewall names (iptables, nftables, auto); None is applied by the builder.
+        services.TryAddSingleton<CnmSharp.Firewall.IFirewallBackendFactory>(sp => new CnmSharp.Firewall.SelectingFirewallBackendFactory(
+            sp.GetRequiredService<IOptions<CnmOptions>>().Value.Firewall is var choice && choice == CnmSharp.Firewall.FirewallBackendChoice.None
+                ? CnmSharp.Firewall.FirewallBackendChoice.Iptables : choice,
+            loggerFactory: sp.GetService<Microsoft.Extensions.Logging.ILoggerFactory>()));
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<NetworkControllerProvider>();
         return new CnmBuilder(services);

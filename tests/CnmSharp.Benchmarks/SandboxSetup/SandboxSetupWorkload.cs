@@ -17,7 +17,7 @@ internal static class SandboxSetupWorkload
 
     private static readonly string[] AllTools = ["cnmsharp", "netavark", "cni", "cnmsharp-parallel", "netavark-parallel", "cni-parallel"];
 
-    private static readonly string Usage = "usage: sandbox-setup --count N [--runs R] [--concurrency C] [--ports] [--tools " + string.Join(',', AllTools) + "]";
+    private static readonly string Usage = "usage: sandbox-setup --count N [--runs R] [--concurrency C] [--ports] [--firewall iptables|nftables] [--tools " + string.Join(',', AllTools) + "]";
 
     public static async Task<int> RunAsync(string[] args)
     {
@@ -39,6 +39,7 @@ internal static class SandboxSetupWorkload
         var concurrency = 4;
         var tools = new List<string>(AllTools);
         var ports = false;
+        var nftables = false;
         for (var a = 0; a < args.Length; a++)
         {
             switch (args[a])
@@ -54,6 +55,10 @@ internal static class SandboxSetupWorkload
                     break;
                 case "--ports":
                     ports = true;
+                    break;
+                case "--firewall" when a + 1 < args.Length && args[a + 1] is "iptables" or "nftables":
+                    // CnmSharp's backend; the peers stay on iptables (netavark 1.4.0 has no nftables driver).
+                    nftables = args[++a] == "nftables";
                     break;
                 case "--tools" when a + 1 < args.Length:
                     tools = [.. args[++a].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
@@ -81,8 +86,9 @@ internal static class SandboxSetupWorkload
         {
             SandboxTool? tool = key switch
             {
-                "cnmsharp" => new CnmSharpSandboxTool(1),
-                "cnmsharp-parallel" => new CnmSharpSandboxTool(concurrency),
+                "cnmsharp" => new CnmSharpSandboxTool(1, nftables),
+                "cnmsharp-parallel" => new CnmSharpSandboxTool(concurrency, nftables),
+                // netavark 1.4.0 (Debian 12) has no nftables driver (NETAVARK_FW=nftables exits 1): it stays on iptables.
                 "netavark" => new NetavarkTool(1),
                 "netavark-parallel" => new NetavarkTool(concurrency),
                 "cni" => new CniBridgeTool(1),
@@ -110,7 +116,7 @@ internal static class SandboxSetupWorkload
         }
 
         var netavarkVersion = File.Exists(NetavarkTool.Binary) ? (await Exec.RunAsync(NetavarkTool.Binary, ["--version"]).ConfigureAwait(false)).Trim() : "netavark not used";
-        var summary = ports ? "sandbox-ports" : "sandbox-setup";
+        var summary = (ports ? "sandbox-ports" : "sandbox-setup") + (nftables ? "-nft" : "");
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{summary}: n={count} runs={runs} ports={(ports ? "one TCP port per container" : "none")} concurrency: sequential tools 1, parallel tools {concurrency}; cores={Environment.ProcessorCount} kernel={Environment.OSVersion.Version} runtime={RuntimeInformation.FrameworkDescription} {netavarkVersion} {DateTime.UtcNow:yyyy-MM-dd HH:mm}Z"));
 
@@ -323,21 +329,28 @@ internal static class SandboxSetupWorkload
             await Console.Error.WriteLineAsync($"{tool.Name}: checked containers {session.ContainerPath(0)} and {session.ContainerPath(count - 1)}").ConfigureAwait(false);
         }
 
+        var nft = tool.Firewall == "nftables";
         if (session.Ports)
         {
-            // Each container's published port has its DNAT rule in H.
-            var nat = await Exec.RunAsync("nsenter", [$"--net={session.Host.HostPath}", "iptables-save", "-t", "nat"]).ConfigureAwait(false);
+            // Each container's published port has its DNAT rule (iptables) or map element or rule (nftables) in H.
+            var nat = nft
+                ? await Exec.RunAsync("nsenter", [$"--net={session.Host.HostPath}", "nft", "list", "ruleset"]).ConfigureAwait(false)
+                : await Exec.RunAsync("nsenter", [$"--net={session.Host.HostPath}", "iptables-save", "-t", "nat"]).ConfigureAwait(false);
             foreach (var i in new[] { 0, count - 1 }.Distinct())
             {
-                var port = string.Create(CultureInfo.InvariantCulture, $"--dport {SandboxSession.HostPort(i)} ");
-                if (!nat.Split('\n').Any(l => l.Contains(port, StringComparison.Ordinal) && l.Contains("DNAT", StringComparison.Ordinal)))
+                var hostPort = SandboxSession.HostPort(i).ToString(CultureInfo.InvariantCulture);
+                var port = nft ? hostPort : $"--dport {hostPort} ";
+                if (!nat.Split('\n').Any(l => l.Contains(port, StringComparison.Ordinal) && (nft || l.Contains("DNAT", StringComparison.Ordinal))))
                 {
-                    throw new InvalidOperationException($"{tool.Name}: no DNAT rule in H for container {i}'s host port {SandboxSession.HostPort(i)}");
+                    throw new InvalidOperationException($"{tool.Name}: no DNAT for container {i}'s host port {SandboxSession.HostPort(i)} in H");
                 }
             }
         }
 
-        var rules = await RootNamespaceCheck.RuleCountAsync(session.Host.HostPath).ConfigureAwait(false);
+        var rules = nft
+            ? (await Exec.RunAsync("nsenter", [$"--net={session.Host.HostPath}", "nft", "-a", "list", "ruleset"]).ConfigureAwait(false))
+                .Split('\n').Count(l => l.Contains("# handle", StringComparison.Ordinal) && !l.TrimStart().StartsWith("chain", StringComparison.Ordinal) && !l.TrimStart().StartsWith("table", StringComparison.Ordinal))
+            : await RootNamespaceCheck.RuleCountAsync(session.Host.HostPath).ConfigureAwait(false);
         if (rules == 0)
         {
             throw new InvalidOperationException($"{tool.Name}: no firewall rules in H: its firewall work did not run");

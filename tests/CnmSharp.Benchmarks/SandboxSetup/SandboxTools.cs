@@ -97,18 +97,19 @@ internal abstract class SandboxSession(PrivateHost host, bool ports) : IAsyncDis
 /// The controller's own seams (namespaces, sandbox files, store) are the real implementations wrapped in stopwatches,
 /// and its activity spans are collected, to show where its time goes.
 /// </summary>
-internal sealed class CnmSharpSandboxTool(int parallelism) : SandboxTool("cnmsharp", parallelism)
+internal sealed class CnmSharpSandboxTool(int parallelism, bool nftables = false) : SandboxTool("cnmsharp", parallelism)
 {
     /// <summary>The store durability every pass uses: the one <see cref="NetworkControllerBuilder"/> opens its default
     /// store with (<see cref="CnmOptions.Durability"/>'s default; the runner opens the store itself to time it).</summary>
     private static readonly SqliteDurability StoreDurability = new CnmOptions().Durability;
 
-    private static readonly IptablesFirewallBackendFactory s_firewall = new();
+    /// <summary>The backend: iptables (the builder's default, set explicitly) or, with <c>--firewall nftables</c>, nftables.</summary>
+    private readonly CnmSharp.Firewall.IFirewallBackendFactory _firewall = nftables ? new CnmSharp.Firewall.Nftables.NftablesFirewallBackendFactory() : new IptablesFirewallBackendFactory();
 
     protected override string BaseName => "CnmSharp";
 
-    /// <summary>The firewall backend's own name (the builder's default backend, set explicitly).</summary>
-    public override string Firewall => s_firewall.Name;
+    /// <summary>The firewall backend's own name.</summary>
+    public override string Firewall => _firewall.Name;
 
     /// <summary>The durability of the store the last pass opened, as the store reports it (null before a pass).</summary>
     public SqliteDurability? Durability { get; private set; }
@@ -157,7 +158,7 @@ internal sealed class CnmSharpSandboxTool(int parallelism) : SandboxTool("cnmsha
                 .UseStore(_ => ValueTask.FromResult<IKeyValueStore>(store))
                 .UseSandboxNetworking(networking)
                 .UseSandboxFiles(new TimedSandboxFiles(new SandboxFiles(Path.Combine(runDirectory, "sandboxes")), Spans))
-                .UseFirewall(s_firewall)
+                .UseFirewall(_firewall)
                 .UseLoggerFactory(Warnings)
                 .BuildAsync().ConfigureAwait(false);
         }
@@ -269,8 +270,11 @@ internal sealed class CnmSharpSandboxTool(int parallelism) : SandboxTool("cnmsha
 /// pass. Network <c>internal: false</c> (masquerade + forward rules). Container namespaces are made and deleted in
 /// process, as podman does.
 /// </summary>
-internal sealed class NetavarkTool(int parallelism) : SandboxTool("netavark", parallelism)
+internal sealed class NetavarkTool(int parallelism, bool nftables = false) : SandboxTool("netavark", parallelism)
 {
+    /// <summary>netavark's firewall driver (<c>NETAVARK_FW</c>): iptables, or nftables with <c>--firewall nftables</c>.</summary>
+    public override string Firewall => nftables ? "nftables" : "iptables";
+
     public const string Binary = "/usr/lib/podman/netavark";
 
     protected override string BaseName => "netavark";
@@ -279,12 +283,12 @@ internal sealed class NetavarkTool(int parallelism) : SandboxTool("netavark", pa
     {
         var config = Path.Combine(host.Directory, "netavark");
         Directory.CreateDirectory(config);
-        return Task.FromResult<SandboxSession>(new Session(host, ports, config));
+        return Task.FromResult<SandboxSession>(new Session(host, ports, config, Firewall));
     }
 
-    private sealed class Session(PrivateHost host, bool ports, string config) : PeerSession(host, ports)
+    private sealed class Session(PrivateHost host, bool ports, string config, string firewall) : PeerSession(host, ports)
     {
-        private static readonly Dictionary<string, string> s_environment = new(StringComparer.Ordinal) { ["NETAVARK_FW"] = "iptables" };
+        private readonly Dictionary<string, string> s_environment = new(StringComparer.Ordinal) { ["NETAVARK_FW"] = firewall };
 
         public override string Bridge => "navbr0";
 

@@ -90,7 +90,8 @@ internal sealed partial class BridgeDriver
         }
     }
 
-    /// <summary>Re-creates every rule the driver holds (networks and published ports) after an external flush.</summary>
+    /// <summary>Re-creates every rule the driver holds (networks and published ports) after an external flush or a rule
+    /// deleted behind its back; other owners' rules are left alone.</summary>
     public async ValueTask ReconcileFirewallAsync(CancellationToken cancellationToken = default)
     {
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -109,7 +110,7 @@ internal sealed partial class BridgeDriver
         if (_firewall is not null)
         {
             var (networks, forwards) = FirewallRecords();
-            await _firewall.ReconcileAsync(networks, forwards, cancellationToken).ConfigureAwait(false);
+            await _firewall.ReconcileOwnerAsync(FirewallOwner, networks, forwards, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -119,7 +120,7 @@ internal sealed partial class BridgeDriver
         if (_firewall is not null)
         {
             var (networks, forwards) = FirewallRecords();
-            await _firewall.AdoptAsync(networks, forwards, cancellationToken).ConfigureAwait(false);
+            await _firewall.AdoptOwnerAsync(FirewallOwner, networks, forwards, cancellationToken).ConfigureAwait(false);
         }
     }
 

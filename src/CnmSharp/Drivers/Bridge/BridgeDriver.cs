@@ -38,6 +38,9 @@ internal sealed partial class BridgeDriver : INetworkDriver, IExternalConnectivi
         _time = context.TimeProvider;
     }
 
+    /// <summary>The bridge driver's part of the firewall rule set (<see cref="FirewallNetwork.Owner"/>).</summary>
+    internal const string FirewallOwner = "bridge";
+
     /// <inheritdoc />
     public DriverCapability Capability => DriverCapability.LocalScope;
 
@@ -306,6 +309,7 @@ internal sealed class BridgeNetwork
     public FirewallNetwork ToFirewall() => new()
     {
         NetworkId = Record.Id,
+        Owner = BridgeDriver.FirewallOwner,
         BridgeName = Record.BridgeName,
         IPv4Subnets = [IPv4Subnet],
         IPv6Subnets = Record.EnableIPv6 && IPv6Subnet is { } v6 ? [v6] : [],

@@ -18,6 +18,7 @@ internal static class FirewallValidation
         ArgumentNullException.ThrowIfNull(network);
         var subject = $"network \"{network.NetworkId}\"";
         RequireId(network.NetworkId, subject);
+        ValidateOwner(network.Owner, subject);
         RequireBridgeName(network.BridgeName, subject);
         foreach (var subnet in network.IPv4Subnets ?? [])
         {
@@ -89,6 +90,37 @@ internal static class FirewallValidation
             {
                 throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidAddress, subject,
                     $"binding on {binding.HostIP ?? IPAddress.Any} needs a container {(ipv6 ? "IPv6" : "IPv4")} address");
+            }
+        }
+    }
+
+    /// <summary>Checks an owner name: 1 to 32 letters, digits, <c>-</c> or <c>_</c> (it goes into rule comments).</summary>
+    /// <param name="owner">The owner.</param>
+    /// <param name="subject">What carries it, for the error.</param>
+    /// <exception cref="CnmInvalidArgumentException">It is malformed.</exception>
+    public static void ValidateOwner(string owner, string subject)
+    {
+        if (string.IsNullOrEmpty(owner) || owner.Length > 32 || !owner.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
+        {
+            throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidName, subject,
+                $"firewall owner \"{owner}\" must be 1 to 32 characters of letters, digits, '-', '_'");
+        }
+    }
+
+    /// <summary>Checks the records of one owner's reconcile: the owner is valid and every network has it.</summary>
+    /// <param name="owner">The owner.</param>
+    /// <param name="networks">The owner's networks.</param>
+    /// <exception cref="CnmInvalidArgumentException">A network names another owner.</exception>
+    public static void RequireOwner(string owner, IReadOnlyList<FirewallNetwork> networks)
+    {
+        ValidateOwner(owner, $"owner \"{owner}\"");
+        ArgumentNullException.ThrowIfNull(networks);
+        foreach (var network in networks)
+        {
+            if (network?.Owner != owner)
+            {
+                throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidOption, $"network \"{network?.NetworkId}\"",
+                    $"the network belongs to owner \"{network?.Owner}\", not \"{owner}\"");
             }
         }
     }

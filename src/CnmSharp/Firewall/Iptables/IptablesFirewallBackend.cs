@@ -140,6 +140,31 @@ public sealed partial class IptablesFirewallBackend : IFirewallBackend, IDisposa
     }
 
     /// <inheritdoc />
+    public ValueTask ReconcileOwnerAsync(string owner, IReadOnlyList<FirewallNetwork> networks, IReadOnlyList<FirewallPortForward> forwards, CancellationToken cancellationToken = default)
+    {
+        FirewallValidation.RequireOwner(owner, networks);
+        var mine = ToRecords(networks, forwards);
+        return ChangeAsync(records => records.WithOwner(owner, mine), extraBefore: null, readKernel: true, cancellationToken, owner);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask AdoptOwnerAsync(string owner, IReadOnlyList<FirewallNetwork> networks, IReadOnlyList<FirewallPortForward> forwards, CancellationToken cancellationToken = default)
+    {
+        FirewallValidation.RequireOwner(owner, networks);
+        var mine = ToRecords(networks, forwards);
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            _records = _records.WithOwner(owner, mine);
+            Array.Clear(_cached);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <inheritdoc />
     public async ValueTask AdoptAsync(IReadOnlyList<FirewallNetwork> networks, IReadOnlyList<FirewallPortForward> forwards, CancellationToken cancellationToken = default)
     {
         var adopted = ToRecords(networks, forwards);
@@ -179,7 +204,7 @@ public sealed partial class IptablesFirewallBackend : IFirewallBackend, IDisposa
 
     /// <summary>One change: under the gate, compute the records after it, apply the difference as one batch, and keep
     /// the new records only when the batch went through.</summary>
-    private async ValueTask ChangeAsync(Func<Records, Records> next, Records? extraBefore, bool readKernel, CancellationToken cancellationToken)
+    private async ValueTask ChangeAsync(Func<Records, Records> next, Records? extraBefore, bool readKernel, CancellationToken cancellationToken, string? owner = null)
     {
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -190,7 +215,7 @@ public sealed partial class IptablesFirewallBackend : IFirewallBackend, IDisposa
                 Array.Clear(_cached);
             }
 
-            await ApplyAsync(_records, after, extraBefore, cancellationToken).ConfigureAwait(false);
+            await ApplyAsync(_records, after, extraBefore, cancellationToken, owner).ConfigureAwait(false);
             _records = after;
         }
         finally
@@ -217,6 +242,29 @@ public sealed partial class IptablesFirewallBackend : IFirewallBackend, IDisposa
         return IptablesPlanner.Plan(state, desired, old.Rules, old.Chains);
     }
 
+    /// <summary>True when the kernel holds any rule of these networks that names one of their bridges (shared
+    /// rules alone do not count): one <c>iptables-save</c> per family. For a backend switch.</summary>
+    internal async ValueTask<bool> HasRulesOfAsync(IReadOnlyList<FirewallNetwork> networks, CancellationToken cancellationToken)
+    {
+        var records = new Records(networks, []);
+        foreach (var family in Families)
+        {
+            var ruleset = records.Build(family);
+            if (ruleset.IsEmpty)
+            {
+                continue;
+            }
+
+            var state = await SaveAsync(family, cancellationToken).ConfigureAwait(false);
+            if (ruleset.Rules.Any(r => state.Contains(r) && networks.Any(n => r.Spec.Contains(n.BridgeName, StringComparison.Ordinal))))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     /// <inheritdoc />
     public void Dispose() => _gate.Dispose();
 
@@ -232,13 +280,35 @@ public sealed partial class IptablesFirewallBackend : IFirewallBackend, IDisposa
         }
     }
 
-    private async ValueTask ApplyAsync(Records before, Records after, Records? extraBefore, CancellationToken cancellationToken)
+    /// <summary>Applies the change from <paramref name="before"/> to <paramref name="after"/>. With an
+    /// <paramref name="owner"/>, only that owner's rules (and the shared ones) are added when missing, and only rules
+    /// of the owner's previous records that no record wants any more are removed: other owners' rules are left as
+    /// they are, present or not.</summary>
+    private async ValueTask ApplyAsync(Records before, Records after, Records? extraBefore, CancellationToken cancellationToken, string? owner = null)
     {
         var applied = new List<(IptablesFamily Family, IptablesState Original, IptablesRuleSet Old, IptablesRuleSet New)>();
         foreach (var family in Families)
         {
-            var old = before.Build(family, extraBefore);
-            var desired = after.Build(family);
+            var old = (owner is null ? before : before.OfOwner(owner)).Build(family, extraBefore);
+            var desired = (owner is null ? after : after.OfOwner(owner)).Build(family);
+            if (owner is not null)
+            {
+                // Keep what another owner's records still want (shared chains, identical rules).
+                var everyone = after.Build(family);
+                var unwanted = new IptablesRuleSet();
+                foreach (var chain in old.Chains.Where(c => !everyone.Contains(c)))
+                {
+                    unwanted.AddChain(chain);
+                }
+
+                foreach (var rule in old.Rules.Where(r => !everyone.Contains(r)))
+                {
+                    unwanted.Add(rule);
+                }
+
+                old = unwanted;
+            }
+
             if (old.IsEmpty && desired.IsEmpty)
             {
                 continue;
@@ -402,6 +472,18 @@ public sealed partial class IptablesFirewallBackend : IFirewallBackend, IDisposa
 
             return this with { Networks = list };
         }
+
+        /// <summary>These records with one owner's replaced by <paramref name="mine"/>.</summary>
+        public Records WithOwner(string owner, Records mine) => new(
+            [.. Networks.Where(n => n.Owner != owner), .. mine.Networks],
+            [.. Forwards.Where(f => OwnerOf(f) != owner), .. mine.Forwards]);
+
+        /// <summary>Only one owner's records.</summary>
+        public Records OfOwner(string owner) => new(
+            Networks.Where(n => n.Owner == owner).ToList(),
+            Forwards.Where(f => OwnerOf(f) == owner).ToList());
+
+        private string? OwnerOf(FirewallPortForward forward) => Networks.FirstOrDefault(n => n.NetworkId == forward.NetworkId)?.Owner;
 
         public Records WithoutNetwork(string networkId) => new(
             Networks.Where(n => n.NetworkId != networkId).ToList(),

@@ -39,8 +39,8 @@ public class BridgeDriverTests
             .Callback<FirewallPortForward, CancellationToken>((p, _) => _calls.Add("fw forwards " + p.EndpointId[..4])).Returns(ValueTask.CompletedTask);
         _firewall.Setup(f => f.TeardownPortForwardsAsync(It.IsAny<FirewallPortForward>(), It.IsAny<CancellationToken>()))
             .Callback<FirewallPortForward, CancellationToken>((p, _) => _calls.Add("fw unforward " + p.EndpointId[..4])).Returns(ValueTask.CompletedTask);
-        _firewall.Setup(f => f.ReconcileAsync(It.IsAny<IReadOnlyList<FirewallNetwork>>(), It.IsAny<IReadOnlyList<FirewallPortForward>>(), It.IsAny<CancellationToken>()))
-            .Callback<IReadOnlyList<FirewallNetwork>, IReadOnlyList<FirewallPortForward>, CancellationToken>((n, p, _) => _calls.Add($"fw reconcile {n.Count} {p.Count}")).Returns(ValueTask.CompletedTask);
+        _firewall.Setup(f => f.ReconcileOwnerAsync("bridge", It.IsAny<IReadOnlyList<FirewallNetwork>>(), It.IsAny<IReadOnlyList<FirewallPortForward>>(), It.IsAny<CancellationToken>()))
+            .Callback<string, IReadOnlyList<FirewallNetwork>, IReadOnlyList<FirewallPortForward>, CancellationToken>((_, n, p, _) => _calls.Add($"fw reconcile {n.Count} {p.Count}")).Returns(ValueTask.CompletedTask);
     }
 
     [TearDown]
