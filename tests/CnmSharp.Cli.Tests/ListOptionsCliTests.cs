@@ -11,7 +11,7 @@ public sealed class ListOptionsCliTests : CliFixture
     public async Task Network_ls_quiet_prints_short_ids_and_no_trunc_whole_ones()
     {
         var net = Unique("lsq");
-        var create = await Cnm("network", "create", "-d", "null", net);
+        var create = await Cnm("network", "create", "--subnet", "10.97.41.0/24", net);
         Assert.That(create.ExitCode, Is.Zero, create.ToString());
         var id = create.StdOut.Trim();
 
