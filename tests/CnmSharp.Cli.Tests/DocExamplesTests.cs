@@ -65,14 +65,56 @@ public sealed partial class DocExamplesTests
         }
         finally
         {
-            foreach (var pid in background)
+            // The server and everything it started (`timeout` makes a process group of its own), by PID.
+            foreach (var pid in background.SelectMany(p => Descendants(p).Prepend(p)).ToList())
             {
-                await CnmRunner.RunAsync("kill", ["-KILL", "--", "-" + pid.ToString(CultureInfo.InvariantCulture)], TimeSpan.FromSeconds(10));
+                await CnmRunner.RunAsync("kill", ["-KILL", pid.ToString(CultureInfo.InvariantCulture)], TimeSpan.FromSeconds(10));
             }
 
             // What the page leaves (networks, sandboxes) goes with the lab's host namespace and directories.
             await CnmRunner.RunAsync("dotnet", [CnmRunner.CnmDll, .. lab.GlobalArgs, "sandbox", "rm", "c1", "c2", "c1-sidecar", "monitor", "d1", "p1", "p2"], TimeSpan.FromMinutes(2));
         }
+    }
+
+    /// <summary>The processes below <paramref name="pid"/> (children first found, then theirs), from /proc.</summary>
+    private static List<int> Descendants(int pid)
+    {
+        var parents = new Dictionary<int, int>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var child))
+            {
+                continue;
+            }
+
+            try
+            {
+                // /proc/PID/stat: "pid (comm) state ppid ...": the comm may hold spaces, so read after its last ')'.
+                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                parents[child] = int.Parse(fields[1], CultureInfo.InvariantCulture);
+            }
+            catch (IOException)
+            {
+                // Gone meanwhile.
+            }
+        }
+
+        var found = new List<int>();
+        var queue = new Queue<int>([pid]);
+        while (queue.TryDequeue(out var current))
+        {
+            foreach (var (child, parent) in parents)
+            {
+                if (parent == current)
+                {
+                    found.Add(child);
+                    queue.Enqueue(child);
+                }
+            }
+        }
+
+        return found;
     }
 
     /// <summary>One example: the command as typed, where it is, and the error line the page shows after it.</summary>
