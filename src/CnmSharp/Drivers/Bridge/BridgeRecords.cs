@@ -122,6 +122,9 @@ internal sealed class BridgeStore(IKeyValueStore store, string prefix)
         return entry is null ? null : System.Text.Encoding.UTF8.GetString(entry.Value.Span);
     }
 
+    public async ValueTask DeleteRestoredInAsync(CancellationToken cancellationToken) =>
+        await store.DeleteAsync(RestoredKey, StoreVersion.Any, StoreDurability.Relaxed, cancellationToken).ConfigureAwait(false);
+
     // Moot after a reboot (the boot id changes): relaxed.
     public ValueTask<long> PutRestoredInAsync(string instance, CancellationToken cancellationToken) =>
         store.PutAsync(RestoredKey, System.Text.Encoding.UTF8.GetBytes(instance), StoreVersion.Any, StoreDurability.Relaxed, cancellationToken);
