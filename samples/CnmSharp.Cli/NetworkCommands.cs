@@ -135,20 +135,29 @@ internal static class NetworkCommands
     private static Command List()
     {
         var format = FormatOptions.List();
-        var cmd = new Command("ls", "List networks") { format };
+        var quiet = FormatOptions.Quiet("network");
+        var noTrunc = FormatOptions.NoTrunc();
+        var cmd = new Command("ls", "List networks") { format, quiet, noTrunc };
         cmd.Aliases.Add("list");
         cmd.SetAction((parse, ct) => CliApp.RunAsync(parse, async context =>
         {
             var listFormat = ListFormat.Parse(parse.GetValue(format));
+            var trunc = !parse.GetValue(noTrunc);
             await using var controller = await context.OpenControllerAsync(ControllerAccess.ReadOnly, ct).ConfigureAwait(false);
+            var networks = controller.Networks.OrderBy(n => n.Name, StringComparer.Ordinal).ToList();
             if (listFormat is not null)
             {
-                Console.Write(listFormat.Render(ListFields.Networks(controller.Networks.OrderBy(n => n.Name, StringComparer.Ordinal))));
+                Console.Write(listFormat.Render(ListFields.Networks(networks, trunc)));
                 return 0;
             }
 
-            var rows = controller.Networks.OrderBy(n => n.Name, StringComparer.Ordinal)
-                .Select(n => new[] { Short(n.Id), n.Name, n.Driver, n.Scope }).ToList();
+            if (parse.GetValue(quiet))
+            {
+                IdList.Write(networks.Select(n => n.Id), trunc);
+                return 0;
+            }
+
+            var rows = networks.Select(n => new[] { trunc ? Short(n.Id) : n.Id, n.Name, n.Driver, n.Scope }).ToList();
             Table.Write(["NETWORK ID", "NAME", "DRIVER", "SCOPE"], rows);
             return 0;
         }));
@@ -357,6 +366,18 @@ internal static class NetworkCommands
         new(name) { Description = description, HelpName = helpName, DefaultValueFactory = _ => [], AllowMultipleArgumentsPerToken = false };
 
     internal static string Short(string id) => id.Length > 12 ? id[..12] : id;
+}
+
+/// <summary>The output of <c>ls -q</c>: one id a line.</summary>
+internal static class IdList
+{
+    public static void Write(IEnumerable<string> ids, bool trunc)
+    {
+        foreach (var id in ids)
+        {
+            Console.WriteLine(trunc ? NetworkCommands.Short(id) : id);
+        }
+    }
 }
 
 /// <summary><c>k=v</c> lists.</summary>

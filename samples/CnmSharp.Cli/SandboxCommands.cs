@@ -131,22 +131,32 @@ internal static class SandboxCommands
     private static Command List()
     {
         var format = FormatOptions.List();
-        var cmd = new Command("ls", "List sandboxes") { format };
+        var quiet = FormatOptions.Quiet("sandbox");
+        var noTrunc = FormatOptions.NoTrunc();
+        var cmd = new Command("ls", "List sandboxes") { format, quiet, noTrunc };
         cmd.Aliases.Add("list");
         cmd.SetAction((parse, ct) => CliApp.RunAsync(parse, async context =>
         {
             var listFormat = ListFormat.Parse(parse.GetValue(format));
+            var trunc = !parse.GetValue(noTrunc);
             await using var controller = await context.OpenControllerAsync(ControllerAccess.ReadOnly, ct).ConfigureAwait(false);
+            var sandboxes = controller.Sandboxes.OrderBy(s => s.ContainerId, StringComparer.Ordinal).ToList();
             if (listFormat is not null)
             {
-                Console.Write(listFormat.Render(ListFields.Sandboxes(controller.Sandboxes.OrderBy(s => s.ContainerId, StringComparer.Ordinal))));
+                Console.Write(listFormat.Render(ListFields.Sandboxes(sandboxes, trunc)));
                 return 0;
             }
 
-            var rows = controller.Sandboxes.OrderBy(s => s.ContainerId, StringComparer.Ordinal)
+            if (parse.GetValue(quiet))
+            {
+                IdList.Write(sandboxes.Select(s => s.Id), trunc);
+                return 0;
+            }
+
+            var rows = sandboxes
                 .Select(s => new[]
                 {
-                    NetworkCommands.Short(s.Id),
+                    trunc ? NetworkCommands.Short(s.Id) : s.Id,
                     s.ContainerId,
                     s.Key,
                     s.Endpoints.Count == 0 ? "-" : string.Join(',', s.Endpoints.Select(e => $"{e.Network.Name}:{e.Name}")),

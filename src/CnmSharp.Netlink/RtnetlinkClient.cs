@@ -37,6 +37,15 @@ public sealed partial class RtnetlinkClient : IRtnetlinkClient, IAsyncDisposable
     /// <summary>The request socket, for tests.</summary>
     internal NetlinkSocket Socket => _socket;
 
+    /// <summary>
+    /// The cookie the kernel gives the network namespace of this client's socket (<c>SO_NETNS_COOKIE</c>): the same for
+    /// every socket in that namespace, different for every namespace created during one boot (never reused, unlike a
+    /// namespace's inode number). Null where the kernel does not tell it (before Linux 5.14).
+    /// </summary>
+    /// <returns>The cookie, or null.</returns>
+    /// <exception cref="ObjectDisposedException">The client is disposed.</exception>
+    public ulong? GetNamespaceCookie() => _socket.NamespaceCookie();
+
     private bool IsDisposed => Volatile.Read(ref _disposed) != 0;
 
     /// <summary>

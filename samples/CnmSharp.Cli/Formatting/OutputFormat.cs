@@ -263,11 +263,12 @@ internal static class ListFields
         ["NetworkMode"] = "NETWORK MODE",
     };
 
-    /// <summary>Docker's <c>network ls</c> fields: ID (12 characters), Name, Driver, Scope, IPv6 and Internal
+    /// <summary>Docker's <c>network ls</c> fields: ID (12 characters; whole with <paramref name="trunc"/> false, as
+    /// <c>--no-trunc</c> asks), Name, Driver, Scope, IPv6 and Internal
     /// (<c>true</c>/<c>false</c>), Labels (<c>k=v</c> sorted, comma-separated), CreatedAt (as Go prints a time).</summary>
-    public static ListRows Networks(IEnumerable<Network> networks) => ListRows.Of(NetworkHeaders, networks.Select(n => new Dictionary<string, string>(StringComparer.Ordinal)
+    public static ListRows Networks(IEnumerable<Network> networks, bool trunc = true) => ListRows.Of(NetworkHeaders, networks.Select(n => new Dictionary<string, string>(StringComparer.Ordinal)
     {
-        ["ID"] = NetworkCommands.Short(n.Id),
+        ["ID"] = trunc ? NetworkCommands.Short(n.Id) : n.Id,
         ["Name"] = n.Name,
         ["Driver"] = n.Driver,
         ["Scope"] = n.Scope,
@@ -277,11 +278,11 @@ internal static class ListFields
         ["CreatedAt"] = GoTime(n.Created),
     }));
 
-    /// <summary>The <c>sandbox ls</c> columns: ID (12 characters), Container, Key, Endpoints (<c>network:endpoint</c>,
+    /// <summary>The <c>sandbox ls</c> columns: ID (12 characters; whole with <paramref name="trunc"/> false), Container, Key, Endpoints (<c>network:endpoint</c>,
     /// comma-separated, <c>-</c> for none), NetworkMode.</summary>
-    public static ListRows Sandboxes(IEnumerable<Sandbox> sandboxes) => ListRows.Of(SandboxHeaders, sandboxes.Select(s => new Dictionary<string, string>(StringComparer.Ordinal)
+    public static ListRows Sandboxes(IEnumerable<Sandbox> sandboxes, bool trunc = true) => ListRows.Of(SandboxHeaders, sandboxes.Select(s => new Dictionary<string, string>(StringComparer.Ordinal)
     {
-        ["ID"] = NetworkCommands.Short(s.Id),
+        ["ID"] = trunc ? NetworkCommands.Short(s.Id) : s.Id,
         ["Container"] = s.ContainerId,
         ["Key"] = s.Key,
         ["Endpoints"] = s.Endpoints.Count == 0 ? "-" : string.Join(',', s.Endpoints.Select(e => $"{e.Network.Name}:{e.Name}")),
@@ -301,6 +302,19 @@ internal static class FormatOptions
     {
         Description = "Format output: 'table' (default), 'table TEMPLATE' (a table of the given Go template's columns), 'json' (one JSON object per line), or 'TEMPLATE' (one line per row; see docs/cli.md)",
         HelpName = "FORMAT",
+    };
+
+    /// <summary><c>ls -q/--quiet</c>: only the ids, one a line (as Docker, it applies to the default table format; a
+    /// <c>--format</c> given wins).</summary>
+    public static System.CommandLine.Option<bool> Quiet(string what) => new("--quiet", "-q")
+    {
+        Description = $"Only display {what} IDs",
+    };
+
+    /// <summary><c>ls --no-trunc</c>: whole ids (in the table, <c>-q</c> and the <c>ID</c> field of a format).</summary>
+    public static System.CommandLine.Option<bool> NoTrunc() => new("--no-trunc")
+    {
+        Description = "Do not truncate the output (whole 64-character IDs)",
     };
 
     /// <summary><c>inspect -f/--format</c>.</summary>

@@ -151,6 +151,35 @@ internal sealed class NetlinkSocket : IDisposable
         }
     }
 
+    /// <summary>The cookie of the socket's network namespace (<c>SO_NETNS_COOKIE</c>), or null where the kernel does
+    /// not tell it (before Linux 5.14).</summary>
+    /// <exception cref="ObjectDisposedException">The socket is closed.</exception>
+    public ulong? NamespaceCookie()
+    {
+        const int SOL_SOCKET = 1;
+        const int SO_NETNS_COOKIE = 71;
+        if (!TryAcquire())
+        {
+            throw Closed(null);
+        }
+
+        try
+        {
+            Span<byte> value = stackalloc byte[sizeof(ulong)];
+            return _socket.GetRawSocketOption(SOL_SOCKET, SO_NETNS_COOKIE, value) == sizeof(ulong)
+                ? System.Runtime.InteropServices.MemoryMarshal.Read<ulong>(value)
+                : null;
+        }
+        catch (SocketException)
+        {
+            return null;
+        }
+        finally
+        {
+            Release();
+        }
+    }
+
     /// <summary>Takes a lease: the buffers stay this socket's until <see cref="Release"/>. False once disposed.</summary>
     public bool TryAcquire()
     {

@@ -162,7 +162,7 @@ internal static class Macs
     public static PhysicalAddress Random()
     {
         Span<byte> bytes = stackalloc byte[6];
-        System.Security.Cryptography.RandomNumberGenerator.Fill(bytes);
+        Ids.FillRandom(bytes);
         bytes[0] = (byte)((bytes[0] & 0xFE) | 0x02);
         return new PhysicalAddress(bytes.ToArray());
     }

@@ -131,6 +131,12 @@ internal sealed partial class BridgeDriver
 
             await _store.DeleteNetworkAsync(networkId, cancellationToken).ConfigureAwait(false);
             _networks.TryRemove(networkId, out _);
+            if ((await _store.ListNetworksAsync(cancellationToken).ConfigureAwait(false)).Count == 0)
+            {
+                // Nothing left to restore: the driver leaves no record behind (the next network's first start restores).
+                await _store.DeleteRestoredInAsync(cancellationToken).ConfigureAwait(false);
+            }
+
             BridgeLog.NetworkDeleted(_logger, networkId, network.BridgeName);
         }
         catch (NetlinkException ex)

@@ -65,26 +65,24 @@ internal sealed partial class BridgeDriver : INetworkDriver, IExternalConnectivi
         }
     }
 
-    /// <summary>Loads the records, re-creates missing kernel objects of each network, re-takes the published host
-    /// ports, and puts the firewall rules back in one reconcile.</summary>
+    /// <summary>
+    /// Loads the records and re-takes the published host ports; then, once per instance of the host namespace (after a
+    /// reboot, or in a namespace made anew), re-creates missing kernel objects of each network and puts the firewall
+    /// rules back in one reconcile. A later start in the same instance finds the restore marker
+    /// (<see cref="BridgeStore.RestoredKey"/>) naming it and only adopts the records in the firewall backend: the
+    /// bridges and rules are there, since every change since went through a controller (an interrupted one is
+    /// recovered from its intent). A `cnm` command is one start, so this is what keeps each command from running
+    /// <c>iptables-save</c> (see docs/cli-performance.md); <see cref="ReconcileFirewallAsync"/> repairs an external
+    /// flush on demand, as it always did.
+    /// </summary>
     internal async ValueTask RestoreAsync(CancellationToken cancellationToken)
     {
-        var endpointCount = 0;
         foreach (var record in await _store.ListNetworksAsync(cancellationToken).ConfigureAwait(false))
         {
-            var network = new BridgeNetwork(record);
-            _networks[record.Id] = network;
-            try
-            {
-                await EnsureBridgeAsync(network, null, cancellationToken).ConfigureAwait(false);
-                await WriteSysctlsAsync(network.Record, cancellationToken).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                BridgeLog.RestoreFailed(_logger, ex, record.Id, record.BridgeName);
-            }
+            _networks[record.Id] = new BridgeNetwork(record);
         }
 
+        var endpointCount = 0;
         foreach (var record in await _store.ListEndpointsAsync(null, cancellationToken).ConfigureAwait(false))
         {
             if (!_networks.TryGetValue(record.NetworkId, out var network))
@@ -117,9 +115,38 @@ internal sealed partial class BridgeDriver : INetworkDriver, IExternalConnectivi
             return;
         }
 
+        var instance = await _kernel.HostInstanceAsync(cancellationToken).ConfigureAwait(false);
+        if (instance is not null && string.Equals(await _store.GetRestoredInAsync(cancellationToken).ConfigureAwait(false), instance, StringComparison.Ordinal))
+        {
+            await AdoptFirewallRecordsAsync(cancellationToken).ConfigureAwait(false);
+            BridgeLog.Adopted(_logger, _networks.Count, endpointCount, instance);
+            return;
+        }
+
+        var complete = true;
+        foreach (var network in _networks.Values)
+        {
+            try
+            {
+                await EnsureBridgeAsync(network, null, cancellationToken).ConfigureAwait(false);
+                await WriteSysctlsAsync(network.Record, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                BridgeLog.RestoreFailed(_logger, ex, network.Id, network.BridgeName);
+                complete = false;
+            }
+        }
+
         if (_firewall is not null)
         {
             await ReconcileFirewallCoreAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        if (complete && instance is not null)
+        {
+            // Only a restore that did everything marks the instance: one that failed somewhere runs again next start.
+            await _store.PutRestoredInAsync(instance, cancellationToken).ConfigureAwait(false);
         }
 
         BridgeLog.Restored(_logger, _networks.Count, endpointCount);

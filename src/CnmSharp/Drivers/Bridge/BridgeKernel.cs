@@ -18,6 +18,11 @@ internal interface IBridgeKernel : IDisposable
 
     /// <summary>Whether a namespace is still mounted at the path.</summary>
     bool NamespaceExists(string path);
+
+    /// <summary>Which instance of the host namespace this is, as text that no other namespace, now or after a reboot,
+    /// shares (the boot id and the namespace's cookie); null when the kernel cannot tell (then every start restores
+    /// the kernel objects and rules in full).</summary>
+    ValueTask<string?> HostInstanceAsync(CancellationToken cancellationToken) => ValueTask.FromResult<string?>(null);
 }
 
 /// <summary>The real kernel: one netlink socket opened inside the host namespace and kept for the driver's life.</summary>
@@ -55,6 +60,24 @@ internal sealed class LinuxBridgeKernel : IBridgeKernel
         catch (NamespaceException)
         {
             return false;
+        }
+    }
+
+    public async ValueTask<string?> HostInstanceAsync(CancellationToken cancellationToken)
+    {
+        if (_netlink.Client.GetNamespaceCookie() is not { } cookie)
+        {
+            return null;
+        }
+
+        try
+        {
+            var boot = (await File.ReadAllTextAsync("/proc/sys/kernel/random/boot_id", cancellationToken).ConfigureAwait(false)).Trim();
+            return boot.Length == 0 ? null : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{boot}/{cookie}");
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return null;
         }
     }
 

@@ -49,4 +49,7 @@ internal static partial class BridgeLog
 
     [LoggerMessage(514, LogLevel.Debug, "Bridge driver reloaded {Networks} networks and {Endpoints} endpoints from the store")]
     public static partial void Reloaded(ILogger logger, int networks, int endpoints);
+
+    [LoggerMessage(515, LogLevel.Debug, "Bridge driver adopted {Networks} networks and {Endpoints} endpoints: host namespace {Instance} was restored by an earlier start")]
+    public static partial void Adopted(ILogger logger, int networks, int endpoints, string instance);
 }

@@ -92,7 +92,8 @@ internal static class BridgeNaming
     /// <summary>A random locally administered unicast MAC (for bridges, so a port cannot change the bridge's MAC).</summary>
     public static PhysicalAddress RandomMac()
     {
-        var bytes = System.Security.Cryptography.RandomNumberGenerator.GetBytes(6);
+        var bytes = new byte[6];
+        CnmSharp.Core.Ids.FillRandom(bytes);
         bytes[0] = (byte)((bytes[0] & 0xFE) | 0x02);
         return new PhysicalAddress(bytes);
     }

@@ -112,6 +112,23 @@ internal sealed class BridgeStore(IKeyValueStore store, string prefix)
     public async ValueTask<List<BridgeEndpointRecord>> ListEndpointsAsync(string? networkId, CancellationToken cancellationToken) =>
         [.. (await store.ListAsync(networkId is null ? EndpointPrefix : EndpointPrefix + networkId + "/", cancellationToken).ConfigureAwait(false)).Select(e => Read(e, BridgeJsonContext.Default.BridgeEndpointRecord))];
 
+    /// <summary>The key of the restore marker: the host namespace instance (<c>boot id/namespace cookie</c>) whose kernel
+    /// objects and firewall rules a start last restored completely.</summary>
+    public string RestoredKey => prefix + "restored-in";
+
+    public async ValueTask<string?> GetRestoredInAsync(CancellationToken cancellationToken)
+    {
+        var entry = await store.GetAsync(RestoredKey, cancellationToken).ConfigureAwait(false);
+        return entry is null ? null : System.Text.Encoding.UTF8.GetString(entry.Value.Span);
+    }
+
+    public async ValueTask DeleteRestoredInAsync(CancellationToken cancellationToken) =>
+        await store.DeleteAsync(RestoredKey, StoreVersion.Any, StoreDurability.Relaxed, cancellationToken).ConfigureAwait(false);
+
+    // Moot after a reboot (the boot id changes): relaxed.
+    public ValueTask<long> PutRestoredInAsync(string instance, CancellationToken cancellationToken) =>
+        store.PutAsync(RestoredKey, System.Text.Encoding.UTF8.GetBytes(instance), StoreVersion.Any, StoreDurability.Relaxed, cancellationToken);
+
     private static T Read<T>(StoreEntry entry, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> info)
     {
         try

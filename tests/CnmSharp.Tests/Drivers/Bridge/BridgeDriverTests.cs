@@ -334,6 +334,42 @@ public class BridgeDriverTests
     }
 
     [Test]
+    public async Task ARestartInTheSameHostNamespaceInstanceAdoptsTheRecordsAndOnlyANewInstanceIsRestored()
+    {
+        _kernel.Instance = "boot-1/7";
+        var driver = await WithPublishedEndpointsAsync();
+        await driver.ProgramExternalConnectivityAsync(Net1, Ep1);
+        var oper = await driver.GetEndpointOperationalInfoAsync(Net1, Ep1);
+
+        // The first start in this instance restores (the records came from a start that never restored).
+        _calls.Clear();
+        await NewDriver().RestoreAsync(CancellationToken.None);
+        Assert.That(_calls, Does.Contain("fw reconcile 1 1"));
+
+        // A later start in the same instance: no kernel change, no reconcile; the backend adopts the records.
+        _calls.Clear();
+        var again = NewDriver();
+        await again.RestoreAsync(CancellationToken.None);
+        Assert.Multiple(() =>
+        {
+            Assert.That(_calls, Is.Empty, "nothing reaches the kernel or the packet filter");
+            _firewall.Verify(f => f.AdoptAsync(
+                It.Is<IReadOnlyList<FirewallNetwork>>(n => n.Count == 1),
+                It.Is<IReadOnlyList<FirewallPortForward>>(p => p.Count == 1),
+                It.IsAny<CancellationToken>()), Times.Once);
+        });
+        Assert.That((await again.GetEndpointOperationalInfoAsync(Net1, Ep1))[NetLabels.PortMap], Is.EqualTo(oper[NetLabels.PortMap]), "the ports are taken again");
+        await Assert.ThrowsAsync<CnmConflictException>(async () => await again.ProgramExternalConnectivityAsync(Net1, Ep2));
+
+        // A reboot (another boot id) with the bridge gone: restored in full again.
+        _kernel.Instance = "boot-2/7";
+        _kernel.Links.Clear();
+        _calls.Clear();
+        await NewDriver().RestoreAsync(CancellationToken.None);
+        Assert.That(_calls, Does.Contain("create bridge br-111111111111 mtu 1500").And.Contain("fw reconcile 1 1"));
+    }
+
+    [Test]
     public async Task DeleteEndpointDeletesALeftoverHostVeth()
     {
         var driver = await WithPublishedEndpointsAsync();
@@ -544,6 +580,11 @@ public class BridgeDriverTests
         }
 
         public Dictionary<string, LinkInfo> Links { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>The host namespace instance the kernel reports (null: it cannot tell).</summary>
+        public string? Instance { get; set; }
+
+        public ValueTask<string?> HostInstanceAsync(CancellationToken cancellationToken) => ValueTask.FromResult(Instance);
 
         public bool FailUp { get; set; }
 
