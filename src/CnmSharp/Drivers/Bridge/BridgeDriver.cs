@@ -68,8 +68,8 @@ internal sealed partial class BridgeDriver : INetworkDriver, IExternalConnectivi
     /// <summary>
     /// Loads the records and re-takes the published host ports; then, once per instance of the host namespace (after a
     /// reboot, or in a namespace made anew), re-creates missing kernel objects of each network and puts the firewall
-    /// rules back in one reconcile. A later start in the same instance finds the restore marker
-    /// (<see cref="BridgeStore.RestoredKey"/>) naming it and only adopts the records in the firewall backend: the
+    /// rules back in one reconcile. A later start in the same instance, with the same firewall backend, finds the
+    /// restore marker (<see cref="BridgeStore.RestoredKey"/>) naming both and only adopts the records in the firewall backend: the
     /// bridges and rules are there, since every change since went through a controller (an interrupted one is
     /// recovered from its intent). A `cnm` command is one start, so this is what keeps each command from running
     /// <c>iptables-save</c> (see docs/cli-performance.md); <see cref="ReconcileFirewallAsync"/> repairs an external
@@ -115,7 +115,11 @@ internal sealed partial class BridgeDriver : INetworkDriver, IExternalConnectivi
             return;
         }
 
-        var instance = await _kernel.HostInstanceAsync(cancellationToken).ConfigureAwait(false);
+        // The marker also names the firewall backend: a start that chose another backend (iptables to nftables or
+        // back) must reconcile, since that is where the old backend's rules are removed and the new one's installed.
+        var instance = await _kernel.HostInstanceAsync(cancellationToken).ConfigureAwait(false) is { } hostInstance
+            ? $"{hostInstance} firewall={_firewall?.Name ?? "none"}"
+            : null;
         if (instance is not null && string.Equals(await _store.GetRestoredInAsync(cancellationToken).ConfigureAwait(false), instance, StringComparison.Ordinal))
         {
             await AdoptFirewallRecordsAsync(cancellationToken).ConfigureAwait(false);

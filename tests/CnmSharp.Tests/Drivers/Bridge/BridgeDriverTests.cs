@@ -336,6 +336,7 @@ public class BridgeDriverTests
     [Test]
     public async Task ARestartInTheSameHostNamespaceInstanceAdoptsTheRecordsAndOnlyANewInstanceIsRestored()
     {
+        _firewall.Setup(f => f.Name).Returns("iptables");
         _kernel.Instance = "boot-1/7";
         var driver = await WithPublishedEndpointsAsync();
         await driver.ProgramExternalConnectivityAsync(Net1, Ep1);
@@ -353,13 +354,20 @@ public class BridgeDriverTests
         Assert.Multiple(() =>
         {
             Assert.That(_calls, Is.Empty, "nothing reaches the kernel or the packet filter");
-            _firewall.Verify(f => f.AdoptAsync(
+            _firewall.Verify(f => f.AdoptOwnerAsync(
+                "bridge",
                 It.Is<IReadOnlyList<FirewallNetwork>>(n => n.Count == 1),
                 It.Is<IReadOnlyList<FirewallPortForward>>(p => p.Count == 1),
                 It.IsAny<CancellationToken>()), Times.Once);
         });
         Assert.That((await again.GetEndpointOperationalInfoAsync(Net1, Ep1))[NetLabels.PortMap], Is.EqualTo(oper[NetLabels.PortMap]), "the ports are taken again");
         await Assert.ThrowsAsync<CnmConflictException>(async () => await again.ProgramExternalConnectivityAsync(Net1, Ep2));
+
+        // The same instance started with another firewall backend: reconciled (that is where a backend switch happens).
+        _firewall.Setup(f => f.Name).Returns("nftables");
+        _calls.Clear();
+        await NewDriver().RestoreAsync(CancellationToken.None);
+        Assert.That(_calls, Does.Contain("fw reconcile 1 1"), "a backend switch reconciles");
 
         // A reboot (another boot id) with the bridge gone: restored in full again.
         _kernel.Instance = "boot-2/7";
