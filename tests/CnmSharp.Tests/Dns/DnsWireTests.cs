@@ -1,7 +1,8 @@
 using System.Net;
 using CnmSharp.Dns;
 using CsCheck;
-using static CnmSharp.Tests.Dns.DnsTestMessages;
+using CnmSharp.Testing;
+using static CnmSharp.Testing.DnsTestMessages;
 
 namespace CnmSharp.Tests.Dns;
 

@@ -1,10 +1,11 @@
 using System.Buffers.Binary;
 using System.Net;
+using NUnit.Framework;
 
-namespace CnmSharp.Tests.Dns;
+namespace CnmSharp.Testing;
 
 /// <summary>Hand-built DNS messages for the codec tests.</summary>
-internal static class DnsTestMessages
+public static class DnsTestMessages
 {
     public static byte[] Query(string name, ushort type, ushort id = 0x1234, int? ednsSize = null, ushort flags = 0x0100)
     {
@@ -114,5 +115,58 @@ internal static class DnsTestMessages
         }
 
         return result;
+    }
+}
+
+/// <summary>A DNS client for tests: one query over UDP or TCP, from a socket made where the caller says (inside a
+/// sandbox's namespace for the real resolver).</summary>
+public static class DnsTestClient
+{
+    /// <summary>Sends one query over UDP and waits for the reply (null after the timeout).</summary>
+    public static async Task<byte[]?> UdpAsync(System.Net.Sockets.Socket socket, IPEndPoint server, byte[] query, TimeSpan timeout)
+    {
+        await socket.SendToAsync(query, System.Net.Sockets.SocketFlags.None, server).ConfigureAwait(false);
+        var buffer = new byte[65535];
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            var received = await socket.ReceiveFromAsync(buffer, System.Net.Sockets.SocketFlags.None, new IPEndPoint(IPAddress.Any, 0), cts.Token).ConfigureAwait(false);
+            return buffer[..received.ReceivedBytes];
+        }
+        catch (OperationCanceledException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Connects, sends one length-prefixed query over TCP and reads the reply.</summary>
+    public static async Task<byte[]> TcpAsync(System.Net.Sockets.Socket socket, IPEndPoint server, byte[] query, TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        await socket.ConnectAsync(server, cts.Token).ConfigureAwait(false);
+        var framed = new byte[2 + query.Length];
+        BinaryPrimitives.WriteUInt16BigEndian(framed, (ushort)query.Length);
+        query.CopyTo(framed, 2);
+        await socket.SendAsync(framed, System.Net.Sockets.SocketFlags.None, cts.Token).ConfigureAwait(false);
+        var prefix = await ReadAsync(socket, 2, cts.Token).ConfigureAwait(false);
+        return await ReadAsync(socket, BinaryPrimitives.ReadUInt16BigEndian(prefix), cts.Token).ConfigureAwait(false);
+    }
+
+    private static async Task<byte[]> ReadAsync(System.Net.Sockets.Socket socket, int length, CancellationToken cancellationToken)
+    {
+        var buffer = new byte[length];
+        var read = 0;
+        while (read < length)
+        {
+            var n = await socket.ReceiveAsync(buffer.AsMemory(read), System.Net.Sockets.SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            if (n == 0)
+            {
+                throw new IOException("closed");
+            }
+
+            read += n;
+        }
+
+        return buffer;
     }
 }
