@@ -8,7 +8,7 @@ namespace CnmSharp.Testing;
 
 /// <summary>
 /// A tiny upstream DNS server for tests, on UDP and TCP at an address the test chooses (inside a test namespace when one
-/// is given, so no query leaves the machine). It answers every name under <c>.test</c> with one A record
+/// is given, so no query leaves the machine). It answers every A query for a name under <c>.test</c> with one A record (other types: no data)
 /// (<see cref="AddressOf"/>), <c>big.test</c> with 60 A records (over 512 bytes: cut to the question with TC over UDP
 /// unless the query's EDNS size allows it, whole over TCP), never answers <c>silent.test</c>, and says NXDOMAIN for
 /// the rest. It counts what it receives.
@@ -192,7 +192,8 @@ public sealed class FakeDnsServer : IAsyncDisposable
         }
 
         var known = name.EndsWith(".test", StringComparison.Ordinal);
-        var count = !known ? 0 : name == "big.test" ? BigCount : 1;
+        var isA = query.Length >= questionEnd && BinaryPrimitives.ReadUInt16BigEndian(query[(questionEnd - 4)..]) == 1;
+        var count = !known || !isA ? 0 : name == "big.test" ? BigCount : 1;
         var reply = new List<byte>(query[..questionEnd].ToArray());
         reply[2] = (byte)(0x81 | (query[2] & 0x01));
         reply[3] = (byte)(0x80 | (known ? 0 : 3));
