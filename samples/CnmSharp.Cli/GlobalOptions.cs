@@ -168,6 +168,9 @@ internal sealed record CliContext(string StateDirectory, string RunDirectory, st
                 o.RunDirectory = RunDirectory;
                 o.HostNamespacePath = HostNamespacePath;
                 o.ReadOnly = readOnly;
+
+                // A cnm command is a short process: the sandboxes' DNS is served by 'cnm dns serve' (DnsCommands).
+                o.Dns.Mode = EmbeddedDnsMode.External;
             })
             .UseLoggerFactory(StderrLoggerFactory.Instance)
             .BuildAsync(cancellationToken).ConfigureAwait(false);
