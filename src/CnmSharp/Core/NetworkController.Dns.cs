@@ -73,10 +73,12 @@ public sealed partial class NetworkController
         && (endpoint.Record.Address is not null || endpoint.Record.AddressIPv6 is not null);
 
     /// <summary>Tells the in-process resolver the current state (best effort: a failure is logged, never thrown, so DNS
-    /// cannot fail a join or a leave). Nothing happens without an in-process resolver.</summary>
+    /// cannot fail a join or a leave). Nothing happens without an in-process resolver: one this controller serves
+    /// itself (<see cref="EmbeddedDnsMode.InProcess"/>), or one a <see cref="ServeDnsAsync"/> call started.</summary>
     private async ValueTask UpdateDnsAsync(CancellationToken cancellationToken)
     {
-        if (_dnsFactory is null || _readOnly || _options.Dns.Mode != EmbeddedDnsMode.InProcess || Volatile.Read(ref _disposed) != 0)
+        if (Volatile.Read(ref _disposed) != 0
+            || (_dns is null && (_dnsFactory is null || _readOnly || _options.Dns.Mode != EmbeddedDnsMode.InProcess)))
         {
             return;
         }
@@ -91,7 +93,7 @@ public sealed partial class NetworkController
                     return;
                 }
 
-                _dns ??= _dnsFactory();
+                _dns ??= _dnsFactory!();
                 await _dns.ApplyAsync(await BuildDnsStateAsync(cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
             }
             finally
