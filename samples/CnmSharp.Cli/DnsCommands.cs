@@ -46,11 +46,25 @@ internal static class DnsCommands
             return;
         }
 
+        // One command starts the resolver (it holds dns.spawn meanwhile); the others wait for it to answer.
+        FileStream? spawnLock = null;
         try
         {
-            Spawn(context);
+            try
+            {
+                spawnLock = new FileStream(Path.Combine(context.RunDirectory, "dns.spawn"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+                if (!await TrySyncAsync(context, cancellationToken).ConfigureAwait(false))
+                {
+                    Spawn(context);
+                }
+            }
+            catch (IOException)
+            {
+                // Another command is starting it.
+            }
+
             var deadline = Stopwatch.StartNew();
-            while (deadline.Elapsed < TimeSpan.FromSeconds(15))
+            while (deadline.Elapsed < TimeSpan.FromSeconds(30))
             {
                 await Task.Delay(50, cancellationToken).ConfigureAwait(false);
                 if (await TrySyncAsync(context, cancellationToken).ConfigureAwait(false))
@@ -63,6 +77,13 @@ internal static class DnsCommands
         {
             await Console.Error.WriteLineAsync("cnm: warning: cannot start the DNS resolver: " + CliApp.OneLine(ex.Message)).ConfigureAwait(false);
             return;
+        }
+        finally
+        {
+            if (spawnLock is not null)
+            {
+                await spawnLock.DisposeAsync().ConfigureAwait(false);
+            }
         }
 
         await Console.Error.WriteLineAsync($"cnm: warning: the DNS resolver did not come up; see {LogPath(context)}").ConfigureAwait(false);
@@ -163,7 +184,7 @@ internal static class DnsCommands
             try
             {
                 await using var controller = await context.OpenControllerAsync(ControllerAccess.ReadOnly, stop.Token).ConfigureAwait(false);
-                await LoopAsync(controller, control, stop.Token).ConfigureAwait(false);
+                await LoopAsync(controller, control, PidPath(context), stop.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
             {
@@ -178,15 +199,16 @@ internal static class DnsCommands
         return 0;
     }
 
-    /// <summary>Serves until a sync finds no sandbox that needs DNS: at each control request (answered once the state
-    /// is applied) and every second.</summary>
-    private static async Task LoopAsync(NetworkController controller, Socket control, CancellationToken cancellationToken)
+    /// <summary>Serves until a sync finds no sandbox that needs DNS (or its PID file is gone: the run directory was
+    /// removed): at each control request and every second. Requests that arrive together share one re-read, and each
+    /// is answered once the state is applied.</summary>
+    private static async Task LoopAsync(NetworkController controller, Socket control, string pidPath, CancellationToken cancellationToken)
     {
         var accept = control.AcceptAsync(cancellationToken).AsTask();
         while (true)
         {
             var served = await controller.ServeDnsAsync(cancellationToken).ConfigureAwait(false);
-            if (served == 0)
+            if (served == 0 || !File.Exists(pidPath))
             {
                 return;
             }
@@ -198,12 +220,49 @@ internal static class DnsCommands
                 continue;
             }
 
-            using var client = await accept.ConfigureAwait(false);
+            var clients = new List<Socket> { await accept.ConfigureAwait(false) };
+            while (control.Poll(0, SelectMode.SelectRead))
+            {
+                clients.Add(await control.AcceptAsync(cancellationToken).ConfigureAwait(false));
+            }
+
             accept = control.AcceptAsync(cancellationToken).AsTask();
-            var buffer = new byte[16];
-            _ = await client.ReceiveAsync(buffer, SocketFlags.None, cancellationToken).ConfigureAwait(false);
-            served = await controller.ServeDnsAsync(cancellationToken).ConfigureAwait(false);
-            await client.SendAsync(Encoding.ASCII.GetBytes($"ok {served}\n"), SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                var buffer = new byte[16];
+                foreach (var client in clients)
+                {
+                    using var read = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                    read.CancelAfter(TimeSpan.FromSeconds(1));
+                    try
+                    {
+                        _ = await client.ReceiveAsync(buffer, SocketFlags.None, read.Token).ConfigureAwait(false);
+                    }
+                    catch (Exception ex) when (ex is SocketException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+                    {
+                    }
+                }
+
+                served = await controller.ServeDnsAsync(cancellationToken).ConfigureAwait(false);
+                foreach (var client in clients)
+                {
+                    try
+                    {
+                        await client.SendAsync(Encoding.ASCII.GetBytes($"ok {served}\n"), SocketFlags.None, cancellationToken).ConfigureAwait(false);
+                    }
+                    catch (SocketException)
+                    {
+                    }
+                }
+            }
+            finally
+            {
+                foreach (var client in clients)
+                {
+                    client.Dispose();
+                }
+            }
+
             if (served == 0)
             {
                 return;
