@@ -17,6 +17,7 @@ internal static class CliApp
         root.Subcommands.Add(SandboxCommands.Build());
         root.Subcommands.Add(DemoCommand.Build());
         root.Subcommands.Add(GraphCommand.Build());
+        root.Subcommands.Add(DnsCommands.Build());
         return root;
     }
 

@@ -6,7 +6,8 @@ using CnmSharp.Netlink;
 namespace CnmSharp.Cli;
 
 /// <summary>
-/// <c>cnm demo</c>: a private host namespace, a bridge network, two sandboxes that ping each other, then everything
+/// <c>cnm demo</c>: a private host namespace, a bridge network, two sandboxes that ping each other (by address, then
+/// by name through the embedded DNS), then everything
 /// removed. It removes only what it made: by default it works in a fresh temporary directory of its own; a directory it
 /// is given must be new, empty or marked as the demo's (<see cref="DemoDirectory"/>). Safe to run twice and after being
 /// killed: what an earlier run left in directories marked as the demo's is cleaned up first.
@@ -200,8 +201,9 @@ internal static class DemoCommand
             var sandboxes = new List<Sandbox>();
             foreach (var name in SandboxNames)
             {
+                // The DNS upstream is explicit: the demo's fake one on the gateway, inside its private host namespace.
                 var sandbox = await Step($"created sandbox {name}", async () =>
-                    await controller.CreateSandboxAsync(name, new SandboxCreateOptions { Hostname = name }, ct).ConfigureAwait(false),
+                    await controller.CreateSandboxAsync(name, new SandboxCreateOptions { Hostname = name, DnsServers = [Gateway] }, ct).ConfigureAwait(false),
                     s => s.Key).ConfigureAwait(false);
                 sandboxes.Add(sandbox);
                 await Step($"connected {name} to {NetworkName}", async () =>
@@ -225,19 +227,19 @@ internal static class DemoCommand
                 return 1;
             }
 
-            if (a.HostsFile is { } hosts && (await File.ReadAllLinesAsync(hosts, ct).ConfigureAwait(false)).Any(l => l.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries).Skip(1).Contains("demo-b")))
+            // The embedded DNS: this process serves 127.0.0.11 in both sandboxes while its controller is open (the
+            // CLI's controllers leave that to 'cnm dns serve'; the demo is one process, so it serves itself). Names
+            // that are not the demo's go to a fake upstream on the gateway that says NXDOMAIN to everything.
+            await using var upstream = await Step($"started a fake DNS upstream on {Gateway}:53 (NXDOMAIN for everything)", async () =>
+                await DemoUpstream.StartAsync(demo.Namespaces, demo.HostNamespacePath, Gateway, ct).ConfigureAwait(false), _ => "").ConfigureAwait(false);
+            await Step("serving the embedded DNS (127.0.0.11) in the sandboxes", async () =>
+                await controller.ServeDnsAsync(ct).ConfigureAwait(false), n => $"{n} sandboxes").ConfigureAwait(false);
+            ping = await Step("pinged demo-b by name from demo-a", async () =>
+                await SandboxExec.RunAsync(a, ["ping", "-c", "2", "-W", "2", "demo-b"], line => Console.WriteLine("           | " + line), ct).ConfigureAwait(false),
+                code => code == 0 ? "ok" : $"FAILED, exit code {code}").ConfigureAwait(false);
+            if (ping != 0)
             {
-                ping = await Step("pinged demo-b by name from demo-a", async () =>
-                    await SandboxExec.RunAsync(a, ["ping", "-c", "2", "-W", "2", "demo-b"], line => Console.WriteLine("           | " + line), ct).ConfigureAwait(false),
-                    code => code == 0 ? "ok" : $"FAILED, exit code {code}").ConfigureAwait(false);
-                if (ping != 0)
-                {
-                    return 1;
-                }
-            }
-            else
-            {
-                Console.WriteLine("           note: ping by name skipped: demo-a's /etc/hosts names only itself; other containers resolve through the embedded DNS, not built yet");
+                return 1;
             }
 
             if (graph is { } g)

@@ -201,6 +201,9 @@ internal sealed record CliContext(string StateDirectory, string RunDirectory, st
                 {
                     o.Firewall = firewall;
                 }
+
+                // A cnm command is a short process: the sandboxes' DNS is served by 'cnm dns serve' (DnsCommands).
+                o.Dns.Mode = EmbeddedDnsMode.External;
             })
             .UseLoggerFactory(StderrLoggerFactory.Instance)
             .BuildAsync(cancellationToken).ConfigureAwait(false);

@@ -32,6 +32,7 @@ internal static class NetworkCommands
         var aux = Multi("--aux-address", "Auxiliary address reserved in the subnet that holds it", "name=ip");
         var ipv6 = new Option<bool>("--ipv6") { Description = "Enable IPv6" };
         var isInternal = new Option<bool>("--internal") { Description = "Restrict external access to the network" };
+        var disableDns = new Option<bool>("--disable-dns") { Description = "No embedded DNS (127.0.0.11) for the network's sandboxes, and its names not served" };
         var opt = Multi("--opt", "Driver option", "k=v");
         opt.Aliases.Add("-o");
         var ipamDriver = new Option<string?>("--ipam-driver") { Description = "IPAM driver (default: default)", HelpName = "NAME" };
@@ -40,7 +41,7 @@ internal static class NetworkCommands
         var configOnly = new Option<bool>("--config-only") { Description = "Create a configuration-only network (settings for --config-from; no driver, no pool, no containers)" };
         var configFrom = new Option<string?>("--config-from") { Description = "Take the configuration (subnets, IPAM, IPv6, options, labels) from a configuration-only network", HelpName = "NETWORK" };
         var name = new Argument<string>("NAME") { Description = "Network name" };
-        var cmd = new Command("create", "Create a network and print its id") { driver, subnet, gateway, ipRange, aux, ipv6, isInternal, opt, ipamDriver, ipamOpt, label, configOnly, configFrom, name };
+        var cmd = new Command("create", "Create a network and print its id") { driver, subnet, gateway, ipRange, aux, ipv6, isInternal, disableDns, opt, ipamDriver, ipamOpt, label, configOnly, configFrom, name };
         cmd.SetAction((parse, ct) => CliApp.RunAsync(parse, async context =>
         {
             var enableIPv6 = parse.GetValue(ipv6);
@@ -58,6 +59,7 @@ internal static class NetworkCommands
                 IpamDriver = parse.GetValue(ipamDriver),
                 EnableIPv6 = enableIPv6,
                 Internal = parse.GetValue(isInternal),
+                DisableDns = parse.GetValue(disableDns),
                 IPv4Config = v4,
                 IPv6Config = v6,
                 ConfigOnly = parse.GetValue(configOnly),
@@ -277,6 +279,7 @@ internal static class NetworkCommands
                 await PrintPublishedAsync(sandbox, endpoint, ct).ConfigureAwait(false);
             }
 
+            await DnsCommands.NotifyAsync(context, controller.EmbeddedDnsSandboxCount > 0, ct).ConfigureAwait(false);
             return 0;
         }));
         return cmd;
@@ -357,6 +360,7 @@ internal static class NetworkCommands
                 ?? throw new CliException($"container \"{sandbox.ContainerId}\" is not connected to network \"{network.Name}\"");
             await endpoint.LeaveAsync(sandbox, ct).ConfigureAwait(false);
             await endpoint.DeleteAsync(cancellationToken: ct).ConfigureAwait(false);
+            await DnsCommands.NotifyAsync(context, needed: false, ct).ConfigureAwait(false);
             return 0;
         }));
         return cmd;

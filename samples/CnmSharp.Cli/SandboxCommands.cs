@@ -198,7 +198,9 @@ internal static class SandboxCommands
         cmd.SetAction((parse, ct) => CliApp.RunAsync(parse, async context =>
         {
             await using var controller = await context.OpenControllerAsync(ct).ConfigureAwait(false);
-            return await CliApp.RemoveEachAsync(parse.GetValue(names)!, name => Find(controller, name).DeleteAsync(ct).AsTask()).ConfigureAwait(false);
+            var status = await CliApp.RemoveEachAsync(parse.GetValue(names)!, name => Find(controller, name).DeleteAsync(ct).AsTask()).ConfigureAwait(false);
+            await DnsCommands.NotifyAsync(context, needed: false, ct).ConfigureAwait(false);
+            return status;
         }));
         return cmd;
     }

@@ -28,6 +28,7 @@ internal static class Workloads
         [SandboxSetup.SandboxSetupWorkload.Name] = SandboxSetup.SandboxSetupWorkload.RunAsync,
         [MacvlanSetup.MacvlanSetupWorkload.Name] = MacvlanSetup.MacvlanSetupWorkload.RunAsync,
         [CliLatency.CliLatencyWorkload.Name] = CliLatency.CliLatencyWorkload.RunAsync,
+        [DnsResolution.DnsResolutionWorkload.Name] = DnsResolution.DnsResolutionWorkload.RunAsync,
     };
 
     public static bool TryGet(string name, out Func<string[], Task<int>> workload) =>

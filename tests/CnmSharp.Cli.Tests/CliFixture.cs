@@ -17,6 +17,9 @@ public abstract class CliFixture
     /// <summary>The fixture's temporary directory (<c>state</c> and <c>run</c> under it).</summary>
     protected string Root => _lab.Root;
 
+    /// <summary>The fixture's lab.</summary>
+    private protected CliLab Lab => _lab;
+
     /// <summary>The global options that point <c>cnm</c> at the fixture's state, run directory and namespace.</summary>
     protected string[] Global => _lab.GlobalArgs;
 

@@ -137,6 +137,48 @@ internal sealed class CliLab : IAsyncDisposable
         return text.ToString();
     }
 
+    /// <summary>The PID of this lab's <c>cnm dns serve</c> (from its run directory's <c>dns.pid</c>, checked against
+    /// the process's command line), or null when none runs.</summary>
+    public int? DnsResolverPid()
+    {
+        var pidFile = Path.Combine(RunDirectory, "dns.pid");
+        try
+        {
+            if (!File.Exists(pidFile) || !int.TryParse(File.ReadAllText(pidFile).Trim(), System.Globalization.CultureInfo.InvariantCulture, out var pid))
+            {
+                return null;
+            }
+
+            var cmdline = File.ReadAllText($"/proc/{pid}/cmdline").Split('\0');
+            return cmdline.Contains(RunDirectory) && cmdline.Contains("serve") ? pid : null;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Stops this lab's resolver process, if one runs: SIGTERM by its PID, then SIGKILL after 10 s.</summary>
+    public async Task StopDnsResolverAsync()
+    {
+        if (DnsResolverPid() is not { } pid)
+        {
+            return;
+        }
+
+        using var process = System.Diagnostics.Process.GetProcessById(pid);
+        await IpTool.ExecAsync("kill", "-TERM", pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        try
+        {
+            await process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill();
+        }
+    }
+
     private static string Indent(string s) => s.TrimEnd().Replace("\n", "\n      ", StringComparison.Ordinal);
 
     public async ValueTask DisposeAsync()
@@ -152,6 +194,15 @@ internal sealed class CliLab : IAsyncDisposable
         foreach (var p in processes)
         {
             p.Kill();
+        }
+
+        try
+        {
+            await StopDnsResolverAsync();
+        }
+        catch (Exception ex) when (ex is IOException or InvalidOperationException or ArgumentException or System.ComponentModel.Win32Exception)
+        {
+            await TestContext.Progress.WriteLineAsync($"teardown: stopping the DNS resolver failed: {ex.Message}");
         }
 
         foreach (var p in processes)

@@ -130,8 +130,10 @@ public sealed partial class CliVerbsTests : CliFixture
             Assert.That(s.GetProperty("Endpoints")[0].GetProperty("MacAddress").GetString(), Is.EqualTo("02:42:0a:49:00:99"));
 
             var resolv = Lines(await File.ReadAllTextAsync(s.GetProperty("ResolvConfPath").GetString()!));
-            Assert.That(resolv, Does.Contain("nameserver 10.0.0.53").And.Contain("nameserver 2001:db8::53").And.Contain("search a.test b.test").And.Contain("options ndots:2"),
-                string.Join('\n', resolv));
+            // The connect turned the embedded DNS on: 127.0.0.11 replaces the IPv4 server (the resolver forwards to it), the
+            // IPv6 one, the search list and the user's ndots stay.
+            Assert.That(resolv, Does.Contain("nameserver 127.0.0.11").And.Contain("nameserver 2001:db8::53").And.Contain("search a.test b.test").And.Contain("options ndots:2")
+                .And.Not.Contain("nameserver 10.0.0.53"), string.Join('\n', resolv));
 
             var hosts = Lines(await File.ReadAllTextAsync(s.GetProperty("HostsPath").GetString()!));
             Assert.That(hosts, Does.Contain("10.1.2.3\tdb").And.Contain("10.1.2.4\tcache").And.Contain("::1\tsix").And.Contain("2001:db8::7\tseven")
@@ -139,7 +141,7 @@ public sealed partial class CliVerbsTests : CliFixture
         }
 
         var inside = await OkAsync("sandbox", "exec", sandbox, "--", "cat", "/etc/resolv.conf", "/etc/hosts");
-        Assert.That(inside.StdOut, Does.Contain("nameserver 10.0.0.53").And.Contain("10.1.2.3\tdb"), "the sandbox sees its files as /etc/resolv.conf and /etc/hosts");
+        Assert.That(inside.StdOut, Does.Contain("nameserver 127.0.0.11").And.Contain("10.1.2.3\tdb"), "the sandbox sees its files as /etc/resolv.conf and /etc/hosts");
 
         var link = (await IpTool.JsonAsync(key, "addr", "show", "dev", iface))[0];
         Assert.That(link.GetProperty("address").GetString(), Is.EqualTo("02:42:0a:49:00:99"));

@@ -84,6 +84,10 @@ public sealed class CnmOptions
     /// <summary>The IPAM driver used when a network names none. Default <c>default</c>.</summary>
     [Required]
     public string DefaultIpamDriver { get; set; } = "default";
+
+    /// <summary>The embedded DNS (<c>127.0.0.11</c> in every sandbox with an endpoint on a network that does not
+    /// disable it): who serves it, timeouts and limits. See docs/dns.md.</summary>
+    public EmbeddedDnsOptions Dns { get; set; } = new();
 }
 
 /// <summary>Validates <see cref="CnmOptions"/> (source-generated).</summary>
@@ -106,12 +110,17 @@ public sealed class DefaultNetwork
     /// <summary>Driver options.</summary>
     public IDictionary<string, string> DriverOptions { get; set; } = new Dictionary<string, string>(StringComparer.Ordinal);
 
-    /// <summary>The standard set: <c>none</c> (null driver), <c>host</c> (host driver), <c>bridge</c> (bridge driver).</summary>
+    /// <summary>No embedded DNS on this network (<see cref="NetworkCreateOptions.DisableDns"/>): Docker gives its default
+    /// <c>bridge</c> network none.</summary>
+    public bool DisableDns { get; set; }
+
+    /// <summary>The standard set: <c>none</c> (null driver), <c>host</c> (host driver), <c>bridge</c> (bridge driver,
+    /// without embedded DNS, as Docker's default bridge).</summary>
     /// <returns>A new list.</returns>
     public static IList<DefaultNetwork> Standard() =>
     [
         new() { Name = "none", Driver = "null" },
         new() { Name = "host", Driver = "host" },
-        new() { Name = "bridge", Driver = "bridge", DriverOptions = new Dictionary<string, string>(StringComparer.Ordinal) { [NetLabels.BridgePrefix + ".default_bridge"] = "true" } },
+        new() { Name = "bridge", Driver = "bridge", DriverOptions = new Dictionary<string, string>(StringComparer.Ordinal) { [NetLabels.BridgePrefix + ".default_bridge"] = "true" }, DisableDns = true },
     ];
 }

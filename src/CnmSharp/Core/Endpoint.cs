@@ -70,6 +70,9 @@ public sealed class Endpoint
     /// <summary>True for an anonymous endpoint.</summary>
     public bool Anonymous => _record.Anonymous;
 
+    /// <summary>The endpoint gives its sandbox no embedded DNS (<see cref="EndpointCreateOptions.DisableResolution"/>).</summary>
+    public bool DisableResolution => _record.DisableResolution;
+
     /// <summary>Published ports. While the endpoint provides its sandbox's external connectivity, the bindings as the
     /// driver published them (a requested host port 0 shows the ephemeral port it was given, and the driver may list
     /// more, such as the IPv6 copy of a binding on every address); otherwise the bindings as requested.</summary>

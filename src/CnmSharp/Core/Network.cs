@@ -86,6 +86,9 @@ public sealed class Network
     /// <summary>True for an internal network.</summary>
     public bool Internal => _record.Internal;
 
+    /// <summary>No embedded DNS from this network (<see cref="NetworkCreateOptions.DisableDns"/>).</summary>
+    public bool DisableDns => _record.DisableDns;
+
     /// <summary>True when attachable.</summary>
     public bool Attachable => _record.Attachable;
 

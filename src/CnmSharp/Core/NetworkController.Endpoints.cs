@@ -102,6 +102,7 @@ public sealed partial class NetworkController
                         LinkLocalAddresses = options.LinkLocalAddresses.Select(a => a.ToString()).ToList(),
                         Aliases = [.. options.Aliases],
                         Anonymous = options.Anonymous,
+                        DisableResolution = options.DisableResolution,
                         ExposedPorts = options.ExposedPorts.Select(p => new[] { (int)p.Protocol, p.Port }).ToList(),
                         PortBindings = options.PortBindings.Select(p => new PortBindingRecord { Protocol = (int)p.Protocol, ContainerPort = p.ContainerPort, HostIP = p.HostIP.ToString(), HostPort = p.HostPort, HostPortEnd = p.HostPortEnd }).ToList(),
                         DriverOptions = new(options.DriverOptions, StringComparer.Ordinal),

@@ -115,6 +115,7 @@ public sealed partial class NetworkController
                     EnableIPv6 = enableIPv6,
                     Internal = isInternal,
                     Attachable = options.Attachable,
+                    DisableDns = options.DisableDns,
                     IpamDriver = ipamName,
                     IpamOptions = new(options.IpamOptions, StringComparer.Ordinal),
                     DriverOptions = new(options.DriverOptions, StringComparer.Ordinal),

@@ -208,6 +208,7 @@ public sealed partial class NetworkController
         }
 
         Log.SandboxDeleted(_logger, sandbox.Id);
+        await UpdateDnsAsync(CancellationToken.None).ConfigureAwait(false);
     }
 
     internal ValueTask JoinAsync(Endpoint endpoint, Sandbox sandbox, JoinOptions options, CancellationToken cancellationToken) =>
@@ -359,9 +360,17 @@ public sealed partial class NetworkController
                 await _sandboxFiles.AddHostEntriesAsync(sandbox.FilesDirectory, hostEntries, cancellationToken).ConfigureAwait(false);
             }
 
-            if (network.EnableIPv6)
+            // The first endpoint that resolves names gives the sandbox the embedded DNS: its resolv.conf is rewritten to
+            // point at 127.0.0.11 (a file the user edited is left alone) and it keeps a resolver until it is deleted.
+            var dnsOn = TurnsDnsOn(endpoint, sandbox, sandboxRecord);
+            if (dnsOn)
             {
-                await _sandboxFiles.UpdateResolvConfAsync(sandbox.FilesDirectory, FileOptions(sandboxRecord, enableIPv6: true), cancellationToken).ConfigureAwait(false);
+                sandboxRecord = sandboxRecord with { EmbeddedDns = true };
+            }
+
+            if (network.EnableIPv6 || dnsOn)
+            {
+                await _sandboxFiles.UpdateResolvConfAsync(sandbox.FilesDirectory, FileOptions(sandboxRecord, enableIPv6: sandbox.Endpoints.Any(e => e.Network.EnableIPv6)), cancellationToken).ConfigureAwait(false);
             }
 
             var versions = await _store.Store.CommitAsync(
@@ -378,6 +387,7 @@ public sealed partial class NetworkController
             sandbox.Version = versions[1];
             SetTouchedVersions(touched, versions, 2);
             Log.Joined(_logger, endpoint.Id, sandbox.Id, destinationName);
+            await UpdateDnsAsync(CancellationToken.None).ConfigureAwait(false);
         }
         catch
         {
@@ -496,6 +506,10 @@ public sealed partial class NetworkController
                 sandbox.Version = versions[1];
                 SetTouchedVersions(touched, versions, 2);
                 Log.Left(_logger, endpoint.Id, sandbox.Id);
+                if (!sandboxGoing)
+                {
+                    await UpdateDnsAsync(CancellationToken.None).ConfigureAwait(false);
+                }
             }
             catch
             {
@@ -752,6 +766,7 @@ public sealed partial class NetworkController
         DnsSearch = record.DnsSearch,
         DnsOptions = record.DnsOptions,
         EnableIPv6 = enableIPv6,
+        UseEmbeddedDns = record.EmbeddedDns && _options.Dns.Mode != EmbeddedDnsMode.Disabled,
     };
 
     /// <summary>The /etc/hosts lines of an endpoint in its sandbox: hostname (and FQDN) for its first IPv4 and IPv6

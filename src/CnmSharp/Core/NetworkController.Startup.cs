@@ -26,6 +26,9 @@ internal sealed record ControllerStartInfo
     public IMeterFactory? MeterFactory { get; init; }
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
     public IServiceProvider? Services { get; init; }
+
+    /// <summary>Creates the in-process embedded DNS server (null: none, for sandbox networking that is not the kernel's).</summary>
+    public Func<Dns.IEmbeddedDns>? EmbeddedDnsFactory { get; init; }
 }
 
 public sealed partial class NetworkController
@@ -96,6 +99,9 @@ public sealed partial class NetworkController
             }
 
             Log.ControllerStarted(controller._logger, record.Id, info.Options.HostNamespacePath ?? "(own)", controller._networks.Count, controller._networks.Values.Sum(n => n.EndpointCount), controller._sandboxes.Count);
+
+            // The resolvers of the sandboxes that had one come back with every record (a restart loses none).
+            await controller.UpdateDnsAsync(cancellationToken).ConfigureAwait(false);
             return controller;
         }
         catch
@@ -184,7 +190,7 @@ public sealed partial class NetworkController
                 continue;
             }
 
-            await CreatePreDefinedNetworkAsync(spec.Name, spec.Driver, new NetworkCreateOptions { DriverOptions = new Dictionary<string, string>(spec.DriverOptions, StringComparer.Ordinal) }, cancellationToken).ConfigureAwait(false);
+            await CreatePreDefinedNetworkAsync(spec.Name, spec.Driver, new NetworkCreateOptions { DriverOptions = new Dictionary<string, string>(spec.DriverOptions, StringComparer.Ordinal), DisableDns = spec.DisableDns }, cancellationToken).ConfigureAwait(false);
         }
     }
 

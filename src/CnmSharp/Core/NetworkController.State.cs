@@ -151,6 +151,9 @@ public sealed partial class NetworkController
         {
             await RecoverCoreAsync(cancellationToken).ConfigureAwait(false);
         }
+
+        // Another process joined, left or deleted: the resolvers follow.
+        await UpdateDnsAsync(cancellationToken).ConfigureAwait(false);
     }
 
     private async ValueTask OnStateReleasingAsync()

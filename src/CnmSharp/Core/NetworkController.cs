@@ -58,6 +58,7 @@ public sealed partial class NetworkController : IAsyncDisposable
         _sandboxNetworking = info.SandboxNetworking;
         _ownsSandboxNetworking = info.OwnsSandboxNetworking;
         _sandboxFiles = info.SandboxFiles;
+        _dnsFactory = info.EmbeddedDnsFactory;
         _loggerFactory = info.LoggerFactory;
         _logger = info.LoggerFactory.CreateLogger<NetworkController>();
         _time = info.TimeProvider;
@@ -361,6 +362,8 @@ public sealed partial class NetworkController : IAsyncDisposable
         }
 
         _pluginResolver?.Dispose();
+        // The resolvers' sockets live in the sandboxes' namespaces: closed before the namespaces are let go.
+        await DisposeDnsAsync().ConfigureAwait(false);
 
         // Open namespace handles keep sandbox namespaces alive; a stopped controller must not hold them.
         if (_ownsSandboxNetworking && _sandboxNetworking is IAsyncDisposable sandboxNetworking)

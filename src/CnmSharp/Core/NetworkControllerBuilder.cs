@@ -28,6 +28,7 @@ public sealed class NetworkControllerBuilder
     private Func<CancellationToken, ValueTask<(IKeyValueStore Store, bool Owned)>>? _store;
     private ISandboxNetworking? _sandboxNetworking;
     private ISandboxFiles? _sandboxFiles;
+    private Func<Dns.IEmbeddedDns>? _embeddedDns;
     private ILoggerFactory _loggerFactory = NullLoggerFactory.Instance;
     private IMeterFactory? _meterFactory;
     private TimeProvider _timeProvider = TimeProvider.System;
@@ -139,6 +140,14 @@ public sealed class NetworkControllerBuilder
         return this;
     }
 
+    /// <summary>Sets the in-process embedded DNS server (tests). By default there is one only with the built-in sandbox
+    /// networking, whose keys are real namespaces.</summary>
+    internal NetworkControllerBuilder UseEmbeddedDns(Func<Dns.IEmbeddedDns> factory)
+    {
+        _embeddedDns = factory;
+        return this;
+    }
+
     /// <summary>Sets the firewall backend (iptables by default); null makes the controller manage no firewall.</summary>
     /// <param name="factory">Creates the backend for the controller's host namespace.</param>
     /// <returns>This builder.</returns>
@@ -246,6 +255,7 @@ public sealed class NetworkControllerBuilder
                 MeterFactory = _meterFactory,
                 TimeProvider = _timeProvider,
                 Services = _services,
+                EmbeddedDnsFactory = _embeddedDns ?? (_sandboxNetworking is null ? () => new Dns.EmbeddedDnsServer(Options.Dns, new Dns.LinuxDnsNamespaces(), _loggerFactory) : null),
             },
             cancellationToken).ConfigureAwait(false);
     }

@@ -36,6 +36,10 @@ public sealed record NetworkCreateOptions
     /// <summary>An internal network: no route out, no NAT, no external connectivity.</summary>
     public bool Internal { get; init; }
 
+    /// <summary>No embedded DNS from this network: joining it does not give a sandbox a resolver, and its endpoints'
+    /// names are not served (podman's <c>--disable-dns</c>; Docker's default bridge behaves so).</summary>
+    public bool DisableDns { get; init; }
+
     /// <summary>Attachable (informational for standalone use).</summary>
     public bool Attachable { get; init; }
 
@@ -104,6 +108,10 @@ public sealed record EndpointCreateOptions
 
     /// <summary>An anonymous endpoint (not resolvable by name).</summary>
     public bool Anonymous { get; init; }
+
+    /// <summary>libnetwork's <c>CreateOptionDisableResolution</c>: this endpoint gives its sandbox no embedded DNS (its
+    /// names are still served to the other sandboxes of the network).</summary>
+    public bool DisableResolution { get; init; }
 
     /// <summary>
     /// Checks every value of these options by the rules <see cref="Network.CreateEndpointAsync"/> applies before it

@@ -45,6 +45,9 @@ internal sealed record NetworkRecord
     public bool EnableIPv6 { get; init; }
     public bool Internal { get; init; }
     public bool Attachable { get; init; }
+
+    /// <summary>Its endpoints' sandboxes get no embedded DNS from it, and resolve no names on it.</summary>
+    public bool DisableDns { get; init; }
     public string? IpamDriver { get; init; }
     public Dictionary<string, string> IpamOptions { get; init; } = [];
     public Dictionary<string, string> DriverOptions { get; init; } = [];
@@ -123,6 +126,9 @@ internal sealed record EndpointRecord
     public List<string> LinkLocalAddresses { get; init; } = [];
     public List<string> Aliases { get; init; } = [];
     public bool Anonymous { get; init; }
+
+    /// <summary>libnetwork's <c>CreateOptionDisableResolution</c>: this endpoint gives its sandbox no embedded DNS.</summary>
+    public bool DisableResolution { get; init; }
     public List<int[]> ExposedPorts { get; init; } = [];
     public List<PortBindingRecord> PortBindings { get; init; } = [];
 
@@ -170,6 +176,10 @@ internal sealed record SandboxRecord
     /// <summary>Container mode: the sandbox that made the shared namespace (and its files), which names its key and files
     /// directory; it may be gone while sharers remain. Null: this sandbox's own.</summary>
     public string? NetworkSandboxId { get; init; }
+
+    /// <summary>The sandbox's resolv.conf points at the embedded DNS (set at the first join that needs it): it keeps a
+    /// resolver until it is deleted, as libnetwork keeps one once started.</summary>
+    public bool EmbeddedDns { get; init; }
 }
 
 /// <summary>An operation in progress, written before any driver, IPAM or kernel work. Every undo it implies is

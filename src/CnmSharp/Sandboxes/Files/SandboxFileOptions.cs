@@ -42,6 +42,7 @@ public sealed record SandboxFileOptions
     /// <summary>systemd-resolved's resolv.conf, used instead when the host's lists only <c>127.0.0.53</c>.</summary>
     public string SystemdResolvedConfPath { get; init; } = ResolvConf.SystemdResolvedPath;
 
-    /// <summary>Whether DNS goes through the embedded server (<see cref="ResolvConf.BuildForEmbeddedDns"/>). Off for now.</summary>
+    /// <summary>Whether DNS goes through the embedded server (<see cref="ResolvConf.BuildForEmbeddedDns"/>): set by the
+    /// controller once the sandbox has a resolver.</summary>
     public bool UseEmbeddedDns { get; init; }
 }
