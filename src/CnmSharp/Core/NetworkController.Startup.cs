@@ -374,7 +374,8 @@ public sealed partial class NetworkController
     /// What the core itself may have done in a join before it failed or the process died, undone from the sandbox's
     /// committed state (the joining endpoint is not in its endpoint list): the gateway is converged again as if the
     /// joining endpoint had taken it (revoking it is a no-op if it had not, and programming the rightful owner again is
-    /// idempotent), its hosts lines go, and its interface is removed under either name it may have had.
+    /// idempotent), its hosts lines go, resolv.conf is written again from the committed record, and its interface is
+    /// removed under either name it may have had.
     /// </summary>
     private void AddJoinUndoSteps(IntentRecord intent, string endpointId, List<(string, Func<ValueTask>)> steps, CancellationToken cancellationToken)
     {
@@ -397,6 +398,17 @@ public sealed partial class NetworkController
             if (addresses.Length > 0)
             {
                 steps.Add(("remove hosts entries", async () => await _sandboxFiles.RemoveHostEntriesAsync(sandbox.FilesDirectory, addresses, cancellationToken).ConfigureAwait(false)));
+            }
+
+            if (!sandbox.UsesHostNamespace && (endpoint.Network.EnableIPv6 || !sandbox.Record.EmbeddedDns))
+            {
+                // The join may have rewritten resolv.conf (for the embedded DNS, or for IPv6 servers) before it failed:
+                // written again from the committed record, which the failed join never changed (a file the user
+                // edited is left alone, as on every rewrite).
+                steps.Add(("restore resolv.conf", async () => await _sandboxFiles.UpdateResolvConfAsync(
+                    sandbox.FilesDirectory,
+                    FileOptions(sandbox.Record, enableIPv6: sandbox.Endpoints.Any(e => e.Network.EnableIPv6)),
+                    cancellationToken).ConfigureAwait(false)));
             }
         }
 

@@ -204,6 +204,40 @@ public sealed class RecoveryTests : ControllerTestBase
     }
 
     [Test]
+    public async Task A_join_that_crashed_after_turning_on_the_embedded_dns_gets_the_sandboxs_resolv_conf_back_at_start()
+    {
+        var a = await F.StartAsync();
+        var ep = await (await a.CreateNetworkAsync("net", ControllerFixture.DriverName)).CreateEndpointAsync("ep");
+        var sb = await a.CreateSandboxAsync("c1", new SandboxCreateOptions { DnsServers = ["10.9.9.9"] });
+        var before = await File.ReadAllTextAsync(sb.ResolvConfPath);
+        await a.DisposeAsync();
+
+        // The resolv.conf the join had written for the embedded DNS before the crash, as a join writes it.
+        await new CnmSharp.Sandboxes.Files.SandboxFiles().UpdateResolvConfAsync(
+            sb.FilesDirectory,
+            new CnmSharp.Sandboxes.Files.SandboxFileOptions { DnsServers = ["10.9.9.9"], UseEmbeddedDns = true });
+        Assert.That(await File.ReadAllTextAsync(sb.ResolvConfPath), Does.Contain("nameserver 127.0.0.11"), "precondition: the join's file is there");
+        await PutIntentAsync(new IntentRecord
+        {
+            Id = "intent-join",
+            Kind = IntentKind.Join,
+            NetworkId = ep.Network.Id,
+            EndpointId = ep.Id,
+            SandboxId = sb.Id,
+            Driver = ControllerFixture.DriverName,
+        });
+
+        var b = await F.StartAsync();
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(await File.ReadAllTextAsync(sb.ResolvConfPath), Is.EqualTo(before), "the sandbox's own servers are back, no 127.0.0.11");
+            Assert.That(await F.KeysAsync(CoreStore.IntentPrefix), Is.Empty);
+            Assert.That(b.FindSandboxByContainerId("c1")!.Endpoints, Is.Empty);
+        });
+    }
+
+    [Test]
     public async Task A_join_that_crashed_after_taking_the_gateway_is_undone_at_start_interface_gateway_and_hosts_lines()
     {
         var a = await F.StartAsync();
