@@ -39,6 +39,24 @@ public sealed record DriverContext
     /// <summary>The key prefix reserved for this driver (ends with <c>/</c>).</summary>
     public required string StoreKeyPrefix { get; init; }
 
+    /// <summary>The cluster-wide store shared by every host's controller (etcd), or null when the controller has none.
+    /// Drivers whose data scope is global keep their cross-host records there, under
+    /// <see cref="GlobalStoreKeyPrefix"/>; a global-scope operation without it fails with
+    /// <c>GlobalStoreRequired</c>.</summary>
+    public ISharedKeyValueStore? GlobalStore { get; init; }
+
+    /// <summary>The key prefix reserved for this driver in <see cref="GlobalStore"/> (ends with <c>/</c>); shared by
+    /// the same driver on every host.</summary>
+    public string? GlobalStoreKeyPrefix { get; init; }
+
+    /// <summary>This host's name in the cluster (unique among the controllers sharing <see cref="GlobalStore"/>), or
+    /// null when the controller has no global store.</summary>
+    public string? NodeName { get; init; }
+
+    /// <summary>The address other hosts reach this one at (the VXLAN tunnel endpoint for overlay), or null when
+    /// not configured.</summary>
+    public System.Net.IPAddress? AdvertiseAddress { get; init; }
+
     /// <summary>Logging.</summary>
     public required ILoggerFactory LoggerFactory { get; init; }
 
