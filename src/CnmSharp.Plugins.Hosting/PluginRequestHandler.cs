@@ -164,7 +164,9 @@ public sealed partial class PluginRequestHandler
             }
 
             case PluginMethods.CreateEndpoint:
-                return Ok(await CreateEndpointAsync(driver, Read(body, PluginJsonContext.Default.CreateEndpointRequest), ct).ConfigureAwait(false), PluginJsonContext.Default.CreateEndpointResponse);
+                return await CreateEndpointAsync(driver, Read(body, PluginJsonContext.Default.CreateEndpointRequest), ct).ConfigureAwait(false) is { } filled
+                    ? Ok(filled, PluginJsonContext.Default.CreateEndpointResponse)
+                    : OkEmpty();
 
             case PluginMethods.DeleteEndpoint:
             {
@@ -287,7 +289,8 @@ public sealed partial class PluginRequestHandler
         }
     }
 
-    private async ValueTask<CreateEndpointResponse> CreateEndpointAsync(INetworkDriver driver, Wire.CreateEndpointRequest request, CancellationToken ct)
+    /// <summary>Creates the endpoint; the reply's interface holds only what the driver filled in, null when nothing.</summary>
+    private async ValueTask<CreateEndpointResponse?> CreateEndpointAsync(INetworkDriver driver, Wire.CreateEndpointRequest request, CancellationToken ct)
     {
         RequireId(request.NetworkId, "NetworkID");
         RequireId(request.EndpointId, "EndpointID");
@@ -352,7 +355,7 @@ public sealed partial class PluginRequestHandler
         // Only what the driver filled in: returning a value the caller set is a conflict for dockerd.
         if (info.SetMac is null && info.SetAddress is null && info.SetAddressIPv6 is null)
         {
-            return new CreateEndpointResponse();
+            return null;
         }
 
         return new CreateEndpointResponse
