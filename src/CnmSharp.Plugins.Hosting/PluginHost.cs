@@ -58,8 +58,8 @@ public sealed partial class PluginHost : IAsyncDisposable
     /// <returns>The running host; dispose it (or <see cref="StopAsync"/>) to stop.</returns>
     /// <exception cref="CnmInvalidArgumentException">The options are invalid (<see cref="CnmErrorCodes.InvalidOption"/>):
     /// a bad name, both or neither of socket and URL, plain http off loopback, https without certificate.</exception>
-    /// <exception cref="CnmConflictException">Another process serves the socket already (<see cref="CnmErrorCodes.NetworkExists"/> is not used:
-    /// <see cref="CnmErrorCodes.ActiveRegistration"/>).</exception>
+    /// <exception cref="CnmConflictException">Another process serves the socket already (<see cref="CnmErrorCodes.ActiveRegistration"/>).</exception>
+    /// <exception cref="CnmUnavailableException">The server cannot listen (<see cref="CnmErrorCodes.PluginUnavailable"/>).</exception>
     public static async Task<PluginHost> StartAsync(PluginHostOptions options, PluginRequestHandler handler, ILoggerFactory loggerFactory, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -78,6 +78,7 @@ public sealed partial class PluginHost : IAsyncDisposable
         }
 
         string? socketPath = null;
+        string? bindPath = null;
         IPEndPoint? endpoint = null;
         X509Certificate2? certificate = null;
         if (options.ListenUrl is { } url)
@@ -88,6 +89,11 @@ public sealed partial class PluginHost : IAsyncDisposable
         {
             socketPath = Path.GetFullPath(options.SocketPath ?? Path.Combine(PluginHostOptions.DefaultSocketDirectory, name + ".sock"));
             await PrepareSocketPathAsync(socketPath, cancellationToken).ConfigureAwait(false);
+
+            // Bound under a hidden name, made 0600, then renamed into place: the socket never appears under its own
+            // name with the umask's mode.
+            bindPath = Path.Combine(Path.GetDirectoryName(socketPath)!, "." + Path.GetFileName(socketPath) + "." + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            RemoveSocket(bindPath);
         }
 
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
@@ -99,7 +105,7 @@ public sealed partial class PluginHost : IAsyncDisposable
             kestrel.Limits.MaxRequestBodySize = options.MaxRequestBodySize;
             if (socketPath is not null)
             {
-                kestrel.ListenUnixSocket(socketPath, listen => listen.Protocols = HttpProtocols.Http1);
+                kestrel.ListenUnixSocket(bindPath!, listen => listen.Protocols = HttpProtocols.Http1);
             }
             else
             {
@@ -122,6 +128,7 @@ public sealed partial class PluginHost : IAsyncDisposable
         catch (Exception ex) when (ex is IOException or SocketException or InvalidOperationException)
         {
             await app.DisposeAsync().ConfigureAwait(false);
+            RemoveSocket(bindPath);
             throw new CnmUnavailableException(CnmErrorCodes.PluginUnavailable, $"plugin \"{name}\"", $"cannot listen on {socketPath ?? options.ListenUrl!.ToString()}: {ex.Message}", ex);
         }
 
@@ -133,7 +140,16 @@ public sealed partial class PluginHost : IAsyncDisposable
             if (socketPath is not null)
             {
                 // Root only, as dockerd runs: the protocol has no authentication.
-                SocketFiles.SetMode(socketPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                SocketFiles.SetMode(bindPath!, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                try
+                {
+                    File.Move(bindPath!, socketPath, overwrite: false);
+                }
+                catch (IOException ex) when (File.Exists(socketPath))
+                {
+                    throw new CnmConflictException(CnmErrorCodes.ActiveRegistration, $"socket {socketPath}", "another process made this socket meanwhile", ex);
+                }
+
                 Log.Serving(logger, name, "unix://" + socketPath);
             }
             else
@@ -151,6 +167,7 @@ public sealed partial class PluginHost : IAsyncDisposable
         {
             await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
             await app.DisposeAsync().ConfigureAwait(false);
+            RemoveSocket(bindPath);
             RemoveSocket(socketPath);
             throw;
         }
@@ -296,7 +313,7 @@ public sealed partial class PluginHost : IAsyncDisposable
 
     private static void RemoveSocket(string? socketPath)
     {
-        if (socketPath is not null && File.Exists(socketPath))
+        if (socketPath is not null && SocketFiles.IsSocket(socketPath))
         {
             File.Delete(socketPath);
         }
