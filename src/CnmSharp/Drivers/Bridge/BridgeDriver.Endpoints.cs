@@ -259,7 +259,9 @@ internal sealed partial class BridgeDriver
                 }
             }
 
-            endpoint.SandboxKey = request.SandboxKey;
+            // Only where the container end went into the sandbox is the kernel known to reap the pair with the
+            // namespace; an interface the caller moves (Docker moves it back out at leave) is deleted at DeleteEndpoint.
+            endpoint.SandboxKey = sandbox is null ? null : request.SandboxKey;
         }
         catch (Exception ex)
         {
