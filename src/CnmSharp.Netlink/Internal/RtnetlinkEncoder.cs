@@ -132,6 +132,11 @@ internal static class RtnetlinkEncoder
                         w.WriteU8(Rt.IFLA_VXLAN_LEARNING, learning ? (byte)1 : (byte)0);
                     }
 
+                    if (vx.Proxy is { } proxy)
+                    {
+                        w.WriteU8(Rt.IFLA_VXLAN_PROXY, proxy ? (byte)1 : (byte)0);
+                    }
+
                     if (vx.Port is { } port)
                     {
                         w.WriteBe16(Rt.IFLA_VXLAN_PORT, port);
