@@ -559,6 +559,20 @@ public class GoldenBytesTests
     }
 
     [Test]
+    public void Replace_fdb_entry_like_bridge_fdb_replace()
+    {
+        // strace of `bridge fdb replace 02:42:0a:00:00:05 dev vx0 dst 192.168.0.12 self permanent` (iproute2 6.1):
+        // RTM_NEWNEIGH, NLM_F_REQUEST|NLM_F_ACK|NLM_F_REPLACE|NLM_F_CREATE, AF_BRIDGE, NTF_SELF, NDA_LLADDR, NDA_DST.
+        // (bridge also sets NUD_NOARP in the state; the kernel treats NUD_PERMANENT alone the same for an FDB entry.)
+        var spec = new FdbEntrySpec(7, PhysicalAddress.Parse("02-42-0a-00-00-05")) { Destination = IPAddress.Parse("192.168.0.12"), Replace = true };
+        AssertBytes(
+            Encode((ref NetlinkWriter w) => RtnetlinkEncoder.Fdb(ref w, Seq, spec, add: true)),
+            Msg(RTM_NEWNEIGH, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, Seq, NdMsg(AF_BRIDGE, 7, NUD_PERMANENT, NTF_SELF),
+                Attr(NDA_LLADDR, Mac("02:42:0a:00:00:05")),
+                Attr(NDA_DST, Ip("192.168.0.12"))));
+    }
+
+    [Test]
     public void Append_and_delete_fdb_entry()
     {
         var spec = new FdbEntrySpec(7, PhysicalAddress.Parse("00-00-00-00-00-00")) { Destination = IPAddress.Parse("192.168.0.13"), Append = true };

@@ -544,16 +544,7 @@ internal sealed partial class OverlayDriver
         try
         {
             await network.Client.ReplaceNeighbourAsync(new NeighbourSpec(vxlan, address, mac), cancellationToken).ConfigureAwait(false);
-            var fdb = new FdbEntrySpec(vxlan, mac) { Destination = vtep };
-            try
-            {
-                await network.Client.AddFdbEntryAsync(fdb, cancellationToken).ConfigureAwait(false);
-            }
-            catch (NetlinkException ex) when (ex.IsAlreadyExists)
-            {
-                await network.Client.DeleteFdbEntryAsync(fdb, cancellationToken).ConfigureAwait(false);
-                await network.Client.AddFdbEntryAsync(fdb, cancellationToken).ConfigureAwait(false);
-            }
+            await network.Client.AddFdbEntryAsync(new FdbEntrySpec(vxlan, mac) { Destination = vtep, Replace = true }, cancellationToken).ConfigureAwait(false);
 
             network.Programmed[key] = peer;
             OverlayLog.PeerAdded(_logger, network.Record.Id, peer.Address, peer.Mac, peer.Vtep, peer.Node);
