@@ -108,15 +108,19 @@ public class OverlayDriverTests
         await Task.Delay(TimeSpan.FromSeconds(3));
         Assert.That(OverlayLab.RemoteFdb(lab.Hosts[0], network), Does.Contain((s3.Mac, s3.Host.Vtep.ToString())), "a running host's lease is renewed");
 
+        // Stopped without cleanup: nothing is withdrawn at once (its lease still runs), then everything is, by expiry.
         await OverlayLab.StopDriverAsync(lab.Hosts[2]);
+        await using var store = await lab.ConnectAsync();
+        Assert.That((await store.ListAsync(OverlayLab.GlobalPrefix + "peer/" + network + "/host3/")).Count, Is.EqualTo(1), "host3's peer key outlives its driver until the lease expires");
         foreach (var host in lab.Hosts.Take(2))
         {
             await Until.TrueAsync(() => !OverlayLab.RemoteFdb(host, network).Contains((s3.Mac, s3.Host.Vtep.ToString())), $"host3's sandbox gone from {host}'s FDB", TimeSpan.FromSeconds(15));
             Assert.That(OverlayLab.Neighbours(host, network).Select(n => n.Ip), Does.Not.Contain(s3.Ip), $"{host}'s neighbours");
         }
 
-        Assert.Multiple(() =>
+        Assert.Multiple(async () =>
         {
+            Assert.That(await store.ListAsync(OverlayLab.GlobalPrefix + "node/" + network + "/host3"), Is.Empty, "host3's membership expired too");
             Assert.That(OverlayLab.RemoteFdb(lab.Hosts[0], network), Is.EquivalentTo(new[] { (s2.Mac, s2.Host.Vtep.ToString()) }), "host1 keeps host2's sandbox");
             Assert.That(BridgeHarness.Ping(s1.Path, s2.Ip), Is.True, "host1 -> host2 still works");
         });
