@@ -16,6 +16,7 @@ internal sealed partial class OverlayDriver
 {
     private readonly SemaphoreSlim _leaseGate = new(1, 1);
     private readonly Dictionary<string, OverlayPeerRecord> _remote = new(StringComparer.Ordinal);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> _pendingWithdrawals = new(StringComparer.Ordinal);
     private Task? _followTask;
     private Task? _keepAliveTask;
     private long _leaseId;
@@ -25,142 +26,9 @@ internal sealed partial class OverlayDriver
 
     private string PeerPrefix => Prefix + "peer/";
 
-    private string NetworkKey(string networkId) => Prefix + "network/" + networkId;
-
-    private string VniKey(uint vni) => Prefix + "vni/" + vni.ToString(CultureInfo.InvariantCulture);
-
     private string NodePrefix(string networkId) => Prefix + "node/" + networkId + "/";
 
     private string PeerKey(string networkId, string endpointId) => PeerPrefix + networkId + "/" + _context.NodeName + "/" + endpointId;
-
-    // ---------------------------------------------------------------- VNIs
-
-    /// <summary>The VNIs of a network: those of its global record when another host (or an earlier attempt) wrote it;
-    /// else the user's list or newly allocated ones, claimed one key each (create-only) and then the record written
-    /// create-only. Losing that race releases the claims and takes the winner's VNIs.</summary>
-    private async ValueTask<List<uint>> ResolveVnisAsync(ISharedKeyValueStore global, string networkId, List<string> subnets, List<uint>? wanted, string subject, CancellationToken cancellationToken)
-    {
-        for (var attempt = 0; attempt < 8; attempt++)
-        {
-            if (await global.GetAsync(NetworkKey(networkId), cancellationToken).ConfigureAwait(false) is { } existing)
-            {
-                var known = OverlayJson.Read(existing.Key, existing.Value, OverlayJsonContext.Default.OverlayGlobalNetwork);
-                if (!known.Subnets.SequenceEqual(subnets, StringComparer.Ordinal))
-                {
-                    throw new CnmConflictException(CnmErrorCodes.DriverForbidden, subject, $"network {networkId} exists in the cluster with subnets {string.Join(',', known.Subnets)}");
-                }
-
-                if (wanted is not null && !known.Vnis.SequenceEqual(wanted.Take(subnets.Count)))
-                {
-                    throw new CnmConflictException(CnmErrorCodes.DriverForbidden, subject, $"network {networkId} exists in the cluster with VNIs {string.Join(',', known.Vnis)}");
-                }
-
-                return known.Vnis;
-            }
-
-            var claimed = new List<uint>();
-            try
-            {
-                for (var i = 0; i < subnets.Count; i++)
-                {
-                    claimed.Add(wanted is not null
-                        ? await ClaimVniAsync(global, wanted[i], networkId, subject, cancellationToken).ConfigureAwait(false)
-                        : await AllocateVniAsync(global, networkId, claimed, subject, cancellationToken).ConfigureAwait(false));
-                }
-
-                var record = new OverlayGlobalNetwork { Id = networkId, Subnets = subnets, Vnis = claimed };
-                await global.PutAsync(NetworkKey(networkId), OverlayJson.Write(record, OverlayJsonContext.Default.OverlayGlobalNetwork), StoreVersion.Absent, cancellationToken).ConfigureAwait(false);
-                return claimed;
-            }
-            catch (CnmConflictException ex) when (ex.Code == CnmErrorCodes.VersionConflict)
-            {
-                // Another host wrote the network first: release ours and read theirs.
-                await ReleaseVnisAsync(global, networkId, claimed, CancellationToken.None).ConfigureAwait(false);
-            }
-            catch
-            {
-                await ReleaseVnisAsync(global, networkId, claimed, CancellationToken.None).ConfigureAwait(false);
-                throw;
-            }
-        }
-
-        throw new CnmUnavailableException(CnmErrorCodes.VersionConflict, subject, "the network's VNIs kept changing in the global store");
-    }
-
-    /// <summary>Claims one VNI the user named; it may already be this network's.</summary>
-    private async ValueTask<uint> ClaimVniAsync(ISharedKeyValueStore global, uint vni, string networkId, string subject, CancellationToken cancellationToken)
-    {
-        var claim = OverlayJson.Write(new OverlayVniClaim { NetworkId = networkId }, OverlayJsonContext.Default.OverlayVniClaim);
-        try
-        {
-            await global.PutAsync(VniKey(vni), claim, StoreVersion.Absent, cancellationToken).ConfigureAwait(false);
-            return vni;
-        }
-        catch (CnmConflictException ex) when (ex.Code == CnmErrorCodes.VersionConflict)
-        {
-            var owner = await global.GetAsync(VniKey(vni), cancellationToken).ConfigureAwait(false);
-            if (owner is not null && OverlayJson.TryRead(owner.Value, OverlayJsonContext.Default.OverlayVniClaim)?.NetworkId == networkId)
-            {
-                return vni;
-            }
-
-            throw new CnmConflictException(CnmErrorCodes.DriverForbidden, subject, $"VNI {vni} is used by another overlay network", ex);
-        }
-    }
-
-    /// <summary>The lowest free VNI from <see cref="FirstVni"/>, claimed with a create-only put (a lost race moves on).</summary>
-    private async ValueTask<uint> AllocateVniAsync(ISharedKeyValueStore global, string networkId, List<uint> already, string subject, CancellationToken cancellationToken)
-    {
-        var used = new HashSet<uint>(already);
-        foreach (var entry in await global.ListAsync(Prefix + "vni/", cancellationToken).ConfigureAwait(false))
-        {
-            if (uint.TryParse(entry.Key.AsSpan(Prefix.Length + 4), NumberStyles.None, CultureInfo.InvariantCulture, out var v))
-            {
-                used.Add(v);
-            }
-        }
-
-        var claim = OverlayJson.Write(new OverlayVniClaim { NetworkId = networkId }, OverlayJsonContext.Default.OverlayVniClaim);
-        for (var vni = FirstVni; vni <= LastVni; vni++)
-        {
-            if (used.Contains(vni))
-            {
-                continue;
-            }
-
-            try
-            {
-                await global.PutAsync(VniKey(vni), claim, StoreVersion.Absent, cancellationToken).ConfigureAwait(false);
-                return vni;
-            }
-            catch (CnmConflictException ex) when (ex.Code == CnmErrorCodes.VersionConflict)
-            {
-                // Taken since the listing; try the next.
-            }
-        }
-
-        throw new CnmUnavailableException(CnmErrorCodes.NoAvailableVni, subject, $"every VNI from {FirstVni} to {LastVni} is taken");
-    }
-
-    /// <summary>Deletes the VNI claims that name this network (a claim that names another is left alone).</summary>
-    private async ValueTask ReleaseVnisAsync(ISharedKeyValueStore global, string networkId, IEnumerable<uint> vnis, CancellationToken cancellationToken)
-    {
-        foreach (var vni in vnis)
-        {
-            try
-            {
-                var entry = await global.GetAsync(VniKey(vni), cancellationToken).ConfigureAwait(false);
-                if (entry is not null && OverlayJson.TryRead(entry.Value, OverlayJsonContext.Default.OverlayVniClaim)?.NetworkId == networkId)
-                {
-                    await global.DeleteAsync(VniKey(vni), entry.Version, cancellationToken).ConfigureAwait(false);
-                }
-            }
-            catch (CnmException ex)
-            {
-                OverlayLog.GlobalWriteFailed(_logger, ex, VniKey(vni));
-            }
-        }
-    }
 
     // ---------------------------------------------------------------- lease and publishing
 
@@ -324,7 +192,19 @@ internal sealed partial class OverlayDriver
         }
         catch (CnmUnavailableException ex)
         {
+            // Retried after each lease renewal, so a stale key does not outlive a short outage.
             OverlayLog.GlobalWriteFailed(_logger, ex, PeerKey(networkId, endpointId));
+            _pendingWithdrawals[PeerKey(networkId, endpointId)] = 0;
+        }
+    }
+
+    /// <summary>Deletes the peer keys whose withdrawal failed while the store was unreachable.</summary>
+    private async ValueTask RetryWithdrawalsAsync(CancellationToken cancellationToken)
+    {
+        foreach (var key in _pendingWithdrawals.Keys)
+        {
+            await _context.GlobalStore!.DeleteAsync(key, StoreVersion.Any, cancellationToken).ConfigureAwait(false);
+            _pendingWithdrawals.TryRemove(key, out _);
         }
     }
 
@@ -348,12 +228,7 @@ internal sealed partial class OverlayDriver
             return;
         }
 
-        if (await global.GetAsync(NetworkKey(networkId), cancellationToken).ConfigureAwait(false) is { } record)
-        {
-            var network = OverlayJson.Read(record.Key, record.Value, OverlayJsonContext.Default.OverlayGlobalNetwork);
-            await ReleaseVnisAsync(global, networkId, network.Vnis, cancellationToken).ConfigureAwait(false);
-            await global.DeleteAsync(NetworkKey(networkId), record.Version, cancellationToken).ConfigureAwait(false);
-        }
+        await new OverlayVniAllocator(global, Prefix, _logger).FreeNetworkAsync(networkId, cancellationToken).ConfigureAwait(false);
     }
 
     private async Task KeepAliveLoopAsync(CancellationToken cancellationToken)
@@ -392,6 +267,8 @@ internal sealed partial class OverlayDriver
                 {
                     _leaseGate.Release();
                 }
+
+                await RetryWithdrawalsAsync(cancellationToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {

@@ -216,7 +216,7 @@ internal sealed partial class OverlayDriver : INetworkDriver, IAsyncDisposable
             }
 
             // 2. The cluster-wide VNIs (the first host to create the network picks them; the others read them).
-            var vnis = await ResolveVnisAsync(global, request.NetworkId, subnets, vniList, subject, cancellationToken).ConfigureAwait(false);
+            var vnis = await new OverlayVniAllocator(global, _context.GlobalStoreKeyPrefix!, _logger).ResolveAsync(request.NetworkId, subnets, vniList, subject, cancellationToken).ConfigureAwait(false);
             var mtu = (mtuOption ?? await UnderlayMtuAsync(vtep, cancellationToken).ConfigureAwait(false)) - VxlanOverhead;
             var record = new OverlayNetworkRecord
             {
