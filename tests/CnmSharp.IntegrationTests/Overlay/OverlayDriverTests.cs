@@ -155,6 +155,32 @@ public class OverlayDriverTests
     }
 
     [Test]
+    public async Task With_etcd_unreachable_existing_traffic_flows_and_a_new_network_fails_with_a_typed_error()
+    {
+        await using var lab = await OverlayLab.CreateAsync(2);
+        var network = OverlayLab.NewId();
+        await OverlayLab.CreateNetworkAsync(lab.Hosts, network, "10.95.0.0/24");
+        var s1 = await OverlayLab.SandboxAsync(lab.Hosts[0], network, "10.95.0.2/24");
+        var s2 = await OverlayLab.SandboxAsync(lab.Hosts[1], network, "10.95.0.3/24");
+        await Until.TrueAsync(() => OverlayLab.RemoteFdb(lab.Hosts[0], network).Count == 1, "host2's sandbox on host1");
+
+        lab.KillEtcd();
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        Assert.Multiple(() =>
+        {
+            Assert.That(BridgeHarness.Ping(s1.Path, s2.Ip), Is.True, "host1 -> host2 with etcd down");
+            Assert.That(BridgeHarness.Ping(s2.Path, s1.Ip), Is.True, "host2 -> host1 with etcd down");
+            Assert.That(OverlayLab.RemoteFdb(lab.Hosts[1], network), Is.EquivalentTo(new[] { (s1.Mac, s1.Host.Vtep.ToString()) }), "programmed entries stay");
+        });
+
+        var other = OverlayLab.NewId();
+        Assert.That(
+            async () => await OverlayLab.CreateNetworkAsync([lab.Hosts[0]], other, "10.96.0.0/24"),
+            Throws.InstanceOf<CnmUnavailableException>());
+        Assert.That(File.Exists(OverlayLab.NetworkNamespace(lab.Hosts[0], other)), Is.False, "nothing made for the refused network");
+    }
+
+    [Test]
     public async Task A_restarted_driver_restores_its_devices_from_its_records_and_the_network_is_freed_by_the_last_host()
     {
         await using var lab = await OverlayLab.CreateAsync(2);

@@ -150,6 +150,9 @@ internal sealed class OverlayLab : IAsyncDisposable
         }
     }
 
+    /// <summary>Kills the etcd member (SIGKILL, by PID): the global store becomes unreachable.</summary>
+    public void KillEtcd() => _etcd.Members[0].Kill();
+
     /// <summary>A global store connection for the test's own checks.</summary>
     public async Task<EtcdKeyValueStore> ConnectAsync()
     {

@@ -257,8 +257,26 @@ internal sealed partial class OverlayDriver : INetworkDriver, IAsyncDisposable
             _gate.Release();
         }
 
-        await StartClusterAsync(cancellationToken).ConfigureAwait(false);
-        await PublishMembershipAsync(request.NetworkId, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await StartClusterAsync(cancellationToken).ConfigureAwait(false);
+            await PublishMembershipAsync(request.NetworkId, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is CnmException or OperationCanceledException)
+        {
+            // Not announced to the cluster: the network is not made on this host either.
+            try
+            {
+                await DeleteNetworkAsync(request.NetworkId, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (CnmException undo)
+            {
+                OverlayLog.UndoFailed(_logger, undo, $"network {request.NetworkId}");
+            }
+
+            throw;
+        }
+
         await ProgramKnownPeersAsync(request.NetworkId, cancellationToken).ConfigureAwait(false);
     }
 
