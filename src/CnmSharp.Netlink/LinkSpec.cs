@@ -84,6 +84,10 @@ public sealed record VxlanLinkSpec(string Name, uint Vni) : LinkSpec(Name)
 
     /// <summary>TTL of outer packets (IFLA_VXLAN_TTL).</summary>
     public byte? Ttl { get; init; }
+
+    /// <summary>ARP/NDP proxy (IFLA_VXLAN_PROXY): the device answers neighbour requests from its own neighbour table
+    /// instead of flooding them; null for the kernel default (off).</summary>
+    public bool? Proxy { get; init; }
 }
 
 /// <summary>Macvlan modes (enum macvlan_mode).</summary>

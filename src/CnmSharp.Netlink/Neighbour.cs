@@ -107,6 +107,10 @@ public sealed record FdbEntrySpec(int LinkIndex, PhysicalAddress Mac)
 
     /// <summary>Append another destination instead of replacing (NLM_F_APPEND, e.g. several VTEPs for 00:00:00:00:00:00).</summary>
     public bool Append { get; init; }
+
+    /// <summary>Replace the entry for this MAC if there is one, else create it (NLM_F_REPLACE, as
+    /// <c>bridge fdb replace</c>); a replace is not an append, so both cannot be set.</summary>
+    public bool Replace { get; init; }
 }
 
 /// <summary>A neighbour or FDB entry as the kernel reports it (RTM_NEWNEIGH).</summary>

@@ -49,7 +49,12 @@ public sealed partial class RtnetlinkClient
     {
         ArgumentNullException.ThrowIfNull(spec);
         ArgumentNullException.ThrowIfNull(spec.Mac, nameof(spec) + "." + nameof(spec.Mac));
-        return ExecuteAsync(new FdbRequest(spec, add: true), "add fdb entry", cancellationToken);
+        if (spec.Append && spec.Replace)
+        {
+            throw new ArgumentException("an FDB entry is either appended or replaced, not both", nameof(spec));
+        }
+
+        return ExecuteAsync(new FdbRequest(spec, add: true), spec.Replace ? "replace fdb entry" : "add fdb entry", cancellationToken);
     }
 
     /// <inheritdoc />

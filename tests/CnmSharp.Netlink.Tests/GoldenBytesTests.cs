@@ -122,6 +122,69 @@ public class GoldenBytesTests
     }
 
     [Test]
+    public void Create_overlay_vxlan_in_a_namespace_with_proxy()
+    {
+        // What the overlay driver sends: created directly in the network's namespace, ARP proxy on, learning off.
+        var spec = new VxlanLinkSpec("vxlan0", 4097)
+        {
+            Local = IPAddress.Parse("192.168.77.1"),
+            Learning = false,
+            Proxy = true,
+            Port = 4789,
+            Mtu = 1450,
+            Namespace = s_ns43,
+        };
+        var expected = Msg(RTM_NEWLINK, Create, Seq, IfInfo(AF_UNSPEC, 0),
+            Attr(IFLA_IFNAME, Str("vxlan0")),
+            Attr(IFLA_MTU, U32(1450)),
+            Attr(IFLA_NET_NS_FD, U32(43)),
+            Nest(IFLA_LINKINFO,
+                Attr(IFLA_INFO_KIND, Str("vxlan")),
+                Nest(IFLA_INFO_DATA,
+                    Attr(IFLA_VXLAN_ID, U32(4097)),
+                    Attr(IFLA_VXLAN_LOCAL, Ip("192.168.77.1")),
+                    Attr(IFLA_VXLAN_LEARNING, U8(0)),
+                    Attr(IFLA_VXLAN_PROXY, U8(1)),
+                    Attr(IFLA_VXLAN_PORT, [0x12, 0xB5]))));
+        AssertBytes(Encode((ref NetlinkWriter w) => RtnetlinkEncoder.CreateLink(ref w, Seq, spec)), expected);
+    }
+
+    [Test]
+    public void Vxlan_info_data_has_the_attributes_ip_sends()
+    {
+        // strace of `ip link add vx0 type vxlan id 42 local 10.0.0.1 nolearning proxy dstport 4789` (iproute2 6.1):
+        // IFLA_INFO_DATA carried these bytes. iproute2 puts PROXY first; the kernel reads attributes in any order, so
+        // the same attributes with the same payloads is what must hold.
+        var fromIp = Convert.FromHexString("05000B0001000000" + "080001002A000000" + "080004000A000001" + "0500070000000000" + "06000F0012B50000");
+        var spec = new VxlanLinkSpec("vx0", 42) { Local = IPAddress.Parse("10.0.0.1"), Learning = false, Proxy = true, Port = 4789 };
+        var message = Encode((ref NetlinkWriter w) => RtnetlinkEncoder.CreateLink(ref w, Seq, spec));
+        var ours = InfoData(message);
+        Assert.That(Attributes(ours), Is.EquivalentTo(Attributes(fromIp)));
+    }
+
+    /// <summary>The payload of IFLA_LINKINFO/IFLA_INFO_DATA in an RTM_NEWLINK message.</summary>
+    private static byte[] InfoData(byte[] message)
+    {
+        var linkInfo = Attributes(message[32..]).Single(a => a.Type == IFLA_LINKINFO).Payload;
+        return Convert.FromHexString(Attributes(Convert.FromHexString(linkInfo)).Single(a => a.Type == IFLA_INFO_DATA).Payload);
+    }
+
+    /// <summary>Each attribute as (type, payload hex), padding left out.</summary>
+    private static List<(ushort Type, string Payload)> Attributes(byte[] data)
+    {
+        var list = new List<(ushort, string)>();
+        for (var offset = 0; offset + 4 <= data.Length;)
+        {
+            var length = BitConverter.ToUInt16(data, offset);
+            var type = BitConverter.ToUInt16(data, offset + 2);
+            list.Add((type, Convert.ToHexString(data, offset + 4, length - 4)));
+            offset += (length + 3) & ~3;
+        }
+
+        return list;
+    }
+
+    [Test]
     public void Create_vxlan_ipv6()
     {
         var spec = new VxlanLinkSpec("vx6", 0xABCDEF) { Group = IPAddress.Parse("ff05::100"), Local = IPAddress.Parse("fd00::1") };
@@ -493,6 +556,20 @@ public class GoldenBytesTests
             Attr(NDA_PORT, Be16(4789)),
             Attr(NDA_VNI, U32(42)));
         AssertBytes(Encode((ref NetlinkWriter w) => RtnetlinkEncoder.Fdb(ref w, Seq, spec, add: true)), expected);
+    }
+
+    [Test]
+    public void Replace_fdb_entry_like_bridge_fdb_replace()
+    {
+        // strace of `bridge fdb replace 02:42:0a:00:00:05 dev vx0 dst 192.168.0.12 self permanent` (iproute2 6.1):
+        // RTM_NEWNEIGH, NLM_F_REQUEST|NLM_F_ACK|NLM_F_REPLACE|NLM_F_CREATE, AF_BRIDGE, NTF_SELF, NDA_LLADDR, NDA_DST.
+        // (bridge also sets NUD_NOARP in the state; the kernel treats NUD_PERMANENT alone the same for an FDB entry.)
+        var spec = new FdbEntrySpec(7, PhysicalAddress.Parse("02-42-0a-00-00-05")) { Destination = IPAddress.Parse("192.168.0.12"), Replace = true };
+        AssertBytes(
+            Encode((ref NetlinkWriter w) => RtnetlinkEncoder.Fdb(ref w, Seq, spec, add: true)),
+            Msg(RTM_NEWNEIGH, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, Seq, NdMsg(AF_BRIDGE, 7, NUD_PERMANENT, NTF_SELF),
+                Attr(NDA_LLADDR, Mac("02:42:0a:00:00:05")),
+                Attr(NDA_DST, Ip("192.168.0.12"))));
     }
 
     [Test]

@@ -222,6 +222,45 @@ public class RootAddressRouteNeighbourTests
     }
 
     [Test]
+    public async Task Vxlan_with_proxy_and_a_replaced_fdb_entry_and_a_permanent_neighbour()
+    {
+        using var ns = TestNamespace.Create();
+        await using var client = RtnetlinkClient.Open(ns.Handle);
+        await client.CreateLinkAsync(new VxlanLinkSpec("vxp", 4097) { Port = 4789, Learning = false, Proxy = true, Local = IPAddress.Parse("127.0.0.1"), Mtu = 1450 });
+        var vx = (await client.GetLinkAsync("vxp"))!.Index;
+        var details = ns.IpJson("-details link show dev vxp")[0];
+        var data = details.GetProperty("linkinfo").GetProperty("info_data");
+        Assert.Multiple(() =>
+        {
+            Assert.That(data.GetProperty("id").GetInt32(), Is.EqualTo(4097));
+            Assert.That(data.GetProperty("proxy").GetBoolean(), Is.True);
+            Assert.That(data.GetProperty("learning").GetBoolean(), Is.False);
+            Assert.That(data.GetProperty("port").GetInt32(), Is.EqualTo(4789));
+            Assert.That(data.GetProperty("local").GetString(), Is.EqualTo("127.0.0.1"));
+            Assert.That(details.GetProperty("mtu").GetInt32(), Is.EqualTo(1450));
+        });
+
+        // A peer moving to another VTEP: replace keeps one entry for the MAC, now with the new destination.
+        var mac = PhysicalAddress.Parse("02-42-0a-00-00-07");
+        await client.AddFdbEntryAsync(new FdbEntrySpec(vx, mac) { Destination = IPAddress.Parse("192.168.0.21") });
+        Assert.That(async () => await client.AddFdbEntryAsync(new FdbEntrySpec(vx, mac) { Destination = IPAddress.Parse("192.168.0.22") }), Throws.InstanceOf<NetlinkException>(), "a plain add of an existing MAC is refused");
+        await client.AddFdbEntryAsync(new FdbEntrySpec(vx, mac) { Destination = IPAddress.Parse("192.168.0.22"), Replace = true });
+        var entries = ns.BridgeJson("fdb show dev vxp").EnumerateArray().Where(e => e.GetProperty("mac").GetString() == "02:42:0a:00:00:07").ToList();
+        Assert.That(entries.Select(e => e.GetProperty("dst").GetString()), Is.EqualTo(new[] { "192.168.0.22" }));
+
+        // The neighbour the proxy answers ARP from: permanent, replaced in place.
+        await client.ReplaceNeighbourAsync(new NeighbourSpec(vx, IPAddress.Parse("10.90.0.7"), mac));
+        await client.ReplaceNeighbourAsync(new NeighbourSpec(vx, IPAddress.Parse("10.90.0.7"), mac));
+        var neighbour = ns.IpJson("neigh show dev vxp").EnumerateArray().Single();
+        Assert.Multiple(() =>
+        {
+            Assert.That(neighbour.GetProperty("dst").GetString(), Is.EqualTo("10.90.0.7"));
+            Assert.That(neighbour.GetProperty("lladdr").GetString(), Is.EqualTo("02:42:0a:00:00:07"));
+            Assert.That(neighbour.GetProperty("state").EnumerateArray().Select(x => x.GetString()), Does.Contain("PERMANENT"));
+        });
+    }
+
+    [Test]
     public async Task Bridge_fdb_entry_on_a_port()
     {
         using var ns = TestNamespace.Create();

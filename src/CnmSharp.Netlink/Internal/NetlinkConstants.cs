@@ -93,6 +93,7 @@ internal static class Rt
     public const ushort IFLA_VXLAN_LOCAL = 4;
     public const ushort IFLA_VXLAN_TTL = 5;
     public const ushort IFLA_VXLAN_LEARNING = 7;
+    public const ushort IFLA_VXLAN_PROXY = 11;
     public const ushort IFLA_VXLAN_PORT = 15;
     public const ushort IFLA_VXLAN_GROUP6 = 16;
     public const ushort IFLA_VXLAN_LOCAL6 = 17;

@@ -132,6 +132,11 @@ internal static class RtnetlinkEncoder
                         w.WriteU8(Rt.IFLA_VXLAN_LEARNING, learning ? (byte)1 : (byte)0);
                     }
 
+                    if (vx.Proxy is { } proxy)
+                    {
+                        w.WriteU8(Rt.IFLA_VXLAN_PROXY, proxy ? (byte)1 : (byte)0);
+                    }
+
                     if (vx.Port is { } port)
                     {
                         w.WriteBe16(Rt.IFLA_VXLAN_PORT, port);
@@ -416,7 +421,7 @@ internal static class RtnetlinkEncoder
     public static void Fdb(ref NetlinkWriter w, uint seq, FdbEntrySpec spec, bool add)
     {
         ushort flags = add
-            ? (ushort)(Nl.NLM_F_REQUEST | Nl.NLM_F_ACK | Nl.NLM_F_CREATE | (spec.Append ? Nl.NLM_F_APPEND : Nl.NLM_F_EXCL))
+            ? (ushort)(Nl.NLM_F_REQUEST | Nl.NLM_F_ACK | Nl.NLM_F_CREATE | (spec.Replace ? Nl.NLM_F_REPLACE : spec.Append ? Nl.NLM_F_APPEND : Nl.NLM_F_EXCL))
             : AckFlags;
         var msg = w.BeginMessage(add ? Rt.RTM_NEWNEIGH : Rt.RTM_DELNEIGH, flags, seq);
         w.WriteNdMsg(Libc.AF_BRIDGE, spec.LinkIndex, (ushort)spec.State, (byte)spec.Flags, 0);

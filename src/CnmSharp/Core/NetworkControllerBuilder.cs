@@ -294,7 +294,7 @@ public sealed class NetworkControllerBuilder
 /// <summary>The built-in drivers and IPAMs.</summary>
 internal static class BuiltIns
 {
-    public static IEnumerable<INetworkDriverFactory> Drivers() => [new NullDriverFactory(), new HostDriverFactory(), new CnmSharp.Drivers.Bridge.BridgeDriverFactory(), new CnmSharp.Drivers.Macvlan.MacvlanDriverFactory(), new CnmSharp.Drivers.Ipvlan.IpvlanDriverFactory()];
+    public static IEnumerable<INetworkDriverFactory> Drivers() => [new NullDriverFactory(), new HostDriverFactory(), new CnmSharp.Drivers.Bridge.BridgeDriverFactory(), new CnmSharp.Drivers.Macvlan.MacvlanDriverFactory(), new CnmSharp.Drivers.Ipvlan.IpvlanDriverFactory(), new CnmSharp.Drivers.Overlay.OverlayDriverFactory()];
 
     public static IEnumerable<IIpamDriverFactory> Ipams(DefaultIpamOptions options) => [new DefaultIpamFactory(options), new NullIpamFactory()];
 }

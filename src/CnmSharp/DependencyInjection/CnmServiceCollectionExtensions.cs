@@ -39,6 +39,10 @@ public static class CnmServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<INetworkDriverFactory, CnmSharp.Drivers.Macvlan.MacvlanDriverFactory>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<INetworkDriverFactory, CnmSharp.Drivers.Ipvlan.IpvlanDriverFactory>());
 
+        // Overlay (VXLAN across hosts; needs the global store, node name and advertise address to create networks).
+        services.AddOptions<CnmSharp.Drivers.Overlay.OverlayDriverOptions>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<INetworkDriverFactory, CnmSharp.Drivers.Overlay.OverlayDriverFactory>(sp => new CnmSharp.Drivers.Overlay.OverlayDriverFactory(sp.GetRequiredService<IOptions<CnmSharp.Drivers.Overlay.OverlayDriverOptions>>().Value)));
+
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IIpamDriverFactory, DefaultIpamFactory>(sp => new DefaultIpamFactory(sp.GetRequiredService<IOptions<DefaultIpamOptions>>().Value)));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IIpamDriverFactory, CnmSharp.Ipam.Null.NullIpamFactory>());
         // The firewall backend CnmOptions.Firewall names (iptables, nftables, auto); None is applied by the builder.

@@ -21,10 +21,10 @@ public sealed class DependencyInjectionTests : ControllerTestBase
         cnm?.Invoke(builder);
         services.AddSingleton(F.Netns.Object);
 
-        // No kernel work in unit tests: drop the drivers that open the host namespace (bridge, macvlan, ipvlan) and the
+        // No kernel work in unit tests: drop the drivers that open the host namespace (bridge, macvlan, ipvlan, overlay) and the
         // firewall that AddCnmSharp registers.
         services.RemoveAll<CnmSharp.Firewall.IFirewallBackendFactory>();
-        Type[] kernelDrivers = [typeof(CnmSharp.Drivers.Bridge.BridgeDriverFactory), typeof(CnmSharp.Drivers.Macvlan.MacvlanDriverFactory), typeof(CnmSharp.Drivers.Ipvlan.IpvlanDriverFactory)];
+        Type[] kernelDrivers = [typeof(CnmSharp.Drivers.Bridge.BridgeDriverFactory), typeof(CnmSharp.Drivers.Macvlan.MacvlanDriverFactory), typeof(CnmSharp.Drivers.Ipvlan.IpvlanDriverFactory), typeof(CnmSharp.Drivers.Overlay.OverlayDriverFactory)];
         foreach (var driver in services.Where(d => kernelDrivers.Contains(d.ImplementationType)
             || kernelDrivers.Contains(d.ImplementationFactory?.Method.ReturnType)).ToList())
         {
