@@ -65,10 +65,69 @@ internal static class NftRuleMatcher
         {
             if (have.Type == want.Type)
             {
-                return have.Payload.SequenceEqual(want.Payload);
+                return SamePayload(have.Payload, want.Payload, depth: 0);
             }
         }
 
         return false;
+    }
+
+    /// <summary>Equal bytes, or (for nests) the same attributes with the nested flag ignored: the kernel dumps a verdict
+    /// with <c>nla_nest_start_noflag</c> where nft sets NLA_F_NESTED.</summary>
+    private static bool SamePayload(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b, int depth)
+    {
+        if (a.SequenceEqual(b))
+        {
+            return true;
+        }
+
+        if (depth > 4 || !IsAttributeList(a) || !IsAttributeList(b))
+        {
+            return false;
+        }
+
+        var left = new NetlinkAttributeEnumerator(a);
+        var right = new NetlinkAttributeEnumerator(b);
+        while (true)
+        {
+            var more = left.MoveNext();
+            if (more != right.MoveNext())
+            {
+                return false;
+            }
+
+            if (!more)
+            {
+                return true;
+            }
+
+            if (left.Current.Type != right.Current.Type || !SamePayload(left.Current.Payload, right.Current.Payload, depth + 1))
+            {
+                return false;
+            }
+        }
+    }
+
+    /// <summary>True when the bytes are a well-formed list of at least one attribute.</summary>
+    private static bool IsAttributeList(ReadOnlySpan<byte> bytes)
+    {
+        if (bytes.Length < 4)
+        {
+            return false;
+        }
+
+        while (bytes.Length >= 4)
+        {
+            int length = System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(bytes);
+            if (length < 4 || length > bytes.Length)
+            {
+                return false;
+            }
+
+            var aligned = (length + 3) & ~3;
+            bytes = aligned >= bytes.Length ? [] : bytes[aligned..];
+        }
+
+        return bytes.Length == 0;
     }
 }

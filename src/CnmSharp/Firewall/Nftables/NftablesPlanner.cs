@@ -61,6 +61,27 @@ internal static class NftablesPlanner
 {
     private static bool SameRules(IEnumerable<string?> a, IEnumerable<string?> b) => a.SequenceEqual(b, StringComparer.Ordinal);
 
+    /// <summary>The dumped rules are the chain's: same comments in order, and each holds the model's expressions (a rule
+    /// replaced in place with its comment kept differs here).</summary>
+    internal static bool SameContent(IReadOnlyList<NftRule> dumped, NftChainModel chain)
+    {
+        if (dumped.Count != chain.Rules.Count)
+        {
+            return false;
+        }
+
+        for (var i = 0; i < dumped.Count; i++)
+        {
+            var want = chain.Rules[i];
+            if (!string.Equals(dumped[i].Comment, want.Comment, StringComparison.Ordinal) || !dumped[i].Matches(want.Expressions))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     private static bool SameElement(NftSetElement a, NftSetElement b) => a.SameAs(b) && a.Comment == b.Comment;
 
     private static void AddRules(NftablesBatch batch, NftFamily family, string table, NftChainModel chain)
@@ -146,8 +167,8 @@ internal static class NftablesPlanner
     /// <summary>
     /// Makes a dumped table hold the desired model. With an <paramref name="owner"/>, only that owner's chains and
     /// elements (by their comments) and the shared ones are created, repaired or removed; everything else is left as it
-    /// is. A chain is repaired by flushing and refilling it when its rules' comments differ from the model's (a rule
-    /// deleted, added or changed behind our back).
+    /// is. A chain is repaired by flushing and refilling it when its rules differ from the model's, by comment or by
+    /// content (a rule deleted, added, reordered or edited in place behind our back).
     /// </summary>
     public static void PlanSync(NftablesBatch batch, NftFamily family, string table, NftablesState state, NftModel desired, string? owner)
     {
@@ -210,7 +231,7 @@ internal static class NftablesPlanner
             {
                 AddRules(batch, family, table, chain);
             }
-            else if (!SameRules(state.Rules[chain.Name].Select(r => r.Comment), chain.RuleComments))
+            else if (!SameContent(state.Rules[chain.Name], chain))
             {
                 batch.FlushChain(family, table, chain.Name);
                 AddRules(batch, family, table, chain);
