@@ -49,6 +49,16 @@ internal static class NftRuleMatcher
                     continue;
                 }
 
+                if (IsRegister(expression.Name, want.Type))
+                {
+                    if (!ContainsRegister(data, want.Type, want.GetBe32()))
+                    {
+                        return false;
+                    }
+
+                    continue;
+                }
+
                 if (!Contains(data, want))
                 {
                     return false;
@@ -57,6 +67,37 @@ internal static class NftRuleMatcher
         }
 
         return index == expected.Count;
+    }
+
+    /// <summary>The register attributes of each expression kind (NFTA_*_SREG/DREG, nat's REG_ADDR_MIN/REG_PROTO_MIN).</summary>
+    private static bool IsRegister(string expression, ushort type) => expression switch
+    {
+        "meta" => type is 1 or 3,
+        "payload" => type is 1 or 5,
+        "cmp" or "immediate" or "ct" or "fib" => type == 1,
+        "bitwise" => type is 1 or 2,
+        "lookup" => type is 2 or 3,
+        "nat" => type is 3 or 5,
+        _ => false,
+    };
+
+    /// <summary>
+    /// The kernel keeps registers in 4-byte units and dumps one that starts a 16-byte register under the 16-byte name:
+    /// NFT_REG32_00, _04, _08, _12 (8, 12, 16, 20) come back as NFT_REG_1 to NFT_REG_4.
+    /// </summary>
+    private static uint CanonicalRegister(uint register) => register >= 8 && (register - 8) % 4 == 0 ? ((register - 8) / 4) + 1 : register;
+
+    private static bool ContainsRegister(ReadOnlySpan<byte> attributes, ushort type, uint register)
+    {
+        foreach (var have in new NetlinkAttributeEnumerator(attributes))
+        {
+            if (have.Type == type)
+            {
+                return have.Payload.Length == 4 && CanonicalRegister(have.GetBe32()) == CanonicalRegister(register);
+            }
+        }
+
+        return false;
     }
 
     private static bool Contains(ReadOnlySpan<byte> attributes, NetlinkAttribute want)
