@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using CnmSharp.Drivers;
+using CnmSharp.Firewall.Internal;
 using CnmSharp.Netlink.Nftables;
 
 namespace CnmSharp.Firewall.Nftables;
@@ -394,4 +395,11 @@ internal static class NftablesRuleBuilder
             }
         }
     }
+}
+
+/// <summary>The nftables model of shared firewall records.</summary>
+internal static class NftablesRecordsExtensions
+{
+    public static NftModel Build(this FirewallRecords records, NftFamily family) =>
+        NftablesRuleBuilder.Build(family, records.Networks, records.Forwards.Select(f => (f, records.NetworkOf(f))));
 }
