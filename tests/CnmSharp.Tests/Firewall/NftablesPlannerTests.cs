@@ -264,4 +264,31 @@ public class NftablesPlannerTests
             Assert.That(all.Descriptions, Has.Some.StartsWith("delete 1 element(s) ip cnmsharp fwd-in"));
         });
     }
+
+    [Test]
+    public void A_forwards_elements_alone_plan_the_same_batch_as_the_whole_models()
+    {
+        var network = Net(subnet6: "fd00:30::/64");
+        var other = Forward(container: "172.30.0.3", bindings: new PortBinding(TransportProtocol.Tcp, 80, IPAddress.Any, 9090));
+        var web = Forward(container6: "fd00:30::2", bindings:
+        [
+            new PortBinding(TransportProtocol.Tcp, 80, IPAddress.Any, 8080),
+            new PortBinding(TransportProtocol.Udp, 53, IPAddress.Parse("192.0.2.1"), 5353),
+            new PortBinding(TransportProtocol.Tcp, 80, IPAddress.IPv6Any, 8080),
+        ]);
+        var moved = web with { PortBindings = [new PortBinding(TransportProtocol.Tcp, 80, IPAddress.Any, 8081)] };
+        var before = FirewallRecords.From([network], [other, web]);
+        var after = before.WithForward(moved);
+        foreach (var family in new[] { Ip, Ip6 })
+        {
+            using var whole = new NftablesBatch();
+            NftablesPlanner.PlanChange(whole, family, "cnmsharp", before.Build(family), after.Build(family));
+            using var elements = new NftablesBatch();
+            NftablesPlanner.PlanElements(elements, family, "cnmsharp",
+                B.BuildForwards(family, before.Forwards.Where(f => f.EndpointId == web.EndpointId).Select(f => (f, before.NetworkOf(f)))),
+                B.BuildForwards(family, after.Forwards.Where(f => f.EndpointId == web.EndpointId).Select(f => (f, after.NetworkOf(f)))));
+            Assert.That(elements.Descriptions, Is.EqualTo(whole.Descriptions), family.ToString());
+            Assert.That(elements.Count, Is.GreaterThan(0));
+        }
+    }
 }

@@ -175,7 +175,7 @@ public sealed partial class NftablesFirewallBackend : IFirewallBackend, IDisposa
     public ValueTask SetupPortForwardsAsync(FirewallPortForward forward, CancellationToken cancellationToken = default)
     {
         FirewallValidation.Validate(forward);
-        return ChangeAsync(records => records.WithForward(forward), null, records => records.OwnerOf(forward), cancellationToken);
+        return ChangeAsync(records => records.WithForward(forward), null, records => records.OwnerOf(forward), cancellationToken, forward);
     }
 
     /// <inheritdoc />
@@ -183,7 +183,7 @@ public sealed partial class NftablesFirewallBackend : IFirewallBackend, IDisposa
     {
         FirewallValidation.Validate(forward);
         return ChangeAsync(records => records.WithoutForward(forward.NetworkId, forward.EndpointId), new FirewallRecords([], [forward]),
-            records => records.OwnerOf(forward), cancellationToken);
+            records => records.OwnerOf(forward), cancellationToken, forward);
     }
 
     /// <inheritdoc />
@@ -275,8 +275,10 @@ public sealed partial class NftablesFirewallBackend : IFirewallBackend, IDisposa
     /// <summary>One change: the difference between the models of the records before and after, as one batch; if the
     /// kernel refuses it (the ruleset drifted), the affected families are synchronised from a dump instead, touching
     /// only the change's owner's part (and the shared one).</summary>
+    /// <remarks>A port forward change (<paramref name="forward"/> given) on a synced family plans only that endpoint's
+    /// elements instead of diffing the whole models: a forward adds elements only, so the rest cannot change.</remarks>
     private async ValueTask ChangeAsync(Func<FirewallRecords, FirewallRecords> next, FirewallRecords? extraBefore, Func<FirewallRecords, string?> ownerOf,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, FirewallPortForward? forward = null)
     {
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -290,14 +292,14 @@ public sealed partial class NftablesFirewallBackend : IFirewallBackend, IDisposa
             var needsSync = new List<NftFamily>();
             foreach (var family in Families)
             {
-                var old = before.Build(family);
-                var @new = after.Build(family);
-                if (old.IsEmpty && @new.IsEmpty)
+                var oldActive = NftablesRuleBuilder.IsActive(family, before.Networks);
+                var newActive = NftablesRuleBuilder.IsActive(family, after.Networks);
+                if (!oldActive && !newActive)
                 {
                     continue;
                 }
 
-                if (!_synced[Slot(family)] || @new.IsEmpty)
+                if (!_synced[Slot(family)] || !newActive)
                 {
                     // The first change since start, or the last network of the family: read the kernel first (the
                     // table goes only when no other owner's chain is left in it).
@@ -305,7 +307,15 @@ public sealed partial class NftablesFirewallBackend : IFirewallBackend, IDisposa
                     continue;
                 }
 
-                NftablesPlanner.PlanChange(batch, family, Table(family), old, @new);
+                if (forward is not null && oldActive)
+                {
+                    NftablesPlanner.PlanElements(batch, family, Table(family),
+                        ForwardModel(family, before, forward), ForwardModel(family, after, forward));
+                }
+                else
+                {
+                    NftablesPlanner.PlanChange(batch, family, Table(family), before.Build(family), after.Build(family));
+                }
             }
 
             try
@@ -329,6 +339,14 @@ public sealed partial class NftablesFirewallBackend : IFirewallBackend, IDisposa
         {
             _gate.Release();
         }
+    }
+
+    /// <summary>The elements the records' forward of the endpoint (of <paramref name="key"/>) adds to the family's model.</summary>
+    private static NftModel ForwardModel(NftFamily family, FirewallRecords records, FirewallPortForward key)
+    {
+        return NftablesRuleBuilder.BuildForwards(family, records.Forwards
+            .Where(f => f.NetworkId == key.NetworkId && f.EndpointId == key.EndpointId)
+            .Select(f => (f, records.NetworkOf(f))));
     }
 
     private async ValueTask SyncAsync(FirewallRecords after, string? owner, CancellationToken cancellationToken)

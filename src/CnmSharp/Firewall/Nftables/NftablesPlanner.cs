@@ -101,6 +101,29 @@ internal static class NftablesPlanner
         }
     }
 
+    /// <summary>The element changes between two models of one endpoint's forwards (no chain, no rule): deletes, then adds.</summary>
+    public static void PlanElements(NftablesBatch batch, NftFamily family, string table, NftModel old, NftModel @new)
+    {
+        var adds = new List<(string Set, NftSetElement Element)>();
+        foreach (var set in old.Elements.Keys.Union(@new.Elements.Keys).Order(StringComparer.Ordinal))
+        {
+            var before = old.Elements.GetValueOrDefault(set) ?? [];
+            var after = @new.Elements.GetValueOrDefault(set) ?? [];
+            var delete = before.Where(e => !after.TryGetValue(e.Key, out var n) || !SameElement(n, e.Value)).Select(e => e.Value).ToList();
+            if (delete.Count > 0)
+            {
+                batch.DeleteElements(family, table, set, delete);
+            }
+
+            adds.AddRange(after.Where(e => !before.TryGetValue(e.Key, out var o) || !SameElement(o, e.Value)).Select(e => (set, e.Value)));
+        }
+
+        foreach (var group in adds.GroupBy(a => a.Set))
+        {
+            batch.AddElements(family, table, group.Key, [.. group.Select(a => a.Element)]);
+        }
+    }
+
     /// <summary>
     /// The change from one model to the next, assuming the kernel holds <paramref name="old"/>: element deletes first
     /// (a verdict element holds its chain), then new and changed chains, element adds, chain deletes; the table goes

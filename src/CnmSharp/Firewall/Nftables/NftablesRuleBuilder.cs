@@ -183,6 +183,24 @@ internal static class NftablesRuleBuilder
         return model;
     }
 
+    /// <summary>True when some network has a subnet of the family (the model of the family is not empty).</summary>
+    public static bool IsActive(NftFamily family, IReadOnlyList<FirewallNetwork> networks) => networks.Any(n => Subnets(n, family).Count > 0);
+
+    /// <summary>Only the elements some port forwards add to the model (what <see cref="Build"/> gives it).</summary>
+    public static NftModel BuildForwards(NftFamily family, IEnumerable<(FirewallPortForward Forward, FirewallNetwork? Network)> forwards)
+    {
+        var model = new NftModel();
+        foreach (var (forward, network) in forwards)
+        {
+            if (network is not null && !network.Internal && Subnets(network, family).Count > 0)
+            {
+                AddForward(model, family, network, forward);
+            }
+        }
+
+        return model;
+    }
+
     private static NftRuleModel Rule(string owner, string id, params NftExpression[] expressions) => new($"{owner}:{id}", expressions);
 
     private static void AddSharedChains(NftModel model, NftFamily family, bool anyHairpin)
