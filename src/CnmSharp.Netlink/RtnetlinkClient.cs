@@ -19,6 +19,7 @@ public sealed partial class RtnetlinkClient : IRtnetlinkClient, IAsyncDisposable
     private readonly SafeFileHandle _namespace;
     private readonly ArrayPool<byte>? _pool;
     private readonly HashSet<NetlinkSocket> _monitors = [];
+    private Action? _reopen;
     private int _disposed;
 
     private RtnetlinkClient(NetlinkSocket socket, SafeFileHandle networkNamespace, ArrayPool<byte>? pool)
@@ -154,50 +155,14 @@ public sealed partial class RtnetlinkClient : IRtnetlinkClient, IAsyncDisposable
     /// Takes a lease on the request socket and its lock, refusing once disposed, and replaces the socket first when
     /// an earlier request left it out of step (ENOBUFS, cancellation, a failed send or receive).
     /// </summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask EnterAsync(CancellationToken cancellationToken)
+    private ValueTask EnterAsync(CancellationToken cancellationToken) => _socket.EnterRequestAsync(this, _reopen ??= () => InOwnNamespace(() =>
     {
-        if (!_socket.TryAcquire())
-        {
-            ObjectDisposedException.ThrowIf(true, this);
-        }
-
-        try
-        {
-            await _socket.Lock.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch
-        {
-            _socket.Release();
-            throw;
-        }
-
-        try
-        {
-            ObjectDisposedException.ThrowIf(_socket.IsClosed, this);
-            if (_socket.NeedsResync)
-            {
-                InOwnNamespace(() =>
-                {
-                    _socket.Reopen();
-                    return true;
-                });
-            }
-        }
-        catch
-        {
-            Exit();
-            throw;
-        }
-    }
+        _socket.Reopen();
+        return true;
+    }), cancellationToken);
 
     /// <summary>Ends what <see cref="EnterAsync"/> began.</summary>
-    private void Exit()
-    {
-        _socket.ReleaseReceiveBuffer();
-        _socket.Lock.Release();
-        _socket.Release();
-    }
+    private void Exit() => _socket.ExitRequest();
 
     /// <inheritdoc />
     public async ValueTask<RtnetlinkBatchResult> ExecuteBatchAsync(RtnetlinkBatch batch, CancellationToken cancellationToken = default)

@@ -224,6 +224,56 @@ internal sealed class NetlinkSocket : IDisposable
         return first;
     }
 
+    /// <summary>
+    /// Begins one request of a client: takes a lease and <see cref="Lock"/>, refusing once closed
+    /// (<see cref="ObjectDisposedException"/> naming <paramref name="owner"/>), and when an earlier request left the
+    /// socket out of step (<see cref="NeedsResync"/>) runs <paramref name="reopen"/>, which calls <see cref="Reopen"/>
+    /// in the client's namespace. End it with <see cref="ExitRequest"/>.
+    /// </summary>
+    /// <param name="owner">The client, for the disposed error.</param>
+    /// <param name="reopen">Replaces the file descriptor in the client's namespace.</param>
+    /// <param name="cancellationToken">Cancels the wait for the lock.</param>
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
+    public async ValueTask EnterRequestAsync(object owner, Action reopen, CancellationToken cancellationToken)
+    {
+        if (!TryAcquire())
+        {
+            ObjectDisposedException.ThrowIf(true, owner);
+        }
+
+        try
+        {
+            await Lock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            Release();
+            throw;
+        }
+
+        try
+        {
+            ObjectDisposedException.ThrowIf(IsClosed, owner);
+            if (NeedsResync)
+            {
+                reopen();
+            }
+        }
+        catch
+        {
+            ExitRequest();
+            throw;
+        }
+    }
+
+    /// <summary>Ends what <see cref="EnterRequestAsync"/> began: gives back the receive buffer, the lock and the lease.</summary>
+    public void ExitRequest()
+    {
+        ReleaseReceiveBuffer();
+        Lock.Release();
+        Release();
+    }
+
     /// <summary>Sends the first <paramref name="length"/> bytes of the send buffer as one datagram.</summary>
     /// <param name="length">Bytes to send.</param>
     /// <param name="cancellationToken">Cancels the send.</param>

@@ -46,5 +46,8 @@ internal static class Nft
     public const ushort NFTA_DATA_VALUE = 1, NFTA_DATA_VERDICT = 2;
     public const ushort NFTA_VERDICT_CODE = 1, NFTA_VERDICT_CHAIN = 2;
 
-    public const ushort NFTA_GEN_ID = 1;
+    public const ushort NFTA_GEN_ID = 1, NFTA_GEN_PROC_PID = 2, NFTA_GEN_PROC_NAME = 3;
+
+    /// <summary>NFNLGRP_NFTABLES: the multicast group of nf_tables change notifications.</summary>
+    public const int NFNLGRP_NFTABLES = 7;
 }

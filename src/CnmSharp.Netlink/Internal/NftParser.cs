@@ -89,6 +89,7 @@ internal static class NftParser
         string? table = null, chain = null, comment = null;
         ulong handle = 0;
         var names = new List<string>();
+        byte[]? expressions = null;
         foreach (var a in new NetlinkAttributeEnumerator(Attributes(payload)))
         {
             switch (a.Type)
@@ -98,6 +99,7 @@ internal static class NftParser
                 case Nft.NFTA_RULE_HANDLE: handle = GetBe64(a); break;
                 case Nft.NFTA_RULE_USERDATA: comment = Comment(a.Payload); break;
                 case Nft.NFTA_RULE_EXPRESSIONS:
+                    expressions = a.Payload.ToArray();
                     foreach (var element in a.GetNested())
                     {
                         foreach (var e in element.GetNested())
@@ -113,7 +115,7 @@ internal static class NftParser
             }
         }
 
-        results.Add(new NftRule(Family(payload), table ?? "", chain ?? "", handle, comment, names));
+        results.Add(new NftRule(Family(payload), table ?? "", chain ?? "", handle, comment, names) { ExpressionBytes = expressions ?? [] });
     }
 
     /// <summary>The comment TLV (type 0) of a rule's user data.</summary>
@@ -170,7 +172,7 @@ internal static class NftParser
 
     public static void Elements(ushort message, ReadOnlySpan<byte> payload, List<NftSetElement> results)
     {
-        if (message != Nft.NEWSETELEM)
+        if (message != Nft.NEWSETELEM && message != Nft.DELSETELEM)
         {
             return;
         }
@@ -251,5 +253,94 @@ internal static class NftParser
         }
 
         return new NftVerdict(code, chain);
+    }
+
+    /// <summary>One notification of the NFNLGRP_NFTABLES group, or null for a message the monitor does not report.</summary>
+    public static NftEvent? Event(ushort message, ReadOnlySpan<byte> payload)
+    {
+        var family = Family(payload);
+        switch (message)
+        {
+            case Nft.NEWTABLE or Nft.DELTABLE:
+                {
+                    var list = new List<NftTable>(1);
+                    Table(Nft.NEWTABLE, payload, list);
+                    var t = list[0];
+                    return new NftEvent(message == Nft.NEWTABLE ? NftEventKind.NewTable : NftEventKind.DeleteTable, family, t.Name) { Handle = t.Handle };
+                }
+
+            case Nft.NEWCHAIN or Nft.DELCHAIN:
+                {
+                    var list = new List<NftChain>(1);
+                    Chain(Nft.NEWCHAIN, payload, list);
+                    var c = list[0];
+                    return new NftEvent(message == Nft.NEWCHAIN ? NftEventKind.NewChain : NftEventKind.DeleteChain, family, c.Table)
+                    {
+                        Chain = c.Name, Handle = c.Handle, Comment = c.Comment,
+                    };
+                }
+
+            case Nft.NEWRULE or Nft.DELRULE:
+                {
+                    var list = new List<NftRule>(1);
+                    Rule(Nft.NEWRULE, payload, list);
+                    var r = list[0];
+                    return new NftEvent(message == Nft.NEWRULE ? NftEventKind.NewRule : NftEventKind.DeleteRule, family, r.Table)
+                    {
+                        Chain = r.Chain, Handle = r.Handle, Comment = r.Comment, Rule = r,
+                    };
+                }
+
+            case Nft.NEWSET or Nft.DELSET:
+                {
+                    var list = new List<NftSet>(1);
+                    Set(Nft.NEWSET, payload, list);
+                    var set = list[0];
+                    return new NftEvent(message == Nft.NEWSET ? NftEventKind.NewSet : NftEventKind.DeleteSet, family, set.Table) { Set = set.Name };
+                }
+
+            case Nft.NEWSETELEM or Nft.DELSETELEM:
+                {
+                    string? table = null, set = null;
+                    foreach (var a in new NetlinkAttributeEnumerator(Attributes(payload)))
+                    {
+                        if (a.Type == Nft.NFTA_SET_ELEM_LIST_TABLE)
+                        {
+                            table = a.GetString();
+                        }
+                        else if (a.Type == Nft.NFTA_SET_ELEM_LIST_SET)
+                        {
+                            set = a.GetString();
+                        }
+                    }
+
+                    var elements = new List<NftSetElement>();
+                    Elements(message, payload, elements);
+                    return new NftEvent(message == Nft.NEWSETELEM ? NftEventKind.NewElement : NftEventKind.DeleteElement, family, table ?? "")
+                    {
+                        Set = set, Elements = elements,
+                    };
+                }
+
+            case Nft.NEWGEN:
+                {
+                    uint id = 0, pid = 0;
+                    string? name = null;
+                    foreach (var a in new NetlinkAttributeEnumerator(Attributes(payload)))
+                    {
+                        switch (a.Type)
+                        {
+                            case Nft.NFTA_GEN_ID: id = a.GetBe32(); break;
+                            case Nft.NFTA_GEN_PROC_PID: pid = a.GetBe32(); break;
+                            case Nft.NFTA_GEN_PROC_NAME: name = a.GetString(); break;
+                        }
+                    }
+
+                    return new NftEvent(NftEventKind.Generation, NftFamily.Unspecified, null) { Generation = id, ProcessId = (int)pid, ProcessName = name };
+                }
+
+            default:
+                return null;
+        }
     }
 }

@@ -8,7 +8,8 @@ namespace CnmSharp.Netlink.Nftables;
 
 /// <summary>
 /// An nf_tables client on one <c>NETLINK_NETFILTER</c> socket, bound to one network namespace: atomic batches
-/// (<see cref="ExecuteAsync"/>) and dumps of tables, chains, rules, sets and elements. No <c>nft</c> process. One request
+/// (<see cref="ExecuteAsync"/>), dumps of tables, chains, rules, sets and elements, and change notifications
+/// (<see cref="MonitorAsync(CancellationToken)"/>). No <c>nft</c> process. One request
 /// is in flight at a time per client. Needs CAP_NET_ADMIN in the namespace.
 /// </summary>
 public sealed class NftablesClient : IDisposable, IAsyncDisposable
@@ -17,6 +18,8 @@ public sealed class NftablesClient : IDisposable, IAsyncDisposable
 
     private readonly NetlinkSocket _socket;
     private readonly SafeFileHandle _namespace;
+    private readonly HashSet<NetlinkSocket> _monitors = [];
+    private Action? _reopen;
     private int _disposed;
 
     private NftablesClient(NetlinkSocket socket, SafeFileHandle networkNamespace)
@@ -357,43 +360,144 @@ public sealed class NftablesClient : IDisposable, IAsyncDisposable
         return false;
     }
 
-    private async ValueTask EnterAsync(CancellationToken cancellationToken)
+    private ValueTask EnterAsync(CancellationToken cancellationToken) => _socket.EnterRequestAsync(this, _reopen ??= () => NamespaceExecutor.RunIn(_namespace, () =>
     {
-        ObjectDisposedException.ThrowIf(IsDisposed || !_socket.TryAcquire(), this);
-        try
-        {
-            await _socket.Lock.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch
-        {
-            _socket.Release();
-            throw;
-        }
+        _socket.Reopen();
+        return true;
+    }), cancellationToken);
 
+    private void Exit() => _socket.ExitRequest();
+
+    /// <summary>
+    /// Subscribes to nf_tables change notifications (group NFNLGRP_NFTABLES) in the client's namespace, on a socket of
+    /// its own. The subscription starts when this method returns (not at the first <c>MoveNextAsync</c>), so nothing
+    /// committed after the call is missed. Each transaction's changes come as events followed by one
+    /// <see cref="NftEventKind.Generation"/> event naming the committing process; lost notifications (ENOBUFS) come
+    /// as one <see cref="NftEventKind.Resync"/> on a fresh subscription. Ends with <see cref="OperationCanceledException"/>
+    /// when cancelled and <see cref="ObjectDisposedException"/> when the client is disposed; an enumeration that is
+    /// never started keeps its socket until the client is disposed.
+    /// </summary>
+    /// <param name="cancellationToken">Ends the enumeration.</param>
+    /// <returns>The events, in the order the kernel sent them.</returns>
+    public IAsyncEnumerable<NftEvent> MonitorAsync(CancellationToken cancellationToken = default) => MonitorAsync(receiveBufferSize: 0, cancellationToken);
+
+    /// <summary>Monitor with a chosen socket receive buffer (tests use a tiny one to provoke ENOBUFS).</summary>
+    internal IAsyncEnumerable<NftEvent> MonitorAsync(int receiveBufferSize, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
+        var socket = OpenMonitorSocket(receiveBufferSize);
+        return ReadEventsAsync(socket, receiveBufferSize, cancellationToken);
+    }
+
+    private async IAsyncEnumerable<NftEvent> ReadEventsAsync(NetlinkSocket socket, int receiveBufferSize, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
         try
         {
-            ObjectDisposedException.ThrowIf(_socket.IsClosed, this);
-            if (_socket.NeedsResync)
+            var events = new List<NftEvent>();
+            while (true)
             {
-                NamespaceExecutor.RunIn(_namespace, () =>
+                cancellationToken.ThrowIfCancellationRequested();
+                var lost = false;
+                var received = 0;
+                try
                 {
-                    _socket.Reopen();
-                    return true;
-                });
+                    received = await socket.ReceiveAsync(cancellationToken, "nftables monitor").ConfigureAwait(false);
+                }
+                catch (NetlinkException e) when (e.Errno == Errnos.ENOBUFS)
+                {
+                    lost = true;
+                }
+                catch (ObjectDisposedException e) when (IsDisposed)
+                {
+                    throw new ObjectDisposedException(GetType().FullName, e);
+                }
+
+                if (lost)
+                {
+                    var fresh = OpenMonitorSocket(receiveBufferSize);
+                    CloseMonitorSocket(socket);
+                    socket = fresh;
+                    yield return new NftEvent(NftEventKind.Resync, NftFamily.Unspecified, null);
+                    continue;
+                }
+
+                ParseEvents(socket.Received(received), events);
+                foreach (var e in events)
+                {
+                    yield return e;
+                }
+
+                events.Clear();
             }
         }
-        catch
+        finally
         {
-            Exit();
-            throw;
+            CloseMonitorSocket(socket);
         }
     }
 
-    private void Exit()
+    internal static void ParseEvents(ReadOnlySpan<byte> datagram, List<NftEvent> events)
     {
-        _socket.ReleaseReceiveBuffer();
-        _socket.Lock.Release();
-        _socket.Release();
+        foreach (var message in new NetlinkMessageEnumerator(datagram))
+        {
+            if (message.Type == Nl.NLMSG_OVERRUN)
+            {
+                events.Add(new NftEvent(NftEventKind.Resync, NftFamily.Unspecified, null));
+                continue;
+            }
+
+            if (message.Type >> 8 != Nft.SubsysNftables || message.Payload.Length < Nft.GenMsgSize)
+            {
+                continue;
+            }
+
+            if (NftParser.Event((ushort)(message.Type & 0xff), message.Payload) is { } e)
+            {
+                events.Add(e);
+            }
+        }
+    }
+
+    private NetlinkSocket OpenMonitorSocket(int receiveBufferSize)
+    {
+        NetlinkSocket socket;
+        try
+        {
+            socket = NamespaceExecutor.RunIn(_namespace, () => NetlinkSocket.Open([Nft.NFNLGRP_NFTABLES], receiveBufferSize, protocol: Libc.NETLINK_NETFILTER));
+        }
+        catch (ObjectDisposedException ex) when (IsDisposed)
+        {
+            throw new ObjectDisposedException(GetType().FullName, ex);
+        }
+        catch (NamespaceException ex)
+        {
+            throw new NetlinkException(ex.ErrorNumber, null, ex.Message);
+        }
+
+        _ = socket.TryAcquire();
+        lock (_monitors)
+        {
+            if (!IsDisposed)
+            {
+                _monitors.Add(socket);
+                return socket;
+            }
+        }
+
+        socket.Dispose();
+        socket.Release();
+        throw new ObjectDisposedException(GetType().FullName);
+    }
+
+    private void CloseMonitorSocket(NetlinkSocket socket)
+    {
+        lock (_monitors)
+        {
+            _monitors.Remove(socket);
+        }
+
+        socket.Dispose();
+        socket.Release();
     }
 
     /// <summary>Closes the socket; requests in flight end with <see cref="ObjectDisposedException"/>.</summary>
@@ -402,6 +506,17 @@ public sealed class NftablesClient : IDisposable, IAsyncDisposable
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
         {
             return;
+        }
+
+        NetlinkSocket[] monitors;
+        lock (_monitors)
+        {
+            monitors = [.. _monitors];
+        }
+
+        foreach (var monitor in monitors)
+        {
+            monitor.Dispose();
         }
 
         _socket.Dispose();

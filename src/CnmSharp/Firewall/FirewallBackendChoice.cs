@@ -34,6 +34,7 @@ public sealed class SelectingFirewallBackendFactory : IFirewallBackendFactory
     private readonly NftablesFirewallBackendFactory _nftables;
     private readonly NftablesFirewallBackendOptions _nftablesOptions;
     private readonly ILoggerFactory? _loggerFactory;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, FirewallBackendChoice> _resolved = new(StringComparer.Ordinal);
 
     /// <summary>Creates the factory.</summary>
     /// <param name="choice">The backend to use; not <see cref="FirewallBackendChoice.None"/> (use no factory then).</param>
@@ -71,7 +72,10 @@ public sealed class SelectingFirewallBackendFactory : IFirewallBackendFactory
     public IFirewallBackend Create(string? hostNamespacePath)
     {
         HostNamespaceGuard.Check(hostNamespacePath, "firewall backend");
-        var useNftables = Resolve(_choice, hostNamespacePath) == FirewallBackendChoice.Nftables;
+        // Auto probes the kernel once per namespace path and factory (one netlink round trip; a controller is built per
+        // host namespace, the DI factory is a singleton), not at every Create.
+        var resolved = _choice != FirewallBackendChoice.Auto ? _choice : _resolved.GetOrAdd(hostNamespacePath ?? "", _ => Resolve(_choice, hostNamespacePath));
+        var useNftables = resolved == FirewallBackendChoice.Nftables;
         var primary = useNftables ? _nftables.Create(hostNamespacePath) : _iptables.Create(hostNamespacePath);
         return new SwitchingFirewallBackend(primary, useNftables
             ? new IptablesFirewallBackend(new IptablesFirewallBackendOptions { HostNamespacePath = hostNamespacePath }, _loggerFactory?.CreateLogger<IptablesFirewallBackend>())

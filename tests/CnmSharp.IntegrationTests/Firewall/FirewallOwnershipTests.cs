@@ -16,7 +16,7 @@ namespace CnmSharp.IntegrationTests.Firewall;
 [NonParallelizable]
 [TestFixture(IptablesFirewallBackend.BackendName)]
 [TestFixture(NftablesFirewallBackend.BackendName)]
-public class FirewallOwnershipTests(string backendName)
+public class FirewallOwnershipTests(string backendName) : FirewallBackendFixture(backendName)
 {
     private TestNamespace _host = null!;
     private IFirewallBackend _backend = null!;
@@ -29,9 +29,7 @@ public class FirewallOwnershipTests(string backendName)
         _host = new TestNamespace("h");
         _br1 = "br-" + Sh.NewName()[Sh.Prefix.Length..];
         _br2 = "br-" + Sh.NewName()[Sh.Prefix.Length..];
-        _backend = backendName == IptablesFirewallBackend.BackendName
-            ? new IptablesFirewallBackend(_host.Path)
-            : new NftablesFirewallBackend(new NftablesFirewallBackendOptions { HostNamespacePath = _host.Path });
+        _backend = CreateBackend(_host);
     }
 
     [TearDown]
@@ -39,10 +37,8 @@ public class FirewallOwnershipTests(string backendName)
     {
         (_backend as IDisposable)?.Dispose();
         _host.Dispose();
-        Assert.That(Sh.RootRuleCount(), Is.Zero, "the root namespace must still have no rules");
+        AssertRootHasNoRules();
     }
-
-    private bool IsNftables => backendName == NftablesFirewallBackend.BackendName;
 
     private FirewallNetwork Bridge => new()
     {

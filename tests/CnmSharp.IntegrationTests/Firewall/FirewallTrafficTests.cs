@@ -20,7 +20,7 @@ namespace CnmSharp.IntegrationTests.Firewall;
 [NonParallelizable]
 [TestFixture(IptablesFirewallBackend.BackendName)]
 [TestFixture(NftablesFirewallBackend.BackendName)]
-public class FirewallTrafficTests(string backendName)
+public class FirewallTrafficTests(string backendName) : FirewallBackendFixture(backendName)
 {
     private TestNamespace _host = null!;
     private TestNamespace _c1 = null!;
@@ -75,16 +75,13 @@ public class FirewallTrafficTests(string backendName)
         _ext.Exec("ip", "link", "set", "eth0", "up");
         _ext.Exec("ip", "link", "set", "lo", "up");
 
-        if (backendName == IptablesFirewallBackend.BackendName)
+        if (!IsNftables)
         {
             _host.Exec("iptables", "-P", "FORWARD", "DROP");
             _host.Exec("ip6tables", "-P", "FORWARD", "DROP");
-            _backend = new IptablesFirewallBackend(_host.Path);
         }
-        else
-        {
-            _backend = new NftablesFirewallBackend(new NftablesFirewallBackendOptions { HostNamespacePath = _host.Path });
-        }
+
+        _backend = CreateBackend(_host);
     }
 
     private void AddBridge(string name, string v4, string? v6)
@@ -125,7 +122,7 @@ public class FirewallTrafficTests(string backendName)
     public void TearDown()
     {
         CleanUp();
-        Assert.That(Sh.RootRuleCount(), Is.Zero, "the root namespace must still have no rules");
+        AssertRootHasNoRules();
     }
 
     private void CleanUp()
@@ -140,8 +137,6 @@ public class FirewallTrafficTests(string backendName)
         _backend = null!;
         _c1 = _c2 = _c3 = _ext = _host = null!;
     }
-
-    private bool IsNftables => backendName == NftablesFirewallBackend.BackendName;
 
     private FirewallNetwork Network => new()
     {

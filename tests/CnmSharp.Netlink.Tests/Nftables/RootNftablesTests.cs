@@ -161,4 +161,93 @@ public class RootNftablesTests
         await client.ExecuteAsync(destroy);
         Assert.That(await client.ListTablesAsync(), Is.Empty);
     }
+
+    [Test]
+    public async Task Monitor_sees_our_batch_and_a_rule_deleted_by_nft_with_each_committing_process()
+    {
+        using var ns = TestNamespace.Create();
+        await using var client = NftablesClient.Open(ns.Handle);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var events = client.MonitorAsync(cts.Token).GetAsyncEnumerator(cts.Token);
+        using (var batch = GoldenRuleset.Build(new NftablesBatch()))
+        {
+            await client.ExecuteAsync(batch);
+        }
+
+        var drop = (await client.ListRulesAsync(NftFamily.IPv4, "cnmsharp", "fwd-in-br-cnm0"))[^1];
+        Nft(ns, $"delete rule ip cnmsharp fwd-in-br-cnm0 handle {drop.Handle}");
+
+        var seen = new List<NftEvent>();
+        while (seen.Count(e => e.Kind == NftEventKind.Generation) < 2 && await events.MoveNextAsync())
+        {
+            seen.Add(events.Current);
+        }
+
+        await events.DisposeAsync();
+        var generations = seen.Where(e => e.Kind == NftEventKind.Generation).ToList();
+        var ours = seen.TakeWhile(e => e.Kind != NftEventKind.Generation).ToList();
+        var theirs = seen.SkipWhile(e => e.Kind != NftEventKind.Generation).Skip(1).TakeWhile(e => e.Kind != NftEventKind.Generation).ToList();
+        Assert.Multiple(() =>
+        {
+            Assert.That(ours.Select(e => e.Kind), Does.Contain(NftEventKind.NewTable).And.Contain(NftEventKind.NewChain).And.Contain(NftEventKind.NewRule)
+                .And.Contain(NftEventKind.NewSet).And.Contain(NftEventKind.NewElement));
+            Assert.That(ours.Where(e => e.Kind == NftEventKind.NewChain).Select(e => e.Chain), Does.Contain("fwd-in-br-cnm0"));
+            Assert.That(ours.Where(e => e.Kind == NftEventKind.NewElement).Select(e => e.Set), Does.Contain("dnat-tcp"));
+            Assert.That(theirs, Has.Count.EqualTo(1));
+            Assert.That(theirs[0].Kind, Is.EqualTo(NftEventKind.DeleteRule));
+            Assert.That((theirs[0].Family, theirs[0].Table, theirs[0].Chain, theirs[0].Handle), Is.EqualTo((NftFamily.IPv4, "cnmsharp", "fwd-in-br-cnm0", drop.Handle)));
+            Assert.That(theirs[0].Rule!.ExpressionNames, Is.EqualTo(new[] { "immediate" }));
+            Assert.That(generations[1].Generation, Is.GreaterThan(generations[0].Generation));
+            Assert.That(generations[1].ProcessName, Is.EqualTo("nft"));
+            Assert.That(Directory.Exists($"/proc/self/task/{generations[0].ProcessId}"), Is.True, "our batch was committed by one of our threads");
+        });
+    }
+
+    [Test]
+    public async Task A_dumped_rule_matches_its_expressions_and_not_an_edited_version()
+    {
+        using var ns = TestNamespace.Create();
+        await using var client = NftablesClient.Open(ns.Handle);
+        using (var batch = GoldenRuleset.Build(new NftablesBatch()))
+        {
+            await client.ExecuteAsync(batch);
+        }
+
+        var rules = await client.ListRulesAsync(NftFamily.IPv4, "cnmsharp", "fwd-in-br-cnm0");
+        NftExpression[] established =
+        [
+            new NftCt(NftCtKey.State), new NftBitwise(NftValues.HostU32(6), NftValues.HostU32(0)),
+            new NftCmp(NftCmpOp.Neq, NftValues.HostU32(0)), new NftImmediateVerdict(NftVerdict.Accept),
+        ];
+        NftExpression[] published =
+        [
+            new NftPayload(NftPayloadBase.Network, 16, 4), new NftMeta(NftMetaKey.L4Proto, NftRegisters.Reg32(1)),
+            new NftPayload(NftPayloadBase.Transport, 2, 2, NftRegisters.Reg32(2)), new NftLookup("published"),
+            new NftImmediateVerdict(NftVerdict.Accept),
+        ];
+        var forward = (await client.ListRulesAsync(NftFamily.IPv4, "cnmsharp", "forward")).Single();
+        var publish = (await client.ListRulesAsync(NftFamily.IPv4, "cnmsharp", "publish")).Single();
+        var bridge = NftValues.InterfaceName("br-cnm0");
+        Assert.Multiple(() =>
+        {
+            Assert.That(rules[0].Matches(established), Is.True);
+            Assert.That(rules[2].Matches(published), Is.True);
+            Assert.That(rules[3].Matches([new NftImmediateVerdict(NftVerdict.Drop)]), Is.True);
+            Assert.That(forward.Matches([new NftMeta(NftMetaKey.OutputInterfaceName), new NftLookup("fwd-in", Destination: NftRegisters.Verdict)]), Is.True);
+            Assert.That(publish.Matches(
+            [
+                new NftMeta(NftMetaKey.InputInterfaceName), new NftCmp(NftCmpOp.Neq, bridge),
+                new NftMeta(NftMetaKey.L4Proto), new NftCmp(NftCmpOp.Eq, [6]),
+                new NftPayload(NftPayloadBase.Transport, 2, 2), new NftLookup("dnat-tcp", Destination: NftRegisters.Reg1),
+                new NftNat(NftNatType.Dnat, NftFamily.IPv4, NftRegisters.Reg1, NftRegisters.Reg32(1)),
+            ]), Is.True);
+
+            Assert.That(rules[3].Matches([new NftImmediateVerdict(NftVerdict.Accept)]), Is.False, "another verdict");
+            Assert.That(rules[0].Matches(established[..3]), Is.False, "fewer expressions");
+            Assert.That(rules[0].Matches([.. established, new NftCounter()]), Is.False, "more expressions");
+            Assert.That(rules[2].Matches([.. published[..3], new NftLookup("fwd-in"), published[4]]), Is.False, "another set");
+            Assert.That(rules[1].Matches([new NftMeta(NftMetaKey.InputInterfaceName), new NftCmp(NftCmpOp.Eq, NftValues.InterfaceName("br-cnm1")), new NftImmediateVerdict(NftVerdict.Accept)]),
+                Is.False, "another value");
+        });
+    }
 }

@@ -2,7 +2,7 @@ using System.Net;
 using CnmSharp.Drivers;
 using CnmSharp.Firewall;
 using CnmSharp.Firewall.Iptables;
-using Records = CnmSharp.Firewall.Iptables.IptablesFirewallBackend.Records;
+using Records = CnmSharp.Firewall.Internal.FirewallRecords;
 
 namespace CnmSharp.Tests.Firewall;
 

@@ -49,7 +49,7 @@ public sealed partial class IptablesFirewallBackend : IFirewallBackend, IDisposa
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly IptablesState?[] _cached = new IptablesState?[2];
-    private Records _records = Records.Empty;
+    private FirewallRecords _records = FirewallRecords.Empty;
 
     /// <summary>Creates a backend for a host namespace.</summary>
     /// <param name="hostNamespacePath">The namespace path, or null for the process's own.</param>
@@ -105,7 +105,7 @@ public sealed partial class IptablesFirewallBackend : IFirewallBackend, IDisposa
     public ValueTask TeardownNetworkAsync(FirewallNetwork network, CancellationToken cancellationToken = default)
     {
         FirewallValidation.Validate(network);
-        return ChangeAsync(records => records.WithoutNetwork(network.NetworkId), new Records([network], []), readKernel: false, cancellationToken);
+        return ChangeAsync(records => records.WithoutNetwork(network.NetworkId), new FirewallRecords([network], []), readKernel: false, cancellationToken);
     }
 
     /// <inheritdoc />
@@ -127,7 +127,7 @@ public sealed partial class IptablesFirewallBackend : IFirewallBackend, IDisposa
     public ValueTask TeardownPortForwardsAsync(FirewallPortForward forward, CancellationToken cancellationToken = default)
     {
         FirewallValidation.Validate(forward);
-        return ChangeAsync(records => records.WithoutForward(forward.NetworkId, forward.EndpointId), new Records([], [forward]), readKernel: false, cancellationToken);
+        return ChangeAsync(records => records.WithoutForward(forward.NetworkId, forward.EndpointId), new FirewallRecords([], [forward]), readKernel: false, cancellationToken);
     }
 
     /// <inheritdoc />
@@ -180,11 +180,11 @@ public sealed partial class IptablesFirewallBackend : IFirewallBackend, IDisposa
         }
     }
 
-    private static Records ToRecords(IReadOnlyList<FirewallNetwork> networks, IReadOnlyList<FirewallPortForward> forwards)
+    private static FirewallRecords ToRecords(IReadOnlyList<FirewallNetwork> networks, IReadOnlyList<FirewallPortForward> forwards)
     {
         ArgumentNullException.ThrowIfNull(networks);
         ArgumentNullException.ThrowIfNull(forwards);
-        var records = Records.Empty;
+        var records = FirewallRecords.Empty;
         foreach (var network in networks)
         {
             FirewallValidation.Validate(network);
@@ -204,7 +204,7 @@ public sealed partial class IptablesFirewallBackend : IFirewallBackend, IDisposa
 
     /// <summary>One change: under the gate, compute the records after it, apply the difference as one batch, and keep
     /// the new records only when the batch went through.</summary>
-    private async ValueTask ChangeAsync(Func<Records, Records> next, Records? extraBefore, bool readKernel, CancellationToken cancellationToken, string? owner = null)
+    private async ValueTask ChangeAsync(Func<FirewallRecords, FirewallRecords> next, FirewallRecords? extraBefore, bool readKernel, CancellationToken cancellationToken, string? owner = null)
     {
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -224,7 +224,7 @@ public sealed partial class IptablesFirewallBackend : IFirewallBackend, IDisposa
         }
     }
 
-    private static void RequireFreeBridge(Records records, FirewallNetwork network)
+    private static void RequireFreeBridge(FirewallRecords records, FirewallNetwork network)
     {
         var clash = records.Networks.FirstOrDefault(n => n.NetworkId != network.NetworkId && n.BridgeName == network.BridgeName);
         if (clash is not null)
@@ -235,7 +235,7 @@ public sealed partial class IptablesFirewallBackend : IFirewallBackend, IDisposa
     }
 
     /// <summary>The restore input a change would produce against a given kernel state (for tests and diagnostics).</summary>
-    internal static string PlanFor(IptablesFamily family, IptablesState state, Records before, Records after)
+    internal static string PlanFor(IptablesFamily family, IptablesState state, FirewallRecords before, FirewallRecords after)
     {
         var desired = after.Build(family);
         var old = before.Build(family);
@@ -246,7 +246,7 @@ public sealed partial class IptablesFirewallBackend : IFirewallBackend, IDisposa
     /// rules alone do not count): one <c>iptables-save</c> per family. For a backend switch.</summary>
     internal async ValueTask<bool> HasRulesOfAsync(IReadOnlyList<FirewallNetwork> networks, CancellationToken cancellationToken)
     {
-        var records = new Records(networks, []);
+        var records = new FirewallRecords(networks, []);
         foreach (var family in Families)
         {
             var ruleset = records.Build(family);
@@ -268,7 +268,7 @@ public sealed partial class IptablesFirewallBackend : IFirewallBackend, IDisposa
     /// <inheritdoc />
     public void Dispose() => _gate.Dispose();
 
-    private static void RequireNetwork(Records records, FirewallPortForward forward)
+    private static void RequireNetwork(FirewallRecords records, FirewallPortForward forward)
     {
         var network = records.Networks.FirstOrDefault(n => n.NetworkId == forward.NetworkId)
             ?? throw new CnmNotFoundException(CnmErrorCodes.NoSuchNetwork, $"network \"{forward.NetworkId}\"",
@@ -284,7 +284,7 @@ public sealed partial class IptablesFirewallBackend : IFirewallBackend, IDisposa
     /// <paramref name="owner"/>, only that owner's rules (and the shared ones) are added when missing, and only rules
     /// of the owner's previous records that no record wants any more are removed: other owners' rules are left as
     /// they are, present or not.</summary>
-    private async ValueTask ApplyAsync(Records before, Records after, Records? extraBefore, CancellationToken cancellationToken, string? owner = null)
+    private async ValueTask ApplyAsync(FirewallRecords before, FirewallRecords after, FirewallRecords? extraBefore, CancellationToken cancellationToken, string? owner = null)
     {
         var applied = new List<(IptablesFamily Family, IptablesState Original, IptablesRuleSet Old, IptablesRuleSet New)>();
         foreach (var family in Families)
@@ -451,76 +451,23 @@ public sealed partial class IptablesFirewallBackend : IFirewallBackend, IDisposa
         (_, true) => _options.Ip6tablesRestore,
         _ => _options.Ip6tablesSave,
     };
+}
 
-    /// <summary>The records a backend holds: networks and port forwards, in the order they were set up.</summary>
-    internal sealed record Records(IReadOnlyList<FirewallNetwork> Networks, IReadOnlyList<FirewallPortForward> Forwards)
+/// <summary>The iptables ruleset of shared firewall records.</summary>
+internal static class IptablesRecordsExtensions
+{
+    /// <summary>The ruleset of a family; <paramref name="extra"/> records (being torn down, maybe unknown) are added.</summary>
+    public static IptablesRuleSet Build(this FirewallRecords records, IptablesFamily family, FirewallRecords? extra = null)
     {
-        public static Records Empty { get; } = new([], []);
-
-        public Records WithNetwork(FirewallNetwork network)
+        var networks = records.Networks.ToList();
+        var forwards = records.Forwards.ToList();
+        if (extra is not null)
         {
-            var list = Networks.ToList();
-            var index = list.FindIndex(n => n.NetworkId == network.NetworkId);
-            if (index >= 0)
-            {
-                list[index] = network;
-            }
-            else
-            {
-                list.Add(network);
-            }
-
-            return this with { Networks = list };
+            networks.AddRange(extra.Networks.Where(n => !networks.Contains(n)));
+            forwards.AddRange(extra.Forwards.Where(f => !forwards.Contains(f)));
         }
 
-        /// <summary>These records with one owner's replaced by <paramref name="mine"/>.</summary>
-        public Records WithOwner(string owner, Records mine) => new(
-            [.. Networks.Where(n => n.Owner != owner), .. mine.Networks],
-            [.. Forwards.Where(f => OwnerOf(f) != owner), .. mine.Forwards]);
-
-        /// <summary>Only one owner's records.</summary>
-        public Records OfOwner(string owner) => new(
-            Networks.Where(n => n.Owner == owner).ToList(),
-            Forwards.Where(f => OwnerOf(f) == owner).ToList());
-
-        private string? OwnerOf(FirewallPortForward forward) => Networks.FirstOrDefault(n => n.NetworkId == forward.NetworkId)?.Owner;
-
-        public Records WithoutNetwork(string networkId) => new(
-            Networks.Where(n => n.NetworkId != networkId).ToList(),
-            Forwards.Where(f => f.NetworkId != networkId).ToList());
-
-        public Records WithForward(FirewallPortForward forward)
-        {
-            var list = Forwards.ToList();
-            var index = list.FindIndex(f => f.NetworkId == forward.NetworkId && f.EndpointId == forward.EndpointId);
-            if (index >= 0)
-            {
-                list[index] = forward;
-            }
-            else
-            {
-                list.Add(forward);
-            }
-
-            return this with { Forwards = list };
-        }
-
-        public Records WithoutForward(string networkId, string endpointId) =>
-            this with { Forwards = Forwards.Where(f => !(f.NetworkId == networkId && f.EndpointId == endpointId)).ToList() };
-
-        /// <summary>The ruleset of a family; <paramref name="extra"/> records (being torn down, maybe unknown) are added.</summary>
-        public IptablesRuleSet Build(IptablesFamily family, Records? extra = null)
-        {
-            var networks = Networks.ToList();
-            var forwards = Forwards.ToList();
-            if (extra is not null)
-            {
-                networks.AddRange(extra.Networks.Where(n => !networks.Contains(n)));
-                forwards.AddRange(extra.Forwards.Where(f => !forwards.Contains(f)));
-            }
-
-            return IptablesRuleBuilder.Build(family, networks,
-                forwards.Select(f => (f, networks.FirstOrDefault(n => n.NetworkId == f.NetworkId))));
-        }
+        return IptablesRuleBuilder.Build(family, networks,
+            forwards.Select(f => (f, networks.FirstOrDefault(n => n.NetworkId == f.NetworkId))));
     }
 }

@@ -61,6 +61,27 @@ internal static class NftablesPlanner
 {
     private static bool SameRules(IEnumerable<string?> a, IEnumerable<string?> b) => a.SequenceEqual(b, StringComparer.Ordinal);
 
+    /// <summary>The dumped rules are the chain's: same comments in order, and each holds the model's expressions (a rule
+    /// replaced in place with its comment kept differs here).</summary>
+    internal static bool SameContent(IReadOnlyList<NftRule> dumped, NftChainModel chain)
+    {
+        if (dumped.Count != chain.Rules.Count)
+        {
+            return false;
+        }
+
+        for (var i = 0; i < dumped.Count; i++)
+        {
+            var want = chain.Rules[i];
+            if (!string.Equals(dumped[i].Comment, want.Comment, StringComparison.Ordinal) || !dumped[i].Matches(want.Expressions))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     private static bool SameElement(NftSetElement a, NftSetElement b) => a.SameAs(b) && a.Comment == b.Comment;
 
     private static void AddRules(NftablesBatch batch, NftFamily family, string table, NftChainModel chain)
@@ -77,6 +98,29 @@ internal static class NftablesPlanner
         foreach (var set in NftablesRuleBuilder.Sets(family))
         {
             batch.AddSet(family, table, set);
+        }
+    }
+
+    /// <summary>The element changes between two models of one endpoint's forwards (no chain, no rule): deletes, then adds.</summary>
+    public static void PlanElements(NftablesBatch batch, NftFamily family, string table, NftModel old, NftModel @new)
+    {
+        var adds = new List<(string Set, NftSetElement Element)>();
+        foreach (var set in old.Elements.Keys.Union(@new.Elements.Keys).Order(StringComparer.Ordinal))
+        {
+            var before = old.Elements.GetValueOrDefault(set) ?? [];
+            var after = @new.Elements.GetValueOrDefault(set) ?? [];
+            var delete = before.Where(e => !after.TryGetValue(e.Key, out var n) || !SameElement(n, e.Value)).Select(e => e.Value).ToList();
+            if (delete.Count > 0)
+            {
+                batch.DeleteElements(family, table, set, delete);
+            }
+
+            adds.AddRange(after.Where(e => !before.TryGetValue(e.Key, out var o) || !SameElement(o, e.Value)).Select(e => (set, e.Value)));
+        }
+
+        foreach (var group in adds.GroupBy(a => a.Set))
+        {
+            batch.AddElements(family, table, group.Key, [.. group.Select(a => a.Element)]);
         }
     }
 
@@ -146,8 +190,8 @@ internal static class NftablesPlanner
     /// <summary>
     /// Makes a dumped table hold the desired model. With an <paramref name="owner"/>, only that owner's chains and
     /// elements (by their comments) and the shared ones are created, repaired or removed; everything else is left as it
-    /// is. A chain is repaired by flushing and refilling it when its rules' comments differ from the model's (a rule
-    /// deleted, added or changed behind our back).
+    /// is. A chain is repaired by flushing and refilling it when its rules differ from the model's, by comment or by
+    /// content (a rule deleted, added, reordered or edited in place behind our back).
     /// </summary>
     public static void PlanSync(NftablesBatch batch, NftFamily family, string table, NftablesState state, NftModel desired, string? owner)
     {
@@ -210,7 +254,7 @@ internal static class NftablesPlanner
             {
                 AddRules(batch, family, table, chain);
             }
-            else if (!SameRules(state.Rules[chain.Name].Select(r => r.Comment), chain.RuleComments))
+            else if (!SameContent(state.Rules[chain.Name], chain))
             {
                 batch.FlushChain(family, table, chain.Name);
                 AddRules(batch, family, table, chain);

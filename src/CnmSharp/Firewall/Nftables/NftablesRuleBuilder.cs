@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using CnmSharp.Drivers;
+using CnmSharp.Firewall.Internal;
 using CnmSharp.Netlink.Nftables;
 
 namespace CnmSharp.Firewall.Nftables;
@@ -174,6 +175,24 @@ internal static class NftablesRuleBuilder
         foreach (var (forward, network) in forwards)
         {
             if (network is not null && !network.Internal && active.Contains(network))
+            {
+                AddForward(model, family, network, forward);
+            }
+        }
+
+        return model;
+    }
+
+    /// <summary>True when some network has a subnet of the family (the model of the family is not empty).</summary>
+    public static bool IsActive(NftFamily family, IReadOnlyList<FirewallNetwork> networks) => networks.Any(n => Subnets(n, family).Count > 0);
+
+    /// <summary>Only the elements some port forwards add to the model (what <see cref="Build"/> gives it).</summary>
+    public static NftModel BuildForwards(NftFamily family, IEnumerable<(FirewallPortForward Forward, FirewallNetwork? Network)> forwards)
+    {
+        var model = new NftModel();
+        foreach (var (forward, network) in forwards)
+        {
+            if (network is not null && !network.Internal && Subnets(network, family).Count > 0)
             {
                 AddForward(model, family, network, forward);
             }
@@ -394,4 +413,11 @@ internal static class NftablesRuleBuilder
             }
         }
     }
+}
+
+/// <summary>The nftables model of shared firewall records.</summary>
+internal static class NftablesRecordsExtensions
+{
+    public static NftModel Build(this FirewallRecords records, NftFamily family) =>
+        NftablesRuleBuilder.Build(family, records.Networks, records.Forwards.Select(f => (f, records.NetworkOf(f))));
 }

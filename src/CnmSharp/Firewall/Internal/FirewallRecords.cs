@@ -1,9 +1,7 @@
-using CnmSharp.Firewall.Internal;
-using CnmSharp.Netlink.Nftables;
+namespace CnmSharp.Firewall.Internal;
 
-namespace CnmSharp.Firewall.Nftables;
-
-/// <summary>The records the nftables backend holds: networks and port forwards, in the order they were set up.</summary>
+/// <summary>The records a firewall backend (iptables or nftables) holds: networks and port forwards, in the order they
+/// were set up. Each backend builds its ruleset from them (<c>IptablesRuleBuilder</c>, <c>NftablesRuleBuilder</c>).</summary>
 internal sealed record FirewallRecords(IReadOnlyList<FirewallNetwork> Networks, IReadOnlyList<FirewallPortForward> Forwards)
 {
     public static FirewallRecords Empty { get; } = new([], []);
@@ -107,9 +105,11 @@ internal sealed record FirewallRecords(IReadOnlyList<FirewallNetwork> Networks, 
         [.. Networks, .. extra.Networks.Where(n => !Networks.Any(m => m.NetworkId == n.NetworkId))],
         [.. Forwards, .. extra.Forwards.Where(f => !Forwards.Contains(f))]);
 
+    /// <summary>Only one owner's records.</summary>
+    public FirewallRecords OfOwner(string owner) => new(
+        Networks.Where(n => n.Owner == owner).ToList(),
+        Forwards.Where(f => OwnerOf(f) == owner).ToList());
+
     /// <summary>The owner of a change's records (its network's), or null when it cannot be told.</summary>
     public string? OwnerOf(FirewallPortForward forward) => NetworkOf(forward)?.Owner;
-
-    public NftModel Build(NftFamily family) =>
-        NftablesRuleBuilder.Build(family, Networks, Forwards.Select(f => (f, NetworkOf(f))));
 }
