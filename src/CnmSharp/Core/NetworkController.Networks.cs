@@ -53,6 +53,8 @@ public sealed partial class NetworkController
             throw new CnmConflictException(CnmErrorCodes.InvalidScope, $"network \"{name}\"", "swarm scope needs a cluster, and this controller has none");
         }
 
+        RequireGlobalStore(name, options.Scope ?? capability.DataScope);
+
         var enableIPv6 = options.EnableIPv6 || Flag(options.DriverOptions, NetLabels.EnableIPv6);
         var isInternal = options.Internal || Flag(options.DriverOptions, NetLabels.Internal);
         var ipv4 = ParseIpamConfigs(name, options.IPv4Config, ipv6: false);
@@ -102,9 +104,11 @@ public sealed partial class NetworkController
         {
             var intent = new IntentTracker(_store, new IntentRecord { Id = Ids.NewId(), Kind = IntentKind.CreateNetwork, NetworkId = id, Driver = driverName, IpamDriver = ipamName }, StoreDurability.Durable);
             await intent.BeginAsync(cancellationToken).ConfigureAwait(false);
+            var published = false;
+            NetworkRecord? created = null;
             try
             {
-                var record = new NetworkRecord
+                var record = created = new NetworkRecord
                 {
                     Id = id,
                     Name = name,
@@ -161,6 +165,9 @@ public sealed partial class NetworkController
                     },
                     cancellationToken).ConfigureAwait(false);
 
+                // A global-scope network is published for the cluster first (create-only), then committed here.
+                await PublishNetworkAsync(record, cancellationToken).ConfigureAwait(false);
+                published = true;
                 var versions = await _store.Store.CommitAsync(
                     [
                         StoreOperation.Put(CoreStore.NetworkKey(id), CoreStore.Serialize(record, CoreJsonContext.Default.NetworkRecord), StoreVersion.Absent),
@@ -183,6 +190,11 @@ public sealed partial class NetworkController
                 if (Volatile.Read(ref _disposed) != 0)
                 {
                     throw;
+                }
+
+                if (published && created is not null)
+                {
+                    await UnpublishNetworkAsync(created).ConfigureAwait(false);
                 }
 
                 await RollbackAsync(intent.Intent, CancellationToken.None).ConfigureAwait(false);
@@ -340,6 +352,9 @@ public sealed partial class NetworkController
                 {
                     throw new CnmConflictException(CnmErrorCodes.ActiveEndpoints, network.ToString(), $"network has active endpoints ({string.Join(", ", network.Endpoints.Select(e => e.Name))})");
                 }
+
+                // A global network with endpoints on other hosts stays (checked in the global store).
+                await CheckNoRemoteEndpointsAsync(network, cancellationToken).ConfigureAwait(false);
 
                 // Endpoints of deleted sandboxes may still hold addresses of the network's pools.
                 await WaitForTeardownsAsync(network, cancellationToken).ConfigureAwait(false);
