@@ -1,5 +1,3 @@
-using CnmSharp;
-using CnmSharp.Store;
 using CnmSharp.Store.Etcd;
 
 namespace Microsoft.Extensions.DependencyInjection;
@@ -21,18 +19,5 @@ public static class EtcdGlobalStoreExtensions
         configure(options);
         options.Validate();
         return builder.UseGlobalStore(async (_, ct) => await EtcdKeyValueStore.ConnectAsync(options, ct).ConfigureAwait(false));
-    }
-
-    /// <summary>Uses an etcd cluster as the global store of a controller built without dependency injection:
-    /// connected when it is built, closed with it.</summary>
-    /// <param name="builder">The controller builder.</param>
-    /// <param name="options">The etcd endpoints, TLS files, credentials and key prefix (checked now).</param>
-    /// <returns>The builder.</returns>
-    public static NetworkControllerBuilder UseEtcdGlobalStore(this NetworkControllerBuilder builder, EtcdStoreOptions options)
-    {
-        ArgumentNullException.ThrowIfNull(builder);
-        ArgumentNullException.ThrowIfNull(options);
-        options.Validate();
-        return builder.UseGlobalStore(async ct => (ISharedKeyValueStore)await EtcdKeyValueStore.ConnectAsync(options, ct).ConfigureAwait(false));
     }
 }

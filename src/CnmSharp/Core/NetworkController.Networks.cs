@@ -131,7 +131,9 @@ public sealed partial class NetworkController
 
                 if (ipam is not null)
                 {
-                    var space = capability.DataScope == DriverScope.Local ? ipam.AddressSpaces.Local : ipam.AddressSpaces.Global;
+                    // The network's scope picks the address space (libnetwork's DataScope): a global-scope network's pools
+                    // are the cluster's, whatever its driver's own scope.
+                    var space = (options.Scope ?? capability.DataScope) == DriverScope.Local ? ipam.AddressSpaces.Local : ipam.AddressSpaces.Global;
                     record.IPv4Info.AddRange(await AllocatePoolsAsync(ipam, space, id, record.IpamOptions, ipv4.Count == 0 ? [ParsedIpamConfig.Empty] : ipv4, false, intent, cancellationToken).ConfigureAwait(false));
                     if (enableIPv6)
                     {
