@@ -53,7 +53,8 @@ public sealed class GlobalStoreCliTests
             Assert.That(endpoints.Select(e => e.Address), Is.Unique.And.All.StartWith("10.97.0."), "addresses from the one global pool, never twice");
         }
 
-        // The network has an endpoint on host 2: host 1 cannot delete it.
+        // Without its own endpoint, host 1 still cannot delete the network: it has an endpoint on host 2.
+        await On(h1, "h1", "network", "disconnect", net, "c1-" + h1.Suffix);
         var rm = await h1.CnmAsync([.. Cluster("h1"), "network", "rm", net]);
         Assert.That(rm.ExitCode, Is.Not.Zero, rm.ToString());
         Assert.That(rm.StdErr, Does.Contain("other hosts"), rm.ToString());
