@@ -1,4 +1,5 @@
 using System.CommandLine;
+using CnmSharp.Store.Etcd;
 
 namespace CnmSharp.Cli;
 
@@ -24,11 +25,62 @@ internal static class GlobalOptions
 
     public static readonly Option<string> Store = new("--store")
     {
-        Description = "Store: embedded (SQLite in the state directory) or etcd://host:port (not supported yet)",
+        Description = "Global store shared by the cluster's hosts: embedded (none: this host alone) or etcd://HOST:PORT[,HOST:PORT...] (global-scope networks and their endpoints on every host; local state stays in the state directory)",
         Recursive = true,
         DefaultValueFactory = _ => "embedded",
-        HelpName = "embedded|etcd://host:port",
+        HelpName = "embedded|etcd://HOST:PORT[,...]",
     };
+
+    // ---- cluster (global store) options, issue 13 ----
+    public static readonly Option<string?> StoreCa = new("--store-ca") { Description = "PEM CA file for an etcd store over TLS (makes the etcd URLs https)", Recursive = true, HelpName = "FILE" };
+
+    public static readonly Option<string?> StoreCert = new("--store-cert") { Description = "PEM client certificate for the etcd store (with --store-key)", Recursive = true, HelpName = "FILE" };
+
+    public static readonly Option<string?> StoreKey = new("--store-key") { Description = "PEM private key of --store-cert", Recursive = true, HelpName = "FILE" };
+
+    public static readonly Option<string?> NodeName = new("--node-name") { Description = "This host's name in the cluster (default: the host name)", Recursive = true, HelpName = "NAME" };
+
+    public static readonly Option<string?> AdvertiseAddress = new("--advertise-address") { Description = "The address other hosts reach this one at (overlay tunnel endpoint)", Recursive = true, HelpName = "IP" };
+
+    /// <summary>The etcd store of <c>--store etcd://...</c> with its TLS files; null for <c>embedded</c>.</summary>
+    private static CnmSharp.Store.Etcd.EtcdStoreOptions? ReadGlobalStore(ParseResult parse, string store)
+    {
+        var ca = Given(parse.GetValue(StoreCa), "--store-ca");
+        var cert = Given(parse.GetValue(StoreCert), "--store-cert");
+        var key = Given(parse.GetValue(StoreKey), "--store-key");
+        if (string.Equals(store, "embedded", StringComparison.Ordinal))
+        {
+            return ca is null && cert is null && key is null ? null : throw new UsageException("--store-ca, --store-cert and --store-key need --store etcd://...");
+        }
+
+        if (!store.StartsWith("etcd://", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new UsageException($"--store {store}: unknown store (expected embedded or etcd://HOST:PORT[,HOST:PORT...])");
+        }
+
+        var scheme = ca is not null || cert is not null ? "https://" : "http://";
+        var options = new CnmSharp.Store.Etcd.EtcdStoreOptions
+        {
+            CaCertificatePath = ca is null ? null : FullPath(ca, "--store-ca"),
+            ClientCertificatePath = cert is null ? null : FullPath(cert, "--store-cert"),
+            ClientKeyPath = key is null ? null : FullPath(key, "--store-key"),
+        };
+        foreach (var member in store["etcd://".Length..].Split(','))
+        {
+            options.Endpoints.Add(scheme + member.Trim());
+        }
+
+        try
+        {
+            options.Validate();
+        }
+        catch (CnmInvalidArgumentException ex)
+        {
+            throw new UsageException($"--store {store}: {ex.Reason}");
+        }
+
+        return options;
+    }
 
     public static readonly Option<string?> HostNetns = new("--host-netns")
     {
@@ -51,6 +103,11 @@ internal static class GlobalOptions
         root.Options.Add(Store);
         root.Options.Add(HostNetns);
         root.Options.Add(Firewall);
+        root.Options.Add(StoreCa);
+        root.Options.Add(StoreCert);
+        root.Options.Add(StoreKey);
+        root.Options.Add(NodeName);
+        root.Options.Add(AdvertiseAddress);
     }
 
     /// <summary>The --firewall choice (or CNM_FIREWALL); null when neither is given.</summary>
@@ -71,14 +128,17 @@ internal static class GlobalOptions
     public static CliContext Read(ParseResult parse)
     {
         var store = parse.GetValue(Store) ?? "embedded";
-        if (store.StartsWith("etcd://", StringComparison.OrdinalIgnoreCase))
+        var globalStore = ReadGlobalStore(parse, store);
+        var nodeName = parse.GetValue(NodeName);
+        if (nodeName is not null && !System.Text.RegularExpressions.Regex.IsMatch(nodeName, "^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"))
         {
-            throw new CliException($"--store {store}: the etcd store is not supported yet (use --store embedded)");
+            throw new UsageException($"--node-name {nodeName}: 1 to 63 of [A-Za-z0-9_.-], starting with a letter or digit");
         }
 
-        if (!string.Equals(store, "embedded", StringComparison.Ordinal))
+        var advertise = parse.GetValue(AdvertiseAddress);
+        if (advertise is not null && StrictAddress.TryParse(advertise) is null)
         {
-            throw new UsageException($"--store {store}: unknown store (expected embedded or etcd://host:port)");
+            throw new UsageException($"--advertise-address {advertise}: invalid IP address");
         }
 
         var explicitState = Given(parse.GetValue(StateDir), "--state-dir") ?? NullIfEmpty(Environment.GetEnvironmentVariable("CNM_STATE_DIR"));
@@ -97,6 +157,9 @@ internal static class GlobalOptions
             explicitRun is not null)
         {
             Firewall = ReadFirewall(parse),
+            GlobalStore = globalStore,
+            NodeName = nodeName,
+            AdvertiseAddress = advertise,
         };
     }
 
@@ -136,6 +199,15 @@ internal sealed record CliContext(string StateDirectory, string RunDirectory, st
 {
     /// <summary>The firewall backend chosen with --firewall or CNM_FIREWALL; null for the library's default.</summary>
     public CnmSharp.Firewall.FirewallBackendChoice? Firewall { get; init; }
+
+    /// <summary>The etcd store of --store etcd://..., or null.</summary>
+    public CnmSharp.Store.Etcd.EtcdStoreOptions? GlobalStore { get; init; }
+
+    /// <summary>--node-name, or null for the host name.</summary>
+    public string? NodeName { get; init; }
+
+    /// <summary>--advertise-address, or null.</summary>
+    public string? AdvertiseAddress { get; init; }
 
     /// <summary>Builds a read-write controller on the embedded store of the state directory (its recovery runs at
     /// start): for commands that change the state.</summary>
@@ -187,10 +259,26 @@ internal sealed record CliContext(string StateDirectory, string RunDirectory, st
         return await Build(readOnly: false, cancellationToken).ConfigureAwait(false);
     }
 
-    private async Task<NetworkController> Build(bool readOnly, CancellationToken cancellationToken) =>
+    private async Task<NetworkController> Build(bool readOnly, CancellationToken cancellationToken)
+    {
         // The builder creates the state (0700) and run (0711) directories whatever the umask, and refuses them when
         // another user owns them or group or others can write them.
-        await new NetworkControllerBuilder()
+        var builder = new NetworkControllerBuilder();
+        if (GlobalStore is { } etcd)
+        {
+            // --store etcd://...: global-scope networks and their endpoints are the cluster's (docs/overlay.md).
+            builder.UseEtcdGlobalStore(etcd).Configure(o =>
+            {
+                o.Cluster.NodeName = NodeName;
+                o.AdvertiseAddress = AdvertiseAddress;
+            });
+        }
+        else if (AdvertiseAddress is not null)
+        {
+            builder.Configure(o => o.AdvertiseAddress = AdvertiseAddress);
+        }
+
+        return await builder
             .Configure(o =>
             {
                 o.StateDirectory = StateDirectory;
@@ -207,6 +295,7 @@ internal sealed record CliContext(string StateDirectory, string RunDirectory, st
             })
             .UseLoggerFactory(StderrLoggerFactory.Instance)
             .BuildAsync(cancellationToken).ConfigureAwait(false);
+    }
 }
 
 /// <summary>What a command does with the state.</summary>

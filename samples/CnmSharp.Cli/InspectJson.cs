@@ -35,7 +35,14 @@ internal static class InspectJson
                 e.Id,
                 e.MacAddress is { } mac ? FormatMac(mac) : "",
                 e.Address?.ToString() ?? "",
-                e.AddressIPv6?.ToString() ?? "");
+                e.AddressIPv6?.ToString() ?? "")
+            { Node = e.Node };
+        }
+
+        // A global network's endpoints on the cluster's other hosts, each with its node.
+        foreach (var e in n.RemoteEndpoints)
+        {
+            containers["ep-" + e.Id] = new ContainerInspect(e.Name, e.Id, e.MacAddress ?? "", e.Address?.ToString() ?? "", e.AddressIPv6?.ToString() ?? "") { Node = e.Node };
         }
 
         return new NetworkInspect(
@@ -164,7 +171,12 @@ internal sealed record ContainerInspect(
     [property: JsonPropertyName("EndpointID")] string EndpointId,
     string MacAddress,
     [property: JsonPropertyName("IPv4Address")] string IPv4Address,
-    [property: JsonPropertyName("IPv6Address")] string IPv6Address);
+    [property: JsonPropertyName("IPv6Address")] string IPv6Address)
+{
+    /// <summary>The cluster node that made the endpoint (global networks only).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Node { get; init; }
+}
 
 internal sealed record SandboxInspect(
     string Id,

@@ -40,8 +40,9 @@ internal static class NetworkCommands
         var label = Multi("--label", "Label on the network", "k=v");
         var configOnly = new Option<bool>("--config-only") { Description = "Create a configuration-only network (settings for --config-from; no driver, no pool, no containers)" };
         var configFrom = new Option<string?>("--config-from") { Description = "Take the configuration (subnets, IPAM, IPv6, options, labels) from a configuration-only network", HelpName = "NETWORK" };
+        var scope = new Option<string?>("--scope") { Description = "Network scope: local or global (global needs --store etcd://...; default: the driver's)", HelpName = "local|global" };
         var name = new Argument<string>("NAME") { Description = "Network name" };
-        var cmd = new Command("create", "Create a network and print its id") { driver, subnet, gateway, ipRange, aux, ipv6, isInternal, disableDns, opt, ipamDriver, ipamOpt, label, configOnly, configFrom, name };
+        var cmd = new Command("create", "Create a network and print its id") { driver, subnet, gateway, ipRange, aux, ipv6, isInternal, disableDns, opt, ipamDriver, ipamOpt, label, configOnly, configFrom, scope, name };
         cmd.SetAction((parse, ct) => CliApp.RunAsync(parse, async context =>
         {
             var enableIPv6 = parse.GetValue(ipv6);
@@ -64,6 +65,13 @@ internal static class NetworkCommands
                 IPv6Config = v6,
                 ConfigOnly = parse.GetValue(configOnly),
                 ConfigFrom = parse.GetValue(configFrom),
+                Scope = parse.GetValue(scope) switch
+                {
+                    null => null,
+                    "local" => Drivers.DriverScope.Local,
+                    "global" => Drivers.DriverScope.Global,
+                    var other => throw new UsageException($"--scope {other}: expected local or global"),
+                },
             };
             await using var controller = await context.OpenControllerAsync(ct).ConfigureAwait(false);
             var created = await controller.CreateNetworkAsync(parse.GetValue(name)!, parse.GetValue(driver)!, options, ct).ConfigureAwait(false);

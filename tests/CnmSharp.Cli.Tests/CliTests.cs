@@ -221,13 +221,17 @@ public sealed class CliTests : CliFixture
 [TestFixture]
 public sealed class CliUsageTests
 {
-    [Test]
-    public async Task Etcd_store_is_rejected_as_not_supported_yet()
+    [TestCase("--store", "etcd://127.0.0.1", "not an etcd client URL")]
+    [TestCase("--store", "consul://127.0.0.1:8500", "unknown store")]
+    [TestCase("--store-ca", "/etc/hostname", "need --store etcd://")]
+    [TestCase("--node-name", "-bad", "--node-name")]
+    [TestCase("--advertise-address", "10.0.0", "invalid IP address")]
+    public async Task Bad_cluster_options_are_usage_errors(string option, string value, string message)
     {
-        var r = await CnmRunner.CnmAsync([], "--store", "etcd://127.0.0.1:2379", "network", "ls");
-        Assert.That(r.ExitCode, Is.EqualTo(1), r.ToString());
+        var r = await CnmRunner.CnmAsync([], option, value, "network", "ls");
+        Assert.That(r.ExitCode, Is.EqualTo(2), r.ToString());
         Assert.That(r.StdErrLines, Has.Length.EqualTo(1));
-        Assert.That(r.StdErr, Does.StartWith("cnm: ").And.Contain("not supported yet"));
+        Assert.That(r.StdErr, Does.StartWith("cnm: ").And.Contain(message));
     }
 
     [Test]

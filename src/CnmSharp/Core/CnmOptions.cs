@@ -65,8 +65,16 @@ public sealed class CnmOptions
     public bool ReadOnly { get; set; }
 
     /// <summary>This node's address as drivers with global connectivity learn it in node discovery
-    /// (<see cref="Drivers.IDiscoveryAwareDriver"/>). Default null: <c>127.0.0.1</c>, what a dockerd outside a swarm sends.</summary>
+    /// (<see cref="Drivers.IDiscoveryAwareDriver"/>) and as <see cref="Drivers.DriverContext.AdvertiseAddress"/> (the
+    /// VXLAN tunnel endpoint of overlay networks). An IPv4 or IPv6 address without zone. Default null: <c>127.0.0.1</c>,
+    /// what a dockerd outside a swarm sends.</summary>
+    [IPAddressText]
     public string? AdvertiseAddress { get; set; }
+
+    /// <summary>This controller as one host of a cluster sharing a global store (given to the builder with
+    /// <c>UseGlobalStore</c>): its node name and liveness lease. See docs/architecture.md, "Two stores".</summary>
+    [ValidateObjectMembers]
+    public ClusterOptions Cluster { get; set; } = new();
 
     /// <summary>How unknown network and IPAM driver names are found as Docker plugins (directories, transport rules,
     /// retries, timeout). See <c>docs/plugins.md</c>.</summary>
@@ -88,6 +96,41 @@ public sealed class CnmOptions
     /// <summary>The embedded DNS (<c>127.0.0.11</c> in every sandbox with an endpoint on a network that does not
     /// disable it): who serves it, timeouts and limits. See docs/dns.md.</summary>
     public EmbeddedDnsOptions Dns { get; set; } = new();
+}
+
+/// <summary>This controller as one host of a cluster (<see cref="CnmOptions.Cluster"/>); used only with a global store.</summary>
+public sealed class ClusterOptions
+{
+    /// <summary>This host's name in the cluster: unique among the controllers sharing the global store, it names the
+    /// host's liveness record and the endpoints the host made. 1 to 63 of <c>[A-Za-z0-9_.-]</c>, starting with a
+    /// letter or digit. Default null: the machine's host name.</summary>
+    [RegularExpression("^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
+    public string? NodeName { get; set; }
+
+    /// <summary>The time to live of the host's liveness lease (<c>cnm/v1/node/&lt;name&gt;</c> in the global store):
+    /// when the controller is gone for that long, other hosts remove its endpoints from the cluster's view. Default
+    /// 10 s; 2 s to 10 min.</summary>
+    public TimeSpan NodeLeaseTtl { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>The node name in effect: <see cref="NodeName"/>, else the machine's host name.</summary>
+    /// <returns>The name.</returns>
+    public string EffectiveNodeName() => NodeName ?? Environment.MachineName;
+}
+
+/// <summary>Validates that a string option, when set, is an IPv4 or IPv6 address without zone (through the strict
+/// parser every address option goes through).</summary>
+[AttributeUsage(AttributeTargets.Property)]
+public sealed class IPAddressTextAttribute : ValidationAttribute
+{
+    /// <summary>Creates the attribute.</summary>
+    public IPAddressTextAttribute()
+        : base("The field {0} must be an IPv4 or IPv6 address.")
+    {
+    }
+
+    /// <inheritdoc />
+    public override bool IsValid(object? value) =>
+        value is null || (value is string text && IPAddressText.TryParseStrict(text, out _));
 }
 
 /// <summary>Validates <see cref="CnmOptions"/> (source-generated).</summary>

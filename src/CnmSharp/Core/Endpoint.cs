@@ -52,6 +52,10 @@ public sealed class Endpoint
     /// <summary>The network.</summary>
     public Network Network { get; }
 
+    /// <summary>The cluster node (host) that made the endpoint, for endpoints of global-scope networks on a controller
+    /// with a global store (<see cref="ClusterOptions.NodeName"/>); else null.</summary>
+    public string? Node => _record.Node;
+
     /// <summary>The MAC address, if any.</summary>
     public PhysicalAddress? MacAddress => _record.MacAddress is { } m ? Macs.Parse(m) : null;
 

@@ -124,6 +124,11 @@ public sealed class Network
     /// <summary>The IPv6 pools held.</summary>
     public IReadOnlyList<IpamInfo> IPv6Info { get; }
 
+    /// <summary>The endpoints other hosts of the cluster made on this global-scope network, as this controller last
+    /// saw them in the global store (ordered by node, then name); empty for a local-scope network or without a global
+    /// store. <see cref="Endpoints"/> are this host's own.</summary>
+    public IReadOnlyList<ClusterEndpoint> RemoteEndpoints => Controller.RemoteEndpointsOf(Id);
+
     /// <summary>The endpoints, ordered by name.</summary>
     public IReadOnlyList<Endpoint> Endpoints
     {

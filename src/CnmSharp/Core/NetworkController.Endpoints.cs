@@ -106,8 +106,11 @@ public sealed partial class NetworkController
                         ExposedPorts = options.ExposedPorts.Select(p => new[] { (int)p.Protocol, p.Port }).ToList(),
                         PortBindings = options.PortBindings.Select(p => new PortBindingRecord { Protocol = (int)p.Protocol, ContainerPort = p.ContainerPort, HostIP = p.HostIP.ToString(), HostPort = p.HostPort, HostPortEnd = p.HostPortEnd }).ToList(),
                         DriverOptions = new(options.DriverOptions, StringComparer.Ordinal),
+                        Node = _global is not null && IsGlobal(network.Record) ? _global.NodeName : null,
                     };
 
+                    // An endpoint of a global network is published for the cluster first, then committed here.
+                    await PublishEndpointRecordAsync(network, record, cancellationToken).ConfigureAwait(false);
                     var versions = await _store.Store.CommitAsync(
                         [StoreOperation.Put(CoreStore.EndpointKey(network.Id, id), CoreStore.Serialize(record, CoreJsonContext.Default.EndpointRecord), StoreVersion.Absent), intent.Complete()],
                         StoreDurability.Relaxed,
@@ -124,6 +127,11 @@ public sealed partial class NetworkController
                     if (Volatile.Read(ref _disposed) != 0)
                     {
                         throw;
+                    }
+
+                    if (_global is not null && IsGlobal(network.Record))
+                    {
+                        await DeletePublishedEndpointAsync(network.Id, id).ConfigureAwait(false);
                     }
 
                     await RollbackAsync(intent.Intent, CancellationToken.None).ConfigureAwait(false);

@@ -53,6 +53,8 @@ public sealed partial class NetworkController
             throw new CnmConflictException(CnmErrorCodes.InvalidScope, $"network \"{name}\"", "swarm scope needs a cluster, and this controller has none");
         }
 
+        RequireGlobalStore(name, options.Scope ?? capability.DataScope);
+
         var enableIPv6 = options.EnableIPv6 || Flag(options.DriverOptions, NetLabels.EnableIPv6);
         var isInternal = options.Internal || Flag(options.DriverOptions, NetLabels.Internal);
         var ipv4 = ParseIpamConfigs(name, options.IPv4Config, ipv6: false);
@@ -102,9 +104,11 @@ public sealed partial class NetworkController
         {
             var intent = new IntentTracker(_store, new IntentRecord { Id = Ids.NewId(), Kind = IntentKind.CreateNetwork, NetworkId = id, Driver = driverName, IpamDriver = ipamName }, StoreDurability.Durable);
             await intent.BeginAsync(cancellationToken).ConfigureAwait(false);
+            var published = false;
+            NetworkRecord? created = null;
             try
             {
-                var record = new NetworkRecord
+                var record = created = new NetworkRecord
                 {
                     Id = id,
                     Name = name,
@@ -127,7 +131,9 @@ public sealed partial class NetworkController
 
                 if (ipam is not null)
                 {
-                    var space = capability.DataScope == DriverScope.Local ? ipam.AddressSpaces.Local : ipam.AddressSpaces.Global;
+                    // The network's scope picks the address space (libnetwork's DataScope): a global-scope network's pools
+                    // are the cluster's, whatever its driver's own scope.
+                    var space = (options.Scope ?? capability.DataScope) == DriverScope.Local ? ipam.AddressSpaces.Local : ipam.AddressSpaces.Global;
                     record.IPv4Info.AddRange(await AllocatePoolsAsync(ipam, space, id, record.IpamOptions, ipv4.Count == 0 ? [ParsedIpamConfig.Empty] : ipv4, false, intent, cancellationToken).ConfigureAwait(false));
                     if (enableIPv6)
                     {
@@ -161,6 +167,9 @@ public sealed partial class NetworkController
                     },
                     cancellationToken).ConfigureAwait(false);
 
+                // A global-scope network is published for the cluster first (create-only), then committed here.
+                await PublishNetworkAsync(record, cancellationToken).ConfigureAwait(false);
+                published = true;
                 var versions = await _store.Store.CommitAsync(
                     [
                         StoreOperation.Put(CoreStore.NetworkKey(id), CoreStore.Serialize(record, CoreJsonContext.Default.NetworkRecord), StoreVersion.Absent),
@@ -183,6 +192,11 @@ public sealed partial class NetworkController
                 if (Volatile.Read(ref _disposed) != 0)
                 {
                     throw;
+                }
+
+                if (published && created is not null)
+                {
+                    await UnpublishNetworkAsync(created).ConfigureAwait(false);
                 }
 
                 await RollbackAsync(intent.Intent, CancellationToken.None).ConfigureAwait(false);
@@ -340,6 +354,9 @@ public sealed partial class NetworkController
                 {
                     throw new CnmConflictException(CnmErrorCodes.ActiveEndpoints, network.ToString(), $"network has active endpoints ({string.Join(", ", network.Endpoints.Select(e => e.Name))})");
                 }
+
+                // A global network with endpoints on other hosts stays (checked in the global store).
+                await CheckNoRemoteEndpointsAsync(network, cancellationToken).ConfigureAwait(false);
 
                 // Endpoints of deleted sandboxes may still hold addresses of the network's pools.
                 await WaitForTeardownsAsync(network, cancellationToken).ConfigureAwait(false);

@@ -16,6 +16,10 @@ internal sealed record ControllerStartInfo
     public required CnmOptions Options { get; init; }
     public required IKeyValueStore Store { get; init; }
     public bool OwnsStore { get; init; }
+
+    /// <summary>The cluster-wide store (global-scope networks, their endpoints, <c>GlobalDefault</c>), or null.</summary>
+    public ISharedKeyValueStore? GlobalStore { get; init; }
+    public bool OwnsGlobalStore { get; init; }
     public required IReadOnlyList<INetworkDriverFactory> Drivers { get; init; }
     public required IReadOnlyList<IIpamDriverFactory> Ipams { get; init; }
     public required ISandboxNetworking SandboxNetworking { get; init; }
@@ -92,6 +96,9 @@ public sealed partial class NetworkController
 
                     await store.Store.PutAsync(CoreStore.ControllerKey, CoreStore.Serialize(current with { DefaultsCreated = true }, CoreJsonContext.Default.ControllerRecord), entry?.Version ?? StoreVersion.Absent, cancellationToken).ConfigureAwait(false);
                 }
+
+                // The cluster: liveness, this host's endpoints published again, others' networks and endpoints.
+                await controller.StartGlobalAsync(cancellationToken).ConfigureAwait(false);
             }
             finally
             {
@@ -139,6 +146,7 @@ public sealed partial class NetworkController
                 }
 
                 await controller.LoadAsync(cancellationToken).ConfigureAwait(false);
+                await controller.ReadGlobalAsync(cancellationToken).ConfigureAwait(false);
                 await controller.CheckRecoveryPendingAsync(cancellationToken).ConfigureAwait(false);
             }
             finally
@@ -342,6 +350,9 @@ public sealed partial class NetworkController
                 .SelectMany(n => n.IPv4Info.Concat(n.IPv6Info).Select(p => p.PoolId))
                 .ToHashSet(StringComparer.Ordinal);
 
+            // Pools of the cluster's global networks (other hosts' endpoints hold their addresses) are not this
+            // host's to sweep.
+            unloadedPools.UnionWith(await GlobalPoolIdsAsync(cancellationToken).ConfigureAwait(false));
             foreach (var poolId in await owned.GetPoolIdsAsync(cancellationToken).ConfigureAwait(false))
             {
                 if (unloadedPools.Contains(poolId))

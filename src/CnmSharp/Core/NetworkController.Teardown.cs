@@ -244,6 +244,7 @@ public sealed partial class NetworkController
         endpoint.Deleted = true;
         network.RemoveEndpoint(endpoint);
         _markedEndpoints.TryRemove(endpoint, out _);
+        await UnpublishEndpointAsync(endpoint).ConfigureAwait(false);
         await ReleaseEndpointAddressesAsync(endpoint).ConfigureAwait(false);
         Log.EndpointDeleted(_logger, endpoint.Name, endpoint.Id);
     }
@@ -281,6 +282,7 @@ public sealed partial class NetworkController
         network.Deleting = true;
         _networks.TryRemove(network.Id, out _);
         await FreeNetworkAsync(network).ConfigureAwait(false);
+        await UnpublishNetworkAsync(network.Record).ConfigureAwait(false);
         await ReleaseNetworkIpamAsync(network).ConfigureAwait(false);
         Log.NetworkDeleted(_logger, network.Name, network.Id);
     }

@@ -55,6 +55,7 @@ public sealed partial class NetworkController : IAsyncDisposable
         _readOnly = info.Options.ReadOnly;
         _store = new CoreStore(info.Store);
         _ownedStore = info.OwnsStore ? info.Store : null;
+        _global = info.GlobalStore is null ? null : new GlobalState(info.GlobalStore, info.OwnsGlobalStore, info.Options);
         _sandboxNetworking = info.SandboxNetworking;
         _ownsSandboxNetworking = info.OwnsSandboxNetworking;
         _sandboxFiles = info.SandboxFiles;
@@ -344,6 +345,7 @@ public sealed partial class NetworkController : IAsyncDisposable
         }
 
         await WaitForTeardownsAsync(CancellationToken.None).ConfigureAwait(false);
+        await StopGlobalAsync().ConfigureAwait(false);
 
         foreach (var driver in _registry.Drivers)
         {
@@ -379,6 +381,11 @@ public sealed partial class NetworkController : IAsyncDisposable
             await _ownedStore.DisposeAsync().ConfigureAwait(false);
         }
 
+        if (_global is { Owned: true })
+        {
+            await _global.Store.DisposeAsync().ConfigureAwait(false);
+        }
+
         _lease.Dispose();
         _instruments.Dispose();
         _gate.Dispose();
@@ -404,6 +411,10 @@ public sealed partial class NetworkController : IAsyncDisposable
         RunDirectory = _options.RunDirectory,
         Store = _store.Store,
         StoreKeyPrefix = prefix + name + "/",
+        GlobalStore = _global?.Store,
+        GlobalStoreKeyPrefix = _global is null ? null : prefix + name + "/",
+        NodeName = _global?.NodeName,
+        AdvertiseAddress = _options.AdvertiseAddress is { } advertise ? IPAddressText.ParseStrict(advertise, "advertise address") : null,
         LoggerFactory = _loggerFactory,
         TimeProvider = _time,
         Firewall = _firewall,

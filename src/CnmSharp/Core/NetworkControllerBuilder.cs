@@ -26,6 +26,7 @@ public sealed class NetworkControllerBuilder
     private readonly List<INetworkDriverFactory> _drivers = [];
     private readonly List<IIpamDriverFactory> _ipams = [];
     private Func<CancellationToken, ValueTask<(IKeyValueStore Store, bool Owned)>>? _store;
+    private Func<CancellationToken, ValueTask<(ISharedKeyValueStore Store, bool Owned)>>? _globalStore;
     private ISandboxNetworking? _sandboxNetworking;
     private ISandboxFiles? _sandboxFiles;
     private Func<Dns.IEmbeddedDns>? _embeddedDns;
@@ -121,6 +122,30 @@ public sealed class NetworkControllerBuilder
     /// <summary>Uses a fresh in-memory store (state is lost with the process).</summary>
     /// <returns>This builder.</returns>
     public NetworkControllerBuilder UseInMemoryStore() => UseStore(_ => ValueTask.FromResult<IKeyValueStore>(new InMemoryKeyValueStore()));
+
+    /// <summary>Uses a cluster-wide store the caller owns (not disposed with the controller) for global-scope networks,
+    /// their endpoints and the default IPAM's <c>GlobalDefault</c> space, shared by the controllers of every host
+    /// (<see cref="CnmOptions.Cluster"/> names this one). Without it, creating a global-scope network fails with
+    /// <see cref="CnmErrorCodes.GlobalStoreRequired"/>.</summary>
+    /// <param name="store">The store (etcd: <c>CnmSharp.Store.Etcd</c>).</param>
+    /// <returns>This builder.</returns>
+    public NetworkControllerBuilder UseGlobalStore(ISharedKeyValueStore store)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        _globalStore = _ => ValueTask.FromResult((store, false));
+        return this;
+    }
+
+    /// <summary>Uses a cluster-wide store opened at build time and disposed with the controller (see
+    /// <see cref="UseGlobalStore(ISharedKeyValueStore)"/>).</summary>
+    /// <param name="open">Opens the store.</param>
+    /// <returns>This builder.</returns>
+    public NetworkControllerBuilder UseGlobalStore(Func<CancellationToken, ValueTask<ISharedKeyValueStore>> open)
+    {
+        ArgumentNullException.ThrowIfNull(open);
+        _globalStore = async ct => (await open(ct).ConfigureAwait(false), true);
+        return this;
+    }
 
     /// <summary>Sets the kernel side of sandboxes (by default the Linux one, on <c>CnmSharp.Netlink</c>).</summary>
     /// <param name="sandboxNetworking">The implementation.</param>
@@ -237,12 +262,32 @@ public sealed class NetworkControllerBuilder
         drivers.AddRange(_drivers);
         ipams.AddRange(_ipams);
         var (store, owned) = await (_store ?? OpenDefaultStore)(cancellationToken).ConfigureAwait(false);
+        (ISharedKeyValueStore? Store, bool Owned) global = (null, false);
+        try
+        {
+            if (_globalStore is not null)
+            {
+                global = await _globalStore(cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch
+        {
+            if (owned)
+            {
+                await store.DisposeAsync().ConfigureAwait(false);
+            }
+
+            throw;
+        }
+
         return await NetworkController.StartAsync(
             new ControllerStartInfo
             {
                 Options = Options,
                 Store = store,
                 OwnsStore = owned,
+                GlobalStore = global.Store,
+                OwnsGlobalStore = global.Owned,
                 Drivers = drivers,
                 Ipams = ipams,
                 SandboxNetworking = _sandboxNetworking ?? new LinuxSandboxNetworking(Options.HostNamespacePath, namespaceDirectory, _loggerFactory),

@@ -306,6 +306,11 @@ internal static partial class Validation
                 throw Invalid(CnmErrorCodes.InvalidOption, $"{what} \"{Printable(path)}\"", "the path must be absolute");
             }
         }
+
+        if (options.Cluster is { } cluster && (cluster.NodeLeaseTtl < TimeSpan.FromSeconds(2) || cluster.NodeLeaseTtl > TimeSpan.FromMinutes(10)))
+        {
+            throw Invalid(CnmErrorCodes.InvalidOption, "node lease TTL", "Cluster.NodeLeaseTtl must be between 2 s and 10 min");
+        }
     }
 
     /// <summary>A sandbox id read back from the store, before a path is built from it: 64 lowercase hex characters.</summary>

@@ -149,6 +149,29 @@ public interface ICnmBuilder
     ICnmBuilder ConfigureDefaultIpam(Action<DefaultIpamOptions> configure);
 }
 
+/// <summary>The cluster-wide store of <see cref="NetworkControllerBuilder.UseGlobalStore(CnmSharp.Store.ISharedKeyValueStore)"/>, with dependency injection.</summary>
+public static class CnmGlobalStoreExtensions
+{
+    /// <summary>Uses a global store (opened when the controller starts and disposed with it) for global-scope
+    /// networks, their endpoints and the default IPAM's <c>GlobalDefault</c> space, shared by every host's controller;
+    /// <see cref="CnmOptions.Cluster"/> names this host. <c>CnmSharp.Store.Etcd</c> adds <c>AddEtcdGlobalStore</c>.</summary>
+    /// <param name="builder">The CnmSharp builder.</param>
+    /// <param name="open">Opens the store.</param>
+    /// <returns>The builder.</returns>
+    public static ICnmBuilder UseGlobalStore(this ICnmBuilder builder, Func<IServiceProvider, CancellationToken, ValueTask<ISharedKeyValueStore>> open)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(open);
+        builder.Services.RemoveAll<CnmGlobalStoreOpener>();
+        builder.Services.AddSingleton(new CnmGlobalStoreOpener(open));
+        return builder;
+    }
+}
+
+/// <summary>Opens the global store selected with <see cref="CnmGlobalStoreExtensions.UseGlobalStore"/>.</summary>
+/// <param name="Open">The opener.</param>
+public sealed record CnmGlobalStoreOpener(Func<IServiceProvider, CancellationToken, ValueTask<ISharedKeyValueStore>> Open);
+
 /// <summary>Opens the store selected with <see cref="ICnmBuilder.UseStore"/>.</summary>
 /// <param name="Open">The opener.</param>
 public sealed record CnmStoreOpener(Func<IServiceProvider, CancellationToken, ValueTask<IKeyValueStore>> Open);

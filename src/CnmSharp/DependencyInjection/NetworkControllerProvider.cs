@@ -64,6 +64,11 @@ public sealed class NetworkControllerProvider : IAsyncDisposable
                 builder.UseStore(ct => opener.Open(_services, ct));
             }
 
+            if (_services.GetService<CnmGlobalStoreOpener>() is { } globalOpener)
+            {
+                builder.UseGlobalStore(ct => globalOpener.Open(_services, ct));
+            }
+
             foreach (var driver in _services.GetServices<INetworkDriverFactory>())
             {
                 builder.AddDriver(driver);

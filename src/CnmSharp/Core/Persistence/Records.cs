@@ -140,6 +140,9 @@ internal sealed record EndpointRecord
 
     /// <summary>The endpoint's sandbox was deleted and its teardown (driver delete, record, addresses) is pending.</summary>
     public bool TearingDown { get; init; }
+
+    /// <summary>The cluster node (host) that made the endpoint: set on endpoints of global-scope networks.</summary>
+    public string? Node { get; init; }
 }
 
 internal sealed record SandboxRecord

@@ -77,16 +77,24 @@ public sealed partial class DefaultIpam
     /// <summary>Rebuilds the whole in-memory state from the store. Serial cursors survive.</summary>
     private async ValueTask ReloadAsync(CancellationToken cancellationToken)
     {
-        var entries = await _store.ListAsync(_prefix, cancellationToken).ConfigureAwait(false);
+        var entries = new List<(StoreEntry Entry, int PrefixLength)>();
+        foreach (var (store, prefix) in Stores())
+        {
+            foreach (var listed in await store.ListAsync(prefix, cancellationToken).ConfigureAwait(false))
+            {
+                entries.Add((listed, prefix.Length));
+            }
+        }
+
         var cursors = _masters.ToDictionary(m => m.Key, m => m.Value.SerialCursor, StringComparer.Ordinal);
         _spaces.Clear();
         _masters.Clear();
         _subs.Clear();
         var subRecords = new List<(PoolRecord Record, long Version, string Key)>();
-        var addresses = new List<StoreEntry>();
-        foreach (var entry in entries)
+        var addresses = new List<(StoreEntry Entry, int PrefixLength)>();
+        foreach (var (entry, prefixLength) in entries)
         {
-            var rest = entry.Key.AsSpan(_prefix.Length);
+            var rest = entry.Key.AsSpan(prefixLength);
             if (rest.StartsWith(IpamStoreLayout.SpaceSegment, StringComparison.Ordinal))
             {
                 var record = IpamStoreLayout.ReadSpace(entry);
@@ -112,7 +120,7 @@ public sealed partial class DefaultIpam
             }
             else if (rest.StartsWith(IpamStoreLayout.AddressSegment, StringComparison.Ordinal))
             {
-                addresses.Add(entry);
+                addresses.Add((entry, prefixLength));
             }
         }
 
@@ -129,9 +137,9 @@ public sealed partial class DefaultIpam
             _subs[sub.Id] = sub;
         }
 
-        foreach (var entry in addresses)
+        foreach (var (entry, prefixLength) in addresses)
         {
-            var rest = entry.Key.AsSpan(_prefix.Length + IpamStoreLayout.AddressSegment.Length);
+            var rest = entry.Key.AsSpan(prefixLength + IpamStoreLayout.AddressSegment.Length);
             var slash = rest.LastIndexOf('/');
             if (slash < 0
                 || !_masters.TryGetValue(rest[..slash].ToString(), out var master)
@@ -157,7 +165,8 @@ public sealed partial class DefaultIpam
     /// </summary>
     private async ValueTask ReloadPoolAsync(MasterPool master, CancellationToken cancellationToken)
     {
-        var entry = await _store.GetAsync(IpamStoreLayout.PoolKey(_prefix, master.Id), cancellationToken).ConfigureAwait(false);
+        var store = StoreOf(master.AddressSpace);
+        var entry = await store.GetAsync(IpamStoreLayout.PoolKey(PrefixOf(master.AddressSpace), master.Id), cancellationToken).ConfigureAwait(false);
         var record = entry is null ? null : IpamStoreLayout.ReadPool(entry);
         if (entry is null || record is null || record.SubPool is not null || !_masters.TryGetValue(master.Id, out var known) || !ReferenceEquals(known, master))
         {
@@ -168,8 +177,8 @@ public sealed partial class DefaultIpam
         master.Version = entry.Version;
         master.RefCount = record.RefCount;
         master.Explicit = record.Explicit;
-        var prefix = IpamStoreLayout.AddressPrefix(_prefix, master.Id);
-        var addresses = await _store.ListAsync(prefix, cancellationToken).ConfigureAwait(false);
+        var prefix = IpamStoreLayout.AddressPrefix(PrefixOf(master.AddressSpace), master.Id);
+        var addresses = await store.ListAsync(prefix, cancellationToken).ConfigureAwait(false);
         master.Allocated.Clear();
         foreach (var address in addresses)
         {

@@ -27,6 +27,11 @@ public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations, IS
 
     private readonly IKeyValueStore _store;
     private readonly string _prefix;
+
+    /// <summary>Where <c>GlobalDefault</c> lives: the controller's global store (shared by every host, so two hosts
+    /// never hand out one address: each address is a create-only key), or null to keep it in the local store.</summary>
+    private readonly IKeyValueStore? _globalStore;
+    private readonly string _globalPrefix;
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly PredefinedPools _localPools;
@@ -41,6 +46,8 @@ public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations, IS
     {
         _store = context.Store;
         _prefix = context.StoreKeyPrefix;
+        _globalStore = context.GlobalStore;
+        _globalPrefix = context.GlobalStoreKeyPrefix ?? context.StoreKeyPrefix;
         _logger = context.LoggerFactory.CreateLogger<DefaultIpam>();
         _localPools = new PredefinedPools(options.LocalPools);
         _globalPools = new PredefinedPools(options.GlobalPools);
@@ -241,7 +248,7 @@ public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations, IS
                     if (master.Allocated.Contains(offset))
                     {
                         // Confirm with the store: another instance may have released it.
-                        var existing = await _store.GetAsync(AddressKey(master, offset), cancellationToken).ConfigureAwait(false);
+                        var existing = await StoreOf(master.AddressSpace).GetAsync(AddressKey(master, offset), cancellationToken).ConfigureAwait(false);
                         if (existing is not null)
                         {
                             throw new CnmConflictException(CnmErrorCodes.IPAlreadyAllocated, $"address {preferred}", "Address already in use");
@@ -271,9 +278,9 @@ public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations, IS
 
                 try
                 {
-                    await _store.CommitAsync(
+                    await StoreOf(master.AddressSpace).CommitAsync(
                         [
-                            Check(IpamStoreLayout.PoolKey(_prefix, master.Id), master.Version),
+                            Check(IpamStoreLayout.PoolKey(PrefixOf(master.AddressSpace), master.Id), master.Version),
                             StoreOperation.Put(AddressKey(master, offset), value, StoreVersion.Absent),
                         ],
 
@@ -327,7 +334,7 @@ public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations, IS
                 return; // The network and broadcast addresses are never allocated.
             }
 
-            await _store.DeleteAsync(AddressKey(master, offset), StoreVersion.Any, StoreDurability.Relaxed, cancellationToken).ConfigureAwait(false);
+            await StoreOf(master.AddressSpace).DeleteAsync(AddressKey(master, offset), StoreVersion.Any, StoreDurability.Relaxed, cancellationToken).ConfigureAwait(false);
             master.Allocated.Remove(offset);
             Publish();
         }
@@ -344,19 +351,21 @@ public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations, IS
     public async ValueTask<IReadOnlyList<OwnedAddress>> GetAllocationsAsync(string poolId, CancellationToken cancellationToken = default)
     {
         string masterId;
+        string space;
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             var (master, _) = await ResolveAsync(poolId, cancellationToken).ConfigureAwait(false);
             masterId = master.Id;
+            space = master.AddressSpace;
         }
         finally
         {
             _gate.Release();
         }
 
-        var addressPrefix = IpamStoreLayout.AddressPrefix(_prefix, masterId);
-        var entries = await _store.ListAsync(addressPrefix, cancellationToken).ConfigureAwait(false);
+        var addressPrefix = IpamStoreLayout.AddressPrefix(PrefixOf(space), masterId);
+        var entries = await StoreOf(space).ListAsync(addressPrefix, cancellationToken).ConfigureAwait(false);
         var result = new List<(UInt128 Value, OwnedAddress Address)>(entries.Count);
         foreach (var entry in entries)
         {
@@ -379,15 +388,17 @@ public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations, IS
     /// only as the parent of sub-pools is not listed.</remarks>
     public async ValueTask<IReadOnlyList<string>> GetPoolIdsAsync(CancellationToken cancellationToken = default)
     {
-        var poolPrefix = _prefix + IpamStoreLayout.PoolSegment;
-        var entries = await _store.ListAsync(poolPrefix, cancellationToken).ConfigureAwait(false);
-        var ids = new List<string>(entries.Count);
-        foreach (var entry in entries)
+        var ids = new List<string>();
+        foreach (var (store, prefix) in Stores())
         {
-            var record = IpamStoreLayout.ReadPool(entry);
-            if (record.SubPool is not null || record.Explicit)
+            var poolPrefix = prefix + IpamStoreLayout.PoolSegment;
+            foreach (var entry in await store.ListAsync(poolPrefix, cancellationToken).ConfigureAwait(false))
             {
-                ids.Add(entry.Key[poolPrefix.Length..]);
+                var record = IpamStoreLayout.ReadPool(entry);
+                if (record.SubPool is not null || record.Explicit)
+                {
+                    ids.Add(entry.Key[poolPrefix.Length..]);
+                }
             }
         }
 
@@ -395,8 +406,22 @@ public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations, IS
         return ids;
     }
 
+    /// <summary>The store an address space's records live in.</summary>
+    private IKeyValueStore StoreOf(string space) =>
+        _globalStore is not null && string.Equals(space, IpamNames.GlobalDefaultAddressSpace, StringComparison.Ordinal) ? _globalStore : _store;
+
+    /// <summary>The key prefix of an address space's records (in <see cref="StoreOf"/>).</summary>
+    private string PrefixOf(string space) =>
+        _globalStore is not null && string.Equals(space, IpamNames.GlobalDefaultAddressSpace, StringComparison.Ordinal) ? _globalPrefix : _prefix;
+
+    /// <summary>Every store the IPAM's records live in, with its prefix: the local one, and the global one when the
+    /// controller has it. A global record found in the local store (GlobalDefault used before a global store was
+    /// configured) is read too.</summary>
+    private IEnumerable<(IKeyValueStore Store, string Prefix)> Stores() =>
+        _globalStore is null ? [(_store, _prefix)] : [(_store, _prefix), (_globalStore, _globalPrefix)];
+
     private string AddressKey(MasterPool master, UInt128 offset) =>
-        IpamStoreLayout.AddressKey(_prefix, master.Id, IpMath.FromUInt128(master.First + offset, master.IPv6).ToString());
+        IpamStoreLayout.AddressKey(PrefixOf(master.AddressSpace), master.Id, IpMath.FromUInt128(master.First + offset, master.IPv6).ToString());
 
     /// <summary>A requested address may be anywhere in the subnet, also outside a sub-pool's range (as in libnetwork:
     /// the range bounds only what is handed out dynamically, so <c>--ip-range 10.0.1.0/24 --gateway 10.0.0.1</c> and
@@ -547,10 +572,10 @@ public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations, IS
         if (_masters.TryGetValue(masterId, out var master))
         {
             var subRecord = new PoolRecord { AddressSpace = space, Pool = IpMath.Format(network), SubPool = IpMath.Format(range) };
-            var versions = await _store.CommitAsync(
+            var versions = await StoreOf(space).CommitAsync(
                 [
-                    StoreOperation.Put(IpamStoreLayout.PoolKey(_prefix, masterId), IpamStoreLayout.Serialize(ToRecord(master, master.RefCount + 1, master.Explicit)), master.Version),
-                    StoreOperation.Put(IpamStoreLayout.PoolKey(_prefix, subId), IpamStoreLayout.Serialize(subRecord), StoreVersion.Absent),
+                    StoreOperation.Put(IpamStoreLayout.PoolKey(PrefixOf(space), masterId), IpamStoreLayout.Serialize(ToRecord(master, master.RefCount + 1, master.Explicit)), master.Version),
+                    StoreOperation.Put(IpamStoreLayout.PoolKey(PrefixOf(space), subId), IpamStoreLayout.Serialize(subRecord), StoreVersion.Absent),
                 ],
                 cancellationToken).ConfigureAwait(false);
             master.RefCount++;
@@ -574,16 +599,16 @@ public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations, IS
     {
         var state = Space(space);
         var master = NewMaster(space, network, refCount: 1, isExplicit: subPool is null, version: 0);
-        var leftovers = await _store.ListAsync(IpamStoreLayout.AddressPrefix(_prefix, master.Id), cancellationToken).ConfigureAwait(false);
+        var leftovers = await StoreOf(space).ListAsync(IpamStoreLayout.AddressPrefix(PrefixOf(space), master.Id), cancellationToken).ConfigureAwait(false);
         var operations = new List<StoreOperation>(3 + leftovers.Count)
         {
-            StoreOperation.Put(IpamStoreLayout.SpaceKey(_prefix, space), IpamStoreLayout.Serialize(ToRecord(state, nextV4, nextV6)), Expected(state.Version)),
-            StoreOperation.Put(IpamStoreLayout.PoolKey(_prefix, master.Id), IpamStoreLayout.Serialize(ToRecord(master, 1, subPool is null)), StoreVersion.Absent),
+            StoreOperation.Put(IpamStoreLayout.SpaceKey(PrefixOf(space), space), IpamStoreLayout.Serialize(ToRecord(state, nextV4, nextV6)), Expected(state.Version)),
+            StoreOperation.Put(IpamStoreLayout.PoolKey(PrefixOf(space), master.Id), IpamStoreLayout.Serialize(ToRecord(master, 1, subPool is null)), StoreVersion.Absent),
         };
         if (subPool is { } range)
         {
             var subRecord = new PoolRecord { AddressSpace = space, Pool = IpMath.Format(network), SubPool = IpMath.Format(range) };
-            operations.Add(StoreOperation.Put(IpamStoreLayout.PoolKey(_prefix, master.Id + "/" + IpMath.Format(range)), IpamStoreLayout.Serialize(subRecord), StoreVersion.Absent));
+            operations.Add(StoreOperation.Put(IpamStoreLayout.PoolKey(PrefixOf(space), master.Id + "/" + IpMath.Format(range)), IpamStoreLayout.Serialize(subRecord), StoreVersion.Absent));
         }
 
         foreach (var leftover in leftovers)
@@ -591,7 +616,7 @@ public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations, IS
             operations.Add(StoreOperation.Delete(leftover.Key, leftover.Version));
         }
 
-        var versions = await _store.CommitAsync(operations, cancellationToken).ConfigureAwait(false);
+        var versions = await StoreOf(space).CommitAsync(operations, cancellationToken).ConfigureAwait(false);
         state.Version = versions[0];
         state.Generation++;
         state.NextV4 = nextV4;
@@ -615,7 +640,7 @@ public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations, IS
         if (!string.IsNullOrEmpty(poolId) && _subs.TryGetValue(poolId, out sub))
         {
             master = _masters[sub.MasterId];
-            operations.Add(StoreOperation.Delete(IpamStoreLayout.PoolKey(_prefix, sub.Id), sub.Version));
+            operations.Add(StoreOperation.Delete(IpamStoreLayout.PoolKey(PrefixOf(master.AddressSpace), sub.Id), sub.Version));
         }
         else if (!string.IsNullOrEmpty(poolId) && _masters.TryGetValue(poolId, out var found) && found.Explicit)
         {
@@ -628,7 +653,7 @@ public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations, IS
 
         var refCount = master.RefCount - 1;
         var isExplicit = sub is not null && master.Explicit;
-        var masterKey = IpamStoreLayout.PoolKey(_prefix, master.Id);
+        var masterKey = IpamStoreLayout.PoolKey(PrefixOf(master.AddressSpace), master.Id);
         var removed = refCount <= 0;
         SpaceState? state = null;
         if (removed)
@@ -636,8 +661,8 @@ public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations, IS
             // No check for allocated addresses (as libnetwork): the pool's allocations go with it.
             state = Space(master.AddressSpace);
             operations.Add(StoreOperation.Delete(masterKey, master.Version));
-            operations.Add(StoreOperation.Put(IpamStoreLayout.SpaceKey(_prefix, state.Name), IpamStoreLayout.Serialize(ToRecord(state, state.NextV4, state.NextV6)), Expected(state.Version)));
-            var addresses = await _store.ListAsync(IpamStoreLayout.AddressPrefix(_prefix, master.Id), cancellationToken).ConfigureAwait(false);
+            operations.Add(StoreOperation.Put(IpamStoreLayout.SpaceKey(PrefixOf(master.AddressSpace), state.Name), IpamStoreLayout.Serialize(ToRecord(state, state.NextV4, state.NextV6)), Expected(state.Version)));
+            var addresses = await StoreOf(master.AddressSpace).ListAsync(IpamStoreLayout.AddressPrefix(PrefixOf(master.AddressSpace), master.Id), cancellationToken).ConfigureAwait(false);
             foreach (var address in addresses)
             {
                 operations.Add(StoreOperation.Delete(address.Key, StoreVersion.Any));
@@ -648,7 +673,7 @@ public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations, IS
             operations.Add(StoreOperation.Put(masterKey, IpamStoreLayout.Serialize(ToRecord(master, refCount, isExplicit)), master.Version));
         }
 
-        var versions = await _store.CommitAsync(operations, cancellationToken).ConfigureAwait(false);
+        var versions = await StoreOf(master.AddressSpace).CommitAsync(operations, cancellationToken).ConfigureAwait(false);
         if (sub is not null)
         {
             _subs.Remove(sub.Id);
