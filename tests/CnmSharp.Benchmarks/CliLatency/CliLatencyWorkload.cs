@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Reflection;
 using System.Runtime.InteropServices;
 using System.Text.Json;
+using CnmSharp.Testing;
 
 namespace CnmSharp.Benchmarks.CliLatency;
 
@@ -77,8 +78,7 @@ internal static class CliLatencyWorkload
         }
 
         var cnm = CnmCommand(cnmPath);
-        var missing = new[] { DockerDaemon.Client, DockerDaemon.Daemon, "/usr/bin/containerd", "/usr/sbin/runc", "/bin/busybox", "/usr/bin/nsenter", "/usr/bin/unshare" }
-            .Where(p => !File.Exists(p) && !(p == "/usr/sbin/runc" && File.Exists("/usr/bin/runc"))).ToList();
+        var missing = DockerDaemon.MissingFiles.ToList();
         if (!File.Exists(cnm.Target))
         {
             missing.Add(cnm.Target + " (publish it: dotnet publish samples/CnmSharp.Cli -c Release; or give --cnm)");
@@ -109,7 +109,7 @@ internal static class CliLatencyWorkload
             // cnm: its own state and run directories, the private host namespace H.
             string[] global = ["--state-dir", Path.Combine(directory, "cnm-state"), "--run-dir", Path.Combine(directory, "cnm-run"), "--host-netns", hostPath];
             var cnmTool = new Tool("cnm", cnm.File, [.. cnm.Prefix, .. global], new Dictionary<string, string>(StringComparer.Ordinal));
-            await using var daemon = await DockerDaemon.StartAsync(dockerNamespace.Path!, Path.Combine(directory, "docker"), ct).ConfigureAwait(false);
+            await using var daemon = await DockerDaemon.StartAsync(dockerNamespace.Path!, Path.Combine(directory, "docker"), "cnmcl-dockerd", ct).ConfigureAwait(false);
             var dockerTool = new Tool("docker", DockerDaemon.Client, [], daemon.Environment);
             versions = await daemon.VersionsAsync().ConfigureAwait(false);
             try
