@@ -192,7 +192,7 @@ internal static class CliLatencyWorkload
         "mode: each call a new process, timed from its start to its exit (stdout and stderr read by the runner); sequential, one call at a time; " +
         "cnm and docker interleaved in every iteration (ls, ls, connect, connect, disconnect, disconnect; which tool goes first alternates); " +
         "the same work: ls of 5 networks, connect of one container/sandbox already on network A to network B, disconnect from B; " +
-        "dockerd (private network and UTS namespaces, own data/exec roots, its own containerd) and cnm (own state/run directories, private host namespace) and their objects set up outside the timed calls";
+        "dockerd (private network, UTS and mount namespaces, own data/exec roots, its own containerd) and cnm (own state/run directories, private host namespace) and their objects set up outside the timed calls";
 
     /// <summary>One iteration: ls, connect, disconnect for both tools, interleaved, the first tool alternating.
     /// <paramref name="afterConnect"/> (not timed) runs between the connects and the disconnects.</summary>
