@@ -18,6 +18,7 @@ internal static class CliApp
         root.Subcommands.Add(DemoCommand.Build());
         root.Subcommands.Add(GraphCommand.Build());
         root.Subcommands.Add(DnsCommands.Build());
+        root.Subcommands.Add(PluginCommands.Build());
         return root;
     }
 

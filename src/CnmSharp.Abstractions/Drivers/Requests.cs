@@ -77,6 +77,12 @@ public sealed record JoinRequest
     /// <summary>True when the sandbox is the host's own namespace.</summary>
     public bool SandboxUsesHostNamespace { get; init; }
 
+    /// <summary>True when the caller wants the interface left in the host namespace: the driver then creates it there,
+    /// reports it with <see cref="InterfacePlacement.HostNamespace"/>, and the caller moves it into the sandbox itself.
+    /// A plugin host sets it, since Docker's plugin protocol has the daemon move the interface (the Join reply's
+    /// <c>SrcName</c> must exist in the caller's namespace). False: the driver may create it directly in the sandbox.</summary>
+    public bool InterfaceInHostNamespace { get; init; }
+
     /// <summary>Join options.</summary>
     public IReadOnlyDictionary<string, string> Options { get; init; } = EmptyOptions.Instance;
 }

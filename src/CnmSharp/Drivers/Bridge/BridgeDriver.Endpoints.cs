@@ -159,6 +159,7 @@ internal sealed partial class BridgeDriver
 
     /// <summary>
     /// Creates the endpoint's veth in one netlink request: the container end directly inside the sandbox's namespace
+    /// (in the host namespace when <see cref="JoinRequest.InterfaceInHostNamespace"/> asks, for the caller to move)
     /// (with the endpoint's MAC and the MTU), the host end enslaved to the bridge and up. Then hairpin on the bridge
     /// port, and the join info. When the kernel says a name exists: a veth of our bridge under the name our record gives
     /// this endpoint is left from an earlier attempt at this join and is replaced; anything else is not ours, so the
@@ -187,14 +188,19 @@ internal sealed partial class BridgeDriver
                     ?? throw new CnmInternalException(CnmErrorCodes.KernelError, subject, $"bridge {network.BridgeName} does not exist");
             }
 
-            NetworkNamespace sandbox;
-            try
+            // The container end goes straight into the sandbox, unless the caller moves it itself (a plugin host:
+            // Docker's daemon moves it), then it stays in the host namespace.
+            NetworkNamespace? sandbox = null;
+            if (!request.InterfaceInHostNamespace)
             {
-                sandbox = _kernel.OpenNamespace(request.SandboxKey);
-            }
-            catch (NamespaceException ex)
-            {
-                throw new CnmNotFoundException(CnmErrorCodes.NoSuchSandbox, $"sandbox {request.SandboxId}", $"cannot open its namespace {request.SandboxKey}", ex);
+                try
+                {
+                    sandbox = _kernel.OpenNamespace(request.SandboxKey);
+                }
+                catch (NamespaceException ex)
+                {
+                    throw new CnmNotFoundException(CnmErrorCodes.NoSuchSandbox, $"sandbox {request.SandboxId}", $"cannot open its namespace {request.SandboxKey}", ex);
+                }
             }
 
             using (sandbox)
@@ -237,7 +243,7 @@ internal sealed partial class BridgeDriver
                 ?? throw new CnmInternalException(CnmErrorCodes.KernelError, subject, $"veth {record.HostVeth} vanished right after it was created");
             await netlink.SetBridgePortHairpinAsync(host.Index, true, cancellationToken).ConfigureAwait(false);
 
-            joinInfo.SetInterfaceName(record.ContainerVeth, network.Record.ContainerPrefix, InterfacePlacement.Sandbox);
+            joinInfo.SetInterfaceName(record.ContainerVeth, network.Record.ContainerPrefix, sandbox is null ? InterfacePlacement.HostNamespace : InterfacePlacement.Sandbox);
             if (!network.Record.Internal)
             {
                 var gateway = network.DefaultGatewayIPv4 ?? (network.Record.InhibitIPv4 ? null : network.IPv4Gateway?.Address);
@@ -276,14 +282,14 @@ internal sealed partial class BridgeDriver
     private const int MaxJoinAttempts = 8;
 
     /// <summary>One <c>RTM_NEWLINK</c> for the pair; the kernel's error, or null on success.</summary>
-    private async ValueTask<NetlinkException?> TryCreateVethAsync(BridgeNetwork network, BridgeEndpoint endpoint, BridgeEndpointRecord names, NetworkNamespace sandbox, CancellationToken cancellationToken)
+    private async ValueTask<NetlinkException?> TryCreateVethAsync(BridgeNetwork network, BridgeEndpoint endpoint, BridgeEndpointRecord names, NetworkNamespace? sandbox, CancellationToken cancellationToken)
     {
         using var batch = new RtnetlinkBatch();
         batch.CreateLink(new VethLinkSpec(names.HostVeth, names.ContainerVeth)
         {
             Mtu = network.Record.Mtu,
             PeerMtu = network.Record.Mtu,
-            PeerNamespace = sandbox.Handle,
+            PeerNamespace = sandbox?.Handle,
             PeerMac = endpoint.Mac,
             MasterIndex = network.BridgeIndex,
             Up = true,
