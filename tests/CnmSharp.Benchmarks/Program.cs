@@ -29,6 +29,7 @@ internal static class Workloads
         [MacvlanSetup.MacvlanSetupWorkload.Name] = MacvlanSetup.MacvlanSetupWorkload.RunAsync,
         [CliLatency.CliLatencyWorkload.Name] = CliLatency.CliLatencyWorkload.RunAsync,
         [DnsResolution.DnsResolutionWorkload.Name] = DnsResolution.DnsResolutionWorkload.RunAsync,
+        [Plugin.PluginWorkload.Name] = Plugin.PluginWorkload.RunAsync,
     };
 
     public static bool TryGet(string name, out Func<string[], Task<int>> workload) =>

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Reflection;
 using System.Runtime.InteropServices;
 using System.Text.Json;
+using CnmSharp.Testing;
 
 namespace CnmSharp.Benchmarks.CliLatency;
 
@@ -77,8 +78,7 @@ internal static class CliLatencyWorkload
         }
 
         var cnm = CnmCommand(cnmPath);
-        var missing = new[] { DockerDaemon.Client, DockerDaemon.Daemon, "/usr/bin/containerd", "/usr/sbin/runc", "/bin/busybox", "/usr/bin/nsenter", "/usr/bin/unshare" }
-            .Where(p => !File.Exists(p) && !(p == "/usr/sbin/runc" && File.Exists("/usr/bin/runc"))).ToList();
+        var missing = DockerDaemon.MissingFiles.ToList();
         if (!File.Exists(cnm.Target))
         {
             missing.Add(cnm.Target + " (publish it: dotnet publish samples/CnmSharp.Cli -c Release; or give --cnm)");
@@ -109,7 +109,7 @@ internal static class CliLatencyWorkload
             // cnm: its own state and run directories, the private host namespace H.
             string[] global = ["--state-dir", Path.Combine(directory, "cnm-state"), "--run-dir", Path.Combine(directory, "cnm-run"), "--host-netns", hostPath];
             var cnmTool = new Tool("cnm", cnm.File, [.. cnm.Prefix, .. global], new Dictionary<string, string>(StringComparer.Ordinal));
-            await using var daemon = await DockerDaemon.StartAsync(dockerNamespace.Path!, Path.Combine(directory, "docker"), ct).ConfigureAwait(false);
+            await using var daemon = await DockerDaemon.StartAsync(dockerNamespace.Path!, Path.Combine(directory, "docker"), "cnmcl-dockerd", ct).ConfigureAwait(false);
             var dockerTool = new Tool("docker", DockerDaemon.Client, [], daemon.Environment);
             versions = await daemon.VersionsAsync().ConfigureAwait(false);
             try
@@ -192,7 +192,7 @@ internal static class CliLatencyWorkload
         "mode: each call a new process, timed from its start to its exit (stdout and stderr read by the runner); sequential, one call at a time; " +
         "cnm and docker interleaved in every iteration (ls, ls, connect, connect, disconnect, disconnect; which tool goes first alternates); " +
         "the same work: ls of 5 networks, connect of one container/sandbox already on network A to network B, disconnect from B; " +
-        "dockerd (private network and UTS namespaces, own data/exec roots, its own containerd) and cnm (own state/run directories, private host namespace) and their objects set up outside the timed calls";
+        "dockerd (private network, UTS and mount namespaces, own data/exec roots, its own containerd) and cnm (own state/run directories, private host namespace) and their objects set up outside the timed calls";
 
     /// <summary>One iteration: ls, connect, disconnect for both tools, interleaved, the first tool alternating.
     /// <paramref name="afterConnect"/> (not timed) runs between the connects and the disconnects.</summary>
