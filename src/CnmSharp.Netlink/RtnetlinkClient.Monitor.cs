@@ -69,31 +69,10 @@ public sealed partial class RtnetlinkClient
     private NetlinkSocket OpenMonitorSocket(int[] groups, int receiveBufferSize)
     {
         var socket = InOwnNamespace(() => NetlinkSocket.Open(groups, receiveBufferSize, _pool));
-        _ = socket.TryAcquire();
-        lock (_monitors)
-        {
-            if (!IsDisposed)
-            {
-                _monitors.Add(socket);
-                return socket;
-            }
-        }
-
-        socket.Dispose();
-        socket.Release();
-        throw new ObjectDisposedException(GetType().FullName);
+        return _monitors.Add(socket, () => IsDisposed, this);
     }
 
-    private void CloseMonitorSocket(NetlinkSocket socket)
-    {
-        lock (_monitors)
-        {
-            _monitors.Remove(socket);
-        }
-
-        socket.Dispose();
-        socket.Release();
-    }
+    private void CloseMonitorSocket(NetlinkSocket socket) => _monitors.Close(socket);
 
     internal static void ParseEvents(ReadOnlySpan<byte> datagram, List<NetlinkEvent> events)
     {

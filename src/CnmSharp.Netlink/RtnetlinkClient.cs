@@ -18,7 +18,7 @@ public sealed partial class RtnetlinkClient : IRtnetlinkClient, IAsyncDisposable
     private readonly NetlinkSocket _socket;
     private readonly SafeFileHandle _namespace;
     private readonly ArrayPool<byte>? _pool;
-    private readonly HashSet<NetlinkSocket> _monitors = [];
+    private readonly MonitorSockets _monitors = new();
     private Action? _reopen;
     private int _disposed;
 
@@ -129,16 +129,7 @@ public sealed partial class RtnetlinkClient : IRtnetlinkClient, IAsyncDisposable
         }
 
         _socket.Dispose();
-        NetlinkSocket[] monitors;
-        lock (_monitors)
-        {
-            monitors = [.. _monitors];
-        }
-
-        foreach (var monitor in monitors)
-        {
-            monitor.Dispose();
-        }
+        _monitors.DisposeAll();
 
         _namespace.Dispose();
     }

@@ -18,7 +18,7 @@ public sealed class NftablesClient : IDisposable, IAsyncDisposable
 
     private readonly NetlinkSocket _socket;
     private readonly SafeFileHandle _namespace;
-    private readonly HashSet<NetlinkSocket> _monitors = [];
+    private readonly MonitorSockets _monitors = new();
     private Action? _reopen;
     private int _disposed;
 
@@ -474,31 +474,10 @@ public sealed class NftablesClient : IDisposable, IAsyncDisposable
             throw new NetlinkException(ex.ErrorNumber, null, ex.Message);
         }
 
-        _ = socket.TryAcquire();
-        lock (_monitors)
-        {
-            if (!IsDisposed)
-            {
-                _monitors.Add(socket);
-                return socket;
-            }
-        }
-
-        socket.Dispose();
-        socket.Release();
-        throw new ObjectDisposedException(GetType().FullName);
+        return _monitors.Add(socket, () => IsDisposed, this);
     }
 
-    private void CloseMonitorSocket(NetlinkSocket socket)
-    {
-        lock (_monitors)
-        {
-            _monitors.Remove(socket);
-        }
-
-        socket.Dispose();
-        socket.Release();
-    }
+    private void CloseMonitorSocket(NetlinkSocket socket) => _monitors.Close(socket);
 
     /// <summary>Closes the socket; requests in flight end with <see cref="ObjectDisposedException"/>.</summary>
     public void Dispose()
@@ -508,16 +487,7 @@ public sealed class NftablesClient : IDisposable, IAsyncDisposable
             return;
         }
 
-        NetlinkSocket[] monitors;
-        lock (_monitors)
-        {
-            monitors = [.. _monitors];
-        }
-
-        foreach (var monitor in monitors)
-        {
-            monitor.Dispose();
-        }
+        _monitors.DisposeAll();
 
         _socket.Dispose();
         _namespace.Dispose();

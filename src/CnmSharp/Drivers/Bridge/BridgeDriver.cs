@@ -1,3 +1,4 @@
+using CnmSharp.Drivers.Common;
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.NetworkInformation;
@@ -53,16 +54,7 @@ internal sealed partial class BridgeDriver : INetworkDriver, IExternalConnectivi
         var ports = await HostPortAllocator.CreateForNamespaceAsync(context.HostNamespacePath, cancellationToken).ConfigureAwait(false);
         var kernel = new LinuxBridgeKernel(context.HostNamespacePath);
         var driver = new BridgeDriver(context, options, kernel, ports);
-        try
-        {
-            await driver.RestoreAsync(cancellationToken).ConfigureAwait(false);
-            return driver;
-        }
-        catch
-        {
-            await driver.DisposeAsync().ConfigureAwait(false);
-            throw;
-        }
+        return await DriverStart.RestoreAsync(driver, static (d, ct) => d.RestoreAsync(ct), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>

@@ -22,15 +22,6 @@ public sealed class IpvlanDriverFactory : INetworkDriverFactory
         ArgumentNullException.ThrowIfNull(context);
         HostNamespaceGuard.Check(context.HostNamespacePath, "ipvlan driver");
         var driver = new IpvlanDriver(context, new LinuxParentLinkKernel(context.HostNamespacePath));
-        try
-        {
-            await driver.RestoreAsync(cancellationToken).ConfigureAwait(false);
-            return driver;
-        }
-        catch
-        {
-            await driver.DisposeAsync().ConfigureAwait(false);
-            throw;
-        }
+        return await DriverStart.RestoreAsync(driver, static (d, ct) => d.RestoreAsync(ct), cancellationToken).ConfigureAwait(false);
     }
 }

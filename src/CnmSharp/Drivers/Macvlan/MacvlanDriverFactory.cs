@@ -21,15 +21,6 @@ public sealed class MacvlanDriverFactory : INetworkDriverFactory
         ArgumentNullException.ThrowIfNull(context);
         HostNamespaceGuard.Check(context.HostNamespacePath, "macvlan driver");
         var driver = new MacvlanDriver(context, new LinuxParentLinkKernel(context.HostNamespacePath));
-        try
-        {
-            await driver.RestoreAsync(cancellationToken).ConfigureAwait(false);
-            return driver;
-        }
-        catch
-        {
-            await driver.DisposeAsync().ConfigureAwait(false);
-            throw;
-        }
+        return await DriverStart.RestoreAsync(driver, static (d, ct) => d.RestoreAsync(ct), cancellationToken).ConfigureAwait(false);
     }
 }

@@ -1,3 +1,4 @@
+using CnmSharp.Drivers.Common;
 using CnmSharp.Diagnostics;
 
 namespace CnmSharp.Drivers.Overlay;
@@ -55,15 +56,6 @@ public sealed class OverlayDriverFactory(OverlayDriverOptions? options = null) :
         ArgumentNullException.ThrowIfNull(context);
         HostNamespaceGuard.Check(context.HostNamespacePath, "overlay driver");
         var driver = new OverlayDriver(context, options ?? new OverlayDriverOptions());
-        try
-        {
-            await driver.RestoreAsync(cancellationToken).ConfigureAwait(false);
-            return driver;
-        }
-        catch
-        {
-            await driver.DisposeAsync().ConfigureAwait(false);
-            throw;
-        }
+        return await DriverStart.RestoreAsync(driver, static (d, ct) => d.RestoreAsync(ct), cancellationToken).ConfigureAwait(false);
     }
 }
