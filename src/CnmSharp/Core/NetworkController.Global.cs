@@ -467,29 +467,34 @@ public sealed partial class NetworkController
     {
         var global = _global!;
         EndpointRecord record;
+        ClusterEndpoint endpoint;
         try
         {
+            // Another host wrote this record: nothing in it is trusted until it has passed the same checks as a
+            // caller's value.
             record = CoreStore.Deserialize(entry, CoreJsonContext.Default.EndpointRecord);
+            Validation.Id(record.Id, "endpoint");
+            Validation.Id(record.NetworkId, "network");
+            if (record.Node is not { } node || string.Equals(node, global.NodeName, StringComparison.Ordinal))
+            {
+                return record;
+            }
+
+            endpoint = new ClusterEndpoint(
+                record.Id,
+                record.Name,
+                record.NetworkId,
+                node,
+                record.Address is { } a ? CidrAddress.Parse(a) : null,
+                record.AddressIPv6 is { } a6 ? CidrAddress.Parse(a6) : null,
+                record.MacAddress);
         }
-        catch (CnmInternalException ex)
+        catch (CnmException ex) when (ex is CnmInternalException or CnmInvalidArgumentException)
         {
             GlobalLog.ApplyFailed(_logger, ex);
             return null;
         }
 
-        if (record.Node is not { } node || string.Equals(node, global.NodeName, StringComparison.Ordinal))
-        {
-            return record;
-        }
-
-        var endpoint = new ClusterEndpoint(
-            record.Id,
-            record.Name,
-            record.NetworkId,
-            node,
-            record.Address is { } a ? CidrAddress.Parse(a) : null,
-            record.AddressIPv6 is { } a6 ? CidrAddress.Parse(a6) : null,
-            record.MacAddress);
         global.Remote.GetOrAdd(record.NetworkId, _ => new(StringComparer.Ordinal))[record.Id] = (endpoint, entry.Version);
         return record;
     }
@@ -524,6 +529,20 @@ public sealed partial class NetworkController
     {
         if (record.TearingDown || !_registry.ContainsDriver(record.Driver))
         {
+            return;
+        }
+
+        try
+        {
+            // Another host wrote this record: its id and name pass the caller's checks before they reach a store key,
+            // a driver or the kernel (the driver validates the options as at any create). A bad one is skipped, so
+            // it does not stop the other networks of a listing.
+            Validation.Id(record.Id, "network");
+            Validation.Name(record.Name, "network");
+        }
+        catch (CnmInvalidArgumentException ex)
+        {
+            GlobalLog.ApplyFailed(_logger, ex);
             return;
         }
 

@@ -89,6 +89,42 @@ public abstract class GlobalStoreScenarios
     }
 
     [Test]
+    public async Task Records_another_host_wrote_with_a_bad_id_name_or_address_are_skipped_and_the_good_ones_still_arrive()
+    {
+        var h1 = await StartHostAsync("h1");
+        var good = await h1.Controller.CreateNetworkAsync("ov", GlobalTestDriver.Name, new NetworkCreateOptions { IPv4Config = [new IpamConfig { Subnet = "10.91.0.0/24" }] });
+        var sample = await h1.Global!.GetAsync("cnm/v1/network/" + good.Id);
+        var json = System.Text.Encoding.UTF8.GetString(sample!.Value.Span);
+        Assert.That(json, Does.Contain("\"ov\""));
+
+        async Task Forge(string id, string name) => await h1.Global.PutAsync(
+            "cnm/v1/network/" + id,
+            System.Text.Encoding.UTF8.GetBytes(json.Replace(good.Id, id, StringComparison.Ordinal).Replace("\"ov\"", System.Text.Json.JsonSerializer.Serialize(name), StringComparison.Ordinal)),
+            StoreVersion.Absent,
+            StoreDurability.Durable);
+
+        // Present before h2 starts (read in its first listing) and arriving while it follows.
+        await Forge("..%2Fescape", "bad-id");
+        await Forge("badname0", "bad name/../x");
+        var h2 = await StartHostAsync("h2");
+        await Forge("-dash-first", "bad-id-2");
+        var endpoint = await good.CreateEndpointAsync("ep-h1");
+        var endpointKey = $"cnm/v1/endpoint/{good.Id}/{endpoint.Id}";
+        var endpointJson = System.Text.Encoding.UTF8.GetString((await h1.Global.GetAsync(endpointKey))!.Value.Span);
+        var badAddress = endpointJson.Replace(endpoint.Id, "forgedep0", StringComparison.Ordinal)
+            .Replace($"{endpoint.Address}", "10.91.0.300/24", StringComparison.Ordinal);
+        Assert.That(badAddress, Does.Contain("10.91.0.300/24"));
+        await h1.Global.PutAsync($"cnm/v1/endpoint/{good.Id}/forgedep0", System.Text.Encoding.UTF8.GetBytes(badAddress), StoreVersion.Absent, StoreDurability.Durable);
+        var later = await h1.Controller.CreateNetworkAsync("ov2", GlobalTestDriver.Name, new NetworkCreateOptions { IPv4Config = [new IpamConfig { Subnet = "10.92.0.0/24" }] });
+
+        await Until(() => h2.Controller.FindNetworkById(later.Id) is not null, "a good network made after the forged ones reaches h2");
+        await Until(() => h2.Controller.GetNetwork("ov").RemoteEndpoints.Count == 1, "h1's real endpoint reaches h2");
+        Assert.That(h2.Driver.Networks.Keys, Is.EquivalentTo(new[] { good.Id, later.Id }), "the driver saw only the good networks");
+        Assert.That(h2.Controller.Networks.Select(n => n.Name), Is.EquivalentTo(new[] { "ov", "ov2" }));
+        Assert.That(h2.Controller.GetNetwork("ov").RemoteEndpoints.Select(e => e.Id), Is.EqualTo(new[] { endpoint.Id }), "the forged endpoint with a bad address is not shown");
+    }
+
+    [Test]
     public async Task Hosts_allocating_at_once_from_one_global_pool_never_hand_out_an_address_twice()
     {
         var hosts = new[] { await StartHostAsync("h1"), await StartHostAsync("h2"), await StartHostAsync("h3") };
