@@ -354,8 +354,16 @@ public sealed partial class NetworkController
         {
             if (entry.Key.StartsWith(CoreStore.NetworkPrefix, StringComparison.Ordinal))
             {
-                var record = CoreStore.Deserialize(entry, CoreJsonContext.Default.NetworkRecord);
-                networks[record.Id] = record;
+                try
+                {
+                    var record = CoreStore.Deserialize(entry, CoreJsonContext.Default.NetworkRecord);
+                    networks[record.Id] = record;
+                }
+                catch (CnmInternalException ex)
+                {
+                    // Unreadable (another host wrote it): skipped, so it does not stop the rest of the listing.
+                    GlobalLog.ApplyFailed(_logger, ex);
+                }
             }
             else if (entry.Key.StartsWith(CoreStore.EndpointPrefix, StringComparison.Ordinal))
             {
@@ -394,7 +402,12 @@ public sealed partial class NetworkController
 
         foreach (var network in _networks.Values.Where(n => IsGlobal(n.Record) && !networks.ContainsKey(n.Id)).ToArray())
         {
-            await DetachGlobalNetworkAsync(network.Id, cancellationToken).ConfigureAwait(false);
+            // The listing may be older than a network this host created meanwhile (published before it was added
+            // here): only one whose record is gone from the store now was deleted elsewhere.
+            if (await global.Store.GetAsync(CoreStore.NetworkKey(network.Id), cancellationToken).ConfigureAwait(false) is null)
+            {
+                await DetachGlobalNetworkAsync(network.Id, cancellationToken).ConfigureAwait(false);
+            }
         }
     }
 

@@ -59,6 +59,7 @@ public sealed class ContractWiringTests : ControllerTestBase
     [Test]
     public async Task A_global_data_scope_allocator_allocates_before_create_passes_its_options_on_and_frees_after_delete()
     {
+        F.GlobalStore = new CnmSharp.Store.InMemoryKeyValueStore(); // a global-scope network needs the cluster's store
         var driver = F.AddDriver("globalish", GlobalData, m => m.As<INetworkAllocatorDriver>());
         var allocator = driver.As<INetworkAllocatorDriver>();
         var order = new List<string>();
@@ -90,6 +91,7 @@ public sealed class ContractWiringTests : ControllerTestBase
     [Test]
     public async Task A_failed_create_frees_the_allocation_and_a_local_scope_allocator_is_never_called()
     {
+        F.GlobalStore = new CnmSharp.Store.InMemoryKeyValueStore(); // a global-scope network needs the cluster's store
         var driver = F.AddDriver("globalish", GlobalData, m => m.As<INetworkAllocatorDriver>());
         var allocator = driver.As<INetworkAllocatorDriver>();
         allocator.Setup(a => a.AllocateNetworkAsync(It.IsAny<string>(), It.IsAny<IReadOnlyDictionary<string, string>>(), It.IsAny<IReadOnlyList<IpamData>>(), It.IsAny<IReadOnlyList<IpamData>>(), It.IsAny<CancellationToken>()))

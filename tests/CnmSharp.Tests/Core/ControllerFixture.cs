@@ -145,6 +145,10 @@ internal sealed class ControllerFixture : IAsyncDisposable
 
     public IKeyValueStore Store { get; set; } = new InMemoryKeyValueStore();
 
+    /// <summary>The cluster's shared store for global-scope networks, or null (the default) for a controller without
+    /// one.</summary>
+    public ISharedKeyValueStore? GlobalStore { get; set; }
+
     public Action<CnmOptions>? Configure { get; set; }
 
     /// <summary>The time the controllers use (a FakeTimeProvider for back-off tests); the system's when null.</summary>
@@ -215,6 +219,11 @@ internal sealed class ControllerFixture : IAsyncDisposable
             builder.UseTimeProvider(Time);
         }
 
+        if (GlobalStore is not null)
+        {
+            builder.UseGlobalStore(GlobalStore);
+        }
+
         foreach (var driver in _drivers)
         {
             builder.AddDriver(driver);
@@ -253,6 +262,11 @@ internal sealed class ControllerFixture : IAsyncDisposable
         }
 
         await Store.DisposeAsync();
+        if (GlobalStore is not null)
+        {
+            await GlobalStore.DisposeAsync();
+        }
+
         _loggerFactory?.Dispose();
         if (System.IO.Directory.Exists(Directory))
         {

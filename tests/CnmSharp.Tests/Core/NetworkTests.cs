@@ -132,6 +132,7 @@ public sealed class NetworkTests : ControllerTestBase
     [Test]
     public async Task Downgrading_a_global_driver_to_local_scope_is_a_conflict()
     {
+        F.GlobalStore = new CnmSharp.Store.InMemoryKeyValueStore(); // a global-scope network needs the cluster's store
         F.AddDriver("globaldrv", new DriverCapability(DriverScope.Global, DriverScope.Global));
         var c = await F.StartAsync();
 
