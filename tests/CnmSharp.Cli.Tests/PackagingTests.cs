@@ -63,7 +63,7 @@ public sealed class PackagingTests
             Assert.That(restore.ExitCode, Is.Zero, restore.ToString());
             var run = await CnmRunner.RunAsync("dotnet", ["run", "--no-restore", $"-p:CnmSharpVersion={version}"], TimeSpan.FromMinutes(3), app);
             Assert.That(run.ExitCode, Is.Zero, run.ToString());
-            Assert.That(run.StdOut, Does.Contain("package smoke ok: drivers bridge,host,ipvlan,macvlan,null; network smoke created (null)"));
+            Assert.That(run.StdOut, Does.Contain("package smoke ok: drivers bridge,host,ipvlan,macvlan,null,overlay; network smoke created (null)"));
 
             var assets = await File.ReadAllTextAsync(Path.Combine(app, "obj", "project.assets.json"));
             Assert.That(assets, Does.Contain($"\"CnmSharp/{version}\""), "CnmSharp came from the package, not a project");
