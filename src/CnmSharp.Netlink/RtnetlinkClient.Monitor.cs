@@ -12,53 +12,21 @@ public sealed partial class RtnetlinkClient
     /// <summary>Monitor with a chosen socket receive buffer (tests use a tiny one to provoke ENOBUFS).</summary>
     internal async IAsyncEnumerable<NetlinkEvent> MonitorAsync(NetlinkGroups groups, int receiveBufferSize, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
+        // The subscription starts when the enumeration does, as before.
         ObjectDisposedException.ThrowIf(IsDisposed, this);
         var numbers = GroupNumbers(groups);
-        var socket = OpenMonitorSocket(numbers, receiveBufferSize);
-        try
+        var events = _monitors.ReadAsync(
+            OpenMonitorSocket(numbers, receiveBufferSize),
+            () => OpenMonitorSocket(numbers, receiveBufferSize),
+            ParseEvents,
+            new NetlinkEvent(NetlinkEventKind.Resync),
+            "netlink monitor",
+            () => IsDisposed,
+            this,
+            cancellationToken);
+        await foreach (var e in events.ConfigureAwait(false))
         {
-            var events = new List<NetlinkEvent>();
-            while (true)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                var lost = false;
-                var received = 0;
-                try
-                {
-                    received = await socket.ReceiveAsync(cancellationToken, "netlink monitor").ConfigureAwait(false);
-                }
-                catch (NetlinkException e) when (e.Errno == Errnos.ENOBUFS)
-                {
-                    lost = true;
-                }
-                catch (ObjectDisposedException e) when (IsDisposed)
-                {
-                    throw new ObjectDisposedException(GetType().FullName, e);
-                }
-
-                if (lost)
-                {
-                    // Start over on a fresh subscription first, so a re-dump done on Resync misses nothing after it.
-                    var fresh = OpenMonitorSocket(numbers, receiveBufferSize);
-                    CloseMonitorSocket(socket);
-                    socket = fresh;
-                    yield return new NetlinkEvent(NetlinkEventKind.Resync);
-                    continue;
-                }
-
-                // The enumeration holds a lease on its socket, so a concurrent Dispose cannot pool the buffer under this read.
-                ParseEvents(socket.Received(received), events);
-                foreach (var e in events)
-                {
-                    yield return e;
-                }
-
-                events.Clear();
-            }
-        }
-        finally
-        {
-            CloseMonitorSocket(socket);
+            yield return e;
         }
     }
 
@@ -71,8 +39,6 @@ public sealed partial class RtnetlinkClient
         var socket = InOwnNamespace(() => NetlinkSocket.Open(groups, receiveBufferSize, _pool));
         return _monitors.Add(socket, () => IsDisposed, this);
     }
-
-    private void CloseMonitorSocket(NetlinkSocket socket) => _monitors.Close(socket);
 
     internal static void ParseEvents(ReadOnlySpan<byte> datagram, List<NetlinkEvent> events)
     {

@@ -1,4 +1,12 @@
+using System.Runtime.CompilerServices;
+
 namespace CnmSharp.Netlink.Internal;
+
+/// <summary>Decodes one received datagram of a monitor into events.</summary>
+/// <typeparam name="TEvent">The event type.</typeparam>
+/// <param name="datagram">The bytes received.</param>
+/// <param name="events">Where the events go.</param>
+internal delegate void MonitorParser<TEvent>(ReadOnlySpan<byte> datagram, List<TEvent> events);
 
 /// <summary>
 /// The monitor sockets a client has open, so that disposing the client ends every monitor waiting on one. Shared by
@@ -42,6 +50,68 @@ internal sealed class MonitorSockets
 
         socket.Dispose();
         socket.Release();
+    }
+
+    /// <summary>
+    /// The read loop every monitor shares: events as they arrive on <paramref name="socket"/>; after lost notifications
+    /// (ENOBUFS) a fresh subscription is opened first, so a re-dump done on <paramref name="resync"/> misses nothing
+    /// after it, and then <paramref name="resync"/> is yielded. The socket in use is closed when the enumeration ends.
+    /// </summary>
+    public async IAsyncEnumerable<TEvent> ReadAsync<TEvent>(
+        NetlinkSocket socket,
+        Func<NetlinkSocket> reopen,
+        MonitorParser<TEvent> parse,
+        TEvent resync,
+        string what,
+        Func<bool> isOwnerDisposed,
+        object owner,
+        [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        try
+        {
+            var events = new List<TEvent>();
+            while (true)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var lost = false;
+                var received = 0;
+                try
+                {
+                    received = await socket.ReceiveAsync(cancellationToken, what).ConfigureAwait(false);
+                }
+                catch (NetlinkException e) when (e.Errno == Errnos.ENOBUFS)
+                {
+                    lost = true;
+                }
+                catch (ObjectDisposedException e) when (isOwnerDisposed())
+                {
+                    throw new ObjectDisposedException(owner.GetType().FullName, e);
+                }
+
+                if (lost)
+                {
+                    var fresh = reopen();
+                    Close(socket);
+                    socket = fresh;
+                    yield return resync;
+                    continue;
+                }
+
+                // The enumeration holds a lease on its socket, so a concurrent Dispose cannot pool the buffer under
+                // this read.
+                parse(socket.Received(received), events);
+                foreach (var e in events)
+                {
+                    yield return e;
+                }
+
+                events.Clear();
+            }
+        }
+        finally
+        {
+            Close(socket);
+        }
     }
 
     /// <summary>Disposes every monitor socket still open, which ends the monitors reading them.</summary>

@@ -385,55 +385,15 @@ public sealed class NftablesClient : IDisposable, IAsyncDisposable
     internal IAsyncEnumerable<NftEvent> MonitorAsync(int receiveBufferSize, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(IsDisposed, this);
-        var socket = OpenMonitorSocket(receiveBufferSize);
-        return ReadEventsAsync(socket, receiveBufferSize, cancellationToken);
-    }
-
-    private async IAsyncEnumerable<NftEvent> ReadEventsAsync(NetlinkSocket socket, int receiveBufferSize, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
-    {
-        try
-        {
-            var events = new List<NftEvent>();
-            while (true)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                var lost = false;
-                var received = 0;
-                try
-                {
-                    received = await socket.ReceiveAsync(cancellationToken, "nftables monitor").ConfigureAwait(false);
-                }
-                catch (NetlinkException e) when (e.Errno == Errnos.ENOBUFS)
-                {
-                    lost = true;
-                }
-                catch (ObjectDisposedException e) when (IsDisposed)
-                {
-                    throw new ObjectDisposedException(GetType().FullName, e);
-                }
-
-                if (lost)
-                {
-                    var fresh = OpenMonitorSocket(receiveBufferSize);
-                    CloseMonitorSocket(socket);
-                    socket = fresh;
-                    yield return new NftEvent(NftEventKind.Resync, NftFamily.Unspecified, null);
-                    continue;
-                }
-
-                ParseEvents(socket.Received(received), events);
-                foreach (var e in events)
-                {
-                    yield return e;
-                }
-
-                events.Clear();
-            }
-        }
-        finally
-        {
-            CloseMonitorSocket(socket);
-        }
+        return _monitors.ReadAsync(
+            OpenMonitorSocket(receiveBufferSize),
+            () => OpenMonitorSocket(receiveBufferSize),
+            ParseEvents,
+            new NftEvent(NftEventKind.Resync, NftFamily.Unspecified, null),
+            "nftables monitor",
+            () => IsDisposed,
+            this,
+            cancellationToken);
     }
 
     internal static void ParseEvents(ReadOnlySpan<byte> datagram, List<NftEvent> events)
@@ -477,7 +437,6 @@ public sealed class NftablesClient : IDisposable, IAsyncDisposable
         return _monitors.Add(socket, () => IsDisposed, this);
     }
 
-    private void CloseMonitorSocket(NetlinkSocket socket) => _monitors.Close(socket);
 
     /// <summary>Closes the socket; requests in flight end with <see cref="ObjectDisposedException"/>.</summary>
     public void Dispose()
