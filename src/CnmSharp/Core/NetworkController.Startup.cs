@@ -4,6 +4,7 @@ using CnmSharp.Core.Persistence;
 using CnmSharp.Diagnostics;
 using CnmSharp.Drivers;
 using CnmSharp.Ipam;
+using CnmSharp.Plugins;
 using CnmSharp.Sandboxes;
 using CnmSharp.Store;
 using Microsoft.Extensions.Logging;
@@ -145,6 +146,7 @@ public sealed partial class NetworkController
                     controller._registry.Add(new RegisteredDriver(name, new ReadOnlyDriver(name), DriverCapability.LocalScope));
                 }
 
+                await controller.RegisterStoredPluginNamesAsync(cancellationToken).ConfigureAwait(false);
                 await controller.LoadAsync(cancellationToken).ConfigureAwait(false);
                 await controller.ReadGlobalAsync(cancellationToken).ConfigureAwait(false);
                 await controller.CheckRecoveryPendingAsync(cancellationToken).ConfigureAwait(false);
@@ -161,6 +163,29 @@ public sealed partial class NetworkController
         {
             await controller.DisposeAsync().ConfigureAwait(false);
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Read-only start: a stored network whose driver is no registered driver but a plugin that discovery finds (a
+    /// socket or spec file, no activation) is shown too, through a <see cref="ReadOnlyDriver"/> of that name. A name
+    /// discovery does not find stays unloaded, as in a read-write start.
+    /// </summary>
+    private async ValueTask RegisterStoredPluginNamesAsync(CancellationToken cancellationToken)
+    {
+        if (!_options.Plugins.Enabled)
+        {
+            return;
+        }
+
+        var discovery = new PluginDiscovery(_options.Plugins, _logger);
+        foreach (var (network, _) in await ListNetworksAsync(cancellationToken).ConfigureAwait(false))
+        {
+            var name = network.Driver;
+            if (!network.ConfigOnly && !_registry.ContainsDriver(name) && PluginDiscovery.IsValidName(name) && discovery.Find(name) is not null)
+            {
+                _registry.Add(new RegisteredDriver(name, new ReadOnlyDriver(name), DriverCapability.LocalScope));
+            }
         }
     }
 

@@ -281,6 +281,36 @@ public sealed class RemotePluginTests : ControllerTestBase
     }
 
     [Test]
+    public async Task A_read_only_open_shows_the_networks_of_a_plugin_that_discovery_finds_without_calling_it()
+    {
+        var c = await F.StartAsync();
+        var n = await c.CreateNetworkAsync("remote", Plugin, PluginNetwork());
+        var ep = await n.CreateEndpointAsync("ep");
+        await c.DisposeAsync();
+        var activations = _plugin.Activations;
+        F.Configure = o =>
+        {
+            o.Plugins = Options();
+            o.ReadOnly = true;
+        };
+
+        var ro = await F.StartAsync();
+        Assert.Multiple(() =>
+        {
+            Assert.That(ro.FindNetworkByName("remote")?.FindEndpointByName("ep")?.Id, Is.EqualTo(ep.Id));
+            Assert.That(_plugin.Activations, Is.EqualTo(activations), "a read-only open activates no plugin");
+        });
+        await ro.DisposeAsync();
+
+        // With the plugin gone, its network is not loaded (as in a read-write start), and the open still works.
+        await _server.DisposeAsync();
+        File.Delete(Path.Combine(_socketDir, Plugin + ".sock"));
+        _server = new FakePluginServer(Path.Combine(F.Directory, "elsewhere.sock"), _plugin.Handle);
+        var ro2 = await F.StartAsync();
+        Assert.That(ro2.FindNetworkByName("remote"), Is.Null);
+    }
+
+    [Test]
     public async Task Concurrent_first_uses_activate_the_plugin_once()
     {
         var c = await F.StartAsync();
