@@ -89,6 +89,15 @@ public sealed class CnmOptions
     [EnumDataType(typeof(Firewall.FirewallBackendChoice))]
     public Firewall.FirewallBackendChoice Firewall { get; set; } = CnmSharp.Firewall.FirewallBackendChoice.Iptables;
 
+    /// <summary>
+    /// With the nftables backend (chosen or taken by <c>Auto</c>): watch CnmSharp's tables for changes other processes
+    /// make and repair the networks they touched at once, without waiting for a reconcile (see
+    /// <see cref="Firewall.Nftables.NftablesFirewallBackendOptions.WatchForDrift"/>). Off by default; turn it on in the one
+    /// long-lived controller that owns the host namespace's firewall, never in short-lived processes such as the
+    /// <c>cnm</c> CLI. Ignored with iptables, with <c>None</c> and when the builder is given a firewall factory.
+    /// </summary>
+    public bool FirewallDriftWatch { get; set; }
+
     /// <summary>The IPAM driver used when a network names none. Default <c>default</c>.</summary>
     [Required]
     public string DefaultIpamDriver { get; set; } = "default";

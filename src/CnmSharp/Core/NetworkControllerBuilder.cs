@@ -5,6 +5,7 @@ using CnmSharp.Drivers.Host;
 using CnmSharp.Drivers.Null;
 using CnmSharp.Firewall;
 using CnmSharp.Firewall.Iptables;
+using CnmSharp.Firewall.Nftables;
 using CnmSharp.Ipam;
 using CnmSharp.Ipam.Default;
 using CnmSharp.Ipam.Null;
@@ -294,7 +295,7 @@ public sealed class NetworkControllerBuilder
                 OwnsSandboxNetworking = _sandboxNetworking is null,
                 Firewall = Options.ReadOnly || Options.Firewall == FirewallBackendChoice.None ? null
                     : _firewallGiven ? _firewall?.Create(Options.HostNamespacePath)
-                    : new SelectingFirewallBackendFactory(Options.Firewall, loggerFactory: _loggerFactory).Create(Options.HostNamespacePath),
+                    : new SelectingFirewallBackendFactory(Options.Firewall, nftablesOptions: Options.FirewallDriftWatch ? new NftablesFirewallBackendOptions { WatchForDrift = true } : null, loggerFactory: _loggerFactory).Create(Options.HostNamespacePath),
                 SandboxFiles = _sandboxFiles ?? new SandboxFiles(filesDirectory),
                 LoggerFactory = _loggerFactory,
                 MeterFactory = _meterFactory,

@@ -49,6 +49,7 @@ public static class CnmServiceCollectionExtensions
         services.TryAddSingleton<CnmSharp.Firewall.IFirewallBackendFactory>(sp => new CnmSharp.Firewall.SelectingFirewallBackendFactory(
             sp.GetRequiredService<IOptions<CnmOptions>>().Value.Firewall is var choice && choice == CnmSharp.Firewall.FirewallBackendChoice.None
                 ? CnmSharp.Firewall.FirewallBackendChoice.Iptables : choice,
+            nftablesOptions: sp.GetRequiredService<IOptions<CnmOptions>>().Value.FirewallDriftWatch ? new CnmSharp.Firewall.Nftables.NftablesFirewallBackendOptions { WatchForDrift = true } : null,
             loggerFactory: sp.GetService<Microsoft.Extensions.Logging.ILoggerFactory>()));
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<NetworkControllerProvider>();

@@ -184,4 +184,46 @@ public partial class NftablesDriftTests
         await backend.SetupNetworkAsync(Bridge);
         Assert.That(backend.IsWatchingDrift, Is.False);
     }
+
+    [Test]
+    public async Task A_controller_with_FirewallDriftWatch_restores_a_rule_of_its_bridge_network_deleted_with_nft()
+    {
+        var temp = Directory.CreateTempSubdirectory("cnmdrift-").FullName;
+        try
+        {
+            await using (var controller = await new NetworkControllerBuilder(new CnmOptions
+            {
+                HostNamespacePath = _host.Path,
+                StateDirectory = Path.Combine(temp, "state"),
+                RunDirectory = Path.Combine(temp, "run"),
+                CreateDefaultNetworks = false,
+                Firewall = FirewallBackendChoice.Nftables,
+                FirewallDriftWatch = true,
+            }).BuildAsync())
+            {
+                var network = await controller.CreateNetworkAsync("drift", "bridge", new NetworkCreateOptions
+                {
+                    IPv4Config = [new IpamConfig { Subnet = "10.231.32.0/24" }],
+                    DriverOptions = new Dictionary<string, string> { ["com.docker.network.bridge.name"] = _br2 },
+                });
+                var chain = NftablesRuleBuilder.FwdInChain(_br2);
+                var before = Rules(chain);
+                var established = before.Single(r => r.Rule.StartsWith("ct state", StringComparison.Ordinal));
+                _host.Exec("nft", "delete", "rule", "ip", "cnmsharp", chain, "handle", established.Handle);
+
+                var deadline = DateTime.UtcNow.AddSeconds(20);
+                while (Rules(chain).Count < before.Count && DateTime.UtcNow < deadline)
+                {
+                    await Task.Delay(50);
+                }
+
+                Assert.That(Rules(chain).Select(r => (r.Rule, r.Comment)), Is.EquivalentTo(before.Select(r => (r.Rule, r.Comment))), "restored without a reconcile call");
+                await network.DeleteAsync();
+            }
+        }
+        finally
+        {
+            Directory.Delete(temp, recursive: true);
+        }
+    }
 }
