@@ -1,6 +1,5 @@
 using System.Data;
 using System.Globalization;
-using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Threading.Channels;
 using Microsoft.Data.Sqlite;
@@ -526,7 +525,11 @@ public sealed class SqliteKeyValueStore : ISharedKeyValueStore, IStateLockProvid
         }
 
         Kick();
-        return ReadPollAsync(watcher, cancellationToken);
+        return WatchStream.ReadAsync(watcher.Channel.Reader, async () =>
+        {
+            await watcher.Registration.DisposeAsync().ConfigureAwait(false);
+            RemovePollWatcher(watcher, null);
+        }, cancellationToken);
     }
 
     /// <summary>Discards the change log up to <paramref name="revision"/>: a listing at, or a watch from, an older
@@ -1048,41 +1051,6 @@ public sealed class SqliteKeyValueStore : ISharedKeyValueStore, IStateLockProvid
         }
 
         watcher.Channel.Writer.TryComplete(error);
-    }
-
-    private async IAsyncEnumerable<StoreEvent> ReadPollAsync(PollWatcher watcher, [EnumeratorCancellation] CancellationToken cancellationToken)
-    {
-        try
-        {
-            var reader = watcher.Channel.Reader;
-            while (!cancellationToken.IsCancellationRequested)
-            {
-                bool more;
-                try
-                {
-                    more = await reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-                {
-                    more = false;
-                }
-
-                if (!more)
-                {
-                    break;
-                }
-
-                while (!cancellationToken.IsCancellationRequested && reader.TryRead(out var storeEvent))
-                {
-                    yield return storeEvent;
-                }
-            }
-        }
-        finally
-        {
-            await watcher.Registration.DisposeAsync().ConfigureAwait(false);
-            RemovePollWatcher(watcher, null);
-        }
     }
 
     /// <summary>One row of the change log: the event and the key's state before it.</summary>

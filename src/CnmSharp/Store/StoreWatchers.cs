@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 
 namespace CnmSharp.Store;
@@ -52,7 +51,11 @@ internal sealed class StoreWatchers
             }, (this, watcher));
         }
 
-        return ReadAsync(watcher, cancellationToken);
+        return WatchStream.ReadAsync(watcher.Channel.Reader, async () =>
+        {
+            await watcher.Registration.DisposeAsync().ConfigureAwait(false);
+            Remove(watcher);
+        }, cancellationToken);
     }
 
     /// <summary>Sends an event to every watcher whose prefix matches. Call with the store's write lock held.</summary>
@@ -99,41 +102,6 @@ internal sealed class StoreWatchers
         }
 
         watcher.Channel.Writer.TryComplete();
-    }
-
-    private async IAsyncEnumerable<StoreEvent> ReadAsync(Watcher watcher, [EnumeratorCancellation] CancellationToken cancellationToken)
-    {
-        try
-        {
-            var reader = watcher.Channel.Reader;
-            while (!cancellationToken.IsCancellationRequested)
-            {
-                bool more;
-                try
-                {
-                    more = await reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-                {
-                    more = false;
-                }
-
-                if (!more)
-                {
-                    break;
-                }
-
-                while (!cancellationToken.IsCancellationRequested && reader.TryRead(out var storeEvent))
-                {
-                    yield return storeEvent;
-                }
-            }
-        }
-        finally
-        {
-            await watcher.Registration.DisposeAsync().ConfigureAwait(false);
-            Remove(watcher);
-        }
     }
 
     private sealed class Watcher(string prefix)
