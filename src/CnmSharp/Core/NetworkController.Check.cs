@@ -123,6 +123,7 @@ public sealed partial class NetworkController
             }
 
             var duplicates = new HashSet<string>(StringComparer.Ordinal);
+            var removed = new HashSet<string>(StringComparer.Ordinal);
             foreach (var (kind, value) in new (string, Func<EndpointRecord, string?>)[]
             {
                 (InvariantKinds.DuplicateAddress, r => AddressOf(r.Address)),
@@ -130,9 +131,9 @@ public sealed partial class NetworkController
                 (InvariantKinds.DuplicateMac, r => r.MacAddress),
             })
             {
-                foreach (var group in members.Where(m => value(m.Record) is { Length: > 0 }).GroupBy(m => value(m.Record)!, StringComparer.OrdinalIgnoreCase).Where(g => g.Count() > 1))
+                foreach (var group in members.Where(m => !duplicates.Contains(m.Record.Id) && value(m.Record) is { Length: > 0 }).GroupBy(m => value(m.Record)!, StringComparer.OrdinalIgnoreCase).Where(g => g.Count() > 1))
                 {
-                    await ReportDuplicateAsync(network, kind, group.Key, [.. group], allocations, repair, duplicates, findings, cancellationToken).ConfigureAwait(false);
+                    await ReportDuplicateAsync(network, kind, group.Key, [.. group], allocations, repair, duplicates, removed, findings, cancellationToken).ConfigureAwait(false);
                 }
             }
 
@@ -210,7 +211,7 @@ public sealed partial class NetworkController
     /// <summary>One value held by several endpoints: the pool's allocation map (for an address) names the rightful one;
     /// the others are reported, and with a repair their records are removed when they are not joined.</summary>
     private async ValueTask ReportDuplicateAsync(NetworkRecord network, string kind, string value, List<(EndpointRecord Record, long Version)> group,
-        Dictionary<IPAddress, (string PoolId, string? Owner)> allocations, bool repair, HashSet<string> duplicates, List<InvariantFinding> findings, CancellationToken cancellationToken)
+        Dictionary<IPAddress, (string PoolId, string? Owner)> allocations, bool repair, HashSet<string> duplicates, HashSet<string> removed, List<InvariantFinding> findings, CancellationToken cancellationToken)
     {
         var rightful = kind == InvariantKinds.DuplicateAddress && IPAddress.TryParse(value, out var address) && allocations.TryGetValue(address, out var allocation)
             ? group.FirstOrDefault(g => string.Equals(g.Record.Id, allocation.Owner, StringComparison.Ordinal)).Record
@@ -220,7 +221,11 @@ public sealed partial class NetworkController
             var others = string.Join(", ", group.Where(g => !ReferenceEquals(g.Record, record)).Select(g => $"{g.Record.Name} ({Ids.Short(g.Record.Id)})"));
             var repaired = false;
             string? action = null;
-            if (repair)
+            if (repair && removed.Contains(record.Id))
+            {
+                (repaired, action) = (true, "its endpoint record was deleted (see above)");
+            }
+            else if (repair)
             {
                 if (rightful is null)
                 {
@@ -239,11 +244,12 @@ public sealed partial class NetworkController
                         loaded.RemoveEndpoint(endpoint);
                     }
 
+                    removed.Add(record.Id);
                     (repaired, action) = (true, "its endpoint record was deleted (the address stays with " + Ids.Short(rightful.Id) + ")");
                 }
             }
 
-            if (rightful is not null)
+            if (rightful is not null || removed.Contains(record.Id))
             {
                 duplicates.Add(record.Id);
             }
