@@ -43,7 +43,7 @@ public sealed class CheckCliTests
         await IpTool.RunAsync(_lab.Host.Path, "link", "set", "cklk0", "master", bridge);
         Assert.That((await IpTool.ExecAsync("nsenter", $"--net={_lab.Host.Path}", "iptables", "-t", "nat", "-A", "DOCKER", "-i", "cklk9", "-j", "RETURN")).ExitCode, Is.Zero);
         var leakPath = Path.Combine(_lab.RunDirectory, "netns", "cklkns");
-        var namespaces = new CnmSharp.Netlink.Namespaces.NetworkNamespaceManager(new() { RunDirectory = Path.Combine(_lab.RunDirectory, "netns"), MakeRunDirectoryShared = false });
+        var namespaces = new CnmSharp.Netlink.NetworkNamespaceManager(new CnmSharp.Netlink.NetworkNamespaceManagerOptions { RunDirectory = Path.Combine(_lab.RunDirectory, "netns"), MakeRunDirectoryShared = false });
         await namespaces.CreateAsync("cklkns");
         await DuplicateEndpointRecordAsync();
 

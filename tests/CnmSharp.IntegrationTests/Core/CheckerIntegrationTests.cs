@@ -2,7 +2,7 @@ using System.Text.Json.Nodes;
 using CnmSharp.Diagnostics;
 using CnmSharp.Drivers.Bridge;
 using CnmSharp.Firewall;
-using CnmSharp.Netlink.Namespaces;
+using CnmSharp.Netlink;
 using CnmSharp.Store;
 using CnmSharp.Testing;
 
@@ -85,7 +85,7 @@ public sealed class CheckerIntegrationTests(FirewallBackendChoice firewall)
 
             await sandbox.DeleteAsync();
             await controller.WaitForTeardownsAsync();
-            await controller.DeleteNetworkAsync(network.Id);
+            await network.DeleteAsync();
         }
         finally
         {

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using CnmSharp.Core;
 using CnmSharp.Core.Persistence;
 using CnmSharp.Diagnostics;
 using CnmSharp.Drivers;
