@@ -83,8 +83,10 @@ public sealed class CheckerTests : ControllerTestBase
     }
 
     [Test]
-    public async Task An_intent_of_a_dead_owner_is_stale_and_repair_runs_the_recovery()
+    public async Task An_intent_of_a_dead_owner_written_by_another_writer_is_rolled_back_before_the_check_looks()
     {
+        // Another writer changed the store: taking the state lock reloads it and runs recovery (the state lease's
+        // rule), so the check sees the state after the rollback, not the intent.
         var c = await F.StartAsync();
         var n = await c.CreateNetworkAsync("n", ControllerFixture.DriverName, Subnet("10.65.0.0/24"));
         var intent = new IntentRecord
@@ -99,14 +101,10 @@ public sealed class CheckerTests : ControllerTestBase
         await F.Store.PutAsync(CoreStore.IntentKey(intent.Id), CoreStore.Serialize(intent, CoreJsonContext.Default.IntentRecord), StoreVersion.Absent);
 
         var report = await c.CheckAsync();
-        Assert.That(report.Findings.Select(f => f.Kind), Is.EqualTo(new[] { InvariantKinds.StaleIntent }));
-        Assert.That(report.Findings[0].Detail, Does.Contain("not running"));
 
-        var repaired = await c.CheckAsync(new CheckOptions { Repair = true });
-        Assert.That(repaired.Findings.Single().Repaired, Is.True, repaired.Findings.Single().ToString());
+        Assert.That(report.Findings, Is.Empty, string.Join("\n", report.Findings));
         Assert.That(await F.KeysAsync(CoreStore.IntentPrefix), Is.Empty);
         F.Driver.Verify(d => d.DeleteEndpointAsync(n.Id, intent.EndpointId, It.IsAny<CancellationToken>()), Times.Once);
-        Assert.That((await c.CheckAsync()).Findings, Is.Empty);
     }
 
     [Test]
