@@ -19,6 +19,7 @@ internal static class CliApp
         root.Subcommands.Add(GraphCommand.Build());
         root.Subcommands.Add(DnsCommands.Build());
         root.Subcommands.Add(PluginCommands.Build());
+        root.Subcommands.Add(CheckCommand.Build());
         return root;
     }
 

@@ -84,8 +84,12 @@ public sealed class SelectingFirewallBackendFactory : IFirewallBackendFactory
 }
 
 /// <summary>A backend that, on each owner's first reconcile, removes what the other backend left of that owner.</summary>
-internal sealed class SwitchingFirewallBackend(IFirewallBackend primary, IFirewallBackend previous) : IFirewallBackend, IDisposable
+internal sealed class SwitchingFirewallBackend(IFirewallBackend primary, IFirewallBackend previous) : IFirewallBackend, IFirewallDiagnostics, IDisposable
 {
+    /// <summary>The primary backend's check (what the previous one left is removed by each owner's first reconcile).</summary>
+    public ValueTask<IReadOnlyList<CnmSharp.Diagnostics.InvariantFinding>> CheckAsync(bool repair, CancellationToken cancellationToken = default) =>
+        primary is IFirewallDiagnostics diagnostics ? diagnostics.CheckAsync(repair, cancellationToken) : ValueTask.FromResult<IReadOnlyList<CnmSharp.Diagnostics.InvariantFinding>>([]);
+
     private readonly HashSet<string> _cleaned = new(StringComparer.Ordinal);
 
     public IFirewallBackend Primary => primary;

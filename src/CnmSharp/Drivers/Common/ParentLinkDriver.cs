@@ -21,7 +21,7 @@ internal sealed record ParentLinkMode(string Mode, string? Flag);
 /// driver's records (reloaded like the bridge driver's), and the join, which creates the endpoint's device directly
 /// inside the sandbox's namespace. The kind supplies its options, its device and what a join reports.
 /// </summary>
-internal abstract class ParentLinkDriver : INetworkDriver, CnmSharp.Store.IStateReloadable, IAsyncDisposable
+internal abstract partial class ParentLinkDriver : INetworkDriver, CnmSharp.Store.IStateReloadable, IAsyncDisposable
 {
     /// <summary>The option naming the parent link.</summary>
     public const string ParentOption = "parent";
