@@ -147,6 +147,10 @@ internal sealed class OverlayVniAllocator(IKeyValueStore store, string prefix, I
                     await _store.DeleteAsync(VniKey(vni), entry.Version, cancellationToken).ConfigureAwait(false);
                 }
             }
+            catch (CnmConflictException ex) when (ex.Code == CnmErrorCodes.VersionConflict)
+            {
+                // Another host freeing the same network released it first.
+            }
             catch (CnmException ex)
             {
                 OverlayLog.GlobalWriteFailed(_logger, ex, VniKey(vni));
