@@ -107,11 +107,8 @@ public sealed class GlobalStoreCliTests
             var suffix = labs[0].Suffix;
             var net = "ovl-" + suffix;
             var id = (await On(1, "network", "create", "-d", "overlay", "--subnet", "10.103.0.0/24", net)).StdOut.Trim();
-            foreach (var host in new[] { 2, 3 })
-            {
-                var ls = await On(host, "network", "ls", "--no-trunc");
-                Assert.That(ls.StdOut, Does.Contain(id).And.Contain("overlay").And.Contain("global"), $"network ls on h{host}: {ls}");
-            }
+            var ls = await On(2, "network", "ls", "--no-trunc");
+            Assert.That(ls.StdOut, Does.Contain(id).And.Contain("overlay").And.Contain("global"), $"network ls on h2: {ls}");
 
             // One sandbox per host, connected in turn; each connect's controller programs the peers it finds. cnm has
             // no long-running per-host agent, so a host's FDB follows the cluster only while a read-write command
@@ -161,14 +158,11 @@ public sealed class GlobalStoreCliTests
 
             Assert.That(failures, Is.Empty, "pings that failed");
 
-            // Teardown: every host removes its sandboxes, host 1 removes the network, host 2 no longer lists it.
-            for (var host = 1; host <= 3; host++)
-            {
-                await On(host, "sandbox", "rm", $"c{host}-{suffix}");
-            }
-
-            await On(1, "sandbox", "rm", "refresh1-" + suffix);
-            await On(2, "sandbox", "rm", "refresh2-" + suffix);
+            // Teardown: every host removes its sandboxes, host 1 removes the network, and host 2's next `network ls`
+            // (a read-only view of its local copy and the cluster) no longer lists it.
+            await On(1, "sandbox", "rm", $"c1-{suffix}", "refresh1-" + suffix);
+            await On(2, "sandbox", "rm", $"c2-{suffix}", "refresh2-" + suffix);
+            await On(3, "sandbox", "rm", $"c3-{suffix}");
             await On(1, "network", "rm", net);
             var after = await On(2, "network", "ls", "--no-trunc");
             Assert.That(after.StdOut, Does.Not.Contain(id), after.ToString());
