@@ -234,6 +234,13 @@ internal sealed class CliLab : IAsyncDisposable
         try
         {
             await Cleanup.RemoveRunDirectoryAsync(RunDirectory);
+
+            // Namespaces other drivers keep in the run directory (overlay networks: run/overlay/ov-*).
+            foreach (var line in MountTable.LinesUnder(Root).Reverse())
+            {
+                await CnmRunner.RunAsync("umount", ["-l", line.Split(' ')[4]], TimeSpan.FromSeconds(10));
+            }
+
             Directory.Delete(Root, recursive: true);
         }
         finally

@@ -237,11 +237,13 @@ public sealed partial class NetworkController
         }
 
         var listing = await _global.Store.ListAtAsync(CoreStore.Root, StoreRevision.Latest, cancellationToken).ConfigureAwait(false);
+        var listed = new HashSet<string>(StringComparer.Ordinal);
         foreach (var entry in listing.Entries)
         {
             if (entry.Key.StartsWith(CoreStore.NetworkPrefix, StringComparison.Ordinal))
             {
                 var record = CoreStore.Deserialize(entry, CoreJsonContext.Default.NetworkRecord);
+                listed.Add(record.Id);
                 if (!_networks.ContainsKey(record.Id) && _registry.ContainsDriver(record.Driver))
                 {
                     _networks[record.Id] = new Network(this, record with { TearingDown = false }, 0, _registry.GetDriver(record.Driver));
@@ -251,6 +253,13 @@ public sealed partial class NetworkController
             {
                 ApplyRemoteEndpoint(entry);
             }
+        }
+
+        // This host's copy of a global network another host deleted since this host's last read-write start is not
+        // shown (a read-write start detaches it; one with endpoints here is kept and published again there).
+        foreach (var network in _networks.Values.Where(n => IsGlobal(n.Record) && n.EndpointCount == 0 && !listed.Contains(n.Id)).ToArray())
+        {
+            _networks.TryRemove(network.Id, out _);
         }
     }
 

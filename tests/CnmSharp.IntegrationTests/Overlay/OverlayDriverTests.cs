@@ -127,6 +127,39 @@ public class OverlayDriverTests
     }
 
     [Test]
+    public async Task A_driver_stopped_cleanly_keeps_its_peers_published_and_a_restart_programs_the_current_peers_before_it_returns()
+    {
+        // A cnm command is a short controller: its clean stop must not withdraw this host's endpoints (they keep
+        // working in the kernel), and its start must program the other hosts' current peers before the command ends.
+        await using var lab = await OverlayLab.CreateAsync(2, new OverlayDriverOptions { LeaseTtl = TimeSpan.FromSeconds(2) });
+        var network = OverlayLab.NewId();
+        await OverlayLab.CreateNetworkAsync(lab.Hosts, network, "10.91.0.0/24");
+        var s1 = await OverlayLab.SandboxAsync(lab.Hosts[0], network, "10.91.0.2/24");
+        var s2 = await OverlayLab.SandboxAsync(lab.Hosts[1], network, "10.91.0.3/24");
+        await Until.TrueAsync(() => OverlayLab.RemoteFdb(lab.Hosts[0], network).Contains((s2.Mac, s2.Host.Vtep.ToString())), "host2's sandbox on host1");
+
+        await OverlayLab.StopDriverCleanlyAsync(lab.Hosts[1]);
+        await Task.Delay(TimeSpan.FromSeconds(3.5));
+        await using var store = await lab.ConnectAsync();
+        Assert.Multiple(async () =>
+        {
+            Assert.That((await store.ListAsync(OverlayLab.GlobalPrefix + "peer/" + network + "/host2/")).Count, Is.EqualTo(1), "host2's peer key outlives its lease's TTL");
+            Assert.That(OverlayLab.RemoteFdb(lab.Hosts[0], network), Does.Contain((s2.Mac, s2.Host.Vtep.ToString())), "host1 keeps host2's sandbox");
+            Assert.That(BridgeHarness.Ping(s1.Path, s2.Ip), Is.True, "host1 -> host2 with host2's driver stopped");
+        });
+
+        // A sandbox joined on host 1 meanwhile is in host 2's FDB as soon as its new driver is made.
+        var s3 = await OverlayLab.SandboxAsync(lab.Hosts[0], network, "10.91.0.4/24");
+        await lab.StartDriverAsync(lab.Hosts[1]);
+        Assert.That(OverlayLab.RemoteFdb(lab.Hosts[1], network), Is.EquivalentTo(new[] { (s1.Mac, s1.Host.Vtep.ToString()), (s3.Mac, s3.Host.Vtep.ToString()) }), "programmed before the start returned");
+        Assert.That(BridgeHarness.Ping(s2.Path, s3.Ip), Is.True, "host2 -> the new sandbox on host1");
+
+        // Back on a lease: a crash now withdraws host2's keys when that lease expires.
+        await OverlayLab.StopDriverAsync(lab.Hosts[1]);
+        await Until.TrueAsync(() => !OverlayLab.RemoteFdb(lab.Hosts[0], network).Contains((s2.Mac, s2.Host.Vtep.ToString())), "host2's sandbox gone from host1 after its crash", TimeSpan.FromSeconds(15));
+    }
+
+    [Test]
     public async Task Two_networks_with_the_same_subnet_on_different_vnis_are_isolated()
     {
         await using var lab = await OverlayLab.CreateAsync(2);

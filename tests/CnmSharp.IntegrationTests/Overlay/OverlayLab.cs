@@ -133,9 +133,28 @@ internal sealed class OverlayLab : IAsyncDisposable
         });
     }
 
-    /// <summary>Stops a host's driver without any cleanup (as a killed process would leave things): no leave, no
-    /// delete, no lease revoke; the kernel state stays.</summary>
+    /// <summary>Stops a host's driver without any cleanup (as a killed process would leave things): its etcd
+    /// connection goes first, so no leave, no delete, no lease revoke and no clean stop reaches the store; the kernel
+    /// state stays.</summary>
     public static async Task StopDriverAsync(OverlayHost host)
+    {
+        if (host.Global is not null)
+        {
+            await host.Global.DisposeAsync();
+            host.Global = null;
+        }
+
+        if (host.Driver is IAsyncDisposable disposable)
+        {
+            await disposable.DisposeAsync();
+        }
+
+        host.Driver = null;
+    }
+
+    /// <summary>Stops a host's driver cleanly (as a controller's or a <c>cnm</c> command's end does), then closes its
+    /// etcd connection.</summary>
+    public static async Task StopDriverCleanlyAsync(OverlayHost host)
     {
         if (host.Driver is IAsyncDisposable disposable)
         {

@@ -54,6 +54,37 @@ internal sealed partial class OverlayDriver
             _leaseGate.Release();
         }
 
+        // The other hosts' peers, programmed before the start returns (the follower lists again, then watches): a
+        // short-lived controller (one cnm command) brings this host's FDB up to date even if it stops at once.
+        try
+        {
+            var peers = await _context.GlobalStore!.ListAsync(PeerPrefix, cancellationToken).ConfigureAwait(false);
+            await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                foreach (var entry in peers)
+                {
+                    if (ParseRemote(entry.Value) is { } peer)
+                    {
+                        _remote[entry.Key] = peer;
+                    }
+                }
+
+                foreach (var network in _networks.Values)
+                {
+                    await ReconcileLockedAsync(network, cancellationToken).ConfigureAwait(false);
+                }
+            }
+            finally
+            {
+                _gate.Release();
+            }
+        }
+        catch (CnmUnavailableException ex)
+        {
+            OverlayLog.GlobalStoreUnavailable(_logger, ex.Message);
+        }
+
         _keepAliveTask = Task.Run(() => KeepAliveLoopAsync(_stop.Token), CancellationToken.None);
         _followTask = Task.Run(() => FollowLoopAsync(_stop.Token), CancellationToken.None);
     }
@@ -100,6 +131,41 @@ internal sealed partial class OverlayDriver
         }
 
         OverlayLog.LeaseGranted(_logger, lease.Id, lease.Ttl.TotalSeconds, puts.Count);
+    }
+
+    /// <summary>A clean stop, called with the driver's gate held and the follower and keep-alive ended: this host's
+    /// memberships and joined endpoints are written again without a lease, then the lease is revoked. Best effort
+    /// (a store out of reach leaves them on the lease, which then expires).</summary>
+    private async ValueTask ParkAsync()
+    {
+        var lease = Volatile.Read(ref _leaseId);
+        if (lease == 0 || _context.GlobalStore is not { } global || _context.GlobalStoreKeyPrefix is null || _context.NodeName is null || _context.AdvertiseAddress is null)
+        {
+            return;
+        }
+
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            List<StoreOperation> puts = [];
+            foreach (var network in _networks.Values)
+            {
+                puts.Add(MembershipPut(network.Record.Id, StoreLease.None));
+                puts.AddRange(network.Endpoints.Values.Where(e => e.SandboxKey is not null).Select(e => PeerPut(e, StoreLease.None)));
+            }
+
+            if (puts.Count > 0)
+            {
+                await global.CommitAsync(puts, timeout.Token).ConfigureAwait(false);
+            }
+
+            await global.RevokeLeaseAsync(lease, timeout.Token).ConfigureAwait(false);
+            OverlayLog.Parked(_logger, puts.Count, lease);
+        }
+        catch (Exception ex) when (ex is CnmException or OperationCanceledException or ObjectDisposedException)
+        {
+            OverlayLog.ParkFailed(_logger, ex, lease);
+        }
     }
 
     private StoreOperation MembershipPut(string networkId, long lease) =>

@@ -115,9 +115,11 @@ internal sealed partial class OverlayDriver : INetworkDriver, IAsyncDisposable
         }
     }
 
-    /// <summary>Stops renewing the lease and following the store. The lease is not revoked and the kernel is left as
-    /// it is: the endpoints keep working, and the other hosts drop them when the lease runs out unless a new driver
-    /// renews it first (see docs/overlay.md).</summary>
+    /// <summary>Stops renewing the lease and following the store; the kernel is left as it is, so the endpoints keep
+    /// working. A clean stop (this call, with the global store still open) writes this host's memberships and joined
+    /// endpoints again without a lease and revokes the lease, so the other hosts keep them, as the controller's clean
+    /// stop keeps its endpoint records (a <c>cnm</c> command is such a stop); the next start puts them on its lease
+    /// again. A host that dies without it loses them when its lease runs out (see docs/overlay.md).</summary>
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
@@ -142,6 +144,7 @@ internal sealed partial class OverlayDriver : INetworkDriver, IAsyncDisposable
         }
 
         await _gate.WaitAsync().ConfigureAwait(false);
+        await ParkAsync().ConfigureAwait(false);
         foreach (var network in _networks.Values)
         {
             network.Dispose();

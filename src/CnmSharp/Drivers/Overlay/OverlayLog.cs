@@ -37,4 +37,10 @@ internal static partial class OverlayLog
 
     [LoggerMessage(1360, LogLevel.Warning, "overlay driver: network {NetworkId}: programming peer {Address} (node {Node}) failed")]
     public static partial void PeerFailed(ILogger logger, Exception exception, string networkId, string address, string node);
+
+    [LoggerMessage(1361, LogLevel.Information, "overlay driver: clean stop: {Keys} keys kept without a lease (lease {LeaseId} revoked)")]
+    public static partial void Parked(ILogger logger, int keys, long leaseId);
+
+    [LoggerMessage(1362, LogLevel.Warning, "overlay driver: clean stop: keeping this host's keys without a lease failed (they go when lease {LeaseId} expires)")]
+    public static partial void ParkFailed(ILogger logger, Exception exception, long leaseId);
 }

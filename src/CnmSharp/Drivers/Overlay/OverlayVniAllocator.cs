@@ -147,6 +147,10 @@ internal sealed class OverlayVniAllocator(IKeyValueStore store, string prefix, I
                     await _store.DeleteAsync(VniKey(vni), entry.Version, cancellationToken).ConfigureAwait(false);
                 }
             }
+            catch (CnmConflictException ex) when (ex.Code == CnmErrorCodes.VersionConflict)
+            {
+                // Another host freeing the same network released it first.
+            }
             catch (CnmException ex)
             {
                 OverlayLog.GlobalWriteFailed(_logger, ex, VniKey(vni));
@@ -161,7 +165,16 @@ internal sealed class OverlayVniAllocator(IKeyValueStore store, string prefix, I
         {
             var network = OverlayJson.Read(record.Key, record.Value, OverlayJsonContext.Default.OverlayGlobalNetwork);
             await ReleaseVnisAsync(networkId, network.Vnis, cancellationToken).ConfigureAwait(false);
-            await _store.DeleteAsync(NetworkKey(networkId), record.Version, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await _store.DeleteAsync(NetworkKey(networkId), record.Version, cancellationToken).ConfigureAwait(false);
+            }
+            catch (CnmConflictException ex) when (ex.Code == CnmErrorCodes.VersionConflict)
+            {
+                // Two hosts that left the network at once both found no member left, and the other one deleted the
+                // record first: freed either way. (Failing here failed the driver's DeleteNetworkAsync after its
+                // kernel and local state were gone, so the controller kept the network.)
+            }
         }
     }
 }

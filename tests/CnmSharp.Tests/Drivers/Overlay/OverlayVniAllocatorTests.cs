@@ -95,6 +95,57 @@ public class OverlayVniAllocatorTests
         });
     }
 
+    [Test]
+    public async Task Two_hosts_freeing_a_network_at_once_both_succeed_and_leave_no_key()
+    {
+        // The last two hosts of a network delete it at the same moment: both find no member left, both read the
+        // network's record, and the other host's delete lands between this one's read and its delete.
+        await using var inner = new InMemoryKeyValueStore();
+        await Allocator(inner).ResolveAsync("net-a", ["10.0.0.0/24"], null, "a", CancellationToken.None);
+        var store = new RacingStore(inner, Prefix + "network/net-a", () => Allocator(inner).FreeNetworkAsync("net-a", CancellationToken.None));
+
+        await Allocator(store).FreeNetworkAsync("net-a", CancellationToken.None);
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(store.Raced, Is.True, "the other host's free ran in between");
+            Assert.That(await KeysAsync(inner, ""), Is.Empty);
+        });
+    }
+
+    /// <summary>Runs <paramref name="other"/> once, just before the first delete of <paramref name="key"/>.</summary>
+    private sealed class RacingStore(IKeyValueStore inner, string key, Func<ValueTask> other) : IKeyValueStore
+    {
+        public bool Raced { get; private set; }
+
+        public ValueTask<StoreEntry?> GetAsync(string key, CancellationToken cancellationToken = default) => inner.GetAsync(key, cancellationToken);
+
+        public ValueTask<long> GetRevisionAsync(CancellationToken cancellationToken = default) => inner.GetRevisionAsync(cancellationToken);
+
+        public ValueTask<IReadOnlyList<StoreEntry>> ListAsync(string prefix, CancellationToken cancellationToken = default) => inner.ListAsync(prefix, cancellationToken);
+
+        public ValueTask<long> PutAsync(string key, ReadOnlyMemory<byte> value, long expectedVersion, StoreDurability durability, CancellationToken cancellationToken = default) =>
+            inner.PutAsync(key, value, expectedVersion, durability, cancellationToken);
+
+        public async ValueTask<bool> DeleteAsync(string key1, long expectedVersion, StoreDurability durability, CancellationToken cancellationToken = default)
+        {
+            if (key1 == key && !Raced)
+            {
+                Raced = true;
+                await other();
+            }
+
+            return await inner.DeleteAsync(key1, expectedVersion, durability, cancellationToken);
+        }
+
+        public ValueTask<IReadOnlyList<long>> CommitAsync(IReadOnlyList<StoreOperation> operations, StoreDurability durability, CancellationToken cancellationToken = default) =>
+            inner.CommitAsync(operations, durability, cancellationToken);
+
+        public IAsyncEnumerable<StoreEvent> WatchAsync(string prefix, CancellationToken cancellationToken = default) => inner.WatchAsync(prefix, cancellationToken);
+
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
+
     [TestCase(false, true, true)]
     [TestCase(true, false, true)]
     [TestCase(true, true, false)]
