@@ -49,7 +49,7 @@ public static class HostileJson
     public static Gen<string> Shaped(params (string Name, Gen<string> Value)[] fields)
     {
         var names = fields.Select(f => f.Name).ToArray();
-        var members = fields.Select(f => Gen.Select(Gen.Int[0, 9], CaseVariant(f.Name), Gen.OneOf(f.Value, f.Value, Value(2, names)))
+        var members = fields.Select(f => Gen.Select(Gen.Int[0, 9], CaseVariant(f.Name), Gen.Frequency((5, f.Value), (1, Value(2, names))))
             .Select(t => t.Item1 switch
             {
                 0 => Array.Empty<(string, string)>(),
@@ -67,16 +67,14 @@ public static class HostileJson
     }
 
     /// <summary>A body: mostly <paramref name="shaped"/>, sometimes damaged or replaced by raw hostility.</summary>
-    public static Gen<byte[]> Body(Gen<string> shaped) => Gen.OneOf(
-        shaped.Select(Encoding.UTF8.GetBytes),
-        shaped.Select(Encoding.UTF8.GetBytes),
-        shaped.Select(Encoding.UTF8.GetBytes),
-        Gen.Select(shaped, Gen.Int).Select(t =>
+    public static Gen<byte[]> Body(Gen<string> shaped) => Gen.Frequency(
+        (12, shaped.Select(Encoding.UTF8.GetBytes)),
+        (1, Gen.Select(shaped, Gen.Int).Select(t =>
         {
             var bytes = Encoding.UTF8.GetBytes(t.Item1);
             return bytes[..(int)((uint)t.Item2 % (uint)(bytes.Length + 1))];
-        }),
-        Gen.Select(shaped, Gen.Int, Gen.Byte).Select(t =>
+        })),
+        (1, Gen.Select(shaped, Gen.Int, Gen.Byte).Select(t =>
         {
             var bytes = Encoding.UTF8.GetBytes(t.Item1);
             if (bytes.Length > 0)
@@ -85,7 +83,8 @@ public static class HostileJson
             }
 
             return bytes;
-        }),
+        })),
+        (1, Gen.OneOf(
         Value(3).Select(Encoding.UTF8.GetBytes),
         Gen.Byte.Array[0, 64],
         Gen.Int[1, 5_000].Select(depth => Encoding.UTF8.GetBytes(new string('[', depth) + new string(']', depth))),
@@ -93,7 +92,7 @@ public static class HostileJson
         Gen.OneOf(
             "{}"u8.ToArray(), "null"u8.ToArray(), "[]"u8.ToArray(), "\"{}\""u8.ToArray(), ""u8.ToArray(), "{"u8.ToArray(),
             [0xEF, 0xBB, 0xBF, (byte)'{', (byte)'}'], [(byte)'{', (byte)'"', 0xC3, 0x28, (byte)'"', (byte)':', (byte)'1', (byte)'}'],
-            Encoding.UTF8.GetBytes("{\"x\":\"" + new string('z', 1 << 20) + "\"}")));
+            Encoding.UTF8.GetBytes("{\"x\":\"" + new string('z', 1 << 20) + "\"}")))));
 
     /// <summary>The name of a field: one of <paramref name="names"/> (in any letter case) or a random one.</summary>
     private static Gen<string> Name(IReadOnlyList<string>? names) => names is { Count: > 0 }

@@ -232,7 +232,15 @@ public sealed class RemoteDriver : INetworkDriver, IExternalConnectivityDriver, 
         var result = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var (key, value) in reply.Value ?? [])
         {
-            result[key] = value.ValueKind == JsonValueKind.String ? value.GetString()! : value.GetRawText();
+            try
+            {
+                result[key] = value.ValueKind == JsonValueKind.String ? value.GetString()! : value.GetRawText();
+            }
+            catch (InvalidOperationException ex)
+            {
+                // A lone surrogate escape: not valid UTF-16.
+                throw new CnmInternalException(CnmErrorCodes.PluginProtocolError, $"plugin \"{Name}\"", $"{PluginMethods.EndpointOperInfo.TrimStart('/')}: value {key} is not valid text", ex);
+            }
         }
 
         return result;
