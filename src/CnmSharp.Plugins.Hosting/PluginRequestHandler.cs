@@ -146,7 +146,7 @@ public sealed partial class PluginRequestHandler
                     return NotFound(path, "the driver allocates no network resources");
                 }
 
-                var options = await allocator.AllocateNetworkAsync(request.NetworkId, request.Options, ToIpamData(request.IPv4Data, "IPv4Data"), ToIpamData(request.IPv6Data, "IPv6Data"), ct).ConfigureAwait(false);
+                var options = await allocator.AllocateNetworkAsync(request.NetworkId, request.Options ?? [], ToIpamData(request.IPv4Data, "IPv4Data"), ToIpamData(request.IPv6Data, "IPv6Data"), ct).ConfigureAwait(false);
                 return Ok(new AllocateNetworkResponse { Options = new Dictionary<string, string>(options, StringComparer.Ordinal) }, PluginJsonContext.Default.AllocateNetworkResponse);
             }
 
@@ -247,8 +247,11 @@ public sealed partial class PluginRequestHandler
     private async ValueTask CreateNetworkAsync(INetworkDriver driver, Wire.CreateNetworkRequest request, CancellationToken ct)
     {
         RequireId(request.NetworkId, "NetworkID");
+
+        // A field sent as JSON null reads as null whatever its declared type: no options.
+        var requestOptions = request.Options ?? [];
         var driverOptions = new Dictionary<string, string>(StringComparer.Ordinal);
-        if (request.Options.TryGetValue(PluginProtocol.GenericOption, out var generic))
+        if (requestOptions.TryGetValue(PluginProtocol.GenericOption, out var generic))
         {
             if (generic.ValueKind == JsonValueKind.Object)
             {
@@ -270,8 +273,8 @@ public sealed partial class PluginRequestHandler
             NetworkId = request.NetworkId,
             NetworkName = request.NetworkId.Length > 12 ? request.NetworkId[..12] : request.NetworkId,
             DriverOptions = driverOptions,
-            EnableIPv6 = Flag(request.Options, PluginProtocol.EnableIPv6Option) || ipv6.Count > 0,
-            Internal = Flag(request.Options, PluginProtocol.InternalOption),
+            EnableIPv6 = Flag(requestOptions, PluginProtocol.EnableIPv6Option) || ipv6.Count > 0,
+            Internal = Flag(requestOptions, PluginProtocol.InternalOption),
             IPv4Data = ipv4,
             IPv6Data = ipv6,
         };
@@ -301,7 +304,7 @@ public sealed partial class PluginRequestHandler
         var driverOptions = new Dictionary<string, string>(StringComparer.Ordinal);
         IReadOnlyList<TransportPort> exposed = [];
         IReadOnlyList<PortBinding> bindings = [];
-        foreach (var (key, value) in request.Options)
+        foreach (var (key, value) in request.Options ?? [])
         {
             switch (key)
             {
@@ -385,7 +388,7 @@ public sealed partial class PluginRequestHandler
             ParseCidr(record.Address, "Address", ipv6: false),
             ParseCidr(record.AddressIPv6, "AddressIPv6", ipv6: true));
         var options = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var (key, value) in request.Options)
+        foreach (var (key, value) in request.Options ?? [])
         {
             if (value.ValueKind is not (JsonValueKind.Null or JsonValueKind.Undefined))
             {
@@ -449,7 +452,7 @@ public sealed partial class PluginRequestHandler
                     AddressSpace = request.AddressSpace,
                     Pool = NullIfEmpty(request.Pool),
                     SubPool = NullIfEmpty(request.SubPool),
-                    Options = request.Options,
+                    Options = request.Options ?? [],
                     IPv6 = request.V6,
                 }, ct).ConfigureAwait(false);
                 return Ok(new RequestPoolResponse { PoolId = pool.PoolId, Pool = pool.Pool.ToString(), Data = new Dictionary<string, string>(pool.Meta, StringComparer.Ordinal) }, PluginJsonContext.Default.RequestPoolResponse);
@@ -468,7 +471,7 @@ public sealed partial class PluginRequestHandler
                 var request = Read(body, PluginJsonContext.Default.RequestAddressRequest);
                 RequirePoolId(request.PoolId);
                 var preferred = ParseIP(request.Address, "Address");
-                var address = await ipam.RequestAddressAsync(request.PoolId, preferred, request.Options, ct).ConfigureAwait(false);
+                var address = await ipam.RequestAddressAsync(request.PoolId, preferred, request.Options ?? [], ct).ConfigureAwait(false);
                 if (address.Address is not { } given)
                 {
                     throw new CnmNotImplementedException(CnmErrorCodes.NotImplemented, $"pool {request.PoolId}", "this IPAM gives no addresses");
@@ -551,13 +554,26 @@ public sealed partial class PluginRequestHandler
         options.TryGetValue(key, out var value) && value.ValueKind switch
         {
             JsonValueKind.True => true,
-            JsonValueKind.String => bool.TryParse(value.GetString(), out var b) && b,
+            JsonValueKind.String => bool.TryParse(Text(value), out var b) && b,
             _ => false,
         };
 
     /// <summary>An option value as the drivers take it: a JSON string's text, anything else its raw JSON.</summary>
     private static string OptionText(JsonElement value) =>
-        value.ValueKind == JsonValueKind.String ? value.GetString() ?? "" : value.GetRawText();
+        value.ValueKind == JsonValueKind.String ? Text(value) ?? "" : value.GetRawText();
+
+    /// <summary>A JSON string's text; a lone surrogate escape (not valid UTF-16) is a malformed request.</summary>
+    private static string? Text(JsonElement value)
+    {
+        try
+        {
+            return value.GetString();
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw new JsonException("a string is not valid UTF-16: " + ex.Message, ex);
+        }
+    }
 
     private static string? NullIfEmpty(string? text) => string.IsNullOrEmpty(text) ? null : text;
 
@@ -566,6 +582,11 @@ public sealed partial class PluginRequestHandler
         var result = new List<IpamData>();
         foreach (var d in data ?? [])
         {
+            if (d is null)
+            {
+                throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidPool, field, "an entry is null");
+            }
+
             if (!IPNetworks.TryParse(d.Pool, allowHostBits: false, out var pool))
             {
                 throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidPool, field, $"invalid pool \"{d.Pool}\"");
@@ -629,14 +650,14 @@ public sealed partial class PluginRequestHandler
 
     private static PhysicalAddress? ParseBase64Mac(JsonElement value)
     {
-        if (value.ValueKind != JsonValueKind.String || string.IsNullOrEmpty(value.GetString()))
+        if (value.ValueKind != JsonValueKind.String || string.IsNullOrEmpty(Text(value)))
         {
             return null;
         }
 
         try
         {
-            var bytes = Convert.FromBase64String(value.GetString()!);
+            var bytes = Convert.FromBase64String(Text(value)!);
             return bytes.Length == 6 ? new PhysicalAddress(bytes) : throw new FormatException("not 6 bytes");
         }
         catch (FormatException ex)
@@ -684,15 +705,22 @@ public sealed partial class PluginRequestHandler
 
         foreach (var item in value.EnumerateArray())
         {
-            var hostIP = item.TryGetProperty("HostIP", out var h) && h.GetString() is { Length: > 0 } hostText
+            var protocol = Protocol(item);
+            var hostIP = PortMapText(item, "HostIP") is { Length: > 0 } hostText
                 ? ParseIP(hostText, "HostIP")!
                 : IPAddress.Any;
-            var containerIP = item.TryGetProperty("IP", out var c) && c.GetString() is { Length: > 0 } containerText ? ParseIP(containerText, "IP") : null;
-            bindings.Add(new PortBinding(Protocol(item), Port(item, "Port"), hostIP, Port(item, "HostPort"), Port(item, "HostPortEnd")) { ContainerIP = containerIP });
+            var containerIP = PortMapText(item, "IP") is { Length: > 0 } containerText ? ParseIP(containerText, "IP") : null;
+            bindings.Add(new PortBinding(protocol, Port(item, "Port"), hostIP, Port(item, "HostPort"), Port(item, "HostPortEnd")) { ContainerIP = containerIP });
         }
 
         return bindings;
     }
+
+    /// <summary>A port map entry's address field: a string, null or absent; anything else is refused.</summary>
+    private static string? PortMapText(JsonElement item, string field) =>
+        !item.TryGetProperty(field, out var value) || value.ValueKind == JsonValueKind.Null ? null
+            : value.ValueKind == JsonValueKind.String ? Text(value)
+            : throw Invalid("CreateEndpoint", $"port map field {field} must be a string");
 
     private static TransportProtocol Protocol(JsonElement item)
     {

@@ -1,15 +1,19 @@
 using CnmSharp.Netlink.Internal;
+using System.Buffers.Binary;
 using CnmSharp.Netlink.Tests.Support;
+using CnmSharp.Testing;
 using CsCheck;
 using static CnmSharp.Netlink.Tests.Support.Hand;
 using static CnmSharp.Netlink.Tests.Support.Kernel;
 
 namespace CnmSharp.Netlink.Tests;
 
-/// <summary>Random and mutated bytes fed to every reader path: only <see cref="NetlinkProtocolException"/> may escape.</summary>
+/// <summary>Random and mutated bytes fed to every rtnetlink reader path (dump replies, notifications, errors, acks,
+/// batch acks): only <see cref="NetlinkProtocolException"/> may escape. Fixed seeds and counts (docs/reliability.md);
+/// the corpus is Corpus/rtnetlink.</summary>
 public class FuzzTests
 {
-    private static readonly byte[] s_valid = Concat(
+    internal static readonly byte[] s_valid = Concat(
         LinkMessage(1, "lo", "", 1, 0),
         LinkMessage(2, "vxlan0", "vxlan", 1, 0, master: 1),
         Msg(RTM_NEWADDR, 2, 1, IfAddr(AF_INET6, 64, 0, 0, 3), Attr(IFA_ADDRESS, Ip("fd00::2")), Attr(IFA_FLAGS, U32(2))),
@@ -18,7 +22,7 @@ public class FuzzTests
         Error(17, 1, 0, "File exists"),
         Done(1, 0));
 
-    private static void Feed(byte[] bytes)
+    internal static void Feed(byte[] bytes)
     {
         try
         {
@@ -65,20 +69,50 @@ public class FuzzTests
         Assert.That(events, Has.Count.EqualTo(5));
     });
 
+    [TestCaseSource(nameof(CorpusCases))]
+    public void Corpus_entries_only_raise_protocol_exceptions(string file) => Feed(Fuzz.CorpusBytes("rtnetlink", file));
+
+    private static IEnumerable<TestCaseData> CorpusCases() => Fuzz.Corpus("rtnetlink");
+
+    [Test]
+    public void Mutated_corpus_only_raises_protocol_exceptions() =>
+        Fuzz.Run(Fuzz.Mutations(Fuzz.CorpusAll("rtnetlink")), Feed, iterations: 5_000, seed: 201);
+
+    [Test]
+    public void Length_fields_that_lie_only_raise_protocol_exceptions() =>
+        Fuzz.Run(
+            Gen.Select(Gen.Int[0, s_valid.Length - 4], Gen.UInt, Gen.Bool),
+            t =>
+            {
+                var bytes = (byte[])s_valid.Clone();
+                if (t.Item3)
+                {
+                    BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(t.Item1), t.Item2);
+                }
+                else
+                {
+                    BinaryPrimitives.WriteUInt16LittleEndian(bytes.AsSpan(t.Item1), (ushort)t.Item2);
+                }
+
+                Feed(bytes);
+            },
+            iterations: 3_000,
+            seed: 202);
+
     [Test]
     public void Random_bytes_only_raise_protocol_exceptions() =>
-        Gen.Byte.Array[0, 300].Sample(Feed, iter: 20_000);
+        Fuzz.Run(Gen.Byte.Array[0, 300], Feed, iterations: 20_000, seed: 203);
 
     [Test]
     public void Random_message_framing_with_random_payloads() =>
-        Gen.Select(Gen.UShort[1, 40], Gen.UShort, Gen.Byte.Array[0, 120])
+        Fuzz.Run(Gen.Select(Gen.UShort[1, 40], Gen.UShort, Gen.Byte.Array[0, 120])
             .Array[1, 6]
             .Select(parts => Concat(parts.Select(p => Concat(Header((uint)(16 + p.Item3.Length), p.Item1, p.Item2, 1, 0), p.Item3, new byte[(4 - (p.Item3.Length % 4)) % 4])).ToArray()))
-            .Sample(Feed, iter: 20_000);
+            , Feed, iterations: 20_000, seed: 204);
 
     [Test]
     public void Mutated_kernel_replies_only_raise_protocol_exceptions() =>
-        Gen.Select(Gen.Int[0, s_valid.Length - 1], Gen.Byte).Array[1, 8]
+        Fuzz.Run(Gen.Select(Gen.Int[0, s_valid.Length - 1], Gen.Byte).Array[1, 8]
             .Select(mutations =>
             {
                 var copy = (byte[])s_valid.Clone();
@@ -88,10 +122,12 @@ public class FuzzTests
                 }
 
                 return copy;
-            })
-            .Sample(Feed, iter: 20_000);
+            }),
+            Feed,
+            iterations: 20_000,
+            seed: 205);
 
     [Test]
     public void Truncated_kernel_replies_only_raise_protocol_exceptions() =>
-        Gen.Int[0, s_valid.Length].Sample(length => Feed(s_valid[..length]), iter: 2_000);
+        Fuzz.Run(Gen.Int[0, s_valid.Length], length => Feed(s_valid[..length]), iterations: 2_000, seed: 206);
 }

@@ -316,9 +316,10 @@ public sealed class PluginClient : IDisposable
                 }
             }
         }
-        catch (JsonException)
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException)
         {
-            // Not JSON: the raw body is the message.
+            // Not JSON, or a string that is not valid UTF-16 (a lone surrogate escape): the raw body is the message.
+            message = null;
         }
 
         message ??= System.Text.Encoding.UTF8.GetString(body).Trim();

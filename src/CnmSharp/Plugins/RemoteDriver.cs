@@ -232,7 +232,15 @@ public sealed class RemoteDriver : INetworkDriver, IExternalConnectivityDriver, 
         var result = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var (key, value) in reply.Value ?? [])
         {
-            result[key] = value.ValueKind == JsonValueKind.String ? value.GetString()! : value.GetRawText();
+            try
+            {
+                result[key] = value.ValueKind == JsonValueKind.String ? value.GetString()! : value.GetRawText();
+            }
+            catch (InvalidOperationException ex)
+            {
+                // A lone surrogate escape: not valid UTF-16.
+                throw new CnmInternalException(CnmErrorCodes.PluginProtocolError, $"plugin \"{Name}\"", $"{PluginMethods.EndpointOperInfo.TrimStart('/')}: value {key} is not valid text", ex);
+            }
         }
 
         return result;
@@ -256,6 +264,11 @@ public sealed class RemoteDriver : INetworkDriver, IExternalConnectivityDriver, 
         var routes = new List<StaticRoute>();
         foreach (var route in reply.StaticRoutes ?? [])
         {
+            if (route is null)
+            {
+                throw Protocol(PluginMethods.Join, "a static route is null");
+            }
+
             if (!IPNetworks.TryParse(route.Destination, allowHostBits: true, out var destination))
             {
                 throw Protocol(PluginMethods.Join, $"invalid static route destination \"{route.Destination}\"");
@@ -276,9 +289,10 @@ public sealed class RemoteDriver : INetworkDriver, IExternalConnectivityDriver, 
             }
         }
 
-        if (reply.InterfaceName is { } name && (name.SrcName.Length > 0 || name.DstPrefix.Length > 0))
+        // A field sent as JSON null reads as null whatever its declared type.
+        if (reply.InterfaceName is { } name && (!string.IsNullOrEmpty(name.SrcName) || !string.IsNullOrEmpty(name.DstPrefix)))
         {
-            if (name.SrcName.Length == 0 || name.DstPrefix.Length == 0)
+            if (string.IsNullOrEmpty(name.SrcName) || string.IsNullOrEmpty(name.DstPrefix))
             {
                 throw Protocol(PluginMethods.Join, "InterfaceName needs both SrcName and DstPrefix");
             }
