@@ -39,6 +39,9 @@ public sealed partial class FaultPointKillTests
         var duplicates = new List<string>();
         var reached = new SortedSet<string>(StringComparer.Ordinal);
         var clock = Stopwatch.StartNew();
+        var inChildren = TimeSpan.Zero;
+        var inRecovery = TimeSpan.Zero;
+        var inChecks = TimeSpan.Zero;
         foreach (var scenario in FaultScenarios.All.Where(s => string.IsNullOrEmpty(only) || s.Name.Contains(only, StringComparison.Ordinal)))
         {
             var started = clock.Elapsed;
@@ -54,24 +57,35 @@ public sealed partial class FaultPointKillTests
                 await CompleteAndRemoveAsync(scenario, context, host.Path, state, run);
                 var baseline = await KernelSnapshot.TakeAsync(host.Path, run, state);
 
+                // The setup runs here, on a warm process, before each point; the child's (idempotent) setup then finds
+                // everything in place and only starts its controller and runs the operation.
+                await SetUpAsync(scenario, context, host.Path, state, run);
+
                 foreach (var (point, occurrence) in points)
                 {
                     reached.Add(point);
                     var at = $"{scenario.Name} at {point}#{occurrence}";
+                    var childStarted = clock.Elapsed;
                     var (output, exit, error) = await RunChildAsync(testHost, scenario, state, run, host.Path, $"{point}#{occurrence}");
+                    inChildren += clock.Elapsed - childStarted;
                     if (output.Contains("done") || exit != 137)
                     {
                         leaks.Add($"{at}: the child was not killed there (exit {exit}, last line {output.LastOrDefault()}): {Tail(error)}");
                         await CompleteAndRemoveAsync(scenario, context, host.Path, state, run);
+                        await SetUpAsync(scenario, context, host.Path, state, run);
                         continue;
                     }
 
                     exercised++;
+                    var recoveryStarted = clock.Elapsed;
                     var controller = await FaultScenarios.BuildAsync(host.Path, state, run, scenario.Firewall, faults: null);
                     try
                     {
                         await controller.WaitForTeardownsAsync();
+                        inRecovery += clock.Elapsed - recoveryStarted;
+                        var checkStarted = clock.Elapsed;
                         var found = await CheckInvariantsAsync(controller, host.Path, run, state, baseline);
+                        inChecks += clock.Elapsed - checkStarted;
                         leaks.AddRange(found.Leaks.Select(f => $"{at}, after recovery: {f}"));
                         duplicates.AddRange(found.Duplicates.Select(f => $"{at}, after recovery: {f}"));
                         await scenario.Complete(controller, context);
@@ -79,6 +93,7 @@ public sealed partial class FaultPointKillTests
                         found = await CheckInvariantsAsync(controller, host.Path, run, state, baseline);
                         leaks.AddRange(found.Leaks.Select(f => $"{at}, after completing and removing everything: {f}"));
                         duplicates.AddRange(found.Duplicates.Select(f => $"{at}, after completing and removing everything: {f}"));
+                        await scenario.Setup(controller, context);
                     }
                     catch (Exception ex) when (ex is CnmException or InvalidOperationException)
                     {
@@ -101,7 +116,7 @@ public sealed partial class FaultPointKillTests
         }
 
         TestContext.Out.WriteLine($"{reached.Count} distinct fault points of {CnmSharp.Diagnostics.FaultPoint.All.Count} in the catalog reached; not reached: {string.Join(", ", CnmSharp.Diagnostics.FaultPoint.All.Except(reached))}");
-        TestContext.Out.WriteLine($"total {clock.Elapsed.TotalSeconds:F1} s");
+        TestContext.Out.WriteLine($"total {clock.Elapsed.TotalSeconds:F1} s: children {inChildren.TotalSeconds:F1} s, recovery {inRecovery.TotalSeconds:F1} s, one check {inChecks.TotalSeconds:F1} s");
         foreach (var finding in leaks.Concat(duplicates))
         {
             TestContext.Out.WriteLine(finding);
@@ -139,13 +154,14 @@ public sealed partial class FaultPointKillTests
         var gateways = new Dictionary<string, string>(StringComparer.Ordinal); // bridge -> gateway address
         foreach (var entry in await store.ListAsync("cnm/v1/driver/"))
         {
-            using var json = JsonDocument.Parse(entry.Value);
-            var root = json.RootElement;
             var parts = entry.Key["cnm/v1/driver/".Length..].Split('/');
             if (parts.Length < 3 || parts[1] is not ("network" or "endpoint"))
             {
                 continue;
             }
+
+            using var json = JsonDocument.Parse(entry.Value);
+            var root = json.RootElement;
 
             var networkId = parts[2];
             if (!networks.TryGetValue(networkId, out var network))
@@ -226,8 +242,32 @@ public sealed partial class FaultPointKillTests
             leaks.Add($"sandbox files directory {directory} of no sandbox");
         }
 
-        // The joined endpoints' interfaces, the sandboxes' interfaces, the host veths (the stop tests' checks).
-        leaks.AddRange(await StopInvariants.FindAsync(controller, store, hostNamespacePath, 0));
+        // Each joined endpoint's interface is in its sandbox with its address, and a sandbox holds nothing else.
+        foreach (var sandbox in controller.Sandboxes)
+        {
+            var kernel = (await IpTool.JsonAsync(sandbox.Key, "address", "show")).EnumerateArray()
+                .Where(l => l.GetProperty("ifname").GetString() != "lo")
+                .ToDictionary(
+                    l => l.GetProperty("ifname").GetString()!,
+                    l => l.TryGetProperty("addr_info", out var a) ? a.EnumerateArray().Select(x => x.GetProperty("local").GetString()!).ToArray() : []);
+            var wanted = sandbox.Endpoints.ToDictionary(e => e.InterfaceName!, e => e.Address?.Address.ToString());
+            foreach (var (name, address) in wanted)
+            {
+                if (!kernel.TryGetValue(name, out var present))
+                {
+                    leaks.Add($"sandbox {sandbox.ContainerId}: the joined interface {name} is missing");
+                }
+                else if (address is not null && !present.Contains(address))
+                {
+                    leaks.Add($"sandbox {sandbox.ContainerId}: {name} lacks {address} (has {string.Join(",", present)})");
+                }
+            }
+
+            foreach (var name in kernel.Keys.Where(k => !wanted.ContainsKey(k)))
+            {
+                leaks.Add($"sandbox {sandbox.ContainerId}: interface {name} that no endpoint names");
+            }
+        }
 
         // Firewall: with no network left, exactly the baseline's rules.
         if (networks.Count == 0 && now.Rules != baseline.Rules)
@@ -295,6 +335,12 @@ public sealed partial class FaultPointKillTests
         await using var controller = await FaultScenarios.BuildAsync(hostNamespacePath, state, run, scenario.Firewall, faults: null);
         await scenario.Complete(controller, context);
         await RemoveAllAsync(controller);
+    }
+
+    private static async Task SetUpAsync(FaultScenario scenario, FaultScenarioContext context, string hostNamespacePath, string state, string run)
+    {
+        await using var controller = await FaultScenarios.BuildAsync(hostNamespacePath, state, run, scenario.Firewall, faults: null);
+        await scenario.Setup(controller, context);
     }
 
     private static async Task RemoveAllAsync(NetworkController controller)
