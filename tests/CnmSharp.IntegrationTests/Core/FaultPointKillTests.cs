@@ -428,7 +428,7 @@ public sealed partial class FaultPointKillTests
     /// <summary>What the harness compares: the host namespace's links (name to kind) and addresses, its firewall rules
     /// (iptables and ip6tables in every table, and the nftables ruleset, counters removed), the namespace files and bind
     /// mounts under the run directory, the sandbox files directories, and the store's keys.</summary>
-    private sealed partial record KernelSnapshot(
+    internal sealed partial record KernelSnapshot(
         Dictionary<string, string> Links,
         Dictionary<string, string[]> Addresses,
         string Rules,
@@ -472,6 +472,30 @@ public sealed partial class FaultPointKillTests
             }
 
             return new KernelSnapshot(links, addresses, text, files, mounts, directories, keys);
+        }
+
+        /// <summary>The kernel differences (links, addresses, rules, namespaces, mounts, sandbox directories) from
+        /// <paramref name="before"/>; the store is not compared.</summary>
+        public List<string> KernelDifferencesFrom(KernelSnapshot before)
+        {
+            var found = new List<string>();
+            found.AddRange(Links.Keys.Except(before.Links.Keys).Select(l => $"link {l} appeared"));
+            found.AddRange(before.Links.Keys.Except(Links.Keys).Select(l => $"link {l} is gone"));
+            foreach (var (link, addresses) in Addresses.Where(a => before.Addresses.ContainsKey(a.Key)))
+            {
+                found.AddRange(addresses.Except(before.Addresses[link]).Select(a => $"address {a} appeared on {link}"));
+                found.AddRange(before.Addresses[link].Except(addresses).Select(a => $"address {a} is gone from {link}"));
+            }
+
+            if (Rules != before.Rules)
+            {
+                found.Add("firewall rules changed:\n" + Diff(before.Rules, Rules));
+            }
+
+            found.AddRange(NamespaceFiles.Except(before.NamespaceFiles).Select(f => $"namespace file {f} appeared"));
+            found.AddRange(Mounts.Except(before.Mounts).Select(m => $"mount {m} appeared"));
+            found.AddRange(SandboxDirectories.Except(before.SandboxDirectories).Select(d => $"sandbox directory {d} appeared"));
+            return found;
         }
 
         private static async Task<string> ExecAsync(string file, params string[] args)
