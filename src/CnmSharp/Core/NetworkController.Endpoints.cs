@@ -41,9 +41,9 @@ public sealed partial class NetworkController
                     // lists the addresses to release, so it must survive whatever the IPAM's own writes survive.
                     ipam is null || ipam.Ipam is IIpamOwnedAllocations ? StoreDurability.Relaxed : StoreDurability.Durable);
                 await intent.BeginAsync(cancellationToken).ConfigureAwait(false);
-                _faults.Hit(FaultPoint.EndpointCreateIntentRecorded);
                 try
                 {
+                    _faults.Hit(FaultPoint.EndpointCreateIntentRecorded);
                     var info = new InterfaceInfo { LinkLocalAddresses = options.LinkLocalAddresses };
                     if (options.MacAddress is not null)
                     {

@@ -104,11 +104,11 @@ public sealed partial class NetworkController
         {
             var intent = new IntentTracker(_store, new IntentRecord { Id = Ids.NewId(), Kind = IntentKind.CreateNetwork, NetworkId = id, Driver = driverName, IpamDriver = ipamName }, StoreDurability.Durable);
             await intent.BeginAsync(cancellationToken).ConfigureAwait(false);
-            _faults.Hit(FaultPoint.NetworkCreateIntentRecorded);
             var published = false;
             NetworkRecord? created = null;
             try
             {
+                _faults.Hit(FaultPoint.NetworkCreateIntentRecorded);
                 var record = created = new NetworkRecord
                 {
                     Id = id,

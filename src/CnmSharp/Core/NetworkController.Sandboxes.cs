@@ -62,9 +62,9 @@ public sealed partial class NetworkController
                 // The record goes first: a crash before the namespace exists leaves a sandbox whose namespace is
                 // missing, which the next start removes.
                 var version = await _store.Store.PutAsync(CoreStore.SandboxKey(id), CoreStore.Serialize(record, CoreJsonContext.Default.SandboxRecord), StoreVersion.Absent, StoreDurability.Relaxed, cancellationToken).ConfigureAwait(false);
-                _faults.Hit(FaultPoint.SandboxCreateRecorded);
                 try
                 {
+                    _faults.Hit(FaultPoint.SandboxCreateRecorded);
                     if (!options.UseHostNamespace)
                     {
                         await _sandboxNetworking.CreateNamespaceAsync(key, cancellationToken).ConfigureAwait(false);
@@ -283,11 +283,11 @@ public sealed partial class NetworkController
         var sandboxBefore = sandbox.Record;
         var intent = new IntentTracker(_store, new IntentRecord { Id = Ids.NewId(), Kind = IntentKind.Join, NetworkId = network.Id, EndpointId = endpoint.Id, SandboxId = sandbox.Id, Driver = network.Driver }, StoreDurability.Relaxed);
         await intent.BeginAsync(cancellationToken).ConfigureAwait(false);
-        _faults.Hit(FaultPoint.JoinIntentRecorded);
         var inSandbox = false;
         var touched = new Dictionary<Endpoint, EndpointRecord>();
         try
         {
+            _faults.Hit(FaultPoint.JoinIntentRecorded);
             var interfaceInfo = new InterfaceInfo { LinkLocalAddresses = endpoint.LinkLocalAddresses };
             if (endpoint.MacAddress is { } mac)
             {
