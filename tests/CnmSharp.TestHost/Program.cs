@@ -25,6 +25,49 @@ if (args is ["delete-sandbox", var deleteState, var deleteRun, var deleteHost, v
     return 0;
 }
 
+// Kill-harness mode (tests/CnmSharp.IntegrationTests/Core/FaultPointKillTests.cs): runs a scenario's setup, then its
+// operation with the fault points armed. "record" prints "point <name>" at each point reached, then "done"; a
+// "<point>#<n>" kills this process with SIGKILL at the n-th time that point is reached (it prints "done" only if it
+// never is).
+if (args is ["fault", var scenarioName, var faultState, var faultRun, var faultHost, var parent, var spec])
+{
+    var scenario = FaultScenarios.Find(scenarioName);
+    var armed = false;
+    var target = spec == "record" ? null : spec[..spec.LastIndexOf('#')];
+    var occurrence = target is null ? 0 : int.Parse(spec[(spec.LastIndexOf('#') + 1)..], CultureInfo.InvariantCulture);
+    var seen = 0;
+    var faults = new CnmSharp.Diagnostics.FaultPoints(name =>
+    {
+        if (!Volatile.Read(ref armed))
+        {
+            return;
+        }
+
+        if (target is null)
+        {
+            Console.Out.WriteLine("point " + name);
+            Console.Out.Flush();
+        }
+        else if (name == target && Interlocked.Increment(ref seen) == occurrence)
+        {
+            // SIGKILL, this very process: no finally block, no dispose, no flush runs after this.
+            System.Diagnostics.Process.GetCurrentProcess().Kill();
+            Thread.Sleep(Timeout.Infinite);
+        }
+    });
+    var context = new FaultScenarioContext(parent);
+    await using (var faulted = await FaultScenarios.BuildAsync(faultHost, faultState, faultRun, scenario.Firewall, faults))
+    {
+        await scenario.Setup(faulted, context);
+        Volatile.Write(ref armed, true);
+        await scenario.Operation(faulted, context);
+        Volatile.Write(ref armed, false);
+    }
+
+    Console.Out.WriteLine("done");
+    return 0;
+}
+
 if (args.Length != 4)
 {
     Console.Error.WriteLine("usage: CnmSharp.TestHost <state directory> <run directory> <host namespace path> <seed>");

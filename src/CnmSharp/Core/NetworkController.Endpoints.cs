@@ -43,6 +43,7 @@ public sealed partial class NetworkController
                 await intent.BeginAsync(cancellationToken).ConfigureAwait(false);
                 try
                 {
+                    _faults.Hit(FaultPoint.EndpointCreateIntentRecorded);
                     var info = new InterfaceInfo { LinkLocalAddresses = options.LinkLocalAddresses };
                     if (options.MacAddress is not null)
                     {
@@ -76,6 +77,7 @@ public sealed partial class NetworkController
                         }
                     }
 
+                    _faults.Hit(FaultPoint.EndpointCreateAddressesReserved);
                     await network.RegisteredDriver.Driver.CreateEndpointAsync(
                         new EndpointCreateRequest
                         {
@@ -88,6 +90,7 @@ public sealed partial class NetworkController
                         },
                         info,
                         cancellationToken).ConfigureAwait(false);
+                    _faults.Hit(FaultPoint.EndpointCreateDriverCreated);
 
                     var record = new EndpointRecord
                     {
@@ -115,6 +118,7 @@ public sealed partial class NetworkController
                         [StoreOperation.Put(CoreStore.EndpointKey(network.Id, id), CoreStore.Serialize(record, CoreJsonContext.Default.EndpointRecord), StoreVersion.Absent), intent.Complete()],
                         StoreDurability.Relaxed,
                         cancellationToken).ConfigureAwait(false);
+                    _faults.Hit(FaultPoint.EndpointCreateCommitted);
                     var endpoint = new Endpoint(network, record, versions[0]);
                     network.TryAddEndpoint(endpoint);
                     Log.EndpointCreated(_logger, name, id, network.Name);
@@ -297,9 +301,11 @@ public sealed partial class NetworkController
                 // The mark goes first: from here the endpoint is being deleted, and a crash leaves it for the next
                 // start to finish. Its record and addresses go only once the driver has deleted it.
                 await MarkEndpointAsync(endpoint, tearingDown: true, cancellationToken).ConfigureAwait(false);
+                _faults.Hit(FaultPoint.EndpointDeleteMarked);
                 try
                 {
                     await network.RegisteredDriver.Driver.DeleteEndpointAsync(network.Id, endpoint.Id, cancellationToken).ConfigureAwait(false);
+                    _faults.Hit(FaultPoint.EndpointDeleteDriverDeleted);
                 }
                 catch (CnmConflictException)
                 {

@@ -108,6 +108,7 @@ public sealed partial class NetworkController
             NetworkRecord? created = null;
             try
             {
+                _faults.Hit(FaultPoint.NetworkCreateIntentRecorded);
                 var record = created = new NetworkRecord
                 {
                     Id = id,
@@ -141,6 +142,7 @@ public sealed partial class NetworkController
                     }
                 }
 
+                _faults.Hit(FaultPoint.NetworkCreatePoolsReserved);
                 var network = new Network(this, record, 0, driver);
                 if (AllocatorOf(driver) is { } allocator)
                 {
@@ -166,6 +168,7 @@ public sealed partial class NetworkController
                         IPv6Data = network.ToIpamData(ipv6: true),
                     },
                     cancellationToken).ConfigureAwait(false);
+                _faults.Hit(FaultPoint.NetworkCreateDriverCreated);
 
                 // A global-scope network is published for the cluster first (create-only), then committed here.
                 await PublishNetworkAsync(record, cancellationToken).ConfigureAwait(false);
@@ -177,6 +180,7 @@ public sealed partial class NetworkController
                     ],
                     cancellationToken).ConfigureAwait(false);
                 network.Version = versions[0];
+                _faults.Hit(FaultPoint.NetworkCreateCommitted);
                 await _gate.WaitAsync(CancellationToken.None).ConfigureAwait(false);
                 _networks[id] = network;
                 _creatingNetworks.Remove((id, name, driverName));
@@ -372,9 +376,11 @@ public sealed partial class NetworkController
                 // The mark goes first: from here the network is being deleted, and a crash leaves it for the next
                 // start to finish. Its record and pools go only once the driver has deleted it.
                 await MarkNetworkAsync(network, tearingDown: true, cancellationToken).ConfigureAwait(false);
+                _faults.Hit(FaultPoint.NetworkDeleteMarked);
                 try
                 {
                     await network.RegisteredDriver.Driver.DeleteNetworkAsync(network.Id, cancellationToken).ConfigureAwait(false);
+                    _faults.Hit(FaultPoint.NetworkDeleteDriverDeleted);
                 }
                 catch (CnmConflictException)
                 {

@@ -64,12 +64,15 @@ public sealed partial class NetworkController
                 var version = await _store.Store.PutAsync(CoreStore.SandboxKey(id), CoreStore.Serialize(record, CoreJsonContext.Default.SandboxRecord), StoreVersion.Absent, StoreDurability.Relaxed, cancellationToken).ConfigureAwait(false);
                 try
                 {
+                    _faults.Hit(FaultPoint.SandboxCreateRecorded);
                     if (!options.UseHostNamespace)
                     {
                         await _sandboxNetworking.CreateNamespaceAsync(key, cancellationToken).ConfigureAwait(false);
+                        _faults.Hit(FaultPoint.SandboxCreateNamespaceCreated);
                     }
 
                     await _sandboxFiles.CreateAsync(SandboxFilesDirectory(id), FileOptions(record, enableIPv6: false), cancellationToken).ConfigureAwait(false);
+                    _faults.Hit(FaultPoint.SandboxCreateFilesWritten);
                 }
                 catch
                 {
@@ -158,6 +161,7 @@ public sealed partial class NetworkController
                 var marked = sandbox.Record with { TearingDown = true };
                 sandbox.Version = await _store.Store.PutAsync(CoreStore.SandboxKey(sandbox.Id), CoreStore.Serialize(marked, CoreJsonContext.Default.SandboxRecord), sandbox.Version, StoreDurability.Relaxed, cancellationToken).ConfigureAwait(false);
                 sandbox.Record = marked;
+                _faults.Hit(FaultPoint.SandboxDeleteMarked);
             }
 
             foreach (var endpoint in sandbox.Endpoints)
@@ -165,6 +169,7 @@ public sealed partial class NetworkController
                 var movedIn = endpoint.Record.Join is { CreatedInSandbox: false, SourceName: not null };
                 await LeaveLockedAsync(endpoint, sandbox, removeInterface: movedIn || keepNamespace, sandboxGoing: true, recovered: null, cancellationToken).ConfigureAwait(false);
                 left.Add(endpoint);
+                _faults.Hit(FaultPoint.SandboxDeleteEndpointLeft);
             }
 
             if (keepNamespace)
@@ -180,9 +185,11 @@ public sealed partial class NetworkController
                 if (!sandbox.UsesHostNamespace)
                 {
                     await _sandboxNetworking.DeleteNamespaceAsync(sandbox.Key, cancellationToken).ConfigureAwait(false);
+                    _faults.Hit(FaultPoint.SandboxDeleteNamespaceDeleted);
                 }
 
                 await _sandboxFiles.DeleteAsync(sandbox.FilesDirectory, cancellationToken).ConfigureAwait(false);
+                _faults.Hit(FaultPoint.SandboxDeleteFilesDeleted);
             }
 
             await _store.Store.DeleteAsync(CoreStore.SandboxKey(sandbox.Id), sandbox.Version, StoreDurability.Relaxed, cancellationToken).ConfigureAwait(false);
@@ -280,6 +287,7 @@ public sealed partial class NetworkController
         var touched = new Dictionary<Endpoint, EndpointRecord>();
         try
         {
+            _faults.Hit(FaultPoint.JoinIntentRecorded);
             var interfaceInfo = new InterfaceInfo { LinkLocalAddresses = endpoint.LinkLocalAddresses };
             if (endpoint.MacAddress is { } mac)
             {
@@ -309,6 +317,7 @@ public sealed partial class NetworkController
                 },
                 joinInfo,
                 cancellationToken).ConfigureAwait(false);
+            _faults.Hit(FaultPoint.JoinDriverJoined);
 
             var nextIndex = new Dictionary<string, int>(sandboxBefore.NextInterfaceIndex, StringComparer.Ordinal);
             string? destinationName = null;
@@ -331,7 +340,9 @@ public sealed partial class NetworkController
                 // Recorded first: after a crash from here on, recovery removes the interface by these names.
                 intent.Intent.Interface = new JoinInterfaceRecord { SourceName = source, DestinationName = destinationName, CreatedInSandbox = joinInfo.Placement == InterfacePlacement.Sandbox };
                 await intent.SaveAsync(cancellationToken).ConfigureAwait(false);
+                _faults.Hit(FaultPoint.JoinInterfaceRecorded);
                 await _sandboxNetworking.AddInterfaceAsync(sandbox.Key, added, cancellationToken).ConfigureAwait(false);
+                _faults.Hit(FaultPoint.JoinInterfaceConfigured);
             }
 
             endpoint.Record = before with
@@ -354,6 +365,7 @@ public sealed partial class NetworkController
             sandbox.AddEndpoint(endpoint);
             inSandbox = true;
             var sandboxRecord = await ConvergeGatewayAsync(sandbox, sandboxBefore with { NextInterfaceIndex = nextIndex }, endpoint, sandboxGoing: false, touched, cancellationToken).ConfigureAwait(false);
+            _faults.Hit(FaultPoint.JoinGatewayConverged);
             var hostEntries = HostEntriesOf(sandbox, endpoint);
             if (hostEntries.Count > 0)
             {
@@ -386,6 +398,7 @@ public sealed partial class NetworkController
             sandbox.Record = sandboxRecord;
             sandbox.Version = versions[1];
             SetTouchedVersions(touched, versions, 2);
+            _faults.Hit(FaultPoint.JoinCommitted);
             Log.Joined(_logger, endpoint.Id, sandbox.Id, destinationName);
             await UpdateDnsAsync(CancellationToken.None).ConfigureAwait(false);
         }
@@ -463,6 +476,7 @@ public sealed partial class NetworkController
             if (recovered is null && !sandboxGoing)
             {
                 await RecordLeaveAsync(endpoint, sandbox, removed, cancellationToken).ConfigureAwait(false);
+                _faults.Hit(FaultPoint.LeaveIntentRecorded);
             }
 
             // A record written before the core kept its routes names them through this endpoint's join: read them
@@ -474,10 +488,13 @@ public sealed partial class NetworkController
             try
             {
                 var sandboxRecord = await ConvergeGatewayAsync(sandbox, sandboxBefore, endpoint, sandboxGoing, touched, cancellationToken).ConfigureAwait(false);
+                _faults.Hit(FaultPoint.LeaveGatewayConverged);
                 await network.RegisteredDriver.Driver.LeaveAsync(network.Id, endpoint.Id, cancellationToken).ConfigureAwait(false);
+                _faults.Hit(FaultPoint.LeaveDriverLeft);
                 if (removed is not null)
                 {
                     await RemoveJoinInterfaceAsync(sandbox, removed, cancellationToken).ConfigureAwait(false);
+                    _faults.Hit(FaultPoint.LeaveInterfaceRemoved);
                 }
 
                 var addresses = new[] { before.Address, before.AddressIPv6 }.OfType<string>().Select(a => CidrAddress.Parse(a).Address).ToArray();
@@ -505,6 +522,7 @@ public sealed partial class NetworkController
                 sandbox.Record = sandboxRecord;
                 sandbox.Version = versions[1];
                 SetTouchedVersions(touched, versions, 2);
+                _faults.Hit(FaultPoint.LeaveCommitted);
                 Log.Left(_logger, endpoint.Id, sandbox.Id);
                 if (!sandboxGoing)
                 {
@@ -600,6 +618,7 @@ public sealed partial class NetworkController
             if (previous is not null && !previous.Network.Internal && previous.Network.RegisteredDriver.Driver is IExternalConnectivityDriver ext)
             {
                 await ext.RevokeExternalConnectivityAsync(previous.Network.Id, previous.Id, cancellationToken).ConfigureAwait(false);
+                _faults.Hit(FaultPoint.GatewayConnectivityRevoked);
             }
 
             if (previous is not null)
@@ -611,11 +630,13 @@ public sealed partial class NetworkController
         if (programRoutes && !installed.SequenceEqual(wanted))
         {
             await _sandboxNetworking.ChangeGatewayRoutesAsync(sandbox.Key, installed.Except(wanted).ToArray(), wanted.Except(installed).ToArray(), cancellationToken).ConfigureAwait(false);
+            _faults.Hit(FaultPoint.GatewayRoutesChanged);
         }
 
         if (moved && elected is not null && !elected.Network.Internal && elected.Network.RegisteredDriver.Driver is IExternalConnectivityDriver newExt)
         {
             await newExt.ProgramExternalConnectivityAsync(elected.Network.Id, elected.Id, cancellationToken).ConfigureAwait(false);
+            _faults.Hit(FaultPoint.GatewayConnectivityProgrammed);
             SetPublishedPorts(elected, await ReadPublishedPortsAsync(elected, cancellationToken).ConfigureAwait(false), changed, touched);
         }
 

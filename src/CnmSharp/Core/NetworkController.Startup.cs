@@ -32,6 +32,9 @@ internal sealed record ControllerStartInfo
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
     public IServiceProvider? Services { get; init; }
 
+    /// <summary>The fault injector (tests only), or null.</summary>
+    public FaultPoints? Faults { get; init; }
+
     /// <summary>Creates the in-process embedded DNS server (null: none, for sandbox networking that is not the kernel's).</summary>
     public Func<Dns.IEmbeddedDns>? EmbeddedDnsFactory { get; init; }
 }

@@ -241,6 +241,7 @@ public sealed partial class NetworkController
     {
         var network = endpoint.Network;
         await _store.Store.DeleteAsync(CoreStore.EndpointKey(network.Id, endpoint.Id), endpoint.Version, StoreDurability.Relaxed, cancellationToken).ConfigureAwait(false);
+        _faults.Hit(FaultPoint.EndpointDeleteRecordRemoved);
         endpoint.Deleted = true;
         network.RemoveEndpoint(endpoint);
         _markedEndpoints.TryRemove(endpoint, out _);
@@ -279,6 +280,7 @@ public sealed partial class NetworkController
     private async ValueTask FinishNetworkDeleteAsync(Network network, CancellationToken cancellationToken)
     {
         await _store.Store.DeleteAsync(CoreStore.NetworkKey(network.Id), network.Version, cancellationToken).ConfigureAwait(false);
+        _faults.Hit(FaultPoint.NetworkDeleteRecordRemoved);
         network.Deleting = true;
         _networks.TryRemove(network.Id, out _);
         await FreeNetworkAsync(network).ConfigureAwait(false);

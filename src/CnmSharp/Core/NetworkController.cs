@@ -34,6 +34,9 @@ public sealed partial class NetworkController : IAsyncDisposable
     private readonly ControllerInstruments _instruments;
     private readonly SemaphoreSlim _gate = new(1, 1);
 
+    /// <summary>The fault injector (tests only, docs/reliability.md), null otherwise.</summary>
+    private readonly FaultPoints? _faults;
+
     /// <summary>Opened with <see cref="CnmOptions.ReadOnly"/>: reads only, every change refused.</summary>
     private readonly bool _readOnly;
     private readonly ConcurrentDictionary<string, Network> _networks = new(StringComparer.Ordinal);
@@ -65,6 +68,7 @@ public sealed partial class NetworkController : IAsyncDisposable
         _time = info.TimeProvider;
         _services = info.Services;
         _firewall = info.Firewall;
+        _faults = info.Faults;
         Id = id;
         _instruments = new ControllerInstruments(info.MeterFactory, id, MeasureAllocatedAddresses);
         var stateLock = info.Store is IStateLockProvider provider ? provider.CreateStateLock() : new InProcessStateLock().CreateHandle();
@@ -418,7 +422,7 @@ public sealed partial class NetworkController : IAsyncDisposable
         LoggerFactory = _loggerFactory,
         TimeProvider = _time,
         Firewall = _firewall,
-        Services = _services,
+        Services = _faults is null ? _services : new FaultPointServices(_faults, _services),
     };
 
     private static void ValidateRegistrationName(string name, string what)

@@ -37,6 +37,7 @@ public sealed class NetworkControllerBuilder
     private IServiceProvider? _services;
     private IFirewallBackendFactory? _firewall;
     private bool _firewallGiven;
+    private Diagnostics.FaultPoints? _faults;
     private bool _builtIns = true;
     private DefaultIpamOptions _defaultIpamOptions = new();
 
@@ -184,6 +185,14 @@ public sealed class NetworkControllerBuilder
         return this;
     }
 
+    /// <summary>Sets the fault injector (tests only; docs/reliability.md, "Fault points"): the controller, its drivers,
+    /// its firewall backend and its sandbox networking call it at every fault point.</summary>
+    internal NetworkControllerBuilder UseFaultPoints(Diagnostics.FaultPoints faults)
+    {
+        _faults = faults ?? throw new ArgumentNullException(nameof(faults));
+        return this;
+    }
+
     /// <summary>Sets logging.</summary>
     /// <param name="loggerFactory">The logger factory.</param>
     /// <returns>This builder.</returns>
@@ -281,6 +290,14 @@ public sealed class NetworkControllerBuilder
             throw;
         }
 
+        var firewall = Options.ReadOnly || Options.Firewall == FirewallBackendChoice.None ? null
+            : _firewallGiven ? _firewall?.Create(Options.HostNamespacePath)
+            : new SelectingFirewallBackendFactory(Options.Firewall, nftablesOptions: Options.FirewallDriftWatch ? new NftablesFirewallBackendOptions { WatchForDrift = true } : null, loggerFactory: _loggerFactory).Create(Options.HostNamespacePath);
+        if (firewall is not null && _faults is not null)
+        {
+            firewall = new FaultingFirewallBackend(firewall, _faults);
+        }
+
         return await NetworkController.StartAsync(
             new ControllerStartInfo
             {
@@ -291,16 +308,15 @@ public sealed class NetworkControllerBuilder
                 OwnsGlobalStore = global.Owned,
                 Drivers = drivers,
                 Ipams = ipams,
-                SandboxNetworking = _sandboxNetworking ?? new LinuxSandboxNetworking(Options.HostNamespacePath, namespaceDirectory, _loggerFactory),
+                SandboxNetworking = _sandboxNetworking ?? new LinuxSandboxNetworking(Options.HostNamespacePath, namespaceDirectory, _loggerFactory) { Faults = _faults },
                 OwnsSandboxNetworking = _sandboxNetworking is null,
-                Firewall = Options.ReadOnly || Options.Firewall == FirewallBackendChoice.None ? null
-                    : _firewallGiven ? _firewall?.Create(Options.HostNamespacePath)
-                    : new SelectingFirewallBackendFactory(Options.Firewall, nftablesOptions: Options.FirewallDriftWatch ? new NftablesFirewallBackendOptions { WatchForDrift = true } : null, loggerFactory: _loggerFactory).Create(Options.HostNamespacePath),
+                Firewall = firewall,
                 SandboxFiles = _sandboxFiles ?? new SandboxFiles(filesDirectory),
                 LoggerFactory = _loggerFactory,
                 MeterFactory = _meterFactory,
                 TimeProvider = _timeProvider,
                 Services = _services,
+                Faults = _faults,
                 EmbeddedDnsFactory = _embeddedDns ?? (_sandboxNetworking is null ? () => new Dns.EmbeddedDnsServer(Options.Dns, new Dns.LinuxDnsNamespaces(), _loggerFactory) : null),
             },
             cancellationToken).ConfigureAwait(false);

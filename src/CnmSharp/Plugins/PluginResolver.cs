@@ -75,15 +75,23 @@ internal sealed class PluginResolver : IDisposable
     {
         public string Name => client.Name;
 
-        public async ValueTask<INetworkDriver> CreateAsync(DriverContext context, CancellationToken cancellationToken = default) =>
-            await RemoteDriver.CreateAsync(client, loggerFactory.CreateLogger<RemoteDriver>(), cancellationToken).ConfigureAwait(false);
+        public async ValueTask<INetworkDriver> CreateAsync(DriverContext context, CancellationToken cancellationToken = default)
+        {
+            var driver = await RemoteDriver.CreateAsync(client, loggerFactory.CreateLogger<RemoteDriver>(), cancellationToken).ConfigureAwait(false);
+            driver.Faults = Diagnostics.FaultPoints.From(context.Services);
+            return driver;
+        }
     }
 
     private sealed class RemoteIpamFactory(PluginClient client, ILoggerFactory loggerFactory) : IIpamDriverFactory
     {
         public string Name => client.Name;
 
-        public async ValueTask<IIpamDriver> CreateAsync(DriverContext context, CancellationToken cancellationToken = default) =>
-            await RemoteIpam.CreateAsync(client, loggerFactory.CreateLogger<RemoteIpam>(), cancellationToken).ConfigureAwait(false);
+        public async ValueTask<IIpamDriver> CreateAsync(DriverContext context, CancellationToken cancellationToken = default)
+        {
+            var ipam = await RemoteIpam.CreateAsync(client, loggerFactory.CreateLogger<RemoteIpam>(), cancellationToken).ConfigureAwait(false);
+            ipam.Faults = Diagnostics.FaultPoints.From(context.Services);
+            return ipam;
+        }
     }
 }

@@ -60,9 +60,16 @@ public sealed class RemoteDriver : INetworkDriver, IExternalConnectivityDriver, 
         _ => throw new CnmInternalException(CnmErrorCodes.PluginProtocolError, $"plugin \"{name}\"", $"NetworkDriver.GetCapabilities: invalid {field} \"{value}\" (local or global expected)"),
     };
 
-    private ValueTask<TResponse> CallAsync<TRequest, TResponse>(string method, TRequest request, System.Text.Json.Serialization.Metadata.JsonTypeInfo<TRequest> requestInfo, System.Text.Json.Serialization.Metadata.JsonTypeInfo<TResponse> responseInfo, CancellationToken cancellationToken)
-        where TResponse : class, new() =>
-        _client.CallAsync(PluginProtocol.NetworkDriverInterface, method, request, requestInfo, responseInfo, cancellationToken);
+    /// <summary>The controller's fault injector (tests only), or null.</summary>
+    internal Diagnostics.FaultPoints? Faults { get; set; }
+
+    private async ValueTask<TResponse> CallAsync<TRequest, TResponse>(string method, TRequest request, System.Text.Json.Serialization.Metadata.JsonTypeInfo<TRequest> requestInfo, System.Text.Json.Serialization.Metadata.JsonTypeInfo<TResponse> responseInfo, CancellationToken cancellationToken)
+        where TResponse : class, new()
+    {
+        var reply = await _client.CallAsync(PluginProtocol.NetworkDriverInterface, method, request, requestInfo, responseInfo, cancellationToken).ConfigureAwait(false);
+        Diagnostics.FaultPointExtensions.Hit(Faults, Diagnostics.FaultPoint.PluginDriverReplied);
+        return reply;
+    }
 
     /// <inheritdoc />
     public async ValueTask CreateNetworkAsync(NetworkCreateRequest request, CancellationToken cancellationToken = default)

@@ -70,8 +70,13 @@ public sealed class RemoteIpam : IIpamDriver, IIpamRequestReplay
         where TResponse : class, new()
     {
         await ReplayIfBackAsync(cancellationToken).ConfigureAwait(false);
-        return await _client.CallAsync(PluginProtocol.IpamDriverInterface, method, request, requestInfo, responseInfo, cancellationToken).ConfigureAwait(false);
+        var reply = await _client.CallAsync(PluginProtocol.IpamDriverInterface, method, request, requestInfo, responseInfo, cancellationToken).ConfigureAwait(false);
+        Diagnostics.FaultPointExtensions.Hit(Faults, Diagnostics.FaultPoint.PluginIpamReplied);
+        return reply;
     }
+
+    /// <summary>The controller's fault injector (tests only), or null.</summary>
+    internal Diagnostics.FaultPoints? Faults { get; set; }
 
     /// <summary>After the plugin came back (activated again), replays the core's requests once, before this call.</summary>
     private async ValueTask ReplayIfBackAsync(CancellationToken cancellationToken)

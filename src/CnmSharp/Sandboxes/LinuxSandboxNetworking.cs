@@ -28,6 +28,9 @@ public sealed partial class LinuxSandboxNetworking : ISandboxNetworking, IAsyncD
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<string, SandboxHandles> _open = new(StringComparer.Ordinal);
 
+    /// <summary>The controller's fault injector (tests only), or null.</summary>
+    internal Diagnostics.FaultPoints? Faults { get; init; }
+
     /// <summary>Creates the implementation for one controller.</summary>
     /// <param name="hostNamespacePath">The controller's host namespace, or null for the process's own.</param>
     /// <param name="namespaceDirectory">The directory (absolute) that holds the sandboxes' namespace files, normally
@@ -66,6 +69,7 @@ public sealed partial class LinuxSandboxNetworking : ISandboxNetworking, IAsyncD
         try
         {
             ns = await manager.CreateAsync(name, cancellationToken).ConfigureAwait(false);
+            Faults.Hit(Diagnostics.FaultPoint.SandboxNamespaceMounted);
         }
         catch (NamespaceAlreadyExistsException ex)
         {
@@ -174,6 +178,7 @@ public sealed partial class LinuxSandboxNetworking : ISandboxNetworking, IAsyncD
                 var link = await host.GetLinkAsync(sandboxInterface.SourceName, cancellationToken).ConfigureAwait(false)
                     ?? throw new CnmNotFoundException(CnmErrorCodes.KernelError, subject, "the driver's interface does not exist in the host namespace");
                 await host.SetLinkNamespaceAsync(link.Index, sandbox.Namespace.Handle, cancellationToken).ConfigureAwait(false);
+                Faults.Hit(Diagnostics.FaultPoint.SandboxInterfaceMoved);
             }
 
             var client = sandbox.Client;
@@ -184,6 +189,7 @@ public sealed partial class LinuxSandboxNetworking : ISandboxNetworking, IAsyncD
             {
                 // A new or moved device is down, which a rename needs.
                 await client.SetLinkNameAsync(index, sandboxInterface.DestinationName, cancellationToken).ConfigureAwait(false);
+                Faults.Hit(Diagnostics.FaultPoint.SandboxInterfaceRenamed);
             }
 
             using (var batch = new RtnetlinkBatch())

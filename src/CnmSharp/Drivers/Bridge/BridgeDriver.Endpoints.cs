@@ -1,3 +1,4 @@
+using CnmSharp.Diagnostics;
 using CnmSharp.Drivers.Common;
 using System.Diagnostics;
 using System.Net.Sockets;
@@ -68,6 +69,7 @@ internal sealed partial class BridgeDriver
                 PortBindings = [.. request.PortBindings.Select(ToRecord)],
             };
             await _store.PutAsync(record, cancellationToken).ConfigureAwait(false);
+            _faults.Hit(FaultPoint.BridgeEndpointRecordPersisted);
             network.Endpoints[record.Id] = new BridgeEndpoint(record);
         }
         finally
@@ -117,6 +119,8 @@ internal sealed partial class BridgeDriver
             {
                 _gate.Release();
             }
+
+            _faults.Hit(FaultPoint.BridgeEndpointPortsUnpublished);
         }
 
         // Only the link our record names is ours to delete: without a record this driver never made one.
@@ -127,6 +131,7 @@ internal sealed partial class BridgeDriver
 
             // The guarantee: when this returns, no device holds the endpoint's address any more, so IPAM may hand it out.
             await EnsureHostVethGoneAsync(record, bridgeName, endpoint?.SandboxKey, cancellationToken).ConfigureAwait(false);
+            _faults.Hit(FaultPoint.BridgeEndpointVethDeleted);
         }
 
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -213,6 +218,7 @@ internal sealed partial class BridgeDriver
                     if (error is null)
                     {
                         created = names.HostVeth;
+                        _faults.Hit(FaultPoint.BridgeJoinVethCreated);
                         break;
                     }
 

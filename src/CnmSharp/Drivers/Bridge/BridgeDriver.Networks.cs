@@ -1,3 +1,4 @@
+using CnmSharp.Diagnostics;
 using System.Net;
 using CnmSharp.Netlink;
 
@@ -56,19 +57,31 @@ internal sealed partial class BridgeDriver
         var plan = new SetupPlan("create network " + record.Id, _logger)
             .Add(
                 "persist record",
-                async ct => await _store.PutAsync(record, ct).ConfigureAwait(false),
+                async ct =>
+                {
+                    await _store.PutAsync(record, ct).ConfigureAwait(false);
+                    _faults.Hit(FaultPoint.BridgeNetworkRecordPersisted);
+                },
                 () => _store.DeleteNetworkAsync(record.Id, CancellationToken.None));
         if (!record.AdoptedBridge)
         {
             plan.Add(
                 "create bridge",
-                ct => _kernel.Netlink.CreateLinkAsync(new BridgeLinkSpec(record.BridgeName) { Mtu = record.Mtu, Mac = BridgeNaming.RandomMac() }, ct),
+                async ct =>
+                {
+                    await _kernel.Netlink.CreateLinkAsync(new BridgeLinkSpec(record.BridgeName) { Mtu = record.Mtu, Mac = BridgeNaming.RandomMac() }, ct).ConfigureAwait(false);
+                    _faults.Hit(FaultPoint.BridgeNetworkBridgeCreated);
+                },
                 () => DeleteLinkIfPresentAsync(record.BridgeName, CancellationToken.None));
         }
 
         plan.Add(
                 "configure bridge (addresses, MTU, up)",
-                ct => EnsureBridgeAsync(network, added, ct),
+                async ct =>
+                {
+                    await EnsureBridgeAsync(network, added, ct).ConfigureAwait(false);
+                    _faults.Hit(FaultPoint.BridgeNetworkBridgeConfigured);
+                },
                 () => RemoveAddressesAsync(network, added))
             .Add("sysctls", ct => WriteSysctlsAsync(record, ct));
         if (_firewall is { } firewall)
@@ -107,6 +120,7 @@ internal sealed partial class BridgeDriver
             {
                 await UnpublishAsync(network, endpoint, cancellationToken).ConfigureAwait(false);
                 await EnsureHostVethGoneAsync(endpoint.Record, network.BridgeName, null, cancellationToken).ConfigureAwait(false);
+                _faults.Hit(FaultPoint.BridgeNetworkEndpointRemoved);
             }
 
             if (_firewall is not null)
@@ -123,6 +137,8 @@ internal sealed partial class BridgeDriver
             {
                 await DeleteOwnBridgeAsync(network, cancellationToken).ConfigureAwait(false);
             }
+
+            _faults.Hit(FaultPoint.BridgeNetworkBridgeDeleted);
 
             foreach (var endpoint in await _store.ListEndpointsAsync(networkId, cancellationToken).ConfigureAwait(false))
             {

@@ -1,3 +1,4 @@
+using CnmSharp.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using CnmSharp.Firewall;
@@ -40,6 +41,7 @@ internal sealed partial class BridgeDriver
 
                 var record = endpoint.Record with { PublishedPorts = [.. allocated.Select(ToRecord)] };
                 await _store.PutAsync(record, cancellationToken).ConfigureAwait(false);
+                _faults.Hit(FaultPoint.BridgePortsRecorded);
                 endpoint.Record = record;
                 endpoint.Published = allocated;
             }

@@ -24,6 +24,9 @@ internal sealed partial class BridgeDriver : INetworkDriver, IExternalConnectivi
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly SemaphoreSlim _gate = new(1, 1);
+
+    /// <summary>The controller's fault injector (tests only), or null.</summary>
+    private readonly FaultPoints? _faults;
     private readonly ConcurrentDictionary<string, BridgeNetwork> _networks = new(StringComparer.Ordinal);
     private int _disposed;
 
@@ -37,6 +40,7 @@ internal sealed partial class BridgeDriver : INetworkDriver, IExternalConnectivi
         _store = new BridgeStore(context.Store, context.StoreKeyPrefix);
         _logger = context.LoggerFactory.CreateLogger<BridgeDriver>();
         _time = context.TimeProvider;
+        _faults = FaultPoints.From(context.Services);
     }
 
     /// <summary>The bridge driver's part of the firewall rule set (<see cref="FirewallNetwork.Owner"/>).</summary>

@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.NetworkInformation;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using CnmSharp.Diagnostics;
 using CnmSharp.Netlink;
 using Microsoft.Extensions.Logging;
 
@@ -41,6 +42,9 @@ internal abstract partial class ParentLinkDriver : INetworkDriver, CnmSharp.Stor
     private readonly ConcurrentDictionary<string, ParentLinkNetwork> _networks = new(StringComparer.Ordinal);
     private int _disposed;
 
+    /// <summary>The controller's fault injector (tests only), or null.</summary>
+    private readonly FaultPoints? _faults;
+
     protected ParentLinkDriver(DriverContext context, IParentLinkKernel kernel, string driverName)
     {
         ArgumentNullException.ThrowIfNull(context);
@@ -48,6 +52,7 @@ internal abstract partial class ParentLinkDriver : INetworkDriver, CnmSharp.Stor
         DriverName = driverName;
         _store = new ParentLinkStore(context.Store, context.StoreKeyPrefix, driverName);
         Logger = context.LoggerFactory.CreateLogger(GetType());
+        _faults = FaultPoints.From(context.Services);
     }
 
     /// <summary>Data scope local, connectivity scope global (libnetwork's macvlan and ipvlan).</summary>
@@ -266,11 +271,13 @@ internal abstract partial class ParentLinkDriver : INetworkDriver, CnmSharp.Stor
             // 3. The record first (so a crash leaves a record that proves what is ours), then the parent; any failure
             // undoes both.
             await _store.PutAsync(record, cancellationToken).ConfigureAwait(false);
+            _faults.Hit(FaultPoint.ParentLinkNetworkRecordPersisted);
             try
             {
                 if (record.CreatedParent is not null)
                 {
                     record = await CreateParentAsync(record, parent, cancellationToken).ConfigureAwait(false);
+                    _faults.Hit(FaultPoint.ParentLinkNetworkParentCreated);
                 }
             }
             catch
@@ -459,6 +466,7 @@ internal abstract partial class ParentLinkDriver : INetworkDriver, CnmSharp.Stor
             }
 
             await DeleteOwnParentAsync(record, cancellationToken).ConfigureAwait(false);
+            _faults.Hit(FaultPoint.ParentLinkNetworkParentDeleted);
             foreach (var endpoint in await _store.ListEndpointsAsync(networkId, cancellationToken).ConfigureAwait(false))
             {
                 await _store.DeleteEndpointAsync(networkId, endpoint.Id, cancellationToken).ConfigureAwait(false);
@@ -511,6 +519,7 @@ internal abstract partial class ParentLinkDriver : INetworkDriver, CnmSharp.Stor
                 AddressIPv6 = interfaceInfo.AddressIPv6?.ToString(),
             };
             await _store.PutAsync(record, cancellationToken).ConfigureAwait(false);
+            _faults.Hit(FaultPoint.ParentLinkEndpointRecordPersisted);
             network.Endpoints[record.Id] = record;
         }
         finally
@@ -598,6 +607,7 @@ internal abstract partial class ParentLinkDriver : INetworkDriver, CnmSharp.Stor
                         throw new CnmNotImplementedException(CnmErrorCodes.NotImplemented, subject, $"the kernel has no '{DeviceKind}' device kind", ex);
                     }
 
+                    _faults.Hit(FaultPoint.ParentLinkJoinDeviceCreated);
                     joinInfo.SetInterfaceName(name, "eth", InterfacePlacement.Sandbox);
                     break;
                 }

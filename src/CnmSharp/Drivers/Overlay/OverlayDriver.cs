@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.NetworkInformation;
 using System.Net.Sockets;
+using CnmSharp.Diagnostics;
 using CnmSharp.Drivers.Common;
 using CnmSharp.Netlink;
 using CnmSharp.Store;
@@ -43,11 +44,15 @@ internal sealed partial class OverlayDriver : INetworkDriver, IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private int _disposed;
 
+    /// <summary>The controller's fault injector (tests only), or null.</summary>
+    private readonly FaultPoints? _faults;
+
     public OverlayDriver(DriverContext context, OverlayDriverOptions options)
     {
         _context = context;
         _options = options;
         _logger = context.LoggerFactory.CreateLogger<OverlayDriver>();
+        _faults = FaultPoints.From(context.Services);
         _local = new OverlayLocalStore(context.Store, context.StoreKeyPrefix);
         _host = new HostNetlink(context.HostNamespacePath);
         _namespaces = new NetworkNamespaceManager(new NetworkNamespaceManagerOptions
@@ -240,10 +245,12 @@ internal sealed partial class OverlayDriver : INetworkDriver, IAsyncDisposable
 
             // 3. The record first (it proves the namespace is ours), then the kernel; a failure undoes both.
             await _local.PutAsync(record, cancellationToken).ConfigureAwait(false);
+            _faults.Hit(FaultPoint.OverlayNetworkRecordPersisted);
             OverlayNetwork network;
             try
             {
                 network = await OpenKernelAsync(record, cancellationToken).ConfigureAwait(false);
+                _faults.Hit(FaultPoint.OverlayNetworkKernelCreated);
             }
             catch (Exception ex)
             {
@@ -307,6 +314,7 @@ internal sealed partial class OverlayDriver : INetworkDriver, IAsyncDisposable
             }
 
             await DeleteKernelAsync(record).ConfigureAwait(false);
+            _faults.Hit(FaultPoint.OverlayNetworkKernelDeleted);
             foreach (var endpoint in await _local.ListEndpointsAsync(networkId, cancellationToken).ConfigureAwait(false))
             {
                 await _local.DeleteEndpointAsync(networkId, endpoint.Id, cancellationToken).ConfigureAwait(false);
@@ -468,6 +476,7 @@ internal sealed partial class OverlayDriver : INetworkDriver, IAsyncDisposable
                             Up = true,
                         },
                         cancellationToken).ConfigureAwait(false);
+                    _faults.Hit(FaultPoint.OverlayJoinVethCreated);
                 }
             }
             catch (NetlinkException ex)
@@ -536,6 +545,7 @@ internal sealed partial class OverlayDriver : INetworkDriver, IAsyncDisposable
         var ns = _namespaces.Exists(record.Namespace)
             ? _namespaces.OpenByName(record.Namespace)
             : await _namespaces.CreateAsync(record.Namespace, cancellationToken).ConfigureAwait(false);
+        _faults.Hit(FaultPoint.OverlayNetworkNamespaceCreated);
         var network = new OverlayNetwork(record, ns, RtnetlinkClient.Open(ns.Handle));
         try
         {

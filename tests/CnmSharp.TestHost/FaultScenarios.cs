@@ -1,0 +1,191 @@
+using System.Net;
+using CnmSharp.Diagnostics;
+using CnmSharp.Drivers;
+using CnmSharp.Drivers.Bridge;
+using CnmSharp.Firewall;
+
+namespace CnmSharp.TestHost;
+
+/// <summary>
+/// The operations of the kill harness (compiled into CnmSharp.TestHost and, linked, into CnmSharp.IntegrationTests;
+/// docs/reliability.md, "Kill harness"). Each scenario has a setup (run by the child before its fault points are armed),
+/// the operation the child runs armed (and is killed in), and a completion that the test runs on the recovered
+/// controller to bring the state, whatever the kill left, to "the operation done" (which proves the state usable).
+/// Objects are found by name, so every step is idempotent over what recovery kept or undid.
+/// </summary>
+internal sealed record FaultScenario(
+    string Name,
+    FirewallBackendChoice Firewall,
+    Func<NetworkController, FaultScenarioContext, Task> Setup,
+    Func<NetworkController, FaultScenarioContext, Task> Operation,
+    Func<NetworkController, FaultScenarioContext, Task> Complete);
+
+/// <summary>What a scenario needs besides the controller: the parent link of the macvlan scenarios.</summary>
+internal sealed record FaultScenarioContext(string MacvlanParent);
+
+/// <summary>The scenarios, and the controller they run on.</summary>
+internal static class FaultScenarios
+{
+    /// <summary>The network every scenario uses.</summary>
+    public const string NetworkName = "fk";
+
+    /// <summary>Its subnet.</summary>
+    public const string Subnet = "10.98.0.0/24";
+
+    /// <summary>The endpoint, and the container id of the sandbox.</summary>
+    public const string EndpointName = "fke";
+
+    /// <summary>The sandbox's container id.</summary>
+    public const string ContainerId = "fkc";
+
+    /// <summary>The host port published by the endpoints of the bridge scenarios.</summary>
+    public const ushort HostPort = 18480;
+
+    /// <summary>Every scenario, in the order the harness runs them.</summary>
+    public static IReadOnlyList<FaultScenario> All { get; } =
+    [
+        new("bridge network create", FirewallBackendChoice.Iptables, None, CreateBridgeNetworkAsync, CreateBridgeNetworkAsync),
+        new("bridge network delete", FirewallBackendChoice.Iptables, CreateBridgeNetworkAsync, DeleteNetworkAsync, DeleteNetworkAsync),
+        new("bridge endpoint create (iptables)", FirewallBackendChoice.Iptables, CreateBridgeNetworkAsync, CreateEndpointAsync, CreateEndpointAsync),
+        new("bridge join (iptables)", FirewallBackendChoice.Iptables, Then(CreateBridgeNetworkAsync, CreateSandboxAsync, CreateEndpointAsync), JoinAsync, JoinAsync),
+        new("bridge leave (iptables)", FirewallBackendChoice.Iptables, Then(CreateBridgeNetworkAsync, CreateSandboxAsync, CreateEndpointAsync, JoinAsync), LeaveAsync, LeaveAsync),
+        new("bridge endpoint delete (iptables)", FirewallBackendChoice.Iptables, Then(CreateBridgeNetworkAsync, CreateEndpointAsync), DeleteEndpointAsync, DeleteEndpointAsync),
+        new("bridge network create (nftables)", FirewallBackendChoice.Nftables, None, CreateBridgeNetworkAsync, CreateBridgeNetworkAsync),
+        new("bridge join (nftables)", FirewallBackendChoice.Nftables, Then(CreateBridgeNetworkAsync, CreateSandboxAsync, CreateEndpointAsync), JoinAsync, JoinAsync),
+        new("bridge leave (nftables)", FirewallBackendChoice.Nftables, Then(CreateBridgeNetworkAsync, CreateSandboxAsync, CreateEndpointAsync, JoinAsync), LeaveAsync, LeaveAsync),
+        new("sandbox create", FirewallBackendChoice.Iptables, None, CreateSandboxAsync, CreateSandboxAsync),
+        new("sandbox delete", FirewallBackendChoice.Iptables, Then(CreateBridgeNetworkAsync, CreateSandboxAsync, CreateEndpointAsync, JoinAsync), DeleteSandboxAsync, DeleteSandboxAsync),
+        new("macvlan network create", FirewallBackendChoice.Iptables, None, CreateMacvlanNetworkAsync, CreateMacvlanNetworkAsync),
+        new("macvlan join", FirewallBackendChoice.Iptables, Then(CreateMacvlanNetworkAsync, CreateSandboxAsync, CreateEndpointAsync), JoinAsync, JoinAsync),
+    ];
+
+    /// <summary>Builds (starts, so recovers) a controller for a scenario: the bridge and macvlan drivers, the given
+    /// firewall backend, no default networks, no embedded DNS, the SQLite store under the state directory; with
+    /// <paramref name="faults"/> (the child only) its fault points call it.</summary>
+    public static ValueTask<NetworkController> BuildAsync(string hostNamespacePath, string stateDirectory, string runDirectory, FirewallBackendChoice firewall, FaultPoints? faults)
+    {
+        var options = new CnmOptions
+        {
+            HostNamespacePath = hostNamespacePath,
+            RunDirectory = runDirectory,
+            StateDirectory = stateDirectory,
+            CreateDefaultNetworks = false,
+            Firewall = firewall,
+        };
+        options.Dns.Mode = EmbeddedDnsMode.Disabled;
+        var builder = new NetworkControllerBuilder(options)
+            .AddDriver(new BridgeDriverFactory(new BridgeDriverOptions { ReapTimeout = TimeSpan.FromSeconds(3) }));
+        if (faults is not null)
+        {
+            builder.UseFaultPoints(faults);
+        }
+
+        return builder.BuildAsync();
+    }
+
+    /// <summary>Finds a scenario by name.</summary>
+    public static FaultScenario Find(string name) =>
+        All.FirstOrDefault(s => string.Equals(s.Name, name, StringComparison.Ordinal)) ?? throw new ArgumentException($"no scenario \"{name}\"", nameof(name));
+
+    private static Task None(NetworkController controller, FaultScenarioContext context) => Task.CompletedTask;
+
+    private static Func<NetworkController, FaultScenarioContext, Task> Then(params Func<NetworkController, FaultScenarioContext, Task>[] steps) =>
+        async (controller, context) =>
+        {
+            foreach (var step in steps)
+            {
+                await step(controller, context).ConfigureAwait(false);
+            }
+        };
+
+    private static async Task CreateBridgeNetworkAsync(NetworkController controller, FaultScenarioContext context)
+    {
+        if (controller.FindNetworkByName(NetworkName) is null)
+        {
+            await controller.CreateNetworkAsync(NetworkName, "bridge", new NetworkCreateOptions { IPv4Config = [new IpamConfig { Subnet = Subnet }] }).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task CreateMacvlanNetworkAsync(NetworkController controller, FaultScenarioContext context)
+    {
+        if (controller.FindNetworkByName(NetworkName) is null)
+        {
+            await controller.CreateNetworkAsync(NetworkName, "macvlan", new NetworkCreateOptions
+            {
+                IPv4Config = [new IpamConfig { Subnet = Subnet }],
+                DriverOptions = new Dictionary<string, string>(StringComparer.Ordinal) { ["parent"] = context.MacvlanParent },
+            }).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task DeleteNetworkAsync(NetworkController controller, FaultScenarioContext context)
+    {
+        if (controller.FindNetworkByName(NetworkName) is { } network)
+        {
+            await network.DeleteAsync().ConfigureAwait(false);
+        }
+    }
+
+    private static async Task CreateSandboxAsync(NetworkController controller, FaultScenarioContext context)
+    {
+        if (controller.FindSandboxByContainerId(ContainerId) is null)
+        {
+            await controller.CreateSandboxAsync(ContainerId, null).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task DeleteSandboxAsync(NetworkController controller, FaultScenarioContext context)
+    {
+        if (controller.FindSandboxByContainerId(ContainerId) is { } sandbox)
+        {
+            await sandbox.DeleteAsync().ConfigureAwait(false);
+        }
+
+        await controller.WaitForTeardownsAsync().ConfigureAwait(false);
+    }
+
+    private static async Task CreateEndpointAsync(NetworkController controller, FaultScenarioContext context)
+    {
+        var network = Network(controller);
+        if (network.FindEndpointByName(EndpointName) is null)
+        {
+            var bridge = string.Equals(network.Driver, "bridge", StringComparison.Ordinal);
+            await network.CreateEndpointAsync(EndpointName, new EndpointCreateOptions
+            {
+                PortBindings = bridge ? [new PortBinding(TransportProtocol.Tcp, 80, IPAddress.Any, HostPort)] : [],
+            }).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task DeleteEndpointAsync(NetworkController controller, FaultScenarioContext context)
+    {
+        if (Network(controller).FindEndpointByName(EndpointName) is { } endpoint)
+        {
+            await endpoint.DeleteAsync(false).ConfigureAwait(false);
+        }
+
+        await controller.WaitForTeardownsAsync().ConfigureAwait(false);
+    }
+
+    private static async Task JoinAsync(NetworkController controller, FaultScenarioContext context)
+    {
+        var endpoint = Network(controller).FindEndpointByName(EndpointName) ?? throw new InvalidOperationException("no endpoint " + EndpointName);
+        if (endpoint.Sandbox is null)
+        {
+            var sandbox = controller.FindSandboxByContainerId(ContainerId) ?? throw new InvalidOperationException("no sandbox " + ContainerId);
+            await endpoint.JoinAsync(sandbox, null).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task LeaveAsync(NetworkController controller, FaultScenarioContext context)
+    {
+        var endpoint = Network(controller).FindEndpointByName(EndpointName) ?? throw new InvalidOperationException("no endpoint " + EndpointName);
+        if (endpoint.Sandbox is { } sandbox)
+        {
+            await endpoint.LeaveAsync(sandbox).ConfigureAwait(false);
+        }
+    }
+
+    private static Network Network(NetworkController controller) =>
+        controller.FindNetworkByName(NetworkName) ?? throw new InvalidOperationException("no network " + NetworkName);
+}
