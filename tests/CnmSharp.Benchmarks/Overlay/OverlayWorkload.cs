@@ -14,9 +14,10 @@ namespace CnmSharp.Benchmarks.Overlay;
 /// private underlay namespace H, 192.168.77.1-3), one etcd on loopback (Debian's <c>etcd-server</c>, started and killed
 /// by the workload), three controllers in this process (each with its own in-memory local store and etcd connection),
 /// one overlay network. N sandboxes per host are joined first; then J sandboxes are joined on host 1, one at a time,
-/// and for each the time from the join's return to the first echo reply a sandbox on host 3 gets from it (echo requests
-/// every 2 ms from a raw socket inside that sandbox; its ARP retransmit time set to 10 ms so that a request made before
-/// the peer was programmed does not wait a second) is taken. Also the etcd revisions (committed write transactions,
+/// and for each the time from the join's call (<c>Endpoint.JoinAsync</c>) to the first echo reply a sandbox on host 3
+/// gets from it is taken: echo requests every 2 ms from a raw socket inside that sandbox, from just before the join
+/// (the address is known at endpoint create); the probe's ARP retransmit time is set to 2 ms (and its tries to 1000),
+/// so a request made before host 3 programmed the peer does not wait the default second. Also the etcd revisions (committed write transactions,
 /// whoever made them) per attach (endpoint create + join). One summary line per N.
 /// </summary>
 internal static class OverlayWorkload
@@ -140,13 +141,22 @@ internal static class OverlayWorkload
         // The probe: host 3's first sandbox, its ARP retransmit time made short (its own namespace).
         var probe = probes[2];
         var probeInterface = probe.Endpoints.First(e => e.Network.Id == network.Id).InterfaceName!;
-        await Exec.RunAsync("nsenter", [$"--net={probe.Key}", "sysctl", "-q", "-w", $"net.ipv4.neigh.{probeInterface}.retrans_time_ms=10"]).ConfigureAwait(false);
-        await Exec.RunAsync("nsenter", [$"--net={probe.Key}", "sysctl", "-q", "-w", $"net.ipv4.neigh.{probeInterface}.mcast_solicit=100"]).ConfigureAwait(false);
+        await Exec.RunAsync("nsenter", [$"--net={probe.Key}", "sysctl", "-q", "-w", $"net.ipv4.neigh.{probeInterface}.retrans_time_ms=2"]).ConfigureAwait(false);
+        await Exec.RunAsync("nsenter", [$"--net={probe.Key}", "sysctl", "-q", "-w", $"net.ipv4.neigh.{probeInterface}.mcast_solicit=1000"]).ConfigureAwait(false);
         using var pinger = NamespacePinger.Open(probe.Key);
 
         // Host 3's sandboxes must already be reachable from host 1 (a preloaded pair answers).
         var warm = await AttachAsync(c1, network, "warm").ConfigureAwait(false);
-        _ = await pinger.PingUntilAnsweredAsync(warm.Endpoints[0].Address!.Value.Address, TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+        var warmAddress = warm.Endpoints.First(e => e.Network.Id == network.Id).Address!.Value.Address;
+        try
+        {
+            _ = await pinger.PingUntilAnsweredAsync(warmAddress, TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            var (ping, _) = await Exec.RunWithErrorAsync("sh", ["-c", $"nsenter --net={probe.Key} ping -c2 -W1 {warmAddress}; nsenter --net={probe.Key} ip neigh; nsenter --net={probe.Key} ip -br addr; nsenter --net={probe.Key} ip route; true"]).ConfigureAwait(false);
+            throw new InvalidOperationException($"no echo reply from {warmAddress} (host 1) to host 3's probe in 30 s; ping(8) from the probe says:\n{ping}");
+        }
 
         var revisions = lab.Revisions;
         var joinMs = new List<double>();
@@ -158,13 +168,15 @@ internal static class OverlayWorkload
             var r0 = await revisions.GetRevisionAsync().ConfigureAwait(false);
             var endpoint = await network.CreateEndpointAsync($"m-{j}").ConfigureAwait(false);
             var r1 = await revisions.GetRevisionAsync().ConfigureAwait(false);
+            // The probe asks from just before the join: the first reply tells when the path really works.
             var start = Stopwatch.GetTimestamp();
+            var ping = pinger.PingUntilAnsweredAsync(endpoint.Address!.Value.Address, TimeSpan.FromSeconds(30));
             await endpoint.JoinAsync(sandbox).ConfigureAwait(false);
             var joined = Stopwatch.GetTimestamp();
-            var answered = await pinger.PingUntilAnsweredAsync(endpoint.Address!.Value.Address, TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+            var answered = await ping.ConfigureAwait(false);
             var r2 = await revisions.GetRevisionAsync().ConfigureAwait(false);
             joinMs.Add(Stopwatch.GetElapsedTime(start, joined).TotalMilliseconds);
-            pingMs.Add(Stopwatch.GetElapsedTime(joined, answered).TotalMilliseconds);
+            pingMs.Add(Stopwatch.GetElapsedTime(start, answered).TotalMilliseconds);
             createWrites += r1 - r0;
             joinWrites += r2 - r1;
         }
@@ -401,10 +413,10 @@ internal sealed partial class NamespacePinger : IDisposable
         var wanted = target.GetAddressBytes();
         while (true)
         {
-            var received = await _socket.ReceiveFromAsync(buffer, System.Net.Sockets.SocketFlags.None, new IPEndPoint(IPAddress.Any, 0), cancellationToken).ConfigureAwait(false);
+            var received = await _socket.ReceiveAsync(buffer, System.Net.Sockets.SocketFlags.None, cancellationToken).ConfigureAwait(false);
             var at = Stopwatch.GetTimestamp();
             var headerLength = (buffer[0] & 0x0f) * 4;
-            if (received.ReceivedBytes >= headerLength + 8
+            if (received >= headerLength + 8
                 && buffer[headerLength] == 0
                 && buffer[headerLength + 4] == (byte)(_id >> 8) && buffer[headerLength + 5] == (byte)_id
                 && buffer.AsSpan(12, 4).SequenceEqual(wanted))
