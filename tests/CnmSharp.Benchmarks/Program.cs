@@ -30,6 +30,7 @@ internal static class Workloads
         [CliLatency.CliLatencyWorkload.Name] = CliLatency.CliLatencyWorkload.RunAsync,
         [DnsResolution.DnsResolutionWorkload.Name] = DnsResolution.DnsResolutionWorkload.RunAsync,
         [Plugin.PluginWorkload.Name] = Plugin.PluginWorkload.RunAsync,
+        [Overlay.OverlayWorkload.Name] = Overlay.OverlayWorkload.RunAsync,
     };
 
     public static bool TryGet(string name, out Func<string[], Task<int>> workload) =>

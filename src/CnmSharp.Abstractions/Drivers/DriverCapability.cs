@@ -31,6 +31,11 @@ public sealed record DriverCapability(DriverScope DataScope, DriverScope Connect
     /// <summary>True when the driver allows one network only (host, null); the core creates it once on a fresh store.</summary>
     public bool SingleNetwork { get; init; }
 
+    /// <summary>True when the driver's endpoints reach nothing beyond the driver's own networks and report no gateway
+    /// (overlay): a sandbox joined to such an endpoint, with no other endpoint giving it a gateway, is also joined by
+    /// the core to the controller's gateway network (libnetwork's <c>docker_gwbridge</c>) for outbound access.</summary>
+    public bool NoExternalConnectivity { get; init; }
+
     /// <summary>A local driver with local connectivity that uses IPAM: the common case.</summary>
     public static DriverCapability LocalScope { get; } = new(DriverScope.Local, DriverScope.Local);
 }

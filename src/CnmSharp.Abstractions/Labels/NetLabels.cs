@@ -56,6 +56,10 @@ public static class NetLabels
     /// crash left behind. A CnmSharp extension; IPAMs that do not know it ignore it.</summary>
     public const string IpamOwner = "io.cnmsharp.ipam.owner";
 
+    /// <summary>A network label: <c>true</c> keeps the network's endpoints from ever giving their sandbox the
+    /// controller's gateway network (outbound access through a local bridge), as an internal network never does.</summary>
+    public const string NoGatewayNetwork = "io.cnmsharp.network.no_gateway_network";
+
     /// <summary>Splits <c>key=value</c> at the first <c>=</c>.</summary>
     /// <param name="keyValue">The text.</param>
     /// <returns>The key and the value (empty when there is no <c>=</c>).</returns>

@@ -105,6 +105,60 @@ public sealed class CnmOptions
     /// <summary>The embedded DNS (<c>127.0.0.11</c> in every sandbox with an endpoint on a network that does not
     /// disable it): who serves it, timeouts and limits. See docs/dns.md.</summary>
     public EmbeddedDnsOptions Dns { get; set; } = new();
+
+    /// <summary>The gateway network (libnetwork's <c>docker_gwbridge</c>) that gives outbound access to sandboxes whose
+    /// endpoints are all on networks without external connectivity (overlay). See docs/overlay.md.</summary>
+    [ValidateObjectMembers]
+    public GatewayNetworkOptions GatewayNetwork { get; set; } = new();
+}
+
+/// <summary>The gateway network (<see cref="CnmOptions.GatewayNetwork"/>): when a sandbox joins an endpoint whose driver
+/// gives no external connectivity (<see cref="Drivers.DriverCapability.NoExternalConnectivity"/>), on a network that is
+/// not internal, and no other endpoint of the sandbox has a gateway, the controller joins the sandbox to this local
+/// network too, with an endpoint named <c>gateway_&lt;first 12 characters of the sandbox id&gt;</c> that gives the
+/// default route; it creates the network on first need.</summary>
+public sealed class GatewayNetworkOptions
+{
+    /// <summary>Give such sandboxes a gateway network endpoint. Default true.</summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>The network's name (a network of that name that already exists is used as it is). Default
+    /// <c>docker_gwbridge</c>.</summary>
+    [Required]
+    [RegularExpression("^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")]
+    public string Name { get; set; } = "docker_gwbridge";
+
+    /// <summary>The driver that creates the network. Default <c>bridge</c>.</summary>
+    [Required]
+    [RegularExpression("^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,254}$")]
+    public string Driver { get; set; } = "bridge";
+
+    /// <summary>The driver options the network is created with. Null (the default) means libnetwork's: the bridge
+    /// device named as the network (when the name is a valid interface name of at most 15 characters),
+    /// inter-container traffic off and masquerading on.</summary>
+    public IDictionary<string, string>? DriverOptions { get; set; }
+
+    /// <summary>The driver options in effect (<see cref="DriverOptions"/>, else libnetwork's).</summary>
+    /// <returns>A new dictionary.</returns>
+    public Dictionary<string, string> EffectiveDriverOptions()
+    {
+        if (DriverOptions is { } given)
+        {
+            return new Dictionary<string, string>(given, StringComparer.Ordinal);
+        }
+
+        var options = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            [NetLabels.BridgePrefix + ".enable_icc"] = "false",
+            [NetLabels.BridgePrefix + ".enable_ip_masquerade"] = "true",
+        };
+        if (Name.Length <= 15 && Name.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or '.'))
+        {
+            options[NetLabels.BridgePrefix + ".name"] = Name;
+        }
+
+        return options;
+    }
 }
 
 /// <summary>This controller as one host of a cluster (<see cref="CnmOptions.Cluster"/>); used only with a global store.</summary>

@@ -30,8 +30,8 @@ internal static class GatewayElection
     /// <summary>
     /// libnetwork's <c>needDefaultGW</c>: true when some endpoint with an interface in the sandbox, on a non-internal
     /// network, that did not disable the gateway service, exists and none such has a gateway (of either family) or a
-    /// static default route. libnetwork then joins the sandbox to its <c>docker_gwbridge</c> network; CnmSharp has no
-    /// such network and reports it.
+    /// static default route. The controller logs such a sandbox; the endpoints that make it join the gateway network are
+    /// chosen by <see cref="NeedsGatewayNetwork"/>.
     /// </summary>
     public static bool NeedsDefaultGateway(IEnumerable<Endpoint> endpoints)
     {
@@ -49,6 +49,42 @@ internal static class GatewayElection
             }
 
             needs = true;
+        }
+
+        return needs;
+    }
+
+    /// <summary>
+    /// Whether a sandbox needs the controller's gateway network (libnetwork's <c>docker_gwbridge</c>; see
+    /// <see cref="CnmOptions.GatewayNetwork"/>), given its joined endpoints other than its gateway network endpoint:
+    /// true when one of them is on a network whose driver gives no external connectivity
+    /// (<see cref="Drivers.DriverCapability.NoExternalConnectivity"/>), that is neither internal nor labelled
+    /// <see cref="NetLabels.NoGatewayNetwork"/>, and did not disable the gateway service, and none of the non-internal
+    /// ones has a gateway (of either family) or a static default route. Endpoints without an interface in the sandbox
+    /// (host, null) count for nothing.
+    /// </summary>
+    /// <param name="endpoints">The sandbox's joined endpoints, its gateway network endpoint left out.</param>
+    /// <returns>True when the sandbox needs a gateway network endpoint.</returns>
+    public static bool NeedsGatewayNetwork(IEnumerable<Endpoint> endpoints)
+    {
+        var needs = false;
+        foreach (var e in endpoints)
+        {
+            if (e.Record.Join is not { DestinationName: not null } join || e.Network.Internal)
+            {
+                continue;
+            }
+
+            if (join.Gateway is not null || join.GatewayIPv6 is not null || join.StaticRoutes.Any(r => r.Destination is "0.0.0.0/0" or "::/0"))
+            {
+                return false;
+            }
+
+            if (!join.DisableGatewayService && !e.Network.ConfigOnly && e.Network.RegisteredDriver.Capability.NoExternalConnectivity
+                && !(e.Network.Labels.TryGetValue(NetLabels.NoGatewayNetwork, out var off) && string.Equals(off, "true", StringComparison.OrdinalIgnoreCase)))
+            {
+                needs = true;
+            }
         }
 
         return needs;

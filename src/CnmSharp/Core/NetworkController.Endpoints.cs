@@ -239,7 +239,7 @@ public sealed partial class NetworkController
 
                 if (FindSandboxById(join.SandboxId) is { } sandbox)
                 {
-                    await LeaveCoreAsync(endpoint, sandbox, removeInterface: true, cancellationToken).ConfigureAwait(false);
+                    await LeaveCoreAsync(endpoint, sandbox, removeInterface: true, convergeGatewayNetwork: true, cancellationToken).ConfigureAwait(false);
                 }
                 else if (!_sandboxes.ContainsKey(join.SandboxId))
                 {

@@ -219,62 +219,82 @@ public sealed partial class NetworkController
     }
 
     internal ValueTask JoinAsync(Endpoint endpoint, Sandbox sandbox, JoinOptions options, CancellationToken cancellationToken) =>
-        RunAsync("endpoint.join", async () =>
-        {
-            if (sandbox is null || !ReferenceEquals(sandbox.Controller, this))
-            {
-                throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidId, endpoint.ToString(), "invalid sandbox: null or from another controller");
-            }
+        RunAsync("endpoint.join", () => JoinCoreAsync(endpoint, sandbox, options, convergeGatewayNetwork: true, cancellationToken), cancellationToken);
 
-            var network = endpoint.Network;
-            await sandbox.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+    /// <summary>A join; then, unless <paramref name="convergeGatewayNetwork"/> is false (the gateway network's own join),
+    /// the sandbox gets or loses its gateway network endpoint (see NetworkController.GatewayNetwork). When the sandbox
+    /// needs one and it cannot be given, the join is undone and fails, as libnetwork's does.</summary>
+    private async ValueTask JoinCoreAsync(Endpoint endpoint, Sandbox sandbox, JoinOptions options, bool convergeGatewayNetwork, CancellationToken cancellationToken)
+    {
+        if (sandbox is null || !ReferenceEquals(sandbox.Controller, this))
+        {
+            throw new CnmInvalidArgumentException(CnmErrorCodes.InvalidId, endpoint.ToString(), "invalid sandbox: null or from another controller");
+        }
+
+        var network = endpoint.Network;
+        await sandbox.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await endpoint.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
             {
-                await endpoint.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
-                try
+                if (sandbox.Deleting || !_sandboxes.ContainsKey(sandbox.Id))
                 {
-                    if (sandbox.Deleting || !_sandboxes.ContainsKey(sandbox.Id))
-                    {
-                        throw new CnmNotFoundException(CnmErrorCodes.NoSuchSandbox, sandbox.ToString(), "no such sandbox");
-                    }
-
-                    if (sandbox.SharesNetwork)
-                    {
-                        throw SharedNamespaceRefusal(sandbox);
-                    }
-
-                    if (endpoint.Deleted)
-                    {
-                        throw new CnmNotFoundException(CnmErrorCodes.NoSuchEndpoint, endpoint.ToString(), "no such endpoint");
-                    }
-
-                    if (endpoint.Record.Join is not null)
-                    {
-                        throw new CnmConflictException(CnmErrorCodes.AlreadyJoined, endpoint.ToString(), "another container is attached to the same network endpoint");
-                    }
-
-                    if (network.RegisteredDriver.Capability.UsesHostNamespace != sandbox.UsesHostNamespace)
-                    {
-                        throw new CnmConflictException(
-                            CnmErrorCodes.DriverForbidden,
-                            endpoint.ToString(),
-                            sandbox.UsesHostNamespace
-                                ? "a sandbox that uses the host namespace can only join host networks"
-                                : "an endpoint of a host network can only join a sandbox that uses the host namespace");
-                    }
-
-                    await JoinLockedAsync(endpoint, sandbox, options, cancellationToken).ConfigureAwait(false);
+                    throw new CnmNotFoundException(CnmErrorCodes.NoSuchSandbox, sandbox.ToString(), "no such sandbox");
                 }
-                finally
+
+                if (sandbox.SharesNetwork)
                 {
-                    endpoint.Gate.Release();
+                    throw SharedNamespaceRefusal(sandbox);
                 }
+
+                if (endpoint.Deleted)
+                {
+                    throw new CnmNotFoundException(CnmErrorCodes.NoSuchEndpoint, endpoint.ToString(), "no such endpoint");
+                }
+
+                if (endpoint.Record.Join is not null)
+                {
+                    throw new CnmConflictException(CnmErrorCodes.AlreadyJoined, endpoint.ToString(), "another container is attached to the same network endpoint");
+                }
+
+                if (network.RegisteredDriver.Capability.UsesHostNamespace != sandbox.UsesHostNamespace)
+                {
+                    throw new CnmConflictException(
+                        CnmErrorCodes.DriverForbidden,
+                        endpoint.ToString(),
+                        sandbox.UsesHostNamespace
+                            ? "a sandbox that uses the host namespace can only join host networks"
+                            : "an endpoint of a host network can only join a sandbox that uses the host namespace");
+                }
+
+                await JoinLockedAsync(endpoint, sandbox, options, cancellationToken).ConfigureAwait(false);
             }
             finally
             {
-                sandbox.Gate.Release();
+                endpoint.Gate.Release();
             }
-        }, cancellationToken);
+        }
+        finally
+        {
+            sandbox.Gate.Release();
+        }
+
+        if (convergeGatewayNetwork)
+        {
+            try
+            {
+                await ConvergeGatewayNetworkAsync(sandbox, cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                await UndoAsync("endpoint.join", [
+                    ("leave", () => LeaveCoreAsync(endpoint, sandbox, removeInterface: true, convergeGatewayNetwork: false, CancellationToken.None)),
+                ]).ConfigureAwait(false);
+                throw;
+            }
+        }
+    }
 
     private async ValueTask JoinLockedAsync(Endpoint endpoint, Sandbox sandbox, JoinOptions options, CancellationToken cancellationToken)
     {
@@ -366,7 +386,7 @@ public sealed partial class NetworkController
             inSandbox = true;
             var sandboxRecord = await ConvergeGatewayAsync(sandbox, sandboxBefore with { NextInterfaceIndex = nextIndex }, endpoint, sandboxGoing: false, touched, cancellationToken).ConfigureAwait(false);
             _faults.Hit(FaultPoint.JoinGatewayConverged);
-            var hostEntries = HostEntriesOf(sandbox, endpoint);
+            IReadOnlyList<HostEntry> hostEntries = IsGatewayNetwork(network) ? [] : HostEntriesOf(sandbox, endpoint);
             if (hostEntries.Count > 0)
             {
                 await _sandboxFiles.AddHostEntriesAsync(sandbox.FilesDirectory, hostEntries, cancellationToken).ConfigureAwait(false);
@@ -426,9 +446,12 @@ public sealed partial class NetworkController
     }
 
     internal ValueTask LeaveAsync(Endpoint endpoint, Sandbox sandbox, CancellationToken cancellationToken) =>
-        RunAsync("endpoint.leave", () => LeaveCoreAsync(endpoint, sandbox, removeInterface: true, cancellationToken), cancellationToken);
+        RunAsync("endpoint.leave", () => LeaveCoreAsync(endpoint, sandbox, removeInterface: true, convergeGatewayNetwork: true, cancellationToken), cancellationToken);
 
-    private async ValueTask LeaveCoreAsync(Endpoint endpoint, Sandbox sandbox, bool removeInterface, CancellationToken cancellationToken)
+    /// <summary>A leave; then, unless <paramref name="convergeGatewayNetwork"/> is false or the endpoint is the sandbox's
+    /// gateway network endpoint, the sandbox loses (or gets) its gateway network endpoint as its remaining endpoints
+    /// say.</summary>
+    private async ValueTask LeaveCoreAsync(Endpoint endpoint, Sandbox sandbox, bool removeInterface, bool convergeGatewayNetwork, CancellationToken cancellationToken)
     {
         if (sandbox is null || !ReferenceEquals(sandbox.Controller, this))
         {
@@ -443,6 +466,11 @@ public sealed partial class NetworkController
         finally
         {
             sandbox.Gate.Release();
+        }
+
+        if (convergeGatewayNetwork && !IsGatewayNetworkEndpoint(endpoint, sandbox.Id))
+        {
+            await ConvergeGatewayNetworkAsync(sandbox, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -602,7 +630,7 @@ public sealed partial class NetworkController
         var programRoutes = !sandboxGoing && !sandbox.UsesHostNamespace;
         var wanted = programRoutes ? GatewayRoutesOf(gateway4, gateway6) : installed;
         var moved = !string.Equals(elected?.Id, programmed, StringComparison.Ordinal);
-        if (!sandboxGoing && elected is null && !sandbox.UsesHostNamespace && GatewayElection.NeedsDefaultGateway(endpoints))
+        if (!sandboxGoing && elected is null && !sandbox.UsesHostNamespace && GatewayElection.NeedsDefaultGateway(endpoints) && !WantsGatewayNetwork(sandbox))
         {
             Log.NoDefaultGateway(_logger, sandbox.Id);
         }

@@ -103,6 +103,9 @@ public sealed partial class NetworkController
 
                 // The cluster: liveness, this host's endpoints published again, others' networks and endpoints.
                 await controller.StartGlobalAsync(cancellationToken).ConfigureAwait(false);
+
+                // Sandboxes a crash left without (or with a needless) gateway network endpoint: made whole.
+                await controller.ConvergeGatewayNetworksAsync(cancellationToken).ConfigureAwait(false);
             }
             finally
             {

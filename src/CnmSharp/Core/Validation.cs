@@ -311,6 +311,20 @@ internal static partial class Validation
         {
             throw Invalid(CnmErrorCodes.InvalidOption, "node lease TTL", "Cluster.NodeLeaseTtl must be between 2 s and 10 min");
         }
+
+        if (options.GatewayNetwork is not { } gateway)
+        {
+            throw Invalid(CnmErrorCodes.InvalidOption, "gateway network", "GatewayNetwork must be set");
+        }
+
+        if (gateway.Enabled)
+        {
+            Name(gateway.Name, "gateway network");
+            if (string.IsNullOrWhiteSpace(gateway.Driver))
+            {
+                throw Invalid(CnmErrorCodes.InvalidOption, "gateway network driver", "GatewayNetwork.Driver must name a driver");
+            }
+        }
     }
 
     /// <summary>A sandbox id read back from the store, before a path is built from it: 64 lowercase hex characters.</summary>

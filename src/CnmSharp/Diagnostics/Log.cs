@@ -59,7 +59,7 @@ internal static partial class Log
     [LoggerMessage(110, LogLevel.Warning, "The published ports of endpoint {EndpointId} could not be read or recorded; it reports the requested bindings")]
     public static partial void PortMapUnavailable(ILogger logger, Exception exception, string endpointId);
 
-    [LoggerMessage(111, LogLevel.Warning, "Sandbox {SandboxId} has no default gateway: an endpoint on a non-internal network got none from its driver, nor a default route, and did not disable the gateway service (libnetwork would join it to a default gateway network; CnmSharp has none)")]
+    [LoggerMessage(111, LogLevel.Warning, "Sandbox {SandboxId} has no default gateway: an endpoint on a non-internal network got none from its driver, nor a default route, and did not disable the gateway service (and none of them is on a network whose driver makes it join the gateway network)")]
     public static partial void NoDefaultGateway(ILogger logger, string sandboxId);
 
     [LoggerMessage(18, LogLevel.Warning, "Teardown of {What} did not finish; its record stays marked and the next start finishes it")]
@@ -88,4 +88,16 @@ internal static partial class Log
 
     [LoggerMessage(112, LogLevel.Information, "Read-only controller: store record {Key} is not shown ({Reason}); a read-write controller sets it aside")]
     public static partial void SkippedUnreadableRecord(ILogger logger, string key, string reason);
+
+    [LoggerMessage(130, LogLevel.Information, "Sandbox {SandboxId} joined gateway network endpoint {EndpointName} ({EndpointId}) for outbound access")]
+    public static partial void GatewayNetworkJoined(ILogger logger, string sandboxId, string endpointName, string endpointId);
+
+    [LoggerMessage(131, LogLevel.Information, "Sandbox {SandboxId} no longer needs its gateway network endpoint {EndpointId}: removed")]
+    public static partial void GatewayNetworkLeft(ILogger logger, string sandboxId, string endpointId);
+
+    [LoggerMessage(132, LogLevel.Warning, "Converging the gateway network endpoint of sandbox {SandboxId} failed; it is tried again at its next join or leave and at the next start")]
+    public static partial void GatewayNetworkConvergeFailed(ILogger logger, Exception exception, string sandboxId);
+
+    [LoggerMessage(133, LogLevel.Information, "Created gateway network {Name} ({NetworkId}) with driver {Driver}")]
+    public static partial void GatewayNetworkCreated(ILogger logger, string name, string networkId, string driver);
 }

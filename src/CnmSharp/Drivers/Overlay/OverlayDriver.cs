@@ -63,7 +63,7 @@ internal sealed partial class OverlayDriver : INetworkDriver, IAsyncDisposable
     }
 
     /// <summary>Data scope global, connectivity scope global.</summary>
-    public DriverCapability Capability { get; } = new(DriverScope.Global, DriverScope.Global);
+    public DriverCapability Capability { get; } = new(DriverScope.Global, DriverScope.Global) { NoExternalConnectivity = true };
 
     /// <summary>The namespace name of a network: <c>ov-</c> and the first 12 characters of its id.</summary>
     public static string NamespaceName(string networkId) => "ov-" + (networkId.Length > 12 ? networkId[..12] : networkId);

@@ -179,7 +179,7 @@ public class OverlayVniAllocatorTests
             Assert.That(ex!.Code, Is.EqualTo(CnmErrorCodes.GlobalStoreRequired));
         }
 
-        Assert.That(driver.Capability, Is.EqualTo(new DriverCapability(DriverScope.Global, DriverScope.Global)));
+        Assert.That(driver.Capability, Is.EqualTo(new DriverCapability(DriverScope.Global, DriverScope.Global) { NoExternalConnectivity = true }));
         Assert.That(await shared.ListAsync(""), Is.Empty, "nothing written");
     }
 }
