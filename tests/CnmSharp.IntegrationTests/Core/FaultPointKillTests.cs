@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using CnmSharp.Diagnostics;
 using CnmSharp.Store;
 using CnmSharp.TestHost;
 using CnmSharp.Testing;
@@ -14,7 +15,7 @@ namespace CnmSharp.IntegrationTests.Core;
 /// a recording run of the child (CnmSharp.TestHost) lists the fault points the operation reaches, in order; then, for
 /// each of them, a child runs the operation again from the same state and kills itself with SIGKILL exactly there, a new
 /// controller starts in this process on the same store, run directory and host namespace (its start recovers), and
-/// <see cref="CheckInvariantsAsync"/> checks it; the operation is then completed on the recovered controller (proving
+/// <see cref="CheckInvariantsAsync"/> checks it (its own kernel and store checks, then the public checker); the operation is then completed on the recovered controller (proving
 /// the state usable), everything is removed, and the same check must find the kernel and the store exactly as before
 /// the scenario. Prints <c>fault points: N exercised, L leaks, D duplicate addresses</c>.
 /// </summary>
@@ -324,6 +325,13 @@ public sealed partial class FaultPointKillTests
             {
                 leaks.Add($"store key {key} left with no network and no sandbox");
             }
+        }
+
+        // The public checker must agree: it reports nothing on a recovered state (and repairs nothing).
+        var report = await controller.CheckAsync();
+        foreach (var finding in report.Findings)
+        {
+            (finding.Kind is InvariantKinds.DuplicateAddress or InvariantKinds.DuplicateMac ? duplicates : leaks).Add($"checker: {finding}");
         }
 
         return (leaks, duplicates);
