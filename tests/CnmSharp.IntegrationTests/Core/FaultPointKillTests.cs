@@ -108,6 +108,15 @@ public sealed partial class FaultPointKillTests
                     }
                 }
 
+                // The last point's setup is removed too, and the scenario must leave the namespace as it found it
+                // (else the next scenario's baseline would hide what it left).
+                await using (var last = await FaultScenarios.BuildAsync(host.Path, state, run, scenario.Firewall, faults: null))
+                {
+                    await RemoveAllAsync(last);
+                }
+
+                var end = await KernelSnapshot.TakeAsync(host.Path, run, state);
+                leaks.AddRange(end.KernelDifferencesFrom(baseline).Select(f => $"{scenario.Name}, at its end: {f}"));
                 TestContext.Out.WriteLine($"{scenario.Name}: {points.Count} fault points ({string.Join(", ", points.Select(p => p.Occurrence > 1 ? $"{p.Point}#{p.Occurrence}" : p.Point))}) in {(clock.Elapsed - started).TotalSeconds:F1} s");
             }
             finally

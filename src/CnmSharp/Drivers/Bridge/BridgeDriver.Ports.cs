@@ -31,22 +31,41 @@ internal sealed partial class BridgeDriver
                 .Select(b => b.HostIP.Equals(IPAddress.Any) && network.HostBindingIPv4 is { } defaultHost ? b with { HostIP = defaultHost } : b)
                 .ToList();
             var allocated = _ports.AllocateAll(requested).ToList();
+            var before = endpoint.Record;
+            var recorded = false;
             try
             {
                 allocated.AddRange(_ports.AllocateAll(IPv6Copies(network, endpoint, requested, allocated)));
+
+                // The ports are recorded before their rules exist: a crash in between leaves a record whose unpublish
+                // (the recovery of the interrupted join) removes rules that may or may not be there; the other order
+                // would leave rules that no record names.
+                var record = endpoint.Record with { PublishedPorts = [.. allocated.Select(ToRecord)] };
+                await _store.PutAsync(record, cancellationToken).ConfigureAwait(false);
+                recorded = true;
+                _faults.Hit(FaultPoint.BridgePortsRecorded);
                 if (_firewall is not null && allocated.Count > 0)
                 {
                     await _firewall.SetupPortForwardsAsync(ToForward(network, endpoint, allocated), cancellationToken).ConfigureAwait(false);
                 }
 
-                var record = endpoint.Record with { PublishedPorts = [.. allocated.Select(ToRecord)] };
-                await _store.PutAsync(record, cancellationToken).ConfigureAwait(false);
-                _faults.Hit(FaultPoint.BridgePortsRecorded);
                 endpoint.Record = record;
                 endpoint.Published = allocated;
             }
             catch
             {
+                if (recorded)
+                {
+                    try
+                    {
+                        await _store.PutAsync(before, CancellationToken.None).ConfigureAwait(false);
+                    }
+                    catch (CnmException ex)
+                    {
+                        BridgeLog.CleanupFailed(_logger, ex, $"port record of endpoint {endpointId}");
+                    }
+                }
+
                 if (_firewall is not null && allocated.Count > 0)
                 {
                     try

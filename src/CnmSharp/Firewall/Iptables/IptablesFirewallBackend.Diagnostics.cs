@@ -29,7 +29,8 @@ public sealed partial class IptablesFirewallBackend : IFirewallDiagnostics
                 {
                     foreach (var spec in state.FindRules(chain.Table, chain.Name) ?? [])
                     {
-                        if (!wanted.Contains((chain.Table, chain.Name, spec)))
+                        // The isolation chains' closing RETURN is a base rule: it stays when the last network goes.
+                        if (!wanted.Contains((chain.Table, chain.Name, spec)) && !IptablesRuleBuilder.IsBaseRule(chain.Table, chain.Name, spec))
                         {
                             leaks.Add(new IptablesRule(chain.Table, chain.Name, spec));
                         }

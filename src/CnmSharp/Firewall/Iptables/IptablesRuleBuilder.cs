@@ -72,6 +72,11 @@ internal static class IptablesRuleBuilder
         return set;
     }
 
+    /// <summary>True for a rule of the shared layout inside a chain this backend owns (the isolation chains' closing
+    /// <c>RETURN</c>), which stays when the last network goes.</summary>
+    internal static bool IsBaseRule(string table, string chain, string spec) =>
+        table == Filter && chain is IsolationStage1 or IsolationStage2 && spec == "-j RETURN";
+
     /// <summary>The shared chains and jumps.</summary>
     private static void AddBase(IptablesRuleSet set, IptablesFamily family, bool hairpin)
     {
