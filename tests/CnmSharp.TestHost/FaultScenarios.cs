@@ -11,6 +11,7 @@ namespace CnmSharp.TestHost;
 /// docs/reliability.md, "Kill harness"). Each scenario has a setup (run by the child before its fault points are armed),
 /// the operation the child runs armed (and is killed in), and a completion that the test runs on the recovered
 /// controller to bring the state, whatever the kill left, to "the operation done" (which proves the state usable).
+/// An <c>OptIn</c> scenario runs only when the harness is asked for it by name (CNM_FAULT_SCENARIO).
 /// Objects are found by name, so every step is idempotent over what recovery kept or undid.
 /// </summary>
 internal sealed record FaultScenario(
@@ -18,7 +19,8 @@ internal sealed record FaultScenario(
     FirewallBackendChoice Firewall,
     Func<NetworkController, FaultScenarioContext, Task> Setup,
     Func<NetworkController, FaultScenarioContext, Task> Operation,
-    Func<NetworkController, FaultScenarioContext, Task> Complete);
+    Func<NetworkController, FaultScenarioContext, Task> Complete,
+    bool OptIn = false);
 
 /// <summary>What a scenario needs besides the controller: the parent link of the macvlan scenarios.</summary>
 internal sealed record FaultScenarioContext(string MacvlanParent);
@@ -57,12 +59,25 @@ internal static class FaultScenarios
         new("sandbox delete", FirewallBackendChoice.Iptables, Then(CreateBridgeNetworkAsync, CreateSandboxAsync, CreateEndpointAsync, JoinAsync), DeleteSandboxAsync, DeleteSandboxAsync),
         new("macvlan network create", FirewallBackendChoice.Iptables, None, CreateMacvlanNetworkAsync, CreateMacvlanNetworkAsync),
         new("macvlan join", FirewallBackendChoice.Iptables, Then(CreateMacvlanNetworkAsync, CreateSandboxAsync, CreateEndpointAsync), JoinAsync, JoinAsync),
+
+        // Remote: driver and IPAM are the plugin PluginName, which the test serves from its own process (it outlives the
+        // killed child); the controller programs no firewall (the plugin's bridge driver does).
+        // Opt-in until the reply window of IpamDriver.RequestPool/RequestAddress is closed (docs/reliability.md).
+        new("remote network create", FirewallBackendChoice.None, None, CreateRemoteNetworkAsync, CreateRemoteNetworkAsync, OptIn: true),
+        new("remote endpoint create and join", FirewallBackendChoice.None, Then(CreateRemoteNetworkAsync, CreateSandboxAsync), Then(CreateEndpointAsync, JoinAsync), Then(CreateEndpointAsync, JoinAsync), OptIn: true),
     ];
+
+    /// <summary>The plugin (network driver and IPAM) of the remote scenarios.</summary>
+    public const string PluginName = "fkplug";
+
+    /// <summary>Where the controller looks for plugin sockets: beside the state directory, so the child finds the
+    /// test's plugin with no extra argument.</summary>
+    public static string PluginSocketDirectory(string stateDirectory) => Path.GetFullPath(Path.Combine(stateDirectory, "..", "plugins"));
 
     /// <summary>Builds (starts, so recovers) a controller for a scenario: the bridge and macvlan drivers, the given
     /// firewall backend, no default networks, no embedded DNS, the SQLite store under the state directory; with
     /// <paramref name="faults"/> (the child only) its fault points call it.</summary>
-    public static ValueTask<NetworkController> BuildAsync(string hostNamespacePath, string stateDirectory, string runDirectory, FirewallBackendChoice firewall, FaultPoints? faults)
+    public static ValueTask<NetworkController> BuildAsync(string hostNamespacePath, string stateDirectory, string runDirectory, FirewallBackendChoice firewall, FaultPoints? faults, Microsoft.Extensions.Logging.ILoggerFactory? loggerFactory = null)
     {
         var options = new CnmOptions
         {
@@ -71,10 +86,22 @@ internal static class FaultScenarios
             StateDirectory = stateDirectory,
             CreateDefaultNetworks = false,
             Firewall = firewall,
+            Plugins = new CnmSharp.Plugins.PluginOptions
+            {
+                SocketDirectories = [PluginSocketDirectory(stateDirectory)],
+                SpecDirectories = [],
+                RetryDelays = [TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(200)],
+                CallTimeout = TimeSpan.FromSeconds(10),
+            },
         };
         options.Dns.Mode = EmbeddedDnsMode.Disabled;
         var builder = new NetworkControllerBuilder(options)
             .AddDriver(new BridgeDriverFactory(new BridgeDriverOptions { ReapTimeout = TimeSpan.FromSeconds(3) }));
+        if (loggerFactory is not null)
+        {
+            builder.UseLoggerFactory(loggerFactory);
+        }
+
         if (faults is not null)
         {
             builder.UseFaultPoints(faults);
@@ -115,6 +142,14 @@ internal static class FaultScenarios
                 IPv4Config = [new IpamConfig { Subnet = Subnet }],
                 DriverOptions = new Dictionary<string, string>(StringComparer.Ordinal) { ["parent"] = context.MacvlanParent },
             }).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task CreateRemoteNetworkAsync(NetworkController controller, FaultScenarioContext context)
+    {
+        if (controller.FindNetworkByName(NetworkName) is null)
+        {
+            await controller.CreateNetworkAsync(NetworkName, PluginName, new NetworkCreateOptions { IpamDriver = PluginName, IPv4Config = [new IpamConfig { Subnet = Subnet }] }).ConfigureAwait(false);
         }
     }
 

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using CnmSharp.Core;
+using CnmSharp.Core.Persistence;
 using CnmSharp.Diagnostics;
 using CnmSharp.Plugins;
 
@@ -89,17 +90,38 @@ public sealed partial class NetworkController
             return;
         }
 
-        var drivers = _unloadedNetworks.Select(n => n.Record.Driver).Where(d => !_registry.ContainsDriver(d)).Distinct(StringComparer.Ordinal).ToArray();
+        // The plugins of interrupted operations too (a network create killed before its record was written names its
+        // plugin only in its intent): recovery rolls them back through the plugin, which would otherwise keep the
+        // network, pool and addresses it gave.
+        var intents = (await _store.Store.ListAsync(CoreStore.IntentPrefix, cancellationToken).ConfigureAwait(false))
+            .Select(e => TryReadIntent(e))
+            .OfType<IntentRecord>()
+            .ToList();
+        var drivers = _unloadedNetworks.Select(n => n.Record.Driver).Concat(intents.Select(i => i.Driver).OfType<string>())
+            .Where(d => !_registry.ContainsDriver(d)).Distinct(StringComparer.Ordinal).ToArray();
         foreach (var name in drivers)
         {
             await TryResolveAsync("network driver", name, () => ResolveDriverAsync(name, cancellationToken).AsTask(), cancellationToken).ConfigureAwait(false);
         }
 
-        var ipams = _networks.Values.Select(n => n.IpamDriver).Concat(_unloadedNetworks.Select(n => n.Record.IpamDriver))
+        var ipams = _networks.Values.Select(n => n.IpamDriver).Concat(_unloadedNetworks.Select(n => n.Record.IpamDriver)).Concat(intents.Select(i => i.IpamDriver))
             .OfType<string>().Where(i => !_registry.ContainsIpam(i)).Distinct(StringComparer.Ordinal).ToArray();
         foreach (var name in ipams)
         {
             await TryResolveAsync("IPAM driver", name, () => ResolveIpamAsync(name, cancellationToken).AsTask(), cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>An intent record, or null when it cannot be read (recovery quarantines it).</summary>
+    private static IntentRecord? TryReadIntent(CnmSharp.Store.StoreEntry entry)
+    {
+        try
+        {
+            return CoreStore.Deserialize(entry, CoreJsonContext.Default.IntentRecord);
+        }
+        catch (CnmException)
+        {
+            return null;
         }
     }
 

@@ -4,6 +4,10 @@ using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using CnmSharp.Diagnostics;
+using CnmSharp.Drivers.Bridge;
+using CnmSharp.Firewall;
+using CnmSharp.Ipam.Default;
+using CnmSharp.Plugins.Hosting;
 using CnmSharp.Store;
 using CnmSharp.TestHost;
 using CnmSharp.Testing;
@@ -43,15 +47,24 @@ public sealed partial class FaultPointKillTests
         var inChildren = TimeSpan.Zero;
         var inRecovery = TimeSpan.Zero;
         var inChecks = TimeSpan.Zero;
-        var scenarios = FaultScenarios.All.Where(s => string.IsNullOrEmpty(only) || s.Name.Contains(only, StringComparison.Ordinal)).ToList();
+        // Opt-in scenarios (the remote ones, which still find the plugin reply window, docs/reliability.md) run only when
+        // named by CNM_FAULT_SCENARIO.
+        var scenarios = FaultScenarios.All.Where(s => string.IsNullOrEmpty(only) ? !s.OptIn : s.Name.Contains(only, StringComparison.Ordinal)).ToList();
         foreach (var scenario in scenarios)
         {
             var started = clock.Elapsed;
             var temp = Directory.CreateTempSubdirectory("cnmfault-").FullName;
             var state = Path.Combine(temp, "state");
             var run = Path.Combine(temp, "run");
+            PluginServer? plugin = null;
             try
             {
+                // A remote scenario's plugin runs in this process, for the whole scenario: it outlives the killed children.
+                if (scenario.Firewall == FirewallBackendChoice.None)
+                {
+                    plugin = await StartPluginAsync(temp, host.Path);
+                }
+
                 // The recording run, then the clean state it leaves once everything is removed: the baseline.
                 var (recordOutput, recordExit, recordError) = await RunChildAsync(testHost, scenario, state, run, host.Path, "record");
                 Assert.That(recordOutput.LastOrDefault(), Is.EqualTo("done"), $"{scenario.Name}: the recording run failed (exit {recordExit}): {recordError}");
@@ -73,8 +86,16 @@ public sealed partial class FaultPointKillTests
                     if (output.Contains("done") || exit != 137)
                     {
                         leaks.Add($"{at}: the child was not killed there (exit {exit}, last line {output.LastOrDefault()}): {Tail(error)}");
-                        await CompleteAndRemoveAsync(scenario, context, host.Path, state, run);
-                        await SetUpAsync(scenario, context, host.Path, state, run);
+                        try
+                        {
+                            await CompleteAndRemoveAsync(scenario, context, host.Path, state, run);
+                            await SetUpAsync(scenario, context, host.Path, state, run);
+                        }
+                        catch (CnmException ex)
+                        {
+                            leaks.Add($"{at}: the state is not usable after that: {ex.GetType().Name}: {ex.Message}");
+                        }
+
                         continue;
                     }
 
@@ -86,13 +107,13 @@ public sealed partial class FaultPointKillTests
                         await controller.WaitForTeardownsAsync();
                         inRecovery += clock.Elapsed - recoveryStarted;
                         var checkStarted = clock.Elapsed;
-                        var found = await CheckInvariantsAsync(controller, host.Path, run, state, baseline);
+                        var found = await CheckInvariantsAsync(controller, host.Path, run, state, baseline, plugin?.Store);
                         inChecks += clock.Elapsed - checkStarted;
                         leaks.AddRange(found.Leaks.Select(f => $"{at}, after recovery: {f}"));
                         duplicates.AddRange(found.Duplicates.Select(f => $"{at}, after recovery: {f}"));
                         await scenario.Complete(controller, context);
                         await RemoveAllAsync(controller);
-                        found = await CheckInvariantsAsync(controller, host.Path, run, state, baseline);
+                        found = await CheckInvariantsAsync(controller, host.Path, run, state, baseline, plugin?.Store);
                         leaks.AddRange(found.Leaks.Select(f => $"{at}, after completing and removing everything: {f}"));
                         duplicates.AddRange(found.Duplicates.Select(f => $"{at}, after completing and removing everything: {f}"));
                         await scenario.Setup(controller, context);
@@ -121,6 +142,11 @@ public sealed partial class FaultPointKillTests
             }
             finally
             {
+                if (plugin is not null)
+                {
+                    await plugin.DisposeAsync();
+                }
+
                 await StopInvariants.UnmountSandboxesAsync(run);
                 Directory.Delete(temp, recursive: true);
             }
@@ -151,7 +177,7 @@ public sealed partial class FaultPointKillTests
     /// allocation; with nothing left in the store, any store key the baseline does not have. Duplicates: an address or
     /// MAC held by two endpoints.
     /// </summary>
-    private static async Task<(List<string> Leaks, List<string> Duplicates)> CheckInvariantsAsync(NetworkController controller, string hostNamespacePath, string runDirectory, string stateDirectory, KernelSnapshot baseline)
+    private static async Task<(List<string> Leaks, List<string> Duplicates)> CheckInvariantsAsync(NetworkController controller, string hostNamespacePath, string runDirectory, string stateDirectory, KernelSnapshot baseline, IKeyValueStore? pluginStore)
     {
         var leaks = new List<string>();
         var duplicates = new List<string>();
@@ -163,9 +189,16 @@ public sealed partial class FaultPointKillTests
         var joined = controller.Sandboxes.SelectMany(s => s.Endpoints).Select(e => e.Id).ToHashSet(StringComparer.Ordinal);
         var owned = new Dictionary<string, string>(StringComparer.Ordinal); // link -> why
         var gateways = new Dictionary<string, string>(StringComparer.Ordinal); // bridge -> gateway address
-        foreach (var entry in await store.ListAsync("cnm/v1/driver/"))
+        var driverRecords = (await store.ListAsync("cnm/v1/driver/")).Select(e => (Entry: e, Path: e.Key["cnm/v1/driver/".Length..])).ToList();
+        if (pluginStore is not null)
         {
-            var parts = entry.Key["cnm/v1/driver/".Length..].Split('/');
+            // The plugin's bridge driver keeps its records in the plugin's store: it owns the bridges and veths.
+            driverRecords.AddRange((await pluginStore.ListAsync(PluginDriverPrefix)).Select(e => (Entry: e, Path: "bridge/" + e.Key[PluginDriverPrefix.Length..])));
+        }
+
+        foreach (var (entry, path) in driverRecords)
+        {
+            var parts = path.Split('/');
             if (parts.Length < 3 || parts[1] is not ("network" or "endpoint"))
             {
                 continue;
@@ -196,6 +229,19 @@ public sealed partial class FaultPointKillTests
             else if (parts[1] == "endpoint" && root.TryGetProperty("hostVeth", out var veth) && joined.Contains(root.GetProperty("id").GetString()!))
             {
                 owned[veth.GetString()!] = "host veth of joined endpoint " + root.GetProperty("id").GetString();
+            }
+            else if (parts[1] == "endpoint" && entry.Key.StartsWith(PluginDriverPrefix, StringComparison.Ordinal) && root.TryGetProperty("hostVeth", out var pluginVeth)
+                && controller.Networks.SelectMany(n => n.Endpoints).Any(e => e.Id == root.GetProperty("id").GetString()))
+            {
+                // A plugin's bridge endpoint whose interface the caller moves: the pair may stay in the host namespace
+                // until DeleteEndpoint (a rolled-back join), both ends owned by the endpoint.
+                foreach (var name in new[] { pluginVeth.GetString(), root.TryGetProperty("containerVeth", out var c) ? c.GetString() : null }.OfType<string>())
+                {
+                    if (now.Links.ContainsKey(name))
+                    {
+                        owned[name] = "veth of plugin endpoint " + root.GetProperty("id").GetString();
+                    }
+                }
             }
         }
 
@@ -317,6 +363,11 @@ public sealed partial class FaultPointKillTests
             }
         }
 
+        if (pluginStore is not null)
+        {
+            await CheckPluginAsync(pluginStore, controller, endpoints, allocations, leaks, duplicates);
+        }
+
         foreach (var endpoint in endpoints.Where(e => e.Address is not null && !allocations.ContainsKey(e.Address.Value.Address.ToString())))
         {
             duplicates.Add($"endpoint {endpoint.Name} holds {endpoint.Address} which the IPAM does not count as allocated (it could be handed out again)");
@@ -344,6 +395,81 @@ public sealed partial class FaultPointKillTests
         }
 
         return (leaks, duplicates);
+    }
+
+    /// <summary>The plugin's side (the remote scenarios): every network and endpoint the plugin host records, every pool
+    /// and address its IPAM holds, belongs to a network or endpoint the controller has (the gateway, or the address the
+    /// endpoint holds), and each address is allocated once. Adds the plugin's allocations to
+    /// <paramref name="allocations"/>.</summary>
+    private static async Task CheckPluginAsync(IKeyValueStore pluginStore, NetworkController controller, List<Endpoint> endpoints, Dictionary<string, string?> allocations, List<string> leaks, List<string> duplicates)
+    {
+        var networks = controller.Networks.ToDictionary(n => n.Id, StringComparer.Ordinal);
+        var endpointIds = endpoints.Select(e => e.Id).ToHashSet(StringComparer.Ordinal);
+        foreach (var entry in await pluginStore.ListAsync("plugin-host/networks/"))
+        {
+            if (!networks.ContainsKey(entry.Key[(entry.Key.LastIndexOf('/') + 1)..]))
+            {
+                leaks.Add($"plugin: network record {entry.Key} of a network the controller does not have");
+            }
+        }
+
+        foreach (var entry in await pluginStore.ListAsync("plugin-host/endpoints/"))
+        {
+            if (!endpointIds.Contains(entry.Key[(entry.Key.LastIndexOf('/') + 1)..]))
+            {
+                leaks.Add($"plugin: endpoint record {entry.Key} of an endpoint the controller does not have");
+            }
+        }
+
+        var poolIds = controller.Networks.SelectMany(n => n.IPv4Info.Concat(n.IPv6Info)).Select(p => p.PoolId).ToHashSet(StringComparer.Ordinal);
+        foreach (var entry in await pluginStore.ListAsync(PluginIpamPrefix + "pool/"))
+        {
+            var poolId = entry.Key[(PluginIpamPrefix + "pool/").Length..];
+            if (!poolIds.Contains(poolId))
+            {
+                leaks.Add($"plugin: IPAM pool {poolId} that no network of the controller uses");
+            }
+        }
+
+        var gateways = controller.Networks.SelectMany(n => n.IPv4Info.Concat(n.IPv6Info)).Where(p => p.Gateway is not null).Select(p => p.Gateway!.Value.Address.ToString()).ToHashSet(StringComparer.Ordinal);
+        foreach (var entry in await pluginStore.ListAsync(PluginIpamPrefix + "addr/"))
+        {
+            var address = entry.Key[(entry.Key.LastIndexOf('/') + 1)..];
+            var holder = endpoints.FirstOrDefault(e => e.Address?.Address.ToString() == address);
+            if (!allocations.TryAdd(address, holder?.Id))
+            {
+                duplicates.Add($"plugin: address {address} allocated twice");
+            }
+
+            if (holder is null && !gateways.Contains(address))
+            {
+                leaks.Add($"plugin: IPAM allocation {address} that no endpoint or gateway of the controller holds");
+            }
+        }
+    }
+
+    /// <summary>Where the plugin's bridge driver keeps its records in the plugin's store.</summary>
+    private const string PluginDriverPrefix = "plugin-driver/bridge/";
+
+    /// <summary>Where the plugin's default IPAM keeps its records in the plugin's store.</summary>
+    private const string PluginIpamPrefix = "plugin-ipam/default/";
+
+    /// <summary>Serves the remote scenarios' plugin (the bridge driver and the default IPAM, on iptables) on a unix socket
+    /// where the scenario's controllers look (<see cref="FaultScenarios.PluginSocketDirectory"/>).</summary>
+    private static async Task<PluginServer> StartPluginAsync(string temp, string hostNamespacePath)
+    {
+        var sockets = FaultScenarios.PluginSocketDirectory(Path.Combine(temp, "state"));
+        Directory.CreateDirectory(sockets);
+        return await PluginServer.StartAsync(new PluginServerOptions
+        {
+            Host = new PluginHostOptions { Name = FaultScenarios.PluginName, SocketPath = Path.Combine(sockets, FaultScenarios.PluginName + ".sock") },
+            Driver = new BridgeDriverFactory(new BridgeDriverOptions { ReapTimeout = TimeSpan.FromSeconds(3) }),
+            Ipam = new DefaultIpamFactory(),
+            StateDirectory = Path.Combine(temp, "plugin-state"),
+            RunDirectory = Path.Combine(temp, "plugin-run"),
+            HostNamespacePath = hostNamespacePath,
+            Firewall = FirewallBackendChoice.Iptables,
+        }, Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance);
     }
 
     /// <summary>Starts a controller on the state (it recovers), completes the scenario's operation and removes
@@ -538,3 +664,4 @@ public sealed partial class FaultPointKillTests
         private static partial Regex NftCounters();
     }
 }
+
