@@ -206,12 +206,47 @@ public class NftablesFuzzTests
 
     private static Gen<string> Name() => Gen.Char["abcdefghijklmnopqrstuvwxyz0123456789-_"].Array[1, 30].Select(c => new string(c));
 
-    /// <summary>Writes the corpus seeds (run by hand after a format change: CNMSHARP_CORPUS_OUT=tests/CnmSharp.Netlink.Tests/Corpus).</summary>
+    /// <summary>
+    /// The committed seed corpus is what the seed generator makes, byte for byte (a format change must regenerate it:
+    /// run this test with CNMSHARP_CORPUS_OUT=tests/CnmSharp.Netlink.Tests/Corpus, which writes the seeds there).
+    /// </summary>
     [Test]
-    [Explicit("writes the seed corpus into the source tree")]
-    public void Write_seed_corpus()
+    public void The_committed_seed_corpus_is_what_the_generator_makes()
     {
-        var root = Environment.GetEnvironmentVariable("CNMSHARP_CORPUS_OUT") ?? throw new InvalidOperationException("set CNMSHARP_CORPUS_OUT");
+        if (Environment.GetEnvironmentVariable("CNMSHARP_CORPUS_OUT") is { Length: > 0 } target)
+        {
+            WriteSeedCorpus(target);
+        }
+
+        var generated = Directory.CreateTempSubdirectory("cnmseeds-").FullName;
+        try
+        {
+            WriteSeedCorpus(generated);
+            var committed = Path.Combine(TestContext.CurrentContext.TestDirectory, "Corpus");
+            var files = Directory.GetFiles(generated, "*", SearchOption.AllDirectories);
+            Assert.That(files, Is.Not.Empty);
+            Assert.Multiple(() =>
+            {
+                foreach (var file in files)
+                {
+                    var relative = Path.GetRelativePath(generated, file);
+                    var kept = Path.Combine(committed, relative);
+                    Assert.That(File.Exists(kept), Is.True, $"seed {relative} is not in the committed corpus");
+                    if (File.Exists(kept))
+                    {
+                        Assert.That(File.ReadAllBytes(kept), Is.EqualTo(File.ReadAllBytes(file)), $"seed {relative} differs from the committed one");
+                    }
+                }
+            });
+        }
+        finally
+        {
+            Directory.Delete(generated, recursive: true);
+        }
+    }
+
+    private static void WriteSeedCorpus(string root)
+    {
         var rt = Directory.CreateDirectory(Path.Combine(root, "rtnetlink")).FullName;
         File.WriteAllBytes(Path.Combine(rt, "dump-link-addr-route-neigh-error-done.bin"), FuzzTests.s_valid);
         var i = 0;

@@ -158,8 +158,28 @@ public sealed class EtcdCluster : IAsyncDisposable
             return ValueTask.CompletedTask;
         }
 
+        private string? _initialCluster;
+        private string? _token;
+
+        /// <summary>Starts the killed member again on its data directory (same name, ports and cluster) and waits until
+        /// it reports healthy.</summary>
+        /// <returns>A task that completes when the member is healthy.</returns>
+        public async Task RestartAsync()
+        {
+            if (IsRunning || _initialCluster is null || _token is null)
+            {
+                throw new InvalidOperationException($"etcd member {Name} is running or was never started");
+            }
+
+            _process?.Dispose();
+            Start(_initialCluster, _token);
+            await WaitHealthyAsync().ConfigureAwait(false);
+        }
+
         internal void Start(string initialCluster, string token)
         {
+            _initialCluster = initialCluster;
+            _token = token;
             Directory.CreateDirectory(DataDirectory);
             _createdDirectory = true;
             var info = new ProcessStartInfo(Binary)

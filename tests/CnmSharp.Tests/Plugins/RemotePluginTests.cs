@@ -1,10 +1,12 @@
 using System.Net;
 using System.Text.Json;
+using CnmSharp.Core;
 using CnmSharp.Core.Persistence;
 using CnmSharp.Drivers;
 using CnmSharp.Ipam;
 using CnmSharp.Plugins;
 using CnmSharp.Sandboxes;
+using CnmSharp.Store;
 using CnmSharp.Tests.Core;
 using Microsoft.Extensions.Logging.Abstractions;
 using Moq;
@@ -308,6 +310,41 @@ public sealed class RemotePluginTests : ControllerTestBase
         _server = new FakePluginServer(Path.Combine(F.Directory, "elsewhere.sock"), _plugin.Handle);
         var ro2 = await F.StartAsync();
         Assert.That(ro2.FindNetworkByName("remote"), Is.Null);
+    }
+
+    [Test]
+    public async Task A_network_create_interrupted_before_its_record_is_rolled_back_through_the_plugin_its_intent_names()
+    {
+        // A create that got as far as the plugin's pool and network, then died before the network record was written:
+        // only its intent names the plugin. Made by creating it, then removing the record and putting the intent back.
+        var c = await F.StartAsync();
+        var n = await c.CreateNetworkAsync("remote", Plugin, PluginNetwork());
+        var networkId = n.Id;
+        await c.DisposeAsync();
+        Assert.That((_plugin.Networks.Count, _plugin.Pools.Count), Is.EqualTo((1, 1)));
+        var pool = _plugin.Pools.Single();
+        await F.Store.DeleteAsync(CoreStore.NetworkKey(networkId), StoreVersion.Any);
+        var intent = new IntentRecord
+        {
+            Id = Ids.NewId(),
+            Kind = IntentKind.CreateNetwork,
+            NetworkId = networkId,
+            Driver = Plugin,
+            IpamDriver = Plugin,
+            Pools = [pool],
+            Owner = new IntentOwnerRecord { Instance = Ids.NewId(), Pid = int.MaxValue, Host = Environment.MachineName },
+        };
+        await F.Store.PutAsync(CoreStore.IntentKey(intent.Id), CoreStore.Serialize(intent, CoreJsonContext.Default.IntentRecord), StoreVersion.Absent);
+
+        var c2 = await F.StartAsync();
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(c2.FindNetworkByName("remote"), Is.Null);
+            Assert.That(await F.KeysAsync(CoreStore.IntentPrefix), Is.Empty, "the intent is done");
+            Assert.That(_plugin.Networks, Is.Empty, "the plugin's network is deleted by the rollback");
+            Assert.That(_plugin.Pools, Is.Empty, "the plugin's pool is released by the rollback");
+        });
     }
 
     [Test]
