@@ -573,7 +573,7 @@ public sealed partial class NetworkController
             await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
             {
-                if (_networks.ContainsKey(record.Id) || _creatingNetworks.Any(n => string.Equals(n.Id, record.Id, StringComparison.Ordinal)))
+                if (_networks.ContainsKey(record.Id) || _deletingGlobalNetworks.ContainsKey(record.Id) || _creatingNetworks.Any(n => string.Equals(n.Id, record.Id, StringComparison.Ordinal)))
                 {
                     return;
                 }
@@ -587,6 +587,13 @@ public sealed partial class NetworkController
 
             try
             {
+                // The listing or event may be older than a delete of the record (here or on another host): only a
+                // record still in the store is adopted.
+                if (await _global!.Store.GetAsync(CoreStore.NetworkKey(record.Id), cancellationToken).ConfigureAwait(false) is null)
+                {
+                    return;
+                }
+
                 var driver = _registry.GetDriver(record.Driver);
                 var network = new Network(this, record, 0, driver);
                 await driver.Driver.CreateNetworkAsync(

@@ -282,9 +282,18 @@ public sealed partial class NetworkController
         await _store.Store.DeleteAsync(CoreStore.NetworkKey(network.Id), network.Version, cancellationToken).ConfigureAwait(false);
         _faults.Hit(FaultPoint.NetworkDeleteRecordRemoved);
         network.Deleting = true;
-        _networks.TryRemove(network.Id, out _);
-        await FreeNetworkAsync(network).ConfigureAwait(false);
-        await UnpublishNetworkAsync(network.Record).ConfigureAwait(false);
+        _deletingGlobalNetworks.TryAdd(network.Id, 0);
+        try
+        {
+            _networks.TryRemove(network.Id, out _);
+            await FreeNetworkAsync(network).ConfigureAwait(false);
+            await UnpublishNetworkAsync(network.Record).ConfigureAwait(false);
+        }
+        finally
+        {
+            _deletingGlobalNetworks.TryRemove(network.Id, out _);
+        }
+
         await ReleaseNetworkIpamAsync(network).ConfigureAwait(false);
         Log.NetworkDeleted(_logger, network.Name, network.Id);
     }

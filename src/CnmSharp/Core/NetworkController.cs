@@ -43,6 +43,10 @@ public sealed partial class NetworkController : IAsyncDisposable
 
     /// <summary>Networks being created (guarded by <see cref="_gate"/>): their id, name and driver are taken.</summary>
     private readonly List<(string Id, string Name, string Driver)> _creatingNetworks = [];
+
+    /// <summary>Global networks this host is deleting, from the removal of its copy until the cluster record is gone:
+    /// the follower must not adopt them again from a listing or event of the record in between.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> _deletingGlobalNetworks = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Sandbox> _sandboxes = new(StringComparer.Ordinal);
 
     /// <summary>Container id to sandbox id; an empty value reserves the container while its sandbox is created.</summary>
