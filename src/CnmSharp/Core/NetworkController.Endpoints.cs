@@ -203,7 +203,7 @@ public sealed partial class NetworkController
                 }
 
                 intent.Intent.Addresses.Add([pool.PoolId, address.Address.ToString()]);
-                if (ipam.Ipam is not IIpamOwnedAllocations)
+                if (ipam.Ipam is not IIpamOwnedAllocations && ipam.ReleaseByOwner is null)
                 {
                     await intent.SaveAsync(cancellationToken).ConfigureAwait(false);
                 }

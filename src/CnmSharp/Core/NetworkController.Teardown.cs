@@ -236,17 +236,28 @@ public sealed partial class NetworkController
         }
     }
 
-    /// <summary>After the driver deleted an endpoint: its record goes, then its addresses go back to IPAM.</summary>
+    /// <summary>After the driver deleted an endpoint: its record goes, then its addresses go back to IPAM (an IPAM that
+    /// releases by owner: before the record goes, so a crash in between leaves the marked record for the next start).</summary>
     private async ValueTask FinishEndpointDeleteAsync(Endpoint endpoint, CancellationToken cancellationToken)
     {
         var network = endpoint.Network;
+        var byOwner = ReleaseByOwnerOf(network);
+        if (byOwner is not null)
+        {
+            await byOwner.ReleaseOwnerAsync(endpoint.Id, cancellationToken).ConfigureAwait(false);
+        }
+
         await _store.Store.DeleteAsync(CoreStore.EndpointKey(network.Id, endpoint.Id), endpoint.Version, StoreDurability.Relaxed, cancellationToken).ConfigureAwait(false);
         _faults.Hit(FaultPoint.EndpointDeleteRecordRemoved);
         endpoint.Deleted = true;
         network.RemoveEndpoint(endpoint);
         _markedEndpoints.TryRemove(endpoint, out _);
         await UnpublishEndpointAsync(endpoint).ConfigureAwait(false);
-        await ReleaseEndpointAddressesAsync(endpoint).ConfigureAwait(false);
+        if (byOwner is null)
+        {
+            await ReleaseEndpointAddressesAsync(endpoint).ConfigureAwait(false);
+        }
+
         Log.EndpointDeleted(_logger, endpoint.Name, endpoint.Id);
     }
 
@@ -276,9 +287,16 @@ public sealed partial class NetworkController
         }
     }
 
-    /// <summary>After the driver deleted a network: its record goes, then its pools and addresses.</summary>
+    /// <summary>After the driver deleted a network: its record goes, then its pools and addresses (an IPAM that releases
+    /// by owner: before the record goes, so a crash in between leaves the marked record for the next start).</summary>
     private async ValueTask FinishNetworkDeleteAsync(Network network, CancellationToken cancellationToken)
     {
+        var byOwner = ReleaseByOwnerOf(network);
+        if (byOwner is not null)
+        {
+            await byOwner.ReleaseOwnerAsync(NetworkOwner(network.Id), cancellationToken).ConfigureAwait(false);
+        }
+
         await _store.Store.DeleteAsync(CoreStore.NetworkKey(network.Id), network.Version, cancellationToken).ConfigureAwait(false);
         _faults.Hit(FaultPoint.NetworkDeleteRecordRemoved);
         network.Deleting = true;
@@ -294,7 +312,11 @@ public sealed partial class NetworkController
             _deletingGlobalNetworks.TryRemove(network.Id, out _);
         }
 
-        await ReleaseNetworkIpamAsync(network).ConfigureAwait(false);
+        if (byOwner is null)
+        {
+            await ReleaseNetworkIpamAsync(network).ConfigureAwait(false);
+        }
+
         Log.NetworkDeleted(_logger, network.Name, network.Id);
     }
 
@@ -364,4 +386,8 @@ public sealed partial class NetworkController
 
         public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
+
+    /// <summary>The network's IPAM when it releases by owner (<see cref="RegisteredIpam.ReleaseByOwner"/>), else null.</summary>
+    private Ipam.IIpamOwnerRelease? ReleaseByOwnerOf(Network network) =>
+        network.IpamDriver is { } name && _registry.ContainsIpam(name) ? _registry.GetIpam(name).ReleaseByOwner : null;
 }
