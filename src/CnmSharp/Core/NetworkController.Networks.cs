@@ -411,14 +411,8 @@ public sealed partial class NetworkController
             }
         }, cancellationToken);
 
-    private async ValueTask ReleaseNetworkIpamAsync(Network network)
+    private async ValueTask ReleaseNetworkIpamAsync(Network network, IIpamDriver ipam)
     {
-        if (network.IpamDriver is null || !_registry.ContainsIpam(network.IpamDriver))
-        {
-            return;
-        }
-
-        var ipam = _registry.GetIpam(network.IpamDriver).Ipam;
         foreach (var pool in network.AllPools)
         {
             try

@@ -241,7 +241,8 @@ public sealed partial class NetworkController
     private async ValueTask FinishEndpointDeleteAsync(Endpoint endpoint, CancellationToken cancellationToken)
     {
         var network = endpoint.Network;
-        var byOwner = ReleaseByOwnerOf(network);
+        var ipam = await IpamForReleaseAsync(network, cancellationToken).ConfigureAwait(false);
+        var byOwner = ipam?.ReleaseByOwner;
         if (byOwner is not null)
         {
             await byOwner.ReleaseOwnerAsync(endpoint.Id, cancellationToken).ConfigureAwait(false);
@@ -253,9 +254,9 @@ public sealed partial class NetworkController
         network.RemoveEndpoint(endpoint);
         _markedEndpoints.TryRemove(endpoint, out _);
         await UnpublishEndpointAsync(endpoint).ConfigureAwait(false);
-        if (byOwner is null)
+        if (ipam is not null && byOwner is null)
         {
-            await ReleaseEndpointAddressesAsync(endpoint).ConfigureAwait(false);
+            await ReleaseEndpointAddressesAsync(endpoint, ipam.Ipam).ConfigureAwait(false);
         }
 
         Log.EndpointDeleted(_logger, endpoint.Name, endpoint.Id);
@@ -291,7 +292,8 @@ public sealed partial class NetworkController
     /// by owner: before the record goes, so a crash in between leaves the marked record for the next start).</summary>
     private async ValueTask FinishNetworkDeleteAsync(Network network, CancellationToken cancellationToken)
     {
-        var byOwner = ReleaseByOwnerOf(network);
+        var ipam = await IpamForReleaseAsync(network, cancellationToken).ConfigureAwait(false);
+        var byOwner = ipam?.ReleaseByOwner;
         if (byOwner is not null)
         {
             await byOwner.ReleaseOwnerAsync(NetworkOwner(network.Id), cancellationToken).ConfigureAwait(false);
@@ -312,9 +314,9 @@ public sealed partial class NetworkController
             _deletingGlobalNetworks.TryRemove(network.Id, out _);
         }
 
-        if (byOwner is null)
+        if (ipam is not null && byOwner is null)
         {
-            await ReleaseNetworkIpamAsync(network).ConfigureAwait(false);
+            await ReleaseNetworkIpamAsync(network, ipam.Ipam).ConfigureAwait(false);
         }
 
         Log.NetworkDeleted(_logger, network.Name, network.Id);
@@ -387,7 +389,27 @@ public sealed partial class NetworkController
         public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
-    /// <summary>The network's IPAM when it releases by owner (<see cref="RegisteredIpam.ReleaseByOwner"/>), else null.</summary>
-    private Ipam.IIpamOwnerRelease? ReleaseByOwnerOf(Network network) =>
-        network.IpamDriver is { } name && _registry.ContainsIpam(name) ? _registry.GetIpam(name).ReleaseByOwner : null;
+    /// <summary>
+    /// The IPAM that releases a network's reservations, resolved: a plugin IPAM is activated here when this teardown is
+    /// its first use since the start (a teardown recovery resumed), so its reservations are not skipped. Null when the
+    /// network has no IPAM or its IPAM is unknown (a plugin that is gone: nothing can be released). A plugin that
+    /// exists but does not answer fails the teardown, which keeps the record and is retried.
+    /// </summary>
+    private async ValueTask<RegisteredIpam?> IpamForReleaseAsync(Network network, CancellationToken cancellationToken)
+    {
+        if (network.IpamDriver is not { } name)
+        {
+            return null;
+        }
+
+        try
+        {
+            return await ResolveIpamAsync(name, cancellationToken).ConfigureAwait(false);
+        }
+        catch (CnmNotFoundException ex) when (ex.Code == CnmErrorCodes.UnknownIpamDriver)
+        {
+            Log.ReleaseFailed(_logger, ex, $"the reservations of network {network.Id}");
+            return null;
+        }
+    }
 }
