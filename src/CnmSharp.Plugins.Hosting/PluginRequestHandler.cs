@@ -436,7 +436,12 @@ public sealed partial class PluginRequestHandler
         switch (path)
         {
             case PluginMethods.IpamGetCapabilities:
-                return Ok(new IpamCapabilitiesResponse { RequiresMacAddress = ipam.Capability.RequiresMacAddress, RequiresRequestReplay = ipam.Capability.RequiresRequestReplay }, PluginJsonContext.Default.IpamCapabilitiesResponse);
+                return Ok(new IpamCapabilitiesResponse
+                {
+                    RequiresMacAddress = ipam.Capability.RequiresMacAddress,
+                    RequiresRequestReplay = ipam.Capability.RequiresRequestReplay,
+                    ReleasesByOwner = OwnerRelease(ipam) is not null,
+                }, PluginJsonContext.Default.IpamCapabilitiesResponse);
 
             case PluginMethods.GetDefaultAddressSpaces:
             {
@@ -489,10 +494,25 @@ public sealed partial class PluginRequestHandler
                 return OkEmpty();
             }
 
+            case PluginMethods.ReleaseOwner when OwnerRelease(ipam) is { } release:
+            {
+                var request = Read(body, PluginJsonContext.Default.ReleaseOwnerRequest);
+                if (string.IsNullOrEmpty(request.Owner))
+                {
+                    throw Invalid("ReleaseOwner", "Owner is required");
+                }
+
+                var released = await release.ReleaseOwnerAsync(request.Owner, ct).ConfigureAwait(false);
+                return Ok(new ReleaseOwnerResponse { Released = released }, PluginJsonContext.Default.ReleaseOwnerResponse);
+            }
+
             default:
                 return NotFound(path, "unknown method");
         }
     }
+
+    /// <summary>The IPAM's release by owner, when it has one (the CnmSharp extension <c>IpamDriver.ReleaseOwner</c>).</summary>
+    private static IIpamOwnerRelease? OwnerRelease(IIpamDriver ipam) => ipam.Capability.ReleasesByOwner ? ipam as IIpamOwnerRelease : null;
 
     private static string ScopeName(DriverScope scope) => scope == DriverScope.Local ? "local" : "global";
 

@@ -289,6 +289,10 @@ public sealed class IpamCapabilitiesResponse : IpamResponse
 
     /// <summary>The IPAM wants its requests replayed at start.</summary>
     public bool RequiresRequestReplay { get; set; }
+
+    /// <summary>A CnmSharp extension: the IPAM records the owner option of every request and answers
+    /// <see cref="PluginMethods.ReleaseOwner"/>. Docker ignores the field.</summary>
+    public bool ReleasesByOwner { get; set; }
 }
 
 /// <summary><c>IpamDriver.GetDefaultAddressSpaces</c> reply.</summary>
@@ -366,6 +370,20 @@ public sealed class RequestAddressResponse : IpamResponse
     public Dictionary<string, string>? Data { get; set; }
 }
 
+/// <summary><c>IpamDriver.ReleaseOwner</c> request (a CnmSharp extension, see <see cref="PluginMethods.ReleaseOwner"/>).</summary>
+public sealed class ReleaseOwnerRequest
+{
+    /// <summary>The owner, as given in the requests' <c>io.cnmsharp.ipam.owner</c> option.</summary>
+    public string Owner { get; set; } = "";
+}
+
+/// <summary><c>IpamDriver.ReleaseOwner</c> reply.</summary>
+public sealed class ReleaseOwnerResponse : IpamResponse
+{
+    /// <summary>How many pools and addresses were released.</summary>
+    public int Released { get; set; }
+}
+
 /// <summary><c>IpamDriver.ReleaseAddress</c> request.</summary>
 public sealed class ReleaseAddressRequest
 {
@@ -435,6 +453,8 @@ public sealed class PluginTlsConfig
 [JsonSerializable(typeof(RequestAddressRequest))]
 [JsonSerializable(typeof(RequestAddressResponse))]
 [JsonSerializable(typeof(ReleaseAddressRequest))]
+[JsonSerializable(typeof(ReleaseOwnerRequest))]
+[JsonSerializable(typeof(ReleaseOwnerResponse))]
 [JsonSerializable(typeof(PluginSpecFile))]
 [JsonSerializable(typeof(Dictionary<string, string>))]
 [JsonSerializable(typeof(Dictionary<string, JsonElement>))]

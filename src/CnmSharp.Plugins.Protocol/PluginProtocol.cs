@@ -117,4 +117,9 @@ public static class PluginMethods
 
     /// <summary><c>/IpamDriver.ReleaseAddress</c>.</summary>
     public const string ReleaseAddress = "/IpamDriver.ReleaseAddress";
+
+    /// <summary><c>/IpamDriver.ReleaseOwner</c>, a CnmSharp extension that Docker never calls: releases every pool and
+    /// address requested with the given owner option. Called only on plugins whose capabilities say
+    /// <c>"ReleasesByOwner": true</c>.</summary>
+    public const string ReleaseOwner = "/IpamDriver.ReleaseOwner";
 }

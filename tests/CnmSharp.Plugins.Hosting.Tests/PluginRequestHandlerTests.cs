@@ -75,6 +75,41 @@ public sealed class PluginRequestHandlerTests
     }
 
     [Test]
+    public async Task ReleaseOwner_is_announced_and_served_only_for_an_IPAM_that_releases_by_owner()
+    {
+        // The mock IPAM of SetUp cannot: not announced, and the extension is an unknown method (404).
+        var (status, body) = await CallAsync("/IpamDriver.GetCapabilities");
+        Assert.That(body.GetProperty("ReleasesByOwner").GetBoolean(), Is.False);
+        (status, _) = await CallAsync("/IpamDriver.ReleaseOwner", """{"Owner":"e1"}""");
+        Assert.That(status, Is.EqualTo(404));
+
+        var owning = new Mock<IIpamDriver>(MockBehavior.Strict);
+        owning.SetupGet(i => i.Capability).Returns(new IpamCapability(ReleasesByOwner: true));
+        owning.As<IIpamOwnerRelease>().Setup(i => i.ReleaseOwnerAsync("network:n1", It.IsAny<CancellationToken>())).ReturnsAsync(3);
+        var handler = new PluginRequestHandler(null, owning.Object, _store, NullLogger.Instance);
+        var capabilities = await handler.HandleAsync("/IpamDriver.GetCapabilities", ReadOnlyMemory<byte>.Empty);
+        using (var doc = JsonDocument.Parse(capabilities.Body))
+        {
+            Assert.That(doc.RootElement.GetProperty("ReleasesByOwner").GetBoolean(), Is.True);
+        }
+
+        var released = await handler.HandleAsync("/IpamDriver.ReleaseOwner", Encoding.UTF8.GetBytes("""{"Owner":"network:n1"}"""));
+        Assert.That(released.StatusCode, Is.EqualTo(200));
+        using (var doc = JsonDocument.Parse(released.Body))
+        {
+            Assert.That(doc.RootElement.GetProperty("Released").GetInt32(), Is.EqualTo(3));
+        }
+
+        var empty = await handler.HandleAsync("/IpamDriver.ReleaseOwner", Encoding.UTF8.GetBytes("""{"Owner":""}"""));
+        using (var doc = JsonDocument.Parse(empty.Body))
+        {
+            Assert.That(doc.RootElement.GetProperty("Error").GetString(), Does.Contain("Owner is required"));
+        }
+
+        owning.As<IIpamOwnerRelease>().Verify(i => i.ReleaseOwnerAsync(It.IsAny<string>(), It.IsAny<CancellationToken>()), Times.Once);
+    }
+
+    [Test]
     public async Task An_IPAM_only_or_driver_only_plugin_lists_only_its_interface_and_answers_the_other_with_404()
     {
         var ipamOnly = new PluginRequestHandler(null, _ipam.Object, _store, NullLogger.Instance);

@@ -11,7 +11,6 @@ namespace CnmSharp.TestHost;
 /// docs/reliability.md, "Kill harness"). Each scenario has a setup (run by the child before its fault points are armed),
 /// the operation the child runs armed (and is killed in), and a completion that the test runs on the recovered
 /// controller to bring the state, whatever the kill left, to "the operation done" (which proves the state usable).
-/// An <c>OptIn</c> scenario runs only when the harness is asked for it by name (CNM_FAULT_SCENARIO).
 /// Objects are found by name, so every step is idempotent over what recovery kept or undid.
 /// </summary>
 internal sealed record FaultScenario(
@@ -19,8 +18,7 @@ internal sealed record FaultScenario(
     FirewallBackendChoice Firewall,
     Func<NetworkController, FaultScenarioContext, Task> Setup,
     Func<NetworkController, FaultScenarioContext, Task> Operation,
-    Func<NetworkController, FaultScenarioContext, Task> Complete,
-    bool OptIn = false);
+    Func<NetworkController, FaultScenarioContext, Task> Complete);
 
 /// <summary>What a scenario needs besides the controller: the parent link of the macvlan scenarios.</summary>
 internal sealed record FaultScenarioContext(string MacvlanParent);
@@ -61,10 +59,12 @@ internal static class FaultScenarios
         new("macvlan join", FirewallBackendChoice.Iptables, Then(CreateMacvlanNetworkAsync, CreateSandboxAsync, CreateEndpointAsync), JoinAsync, JoinAsync),
 
         // Remote: driver and IPAM are the plugin PluginName, which the test serves from its own process (it outlives the
-        // killed child); the controller programs no firewall (the plugin's bridge driver does).
-        // Opt-in until the reply window of IpamDriver.RequestPool/RequestAddress is closed (docs/reliability.md).
-        new("remote network create", FirewallBackendChoice.None, None, CreateRemoteNetworkAsync, CreateRemoteNetworkAsync, OptIn: true),
-        new("remote endpoint create and join", FirewallBackendChoice.None, Then(CreateRemoteNetworkAsync, CreateSandboxAsync), Then(CreateEndpointAsync, JoinAsync), Then(CreateEndpointAsync, JoinAsync), OptIn: true),
+        // killed child); the controller programs no firewall (the plugin's bridge driver does). The plugin's IPAM
+        // releases by owner (IpamDriver.ReleaseOwner), which closes the window between its reply and the intent.
+        new("remote network create", FirewallBackendChoice.None, None, CreateRemoteNetworkAsync, CreateRemoteNetworkAsync),
+        new("remote endpoint create and join", FirewallBackendChoice.None, Then(CreateRemoteNetworkAsync, CreateSandboxAsync), Then(CreateEndpointAsync, JoinAsync), Then(CreateEndpointAsync, JoinAsync)),
+        new("remote leave and endpoint delete", FirewallBackendChoice.None, Then(CreateRemoteNetworkAsync, CreateSandboxAsync, CreateEndpointAsync, JoinAsync), Then(LeaveAsync, DeleteEndpointAsync), Then(LeaveAsync, DeleteEndpointAsync)),
+        new("remote network delete", FirewallBackendChoice.None, CreateRemoteNetworkAsync, DeleteNetworkAsync, DeleteNetworkAsync),
     ];
 
     /// <summary>The plugin (network driver and IPAM) of the remote scenarios.</summary>
@@ -214,8 +214,8 @@ internal static class FaultScenarios
 
     private static async Task LeaveAsync(NetworkController controller, FaultScenarioContext context)
     {
-        var endpoint = Network(controller).FindEndpointByName(EndpointName) ?? throw new InvalidOperationException("no endpoint " + EndpointName);
-        if (endpoint.Sandbox is { } sandbox)
+        // Nothing to leave once the endpoint is gone (a leave followed by its endpoint's delete).
+        if (Network(controller).FindEndpointByName(EndpointName) is { Sandbox: { } sandbox } endpoint)
         {
             await endpoint.LeaveAsync(sandbox).ConfigureAwait(false);
         }

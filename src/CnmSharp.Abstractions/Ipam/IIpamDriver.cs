@@ -11,7 +11,9 @@ public sealed record AddressSpaces(string Local, string Global);
 /// <summary>What an IPAM needs from the core.</summary>
 /// <param name="RequiresMacAddress">The IPAM wants the endpoint's MAC in the address request options.</param>
 /// <param name="RequiresRequestReplay">The IPAM keeps no state: the core replays pool and address requests at start.</param>
-public sealed record IpamCapability(bool RequiresMacAddress = false, bool RequiresRequestReplay = false);
+/// <param name="ReleasesByOwner">The IPAM implements <see cref="IIpamOwnerRelease"/>: it remembers the owner
+/// (<see cref="NetLabels.IpamOwner"/>) of every pool and address and releases them by owner.</param>
+public sealed record IpamCapability(bool RequiresMacAddress = false, bool RequiresRequestReplay = false, bool ReleasesByOwner = false);
 
 /// <summary>A pool request.</summary>
 public sealed record PoolRequest
@@ -110,6 +112,24 @@ public interface IIpamOwnedAllocations
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>The pool ids.</returns>
     ValueTask<IReadOnlyList<string>> GetPoolIdsAsync(CancellationToken cancellationToken = default);
+}
+
+/// <summary>
+/// An IPAM that releases, in one idempotent call, every pool and address that was requested for an owner
+/// (<see cref="NetLabels.IpamOwner"/>: an endpoint id, or <c>network:&lt;id&gt;</c> for a network's pools, gateways and
+/// auxiliary addresses). The core calls it when it rolls back a create or finishes a delete, and at start for an
+/// operation whose process died: between an IPAM's reply and the core's record of it the pool id or address is lost,
+/// but the owner is not (the core records it before the call). Only what was requested for exactly that owner goes, so
+/// an IPAM shared by several controllers (a plugin) is safe. Used when <see cref="IpamCapability.ReleasesByOwner"/> is
+/// true; a remote IPAM is one when its plugin says so (docs/plugins.md, "CnmSharp extensions").
+/// </summary>
+public interface IIpamOwnerRelease
+{
+    /// <summary>Releases every pool and address requested for <paramref name="owner"/>; nothing when there is none.</summary>
+    /// <param name="owner">The owner, as given with <see cref="NetLabels.IpamOwner"/>.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>How many pools and addresses were released.</returns>
+    ValueTask<int> ReleaseOwnerAsync(string owner, CancellationToken cancellationToken = default);
 }
 
 /// <summary>Registers an IPAM with a controller; each controller creates its own instance.</summary>

@@ -7,7 +7,18 @@ namespace CnmSharp.Core;
 internal sealed record RegisteredDriver(string Name, INetworkDriver Driver, DriverCapability Capability);
 
 /// <summary>An IPAM instance of one controller, with its default address spaces read once.</summary>
-internal sealed record RegisteredIpam(string Name, IIpamDriver Ipam, AddressSpaces AddressSpaces);
+internal sealed record RegisteredIpam(string Name, IIpamDriver Ipam, AddressSpaces AddressSpaces)
+{
+    /// <summary>
+    /// How reservations of an IPAM that the start's sweep cannot see (it does not list its allocations: a plugin)
+    /// are released when it can release by owner: a create's rollback releases what its owner holds (also what a
+    /// process killed before recording the reply left), and a delete releases by owner before the record goes. Null
+    /// for an IPAM the sweep covers (<see cref="IIpamOwnedAllocations"/>) or one that cannot release by owner; those
+    /// release the pools and addresses the intents and records name.
+    /// </summary>
+    public IIpamOwnerRelease? ReleaseByOwner { get; } =
+        Ipam is not IIpamOwnedAllocations && Ipam.Capability.ReleasesByOwner ? Ipam as IIpamOwnerRelease : null;
+}
 
 /// <summary>The drivers and IPAMs of one controller. Names are case-sensitive and taken once.</summary>
 internal sealed class DriverRegistry

@@ -203,7 +203,7 @@ public sealed partial class NetworkController
                 }
 
                 intent.Intent.Addresses.Add([pool.PoolId, address.Address.ToString()]);
-                if (ipam.Ipam is not IIpamOwnedAllocations)
+                if (ipam.Ipam is not IIpamOwnedAllocations && ipam.ReleaseByOwner is null)
                 {
                     await intent.SaveAsync(cancellationToken).ConfigureAwait(false);
                 }
@@ -340,14 +340,8 @@ public sealed partial class NetworkController
         }
     }
 
-    private async ValueTask ReleaseEndpointAddressesAsync(Endpoint endpoint)
+    private async ValueTask ReleaseEndpointAddressesAsync(Endpoint endpoint, IIpamDriver ipam)
     {
-        if (endpoint.Network.IpamDriver is not { } ipamName || !_registry.ContainsIpam(ipamName))
-        {
-            return;
-        }
-
-        var ipam = _registry.GetIpam(ipamName).Ipam;
         var record = endpoint.Record;
         foreach (var (poolId, address) in new[] { (record.PoolIdV4, record.Address), (record.PoolIdV6, record.AddressIPv6) })
         {

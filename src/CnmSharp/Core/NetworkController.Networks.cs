@@ -246,7 +246,9 @@ public sealed partial class NetworkController
         IntentTracker intent,
         CancellationToken cancellationToken)
     {
-        var ownsAllocations = ipam.Ipam is IIpamOwnedAllocations;
+        // An IPAM that tracks owners is swept at start, one that releases by owner is released by the intent's owner;
+        // others need each reservation on record before the next request.
+        var recordEach = ipam.Ipam is not IIpamOwnedAllocations && ipam.ReleaseByOwner is null;
         var owner = NetworkOwner(networkId);
         var result = new List<IpamInfoRecord>();
         foreach (var config in configs)
@@ -256,9 +258,8 @@ public sealed partial class NetworkController
                 new PoolRequest { AddressSpace = addressSpace, Pool = config.Subnet?.ToString(), SubPool = config.IPRange?.ToString(), Options = poolOptions, IPv6 = ipv6 },
                 cancellationToken).ConfigureAwait(false);
             intent.Intent.Pools.Add(pool.PoolId);
-            if (!ownsAllocations)
+            if (recordEach)
             {
-                // An IPAM that tracks owners is swept at start instead; others need the reservation on record.
                 await intent.SaveAsync(cancellationToken).ConfigureAwait(false);
             }
 
@@ -276,7 +277,7 @@ public sealed partial class NetworkController
                 {
                     gateway = g;
                     intent.Intent.Addresses.Add([pool.PoolId, g.Address.ToString()]);
-                    if (!ownsAllocations)
+                    if (recordEach)
                     {
                         await intent.SaveAsync(cancellationToken).ConfigureAwait(false);
                     }
@@ -297,7 +298,7 @@ public sealed partial class NetworkController
                     if (allocated.Address is { } a)
                     {
                         intent.Intent.Addresses.Add([pool.PoolId, a.Address.ToString()]);
-                        if (!ownsAllocations)
+                        if (recordEach)
                         {
                             await intent.SaveAsync(cancellationToken).ConfigureAwait(false);
                         }
@@ -410,14 +411,8 @@ public sealed partial class NetworkController
             }
         }, cancellationToken);
 
-    private async ValueTask ReleaseNetworkIpamAsync(Network network)
+    private async ValueTask ReleaseNetworkIpamAsync(Network network, IIpamDriver ipam)
     {
-        if (network.IpamDriver is null || !_registry.ContainsIpam(network.IpamDriver))
-        {
-            return;
-        }
-
-        var ipam = _registry.GetIpam(network.IpamDriver).Ipam;
         foreach (var pool in network.AllPools)
         {
             try

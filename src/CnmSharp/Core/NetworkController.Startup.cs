@@ -550,7 +550,8 @@ public sealed partial class NetworkController
     {
         var steps = new List<(string, Func<ValueTask>)>();
         var driver = intent.Driver is { } d && _registry.ContainsDriver(d) ? _registry.GetDriver(d).Driver : null;
-        var ipam = intent.IpamDriver is { } i && _registry.ContainsIpam(i) ? _registry.GetIpam(i).Ipam : null;
+        var registeredIpam = intent.IpamDriver is { } i && _registry.ContainsIpam(i) ? _registry.GetIpam(i) : null;
+        var ipam = registeredIpam?.Ipam;
         switch (intent.Kind)
         {
             case IntentKind.Join when intent.EndpointId is { } eid:
@@ -578,7 +579,19 @@ public sealed partial class NetworkController
                 break;
         }
 
-        if (ipam is not null)
+        var owner = intent.Kind switch
+        {
+            IntentKind.CreateNetwork => NetworkOwner(intent.NetworkId),
+            IntentKind.CreateEndpoint => intent.EndpointId,
+            _ => null,
+        };
+        if (registeredIpam?.ReleaseByOwner is { } byOwner && owner is not null)
+        {
+            // Everything requested for the object goes, also a pool or address whose reply the intent never recorded
+            // (the process died in between): the owner was recorded before the first request.
+            steps.Add(($"release what {owner} holds", async () => await byOwner.ReleaseOwnerAsync(owner, cancellationToken).ConfigureAwait(false)));
+        }
+        else if (ipam is not null)
         {
             foreach (var address in intent.Addresses)
             {

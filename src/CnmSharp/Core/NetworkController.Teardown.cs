@@ -236,17 +236,29 @@ public sealed partial class NetworkController
         }
     }
 
-    /// <summary>After the driver deleted an endpoint: its record goes, then its addresses go back to IPAM.</summary>
+    /// <summary>After the driver deleted an endpoint: its record goes, then its addresses go back to IPAM (an IPAM that
+    /// releases by owner: before the record goes, so a crash in between leaves the marked record for the next start).</summary>
     private async ValueTask FinishEndpointDeleteAsync(Endpoint endpoint, CancellationToken cancellationToken)
     {
         var network = endpoint.Network;
+        var ipam = await IpamForReleaseAsync(network, cancellationToken).ConfigureAwait(false);
+        var byOwner = ipam?.ReleaseByOwner;
+        if (byOwner is not null)
+        {
+            await byOwner.ReleaseOwnerAsync(endpoint.Id, cancellationToken).ConfigureAwait(false);
+        }
+
         await _store.Store.DeleteAsync(CoreStore.EndpointKey(network.Id, endpoint.Id), endpoint.Version, StoreDurability.Relaxed, cancellationToken).ConfigureAwait(false);
         _faults.Hit(FaultPoint.EndpointDeleteRecordRemoved);
         endpoint.Deleted = true;
         network.RemoveEndpoint(endpoint);
         _markedEndpoints.TryRemove(endpoint, out _);
         await UnpublishEndpointAsync(endpoint).ConfigureAwait(false);
-        await ReleaseEndpointAddressesAsync(endpoint).ConfigureAwait(false);
+        if (ipam is not null && byOwner is null)
+        {
+            await ReleaseEndpointAddressesAsync(endpoint, ipam.Ipam).ConfigureAwait(false);
+        }
+
         Log.EndpointDeleted(_logger, endpoint.Name, endpoint.Id);
     }
 
@@ -276,9 +288,17 @@ public sealed partial class NetworkController
         }
     }
 
-    /// <summary>After the driver deleted a network: its record goes, then its pools and addresses.</summary>
+    /// <summary>After the driver deleted a network: its record goes, then its pools and addresses (an IPAM that releases
+    /// by owner: before the record goes, so a crash in between leaves the marked record for the next start).</summary>
     private async ValueTask FinishNetworkDeleteAsync(Network network, CancellationToken cancellationToken)
     {
+        var ipam = await IpamForReleaseAsync(network, cancellationToken).ConfigureAwait(false);
+        var byOwner = ipam?.ReleaseByOwner;
+        if (byOwner is not null)
+        {
+            await byOwner.ReleaseOwnerAsync(NetworkOwner(network.Id), cancellationToken).ConfigureAwait(false);
+        }
+
         await _store.Store.DeleteAsync(CoreStore.NetworkKey(network.Id), network.Version, cancellationToken).ConfigureAwait(false);
         _faults.Hit(FaultPoint.NetworkDeleteRecordRemoved);
         network.Deleting = true;
@@ -294,7 +314,11 @@ public sealed partial class NetworkController
             _deletingGlobalNetworks.TryRemove(network.Id, out _);
         }
 
-        await ReleaseNetworkIpamAsync(network).ConfigureAwait(false);
+        if (ipam is not null && byOwner is null)
+        {
+            await ReleaseNetworkIpamAsync(network, ipam.Ipam).ConfigureAwait(false);
+        }
+
         Log.NetworkDeleted(_logger, network.Name, network.Id);
     }
 
@@ -363,5 +387,29 @@ public sealed partial class NetworkController
         public TaskCompletionSource FirstAttempt { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    /// <summary>
+    /// The IPAM that releases a network's reservations, resolved: a plugin IPAM is activated here when this teardown is
+    /// its first use since the start (a teardown recovery resumed), so its reservations are not skipped. Null when the
+    /// network has no IPAM or its IPAM is unknown (a plugin that is gone: nothing can be released). A plugin that
+    /// exists but does not answer fails the teardown, which keeps the record and is retried.
+    /// </summary>
+    private async ValueTask<RegisteredIpam?> IpamForReleaseAsync(Network network, CancellationToken cancellationToken)
+    {
+        if (network.IpamDriver is not { } name)
+        {
+            return null;
+        }
+
+        try
+        {
+            return await ResolveIpamAsync(name, cancellationToken).ConfigureAwait(false);
+        }
+        catch (CnmNotFoundException ex) when (ex.Code == CnmErrorCodes.UnknownIpamDriver)
+        {
+            Log.ReleaseFailed(_logger, ex, $"the reservations of network {network.Id}");
+            return null;
+        }
     }
 }

@@ -14,7 +14,7 @@ namespace CnmSharp.Plugins;
 /// </summary>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001:Types that own disposable fields should be disposable",
     Justification = "The SemaphoreSlim never allocates a wait handle (AvailableWaitHandle is not used); IPAM drivers have no disposal in the contract (as the default IPAM).")]
-public sealed class RemoteIpam : IIpamDriver, IIpamRequestReplay
+public sealed class RemoteIpam : IIpamDriver, IIpamRequestReplay, IIpamOwnerRelease
 {
     private static readonly AsyncLocal<bool> s_replaying = new();
     private readonly PluginClient _client;
@@ -50,7 +50,7 @@ public sealed class RemoteIpam : IIpamDriver, IIpamRequestReplay
         try
         {
             var reply = await client.CallAsync(PluginProtocol.IpamDriverInterface, PluginMethods.IpamGetCapabilities, (ReleasePoolRequest?)null, PluginJsonContext.Default.ReleasePoolRequest, PluginJsonContext.Default.IpamCapabilitiesResponse, cancellationToken).ConfigureAwait(false);
-            capability = new IpamCapability(reply.RequiresMacAddress, reply.RequiresRequestReplay);
+            capability = new IpamCapability(reply.RequiresMacAddress, reply.RequiresRequestReplay, reply.ReleasesByOwner);
         }
         catch (CnmException ex) when (ex.Kind is not CnmErrorKind.Unavailable)
         {
@@ -189,6 +189,21 @@ public sealed class RemoteIpam : IIpamDriver, IIpamRequestReplay
     {
         ArgumentNullException.ThrowIfNull(address);
         await CallAsync(PluginMethods.ReleaseAddress, new ReleaseAddressRequest { PoolId = poolId, Address = address.ToString() }, PluginJsonContext.Default.ReleaseAddressRequest, PluginJsonContext.Default.IpamResponse, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>The CnmSharp extension <c>IpamDriver.ReleaseOwner</c>; refused (<see cref="CnmNotImplementedException"/>)
+    /// unless the plugin's capabilities announce it.</remarks>
+    public async ValueTask<int> ReleaseOwnerAsync(string owner, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(owner);
+        if (!Capability.ReleasesByOwner)
+        {
+            throw new CnmNotImplementedException(CnmErrorCodes.NotImplemented, $"plugin \"{Name}\"", "the plugin does not release by owner");
+        }
+
+        var reply = await CallAsync(PluginMethods.ReleaseOwner, new ReleaseOwnerRequest { Owner = owner }, PluginJsonContext.Default.ReleaseOwnerRequest, PluginJsonContext.Default.ReleaseOwnerResponse, cancellationToken).ConfigureAwait(false);
+        return reply.Released < 0 ? throw Protocol(PluginMethods.ReleaseOwner, $"negative Released {reply.Released}") : reply.Released;
     }
 
     private CnmInternalException Protocol(string method, string reason) =>

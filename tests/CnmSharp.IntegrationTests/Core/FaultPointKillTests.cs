@@ -47,9 +47,7 @@ public sealed partial class FaultPointKillTests
         var inChildren = TimeSpan.Zero;
         var inRecovery = TimeSpan.Zero;
         var inChecks = TimeSpan.Zero;
-        // Opt-in scenarios (the remote ones, which still find the plugin reply window, docs/reliability.md) run only when
-        // named by CNM_FAULT_SCENARIO.
-        var scenarios = FaultScenarios.All.Where(s => string.IsNullOrEmpty(only) ? !s.OptIn : s.Name.Contains(only, StringComparison.Ordinal)).ToList();
+        var scenarios = FaultScenarios.All.Where(s => string.IsNullOrEmpty(only) || s.Name.Contains(only, StringComparison.Ordinal)).ToList();
         foreach (var scenario in scenarios)
         {
             var started = clock.Elapsed;

@@ -16,7 +16,7 @@ public sealed class DefaultIpamPoolTests
         var ipam = await CreateAsync();
         var spaces = await ipam.GetDefaultAddressSpacesAsync();
         Assert.That(spaces, Is.EqualTo(new AddressSpaces("LocalDefault", "GlobalDefault")));
-        Assert.That(ipam.Capability, Is.EqualTo(new IpamCapability()));
+        Assert.That(ipam.Capability, Is.EqualTo(new IpamCapability(ReleasesByOwner: true)));
     }
 
     [Test]

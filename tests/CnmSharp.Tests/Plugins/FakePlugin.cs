@@ -18,6 +18,12 @@ internal sealed class FakePlugin
 
     public bool RequiresReplay { get; set; }
 
+    /// <summary>Announces and serves the CnmSharp extension IpamDriver.ReleaseOwner.</summary>
+    public bool ReleasesByOwner { get; set; }
+
+    /// <summary>The owner option each pool id and address was requested with.</summary>
+    public Dictionary<string, string> Owners { get; } = new(StringComparer.Ordinal);
+
     public int Activations => Volatile.Read(ref _activations);
 
     public HashSet<string> Pools { get; } = new(StringComparer.Ordinal);
@@ -38,6 +44,7 @@ internal sealed class FakePlugin
         using var doc = request.Body.Length == 0 ? null : JsonDocument.Parse(request.Body);
         var root = doc?.RootElement;
         string S(string name) => root!.Value.GetProperty(name).GetString() ?? "";
+        string? Owner() => root!.Value.TryGetProperty("Options", out var o) && o.ValueKind == JsonValueKind.Object && o.TryGetProperty(NetLabels.IpamOwner, out var v) ? v.GetString() : null;
         lock (_lock)
         {
             switch (request.Path)
@@ -48,7 +55,7 @@ internal sealed class FakePlugin
                 case "/NetworkDriver.GetCapabilities":
                     return PluginReply.Ok("{\"Scope\":\"local\",\"ConnectivityScope\":\"\"}");
                 case "/IpamDriver.GetCapabilities":
-                    return PluginReply.Ok($"{{\"RequiresMACAddress\":false,\"RequiresRequestReplay\":{(RequiresReplay ? "true" : "false")}}}");
+                    return PluginReply.Ok($"{{\"RequiresMACAddress\":false,\"RequiresRequestReplay\":{(RequiresReplay ? "true" : "false")},\"ReleasesByOwner\":{(ReleasesByOwner ? "true" : "false")}}}");
                 case "/IpamDriver.GetDefaultAddressSpaces":
                     return PluginReply.Ok("{\"LocalDefaultAddressSpace\":\"plugspace\",\"GlobalDefaultAddressSpace\":\"plugglobal\"}");
                 case "/IpamDriver.RequestPool":
@@ -56,6 +63,11 @@ internal sealed class FakePlugin
                     var pool = S("Pool");
                     var id = S("AddressSpace") + "/" + pool;
                     Pools.Add(id);
+                    if (Owner() is { } poolOwner)
+                    {
+                        Owners[id] = poolOwner;
+                    }
+
                     return PluginReply.Ok($"{{\"PoolID\":\"{id}\",\"Pool\":\"{pool}\",\"Data\":{{}}}}");
                 }
 
@@ -83,7 +95,26 @@ internal sealed class FakePlugin
                     }
 
                     Addresses.Add(wanted);
+                    if (Owner() is { } addressOwner)
+                    {
+                        Owners[wanted] = addressOwner;
+                    }
+
                     return PluginReply.Ok($"{{\"Address\":\"{wanted}/24\",\"Data\":{{}}}}");
+                }
+
+                case "/IpamDriver.ReleaseOwner" when ReleasesByOwner:
+                {
+                    var owner = S("Owner");
+                    var owned = Owners.Where(o => o.Value == owner).Select(o => o.Key).ToList();
+                    foreach (var item in owned)
+                    {
+                        Owners.Remove(item);
+                        Pools.Remove(item);
+                        Addresses.Remove(item);
+                    }
+
+                    return PluginReply.Ok($"{{\"Released\":{owned.Count}}}");
                 }
 
                 case "/IpamDriver.ReleaseAddress":

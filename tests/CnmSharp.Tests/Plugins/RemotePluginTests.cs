@@ -348,6 +348,70 @@ public sealed class RemotePluginTests : ControllerTestBase
     }
 
     [Test]
+    public async Task A_create_killed_between_the_plugins_replies_and_its_intent_is_released_by_owner_at_the_next_start()
+    {
+        // The process died right after the plugin's RequestPool and RequestAddress replies: the intent names the network
+        // (its owner) but no pool or address. A plugin that releases by owner gets everything back.
+        _plugin.ReleasesByOwner = true;
+        var c = await F.StartAsync();
+        var n = await c.CreateNetworkAsync("remote", Plugin, PluginNetwork());
+        var ep = await n.CreateEndpointAsync("ep");
+        var (networkId, endpointId) = (n.Id, ep.Id);
+        await c.DisposeAsync();
+        Assert.That((_plugin.Pools.Count, _plugin.Addresses.Count), Is.EqualTo((1, 2)), "the pool, its gateway and the endpoint's address");
+        Assert.That(_plugin.Owners.Values, Is.EquivalentTo(new[] { "network:" + networkId, "network:" + networkId, endpointId }));
+        foreach (var key in new[] { CoreStore.EndpointKey(networkId, endpointId), CoreStore.NetworkKey(networkId) })
+        {
+            await F.Store.DeleteAsync(key, StoreVersion.Any);
+        }
+
+        var dead = new IntentOwnerRecord { Instance = Ids.NewId(), Pid = int.MaxValue, Host = Environment.MachineName };
+        foreach (var intent in new[]
+        {
+            new IntentRecord { Id = Ids.NewId(), Kind = IntentKind.CreateEndpoint, NetworkId = networkId, EndpointId = endpointId, Driver = Plugin, IpamDriver = Plugin, Owner = dead },
+            new IntentRecord { Id = Ids.NewId(), Kind = IntentKind.CreateNetwork, NetworkId = networkId, Driver = Plugin, IpamDriver = Plugin, Owner = dead },
+        })
+        {
+            await F.Store.PutAsync(CoreStore.IntentKey(intent.Id), CoreStore.Serialize(intent, CoreJsonContext.Default.IntentRecord), StoreVersion.Absent);
+        }
+
+        var c2 = await F.StartAsync();
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(c2.FindNetworkByName("remote"), Is.Null);
+            Assert.That(await F.KeysAsync(CoreStore.IntentPrefix), Is.Empty, "the intents are done");
+            Assert.That(_plugin.Pools, Is.Empty, "the pool no intent recorded is released");
+            Assert.That(_plugin.Addresses, Is.Empty, "the gateway and the endpoint's address are released");
+            Assert.That(_plugin.Networks, Is.Empty);
+            Assert.That(_server.Requests.Where(r => r.Path == "/IpamDriver.ReleaseOwner").Select(r => JsonDocument.Parse(r.Body).RootElement.GetProperty("Owner").GetString()),
+                Is.EquivalentTo(new[] { endpointId, "network:" + networkId }));
+        });
+    }
+
+    [Test]
+    public async Task Deletes_release_by_owner_on_a_plugin_that_can_and_by_id_on_one_that_cannot()
+    {
+        foreach (var byOwner in new[] { true, false })
+        {
+            _plugin.ReleasesByOwner = byOwner;
+            var c = await F.StartAsync();
+            var n = await c.CreateNetworkAsync("remote", Plugin, PluginNetwork());
+            var ep = await n.CreateEndpointAsync("ep");
+            var before = _server.Requests.Count;
+            await ep.DeleteAsync(false);
+            await c.WaitForTeardownsAsync();
+            await n.DeleteAsync();
+            var paths = _server.Requests.Skip(before).Select(r => r.Path).Where(p => p.StartsWith("/IpamDriver.", StringComparison.Ordinal)).ToList();
+            Assert.That(paths, byOwner
+                ? Is.EqualTo(new[] { "/IpamDriver.ReleaseOwner", "/IpamDriver.ReleaseOwner" })
+                : Is.EqualTo(new[] { "/IpamDriver.ReleaseAddress", "/IpamDriver.ReleaseAddress", "/IpamDriver.ReleasePool" }), byOwner ? "by owner" : "by id");
+            await AssertNothingLeftAsync(c, "remote");
+            await c.DisposeAsync();
+        }
+    }
+
+    [Test]
     public async Task Concurrent_first_uses_activate_the_plugin_once()
     {
         var c = await F.StartAsync();

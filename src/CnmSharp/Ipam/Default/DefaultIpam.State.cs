@@ -115,6 +115,7 @@ public sealed partial class DefaultIpam
 
                 var network = ParseStoredNetwork(record.Pool, entry.Key);
                 var master = NewMaster(record.AddressSpace, network, record.RefCount, record.Explicit, entry.Version);
+                master.Owner = record.Owner;
                 master.SerialCursor = cursors.GetValueOrDefault(master.Id);
                 _masters[master.Id] = master;
             }
@@ -177,6 +178,7 @@ public sealed partial class DefaultIpam
         master.Version = entry.Version;
         master.RefCount = record.RefCount;
         master.Explicit = record.Explicit;
+        master.Owner = record.Owner;
         var prefix = IpamStoreLayout.AddressPrefix(PrefixOf(master.AddressSpace), master.Id);
         var addresses = await store.ListAsync(prefix, cancellationToken).ConfigureAwait(false);
         master.Allocated.Clear();
@@ -222,6 +224,7 @@ public sealed partial class DefaultIpam
         Pool = IpMath.Format(master.Network),
         RefCount = refCount,
         Explicit = isExplicit,
+        Owner = isExplicit ? master.Owner : null,
     };
 
     private static AddressSpaceRecord ToRecord(SpaceState space, UInt128 nextV4, UInt128 nextV6) => new()
@@ -274,6 +277,9 @@ public sealed partial class DefaultIpam
 
         public bool Explicit { get; set; }
 
+        /// <summary>Who requested the pool itself (<see cref="NetLabels.IpamOwner"/>), while <see cref="Explicit"/>.</summary>
+        public string? Owner { get; set; }
+
         public long Version { get; set; }
 
         public AddressSet Allocated { get; } = new();
@@ -310,4 +316,7 @@ public sealed partial class DefaultIpam
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "IPAM pool {PoolId} released")]
     private static partial void LogPoolReleased(ILogger logger, string poolId);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "IPAM released {Count} pools and addresses of owner {Owner}")]
+    private static partial void LogOwnerReleased(ILogger logger, string owner, int count);
 }

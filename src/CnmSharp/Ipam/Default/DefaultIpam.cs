@@ -20,7 +20,7 @@ namespace CnmSharp.Ipam.Default;
 /// </remarks>
 [SuppressMessage("Design", "CA1001:Types that own disposable fields should be disposable",
     Justification = "The SemaphoreSlim never allocates a wait handle (AvailableWaitHandle is not used), so it holds nothing to release; IPAM drivers have no disposal in the contract.")]
-public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations, IStateReloadable
+public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations, IIpamOwnerRelease, IStateReloadable
 {
     /// <summary>How many times an operation is retried after a store version conflict.</summary>
     private const int MaxAttempts = 32;
@@ -55,7 +55,7 @@ public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations, IS
     }
 
     /// <inheritdoc />
-    public IpamCapability Capability { get; } = new();
+    public IpamCapability Capability { get; } = new(ReleasesByOwner: true);
 
     /// <summary>Creates an instance and loads its state from the store.</summary>
     internal static async ValueTask<DefaultIpam> CreateAsync(DriverContext context, DefaultIpamOptions options, CancellationToken cancellationToken)
@@ -149,6 +149,7 @@ public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations, IS
             sub = parsed;
         }
 
+        var owner = OwnerOf(request.Options);
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -160,15 +161,15 @@ public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations, IS
                     AllocatedPool result;
                     if (pool is null)
                     {
-                        result = await AllocatePredefinedAsync(space, request, cancellationToken).ConfigureAwait(false);
+                        result = await AllocatePredefinedAsync(space, request, owner, cancellationToken).ConfigureAwait(false);
                     }
                     else if (sub is null)
                     {
-                        result = await AllocateMasterAsync(space, pool.Value, cancellationToken).ConfigureAwait(false);
+                        result = await AllocateMasterAsync(space, pool.Value, owner, cancellationToken).ConfigureAwait(false);
                     }
                     else
                     {
-                        result = await AllocateSubAsync(space, pool.Value, sub.Value, cancellationToken).ConfigureAwait(false);
+                        result = await AllocateSubAsync(space, pool.Value, sub.Value, owner, cancellationToken).ConfigureAwait(false);
                     }
 
                     Publish();
@@ -222,7 +223,7 @@ public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations, IS
     {
         options ??= s_emptyMeta;
         var serial = options.TryGetValue(NetLabels.IpamSerial, out var serialText) && bool.TryParse(serialText, out var isSerial) && isSerial;
-        var owner = options.TryGetValue(NetLabels.IpamOwner, out var ownerText) && !string.IsNullOrEmpty(ownerText) ? ownerText : null;
+        var owner = OwnerOf(options);
         var value = IpamStoreLayout.Serialize(new AddressRecord { Owner = owner });
 
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -406,6 +407,77 @@ public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations, IS
         return ids;
     }
 
+    /// <inheritdoc />
+    /// <remarks>Read from the store, so what another instance allocated for the owner goes too. An address record is
+    /// deleted at the version it was read at, so one released and handed to someone else in between stays; pools go
+    /// through <see cref="ReleasePoolAsync"/> (with the addresses a removed pool takes along).</remarks>
+    public async ValueTask<int> ReleaseOwnerAsync(string owner, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(owner);
+        var released = 0;
+        var pools = new List<string>();
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            foreach (var (store, prefix) in Stores())
+            {
+                foreach (var entry in await store.ListAsync(prefix + IpamStoreLayout.AddressSegment, cancellationToken).ConfigureAwait(false))
+                {
+                    if (!string.Equals(IpamStoreLayout.ReadAddress(entry).Owner, owner, StringComparison.Ordinal))
+                    {
+                        continue;
+                    }
+
+                    try
+                    {
+                        await store.DeleteAsync(entry.Key, entry.Version, StoreDurability.Durable, cancellationToken).ConfigureAwait(false);
+                        released++;
+                    }
+                    catch (CnmException ex) when (ex.Code is CnmErrorCodes.VersionConflict || ex.Kind is CnmErrorKind.NotFound)
+                    {
+                        // Released (and perhaps handed out again) in between: no longer the owner's.
+                    }
+                }
+
+                var poolPrefix = prefix + IpamStoreLayout.PoolSegment;
+                foreach (var entry in await store.ListAsync(poolPrefix, cancellationToken).ConfigureAwait(false))
+                {
+                    var record = IpamStoreLayout.ReadPool(entry);
+                    if (string.Equals(record.Owner, owner, StringComparison.Ordinal) && (record.SubPool is not null || record.Explicit))
+                    {
+                        pools.Add(entry.Key[poolPrefix.Length..]);
+                    }
+                }
+            }
+
+            await ReloadAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+
+        // Sub-pools before their master pools (a longer id), so a master's last reference goes last.
+        foreach (var poolId in pools.OrderByDescending(p => p.Length))
+        {
+            try
+            {
+                await ReleasePoolAsync(poolId, cancellationToken).ConfigureAwait(false);
+                released++;
+            }
+            catch (CnmException ex) when (ex.Code is CnmErrorCodes.PoolNotFound)
+            {
+                // Released in between.
+            }
+        }
+
+        LogOwnerReleased(_logger, owner, released);
+        return released;
+    }
+
+    private static string? OwnerOf(IReadOnlyDictionary<string, string> options) =>
+        options.TryGetValue(NetLabels.IpamOwner, out var owner) && !string.IsNullOrEmpty(owner) ? owner : null;
+
     /// <summary>The store an address space's records live in.</summary>
     private IKeyValueStore StoreOf(string space) =>
         _globalStore is not null && string.Equals(space, IpamNames.GlobalDefaultAddressSpace, StringComparison.Ordinal) ? _globalStore : _store;
@@ -529,7 +601,7 @@ public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations, IS
         }
     }
 
-    private async ValueTask<AllocatedPool> AllocatePredefinedAsync(string space, PoolRequest request, CancellationToken cancellationToken)
+    private async ValueTask<AllocatedPool> AllocatePredefinedAsync(string space, PoolRequest request, string? owner, CancellationToken cancellationToken)
     {
         var pools = request.IPv6 ? _v6Pools : space == IpamNames.LocalDefaultAddressSpace ? _localPools : _globalPools;
         var state = Space(space);
@@ -542,11 +614,11 @@ public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations, IS
         }
 
         var next = index + 1 >= pools.Total ? 0 : index + 1;
-        var master = await CreateMasterAsync(space, network, request.IPv6 ? state.NextV4 : next, request.IPv6 ? next : state.NextV6, cancellationToken).ConfigureAwait(false);
+        var master = await CreateMasterAsync(space, network, request.IPv6 ? state.NextV4 : next, request.IPv6 ? next : state.NextV6, owner, cancellationToken).ConfigureAwait(false);
         return new AllocatedPool(master.Id, master.Network, s_emptyMeta);
     }
 
-    private async ValueTask<AllocatedPool> AllocateMasterAsync(string space, IPNetwork network, CancellationToken cancellationToken)
+    private async ValueTask<AllocatedPool> AllocateMasterAsync(string space, IPNetwork network, string? owner, CancellationToken cancellationToken)
     {
         var id = MasterId(space, network);
         if (_masters.ContainsKey(id))
@@ -556,11 +628,11 @@ public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations, IS
 
         ThrowIfOverlaps(space, network);
         var state = Space(space);
-        var master = await CreateMasterAsync(space, network, state.NextV4, state.NextV6, cancellationToken).ConfigureAwait(false);
+        var master = await CreateMasterAsync(space, network, state.NextV4, state.NextV6, owner, cancellationToken).ConfigureAwait(false);
         return new AllocatedPool(master.Id, master.Network, s_emptyMeta);
     }
 
-    private async ValueTask<AllocatedPool> AllocateSubAsync(string space, IPNetwork network, IPNetwork range, CancellationToken cancellationToken)
+    private async ValueTask<AllocatedPool> AllocateSubAsync(string space, IPNetwork network, IPNetwork range, string? owner, CancellationToken cancellationToken)
     {
         var masterId = MasterId(space, network);
         var subId = masterId + "/" + IpMath.Format(range);
@@ -571,7 +643,7 @@ public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations, IS
 
         if (_masters.TryGetValue(masterId, out var master))
         {
-            var subRecord = new PoolRecord { AddressSpace = space, Pool = IpMath.Format(network), SubPool = IpMath.Format(range) };
+            var subRecord = new PoolRecord { AddressSpace = space, Pool = IpMath.Format(network), SubPool = IpMath.Format(range), Owner = owner };
             var versions = await StoreOf(space).CommitAsync(
                 [
                     StoreOperation.Put(IpamStoreLayout.PoolKey(PrefixOf(space), masterId), IpamStoreLayout.Serialize(ToRecord(master, master.RefCount + 1, master.Explicit)), master.Version),
@@ -587,7 +659,7 @@ public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations, IS
 
         ThrowIfOverlaps(space, network);
         var state = Space(space);
-        var created = await CreateMasterAsync(space, network, state.NextV4, state.NextV6, cancellationToken, range).ConfigureAwait(false);
+        var created = await CreateMasterAsync(space, network, state.NextV4, state.NextV6, owner, cancellationToken, range).ConfigureAwait(false);
         var createdSub = _subs[created.Id + "/" + IpMath.Format(range)];
         return new AllocatedPool(createdSub.Id, network, s_emptyMeta);
     }
@@ -595,10 +667,11 @@ public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations, IS
     /// <summary>Creates a master pool (explicit, or implicit as the parent of <paramref name="subPool"/>) in one
     /// atomic commit that also advances the address space record and removes addresses a racing instance left
     /// behind under the same pool id.</summary>
-    private async ValueTask<MasterPool> CreateMasterAsync(string space, IPNetwork network, UInt128 nextV4, UInt128 nextV6, CancellationToken cancellationToken, IPNetwork? subPool = null)
+    private async ValueTask<MasterPool> CreateMasterAsync(string space, IPNetwork network, UInt128 nextV4, UInt128 nextV6, string? owner, CancellationToken cancellationToken, IPNetwork? subPool = null)
     {
         var state = Space(space);
         var master = NewMaster(space, network, refCount: 1, isExplicit: subPool is null, version: 0);
+        master.Owner = subPool is null ? owner : null;
         var leftovers = await StoreOf(space).ListAsync(IpamStoreLayout.AddressPrefix(PrefixOf(space), master.Id), cancellationToken).ConfigureAwait(false);
         var operations = new List<StoreOperation>(3 + leftovers.Count)
         {
@@ -607,7 +680,7 @@ public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations, IS
         };
         if (subPool is { } range)
         {
-            var subRecord = new PoolRecord { AddressSpace = space, Pool = IpMath.Format(network), SubPool = IpMath.Format(range) };
+            var subRecord = new PoolRecord { AddressSpace = space, Pool = IpMath.Format(network), SubPool = IpMath.Format(range), Owner = owner };
             operations.Add(StoreOperation.Put(IpamStoreLayout.PoolKey(PrefixOf(space), master.Id + "/" + IpMath.Format(range)), IpamStoreLayout.Serialize(subRecord), StoreVersion.Absent));
         }
 
@@ -690,6 +763,7 @@ public sealed partial class DefaultIpam : IIpamDriver, IIpamOwnedAllocations, IS
         {
             master.RefCount = refCount;
             master.Explicit = isExplicit;
+            master.Owner = isExplicit ? master.Owner : null;
             master.Version = versions[masterIndex];
         }
     }

@@ -40,6 +40,10 @@ internal sealed record PoolRecord
 
     /// <summary>Master pools: requested itself (not only created as the parent of sub-pools).</summary>
     public bool Explicit { get; init; }
+
+    /// <summary>The owner given with <see cref="NetLabels.IpamOwner"/> when the pool was requested (a master pool:
+    /// while it is <see cref="Explicit"/>), or null.</summary>
+    public string? Owner { get; init; }
 }
 
 /// <summary>One allocated address.</summary>
