@@ -18,10 +18,36 @@ internal sealed record FaultScenario(
     FirewallBackendChoice Firewall,
     Func<NetworkController, FaultScenarioContext, Task> Setup,
     Func<NetworkController, FaultScenarioContext, Task> Operation,
-    Func<NetworkController, FaultScenarioContext, Task> Complete);
+    Func<NetworkController, FaultScenarioContext, Task> Complete)
+{
+    /// <summary>The scenario needs a global store (etcd, started by the harness) and the overlay driver: its controllers
+    /// get <see cref="FaultScenarioContext.EtcdEndpoint"/>, the node name and the advertise address.</summary>
+    public bool NeedsGlobalStore { get; init; }
+}
 
-/// <summary>What a scenario needs besides the controller: the parent link of the macvlan scenarios.</summary>
-internal sealed record FaultScenarioContext(string MacvlanParent);
+/// <summary>What a scenario needs besides the controller: the parent link of the macvlan scenarios; for the scenarios
+/// that need a global store, the etcd endpoint, the key prefix (one per scenario) and this host's advertise address.</summary>
+internal sealed record FaultScenarioContext(string MacvlanParent)
+{
+    /// <summary>The etcd client URL (the harness's etcd), or null.</summary>
+    public string? EtcdEndpoint { get; init; }
+
+    /// <summary>The key prefix in etcd (one per scenario, so its baseline is its own).</summary>
+    public string? EtcdKeyPrefix { get; init; }
+
+    /// <summary>The host namespace's underlay address (the overlay's VTEP).</summary>
+    public string? AdvertiseAddress { get; init; }
+
+    /// <summary>The child's extra arguments for these (none without a global store).</summary>
+    public IEnumerable<string> GlobalArguments() =>
+        EtcdEndpoint is null ? [] : [EtcdEndpoint, EtcdKeyPrefix ?? string.Empty, AdvertiseAddress ?? string.Empty];
+
+    /// <summary>The context the child rebuilds from its arguments.</summary>
+    public static FaultScenarioContext FromArguments(string macvlanParent, IReadOnlyList<string> global) =>
+        global is [var endpoint, var prefix, var advertise]
+            ? new FaultScenarioContext(macvlanParent) { EtcdEndpoint = endpoint, EtcdKeyPrefix = prefix, AdvertiseAddress = advertise }
+            : new FaultScenarioContext(macvlanParent);
+}
 
 /// <summary>The scenarios, and the controller they run on.</summary>
 internal static class FaultScenarios
@@ -65,7 +91,18 @@ internal static class FaultScenarios
         new("remote endpoint create and join", FirewallBackendChoice.None, Then(CreateRemoteNetworkAsync, CreateSandboxAsync), Then(CreateEndpointAsync, JoinAsync), Then(CreateEndpointAsync, JoinAsync)),
         new("remote leave and endpoint delete", FirewallBackendChoice.None, Then(CreateRemoteNetworkAsync, CreateSandboxAsync, CreateEndpointAsync, JoinAsync), Then(LeaveAsync, DeleteEndpointAsync), Then(LeaveAsync, DeleteEndpointAsync)),
         new("remote network delete", FirewallBackendChoice.None, CreateRemoteNetworkAsync, DeleteNetworkAsync, DeleteNetworkAsync),
+
+        // Overlay: the controller has the harness's etcd as its global store (the scenario's own key prefix), node name
+        // OverlayNodeName and the host namespace's underlay address as its advertise address. The network has no gateway
+        // network (NetLabels.NoGatewayNetwork): the bridge scenarios cover that join.
+        new("overlay network create", FirewallBackendChoice.Iptables, None, CreateOverlayNetworkAsync, CreateOverlayNetworkAsync) { NeedsGlobalStore = true },
+        new("overlay endpoint create and join", FirewallBackendChoice.Iptables, Then(CreateOverlayNetworkAsync, CreateSandboxAsync), Then(CreateEndpointAsync, JoinAsync), Then(CreateEndpointAsync, JoinAsync)) { NeedsGlobalStore = true },
+        new("overlay leave and endpoint delete", FirewallBackendChoice.Iptables, Then(CreateOverlayNetworkAsync, CreateSandboxAsync, CreateEndpointAsync, JoinAsync), Then(LeaveAsync, DeleteEndpointAsync), Then(LeaveAsync, DeleteEndpointAsync)) { NeedsGlobalStore = true },
+        new("overlay network delete", FirewallBackendChoice.Iptables, CreateOverlayNetworkAsync, DeleteNetworkAsync, DeleteNetworkAsync) { NeedsGlobalStore = true },
     ];
+
+    /// <summary>The node name of the overlay scenarios' controllers.</summary>
+    public const string OverlayNodeName = "fkhost1";
 
     /// <summary>The plugin (network driver and IPAM) of the remote scenarios.</summary>
     public const string PluginName = "fkplug";
@@ -77,7 +114,9 @@ internal static class FaultScenarios
     /// <summary>Builds (starts, so recovers) a controller for a scenario: the bridge and macvlan drivers, the given
     /// firewall backend, no default networks, no embedded DNS, the SQLite store under the state directory; with
     /// <paramref name="faults"/> (the child only) its fault points call it.</summary>
-    public static ValueTask<NetworkController> BuildAsync(string hostNamespacePath, string stateDirectory, string runDirectory, FirewallBackendChoice firewall, FaultPoints? faults, Microsoft.Extensions.Logging.ILoggerFactory? loggerFactory = null)
+    /// <param name="global">With an etcd endpoint (scenarios that <see cref="FaultScenario.NeedsGlobalStore"/>): the
+    /// global store, the overlay driver, node name <see cref="OverlayNodeName"/> and the advertise address.</param>
+    public static ValueTask<NetworkController> BuildAsync(string hostNamespacePath, string stateDirectory, string runDirectory, FirewallBackendChoice firewall, FaultPoints? faults, Microsoft.Extensions.Logging.ILoggerFactory? loggerFactory = null, FaultScenarioContext? global = null)
     {
         var options = new CnmOptions
         {
@@ -95,8 +134,22 @@ internal static class FaultScenarios
             },
         };
         options.Dns.Mode = EmbeddedDnsMode.Disabled;
+        if (global?.EtcdEndpoint is not null)
+        {
+            options.AdvertiseAddress = global.AdvertiseAddress;
+            options.Cluster = new ClusterOptions { NodeName = OverlayNodeName };
+        }
+
         var builder = new NetworkControllerBuilder(options)
             .AddDriver(new BridgeDriverFactory(new BridgeDriverOptions { ReapTimeout = TimeSpan.FromSeconds(3) }));
+        if (global?.EtcdEndpoint is { } etcd)
+        {
+            var etcdOptions = new CnmSharp.Store.Etcd.EtcdStoreOptions { KeyPrefix = global.EtcdKeyPrefix ?? string.Empty, RequestTimeout = TimeSpan.FromSeconds(5) };
+            etcdOptions.Endpoints.Add(etcd);
+            builder.AddDriver(new CnmSharp.Drivers.Overlay.OverlayDriverFactory(new CnmSharp.Drivers.Overlay.OverlayDriverOptions { RetryDelay = TimeSpan.FromMilliseconds(300) }));
+            CnmSharp.Store.Etcd.EtcdNetworkControllerBuilderExtensions.UseEtcdGlobalStore(builder, etcdOptions);
+        }
+
         if (loggerFactory is not null)
         {
             builder.UseLoggerFactory(loggerFactory);
@@ -150,6 +203,19 @@ internal static class FaultScenarios
         if (controller.FindNetworkByName(NetworkName) is null)
         {
             await controller.CreateNetworkAsync(NetworkName, PluginName, new NetworkCreateOptions { IpamDriver = PluginName, IPv4Config = [new IpamConfig { Subnet = Subnet }] }).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Leaves (when joined) and deletes the endpoint (when it exists): a kill may come after either.</summary>
+    private static async Task CreateOverlayNetworkAsync(NetworkController controller, FaultScenarioContext context)
+    {
+        if (controller.FindNetworkByName(NetworkName) is null)
+        {
+            await controller.CreateNetworkAsync(NetworkName, "overlay", new NetworkCreateOptions
+            {
+                IPv4Config = [new IpamConfig { Subnet = Subnet }],
+                Labels = new Dictionary<string, string>(StringComparer.Ordinal) { [NetLabels.NoGatewayNetwork] = "true" },
+            }).ConfigureAwait(false);
         }
     }
 

@@ -29,7 +29,8 @@ if (args is ["delete-sandbox", var deleteState, var deleteRun, var deleteHost, v
 // operation with the fault points armed. "record" prints "point <name>" at each point reached, then "done"; a
 // "<point>#<n>" kills this process with SIGKILL at the n-th time that point is reached (it prints "done" only if it
 // never is).
-if (args is ["fault", var scenarioName, var faultState, var faultRun, var faultHost, var parent, var spec])
+// Scenarios that need a global store get three more arguments: etcd endpoint, key prefix, advertise address.
+if (args is ["fault", var scenarioName, var faultState, var faultRun, var faultHost, var parent, var spec, .. var globalArguments])
 {
     var scenario = FaultScenarios.Find(scenarioName);
     var armed = false;
@@ -55,8 +56,8 @@ if (args is ["fault", var scenarioName, var faultState, var faultRun, var faultH
             Thread.Sleep(Timeout.Infinite);
         }
     });
-    var context = new FaultScenarioContext(parent);
-    await using (var faulted = await FaultScenarios.BuildAsync(faultHost, faultState, faultRun, scenario.Firewall, faults))
+    var context = FaultScenarioContext.FromArguments(parent, globalArguments);
+    await using (var faulted = await FaultScenarios.BuildAsync(faultHost, faultState, faultRun, scenario.Firewall, faults, global: scenario.NeedsGlobalStore ? context : null))
     {
         await scenario.Setup(faulted, context);
         Volatile.Write(ref armed, true);

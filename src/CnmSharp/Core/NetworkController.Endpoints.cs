@@ -203,7 +203,12 @@ public sealed partial class NetworkController
                 }
 
                 intent.Intent.Addresses.Add([pool.PoolId, address.Address.ToString()]);
-                if (ipam.Ipam is not IIpamOwnedAllocations && ipam.ReleaseByOwner is null)
+
+                // An owned allocation is found by its owner at the next start's sweep, except in a global network's
+                // pool, which the sweep leaves alone (other hosts' endpoints hold its addresses); an IPAM that
+                // releases by owner has it released by the rollback. Otherwise the intent records it, so a crash
+                // before the commit releases it by the rollback.
+                if (OwnerReleaseFor(ipam, network) is null && (ipam.Ipam is not IIpamOwnedAllocations || (_global is not null && IsGlobal(network.Record))))
                 {
                     await intent.SaveAsync(cancellationToken).ConfigureAwait(false);
                 }

@@ -3,6 +3,7 @@ using System.Text.Json.Serialization;
 using CnmSharp.Core;
 using CnmSharp.Core.Persistence;
 using CnmSharp.Drivers;
+using CnmSharp.Ipam;
 using CnmSharp.Store;
 using Microsoft.Extensions.Logging;
 
@@ -221,6 +222,7 @@ public sealed partial class NetworkController
         }
 
         await RegisterNodeAsync(cancellationToken).ConfigureAwait(false);
+        await RemoveOwnStaleEndpointsAsync(cancellationToken).ConfigureAwait(false);
         var listing = await _global.Store.ListAtAsync(CoreStore.Root, StoreRevision.Latest, cancellationToken).ConfigureAwait(false);
         await ApplyGlobalSnapshotAsync(listing, cancellationToken).ConfigureAwait(false);
         var stop = _global.Stop.Token;
@@ -260,6 +262,69 @@ public sealed partial class NetworkController
         foreach (var network in _networks.Values.Where(n => IsGlobal(n.Record) && n.EndpointCount == 0 && !listed.Contains(n.Id)).ToArray())
         {
             _networks.TryRemove(network.Id, out _);
+        }
+    }
+
+    /// <summary>
+    /// At start, after recovery: a published endpoint of this node that has no local record is one a crash interrupted
+    /// (its delete after the local record went, or its create after the publish and before the commit, whose rollback
+    /// does not know the publish). Nothing here owns it any more: its record is deleted from the cluster
+    /// (compare-and-swap on its version) and its addresses, still allocated to it in the global pool, are released. The
+    /// start's sweep cannot do this: it leaves global pools alone. Best effort (logged).
+    /// </summary>
+    private async ValueTask RemoveOwnStaleEndpointsAsync(CancellationToken cancellationToken)
+    {
+        var global = _global!;
+        foreach (var entry in await global.Store.ListAsync(CoreStore.EndpointPrefix, cancellationToken).ConfigureAwait(false))
+        {
+            EndpointRecord record;
+            try
+            {
+                record = CoreStore.Deserialize(entry, CoreJsonContext.Default.EndpointRecord);
+            }
+            catch (CnmInternalException ex)
+            {
+                GlobalLog.ApplyFailed(_logger, ex);
+                continue;
+            }
+
+            if (!string.Equals(record.Node, global.NodeName, StringComparison.Ordinal) || FindEndpoint(record.Id) is not null
+                || _markedEndpoints.Keys.Any(e => string.Equals(e.Id, record.Id, StringComparison.Ordinal)))
+            {
+                continue;
+            }
+
+            try
+            {
+                if (_networks.TryGetValue(record.NetworkId, out var network) && network.IpamDriver is { } ipamName && _registry.ContainsIpam(ipamName)
+                    && _registry.GetIpam(ipamName).Ipam is { } ipam)
+                {
+                    foreach (var (poolId, address) in new[] { (record.PoolIdV4, record.Address), (record.PoolIdV6, record.AddressIPv6) })
+                    {
+                        if (poolId is null || address is null)
+                        {
+                            continue;
+                        }
+
+                        // Only while the allocation is still this endpoint's (an address released before the crash may
+                        // have gone to another endpoint since).
+                        var ip = CidrAddress.Parse(address).Address;
+                        var owned = ipam is IIpamOwnedAllocations allocations
+                            && (await allocations.GetAllocationsAsync(poolId, cancellationToken).ConfigureAwait(false)).Any(a => a.Address.Equals(ip) && string.Equals(a.Owner, record.Id, StringComparison.Ordinal));
+                        if (owned)
+                        {
+                            await ipam.ReleaseAddressAsync(poolId, ip, cancellationToken).ConfigureAwait(false);
+                        }
+                    }
+                }
+
+                await global.Store.DeleteAsync(entry.Key, entry.Version, StoreDurability.Durable, cancellationToken).ConfigureAwait(false);
+                GlobalLog.StaleOwnEndpointRemoved(_logger, record.Name, record.Id);
+            }
+            catch (CnmException ex)
+            {
+                GlobalLog.PublishFailed(_logger, ex, "stale endpoint " + record.Id);
+            }
         }
     }
 
@@ -732,4 +797,7 @@ internal static partial class GlobalLog
 
     [LoggerMessage(1408, LogLevel.Warning, "Global network {Name} ({NetworkId}) was deleted by another host but has {Endpoints} endpoint(s) here: kept and published again")]
     public static partial void DetachRefused(ILogger logger, string name, string networkId, int endpoints);
+
+    [LoggerMessage(1409, LogLevel.Warning, "Removed this node's endpoint {Name} ({EndpointId}) from the global store: a crash left it published with no local record; its addresses are released")]
+    public static partial void StaleOwnEndpointRemoved(ILogger logger, string name, string endpointId);
 }

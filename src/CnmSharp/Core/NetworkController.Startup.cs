@@ -539,6 +539,16 @@ public sealed partial class NetworkController
         }
     }
 
+    /// <summary>
+    /// How a create's rollback releases what an IPAM reserved for it: by the owner the intent names (also what a
+    /// process killed before recording the reply left) when the IPAM can and the start's sweep would not find it (a
+    /// plugin's allocations, <see cref="RegisteredIpam.ReleaseByOwner"/>; an address in a global network's pool, which
+    /// the sweep leaves to the cluster); else null, and the rollback releases what the intent recorded.
+    /// </summary>
+    private IIpamOwnerRelease? OwnerReleaseFor(RegisteredIpam ipam, Network? network) =>
+        ipam.ReleaseByOwner
+        ?? (network is not null && _global is not null && IsGlobal(network.Record) && ipam.Ipam.Capability.ReleasesByOwner ? ipam.Ipam as IIpamOwnerRelease : null);
+
     /// <summary>The IPAM owner tag of a network's own addresses (gateway, aux addresses).</summary>
     internal static string NetworkOwner(string networkId) => "network:" + networkId;
 
@@ -585,7 +595,8 @@ public sealed partial class NetworkController
             IntentKind.CreateEndpoint => intent.EndpointId,
             _ => null,
         };
-        if (registeredIpam?.ReleaseByOwner is { } byOwner && owner is not null)
+        var ownerNetwork = intent.Kind == IntentKind.CreateEndpoint && _networks.TryGetValue(intent.NetworkId, out var n) ? n : null;
+        if (registeredIpam is not null && OwnerReleaseFor(registeredIpam, ownerNetwork) is { } byOwner && owner is not null)
         {
             // Everything requested for the object goes, also a pool or address whose reply the intent never recorded
             // (the process died in between): the owner was recorded before the first request.

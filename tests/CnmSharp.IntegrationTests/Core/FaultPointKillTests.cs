@@ -37,7 +37,7 @@ public sealed partial class FaultPointKillTests
         await using var host = await TestHostNamespace.CreateAsync();
         await IpTool.RunAsync(host.Path, "link", "add", MacvlanParent, "type", "veth", "peer", "name", "fkp1");
         await IpTool.RunAsync(host.Path, "link", "set", MacvlanParent, "up");
-        var context = new FaultScenarioContext(MacvlanParent);
+        var sharedContext = new FaultScenarioContext(MacvlanParent);
         var only = Environment.GetEnvironmentVariable("CNM_FAULT_SCENARIO");
         var exercised = 0;
         var leaks = new List<string>();
@@ -48,9 +48,16 @@ public sealed partial class FaultPointKillTests
         var inRecovery = TimeSpan.Zero;
         var inChecks = TimeSpan.Zero;
         var scenarios = FaultScenarios.All.Where(s => string.IsNullOrEmpty(only) || s.Name.Contains(only, StringComparison.Ordinal)).ToList();
+
+        // The overlay scenarios' etcd (one member on loopback, killed by PID and its directory removed at the end) and
+        // the host namespace's underlay address (FaultPointKillTests.Overlay.cs).
+        await AddUnderlayAsync(host.Path);
+        await using var etcd = scenarios.Any(s => s.NeedsGlobalStore) ? await EtcdCluster.StartAsync() : null;
         foreach (var scenario in scenarios)
         {
             var started = clock.Elapsed;
+            var context = ContextFor(scenario, sharedContext, etcd);
+            var global = Global(scenario, context);
             var temp = Directory.CreateTempSubdirectory("cnmfault-").FullName;
             var state = Path.Combine(temp, "state");
             var run = Path.Combine(temp, "run");
@@ -64,11 +71,11 @@ public sealed partial class FaultPointKillTests
                 }
 
                 // The recording run, then the clean state it leaves once everything is removed: the baseline.
-                var (recordOutput, recordExit, recordError) = await RunChildAsync(testHost, scenario, state, run, host.Path, "record");
+                var (recordOutput, recordExit, recordError) = await RunChildAsync(testHost, scenario, context, state, run, host.Path, "record");
                 Assert.That(recordOutput.LastOrDefault(), Is.EqualTo("done"), $"{scenario.Name}: the recording run failed (exit {recordExit}): {recordError}");
                 var points = Occurrences(recordOutput.Where(l => l.StartsWith("point ", StringComparison.Ordinal)).Select(l => l["point ".Length..]).ToList());
                 await CompleteAndRemoveAsync(scenario, context, host.Path, state, run);
-                var baseline = await KernelSnapshot.TakeAsync(host.Path, run, state);
+                var baseline = await KernelSnapshot.TakeAsync(host.Path, run, state, global);
 
                 // The setup runs here, on a warm process, before each point; the child's (idempotent) setup then finds
                 // everything in place and only starts its controller and runs the operation.
@@ -79,7 +86,7 @@ public sealed partial class FaultPointKillTests
                     reached.Add(point);
                     var at = $"{scenario.Name} at {point}#{occurrence}";
                     var childStarted = clock.Elapsed;
-                    var (output, exit, error) = await RunChildAsync(testHost, scenario, state, run, host.Path, $"{point}#{occurrence}");
+                    var (output, exit, error) = await RunChildAsync(testHost, scenario, context, state, run, host.Path, $"{point}#{occurrence}");
                     inChildren += clock.Elapsed - childStarted;
                     if (output.Contains("done") || exit != 137)
                     {
@@ -99,19 +106,19 @@ public sealed partial class FaultPointKillTests
 
                     exercised++;
                     var recoveryStarted = clock.Elapsed;
-                    var controller = await FaultScenarios.BuildAsync(host.Path, state, run, scenario.Firewall, faults: null);
+                    var controller = await FaultScenarios.BuildAsync(host.Path, state, run, scenario.Firewall, faults: null, global: global);
                     try
                     {
                         await controller.WaitForTeardownsAsync();
                         inRecovery += clock.Elapsed - recoveryStarted;
                         var checkStarted = clock.Elapsed;
-                        var found = await CheckInvariantsAsync(controller, host.Path, run, state, baseline, plugin?.Store);
+                        var found = await CheckInvariantsAsync(controller, host.Path, run, state, baseline, plugin?.Store, global);
                         inChecks += clock.Elapsed - checkStarted;
                         leaks.AddRange(found.Leaks.Select(f => $"{at}, after recovery: {f}"));
                         duplicates.AddRange(found.Duplicates.Select(f => $"{at}, after recovery: {f}"));
                         await scenario.Complete(controller, context);
                         await RemoveAllAsync(controller);
-                        found = await CheckInvariantsAsync(controller, host.Path, run, state, baseline, plugin?.Store);
+                        found = await CheckInvariantsAsync(controller, host.Path, run, state, baseline, plugin?.Store, global);
                         leaks.AddRange(found.Leaks.Select(f => $"{at}, after completing and removing everything: {f}"));
                         duplicates.AddRange(found.Duplicates.Select(f => $"{at}, after completing and removing everything: {f}"));
                         await scenario.Setup(controller, context);
@@ -129,12 +136,12 @@ public sealed partial class FaultPointKillTests
 
                 // The last point's setup is removed too, and the scenario must leave the namespace as it found it
                 // (else the next scenario's baseline would hide what it left).
-                await using (var last = await FaultScenarios.BuildAsync(host.Path, state, run, scenario.Firewall, faults: null))
+                await using (var last = await FaultScenarios.BuildAsync(host.Path, state, run, scenario.Firewall, faults: null, global: global))
                 {
                     await RemoveAllAsync(last);
                 }
 
-                var end = await KernelSnapshot.TakeAsync(host.Path, run, state);
+                var end = await KernelSnapshot.TakeAsync(host.Path, run, state, global);
                 leaks.AddRange(end.KernelDifferencesFrom(baseline).Select(f => $"{scenario.Name}, at its end: {f}"));
                 TestContext.Out.WriteLine($"{scenario.Name}: {points.Count} fault points ({string.Join(", ", points.Select(p => p.Occurrence > 1 ? $"{p.Point}#{p.Occurrence}" : p.Point))}) in {(clock.Elapsed - started).TotalSeconds:F1} s");
             }
@@ -146,6 +153,7 @@ public sealed partial class FaultPointKillTests
                 }
 
                 await StopInvariants.UnmountSandboxesAsync(run);
+                await UnmountOverlayNamespacesAsync(run);
                 Directory.Delete(temp, recursive: true);
             }
         }
@@ -175,11 +183,11 @@ public sealed partial class FaultPointKillTests
     /// allocation; with nothing left in the store, any store key the baseline does not have. Duplicates: an address or
     /// MAC held by two endpoints.
     /// </summary>
-    private static async Task<(List<string> Leaks, List<string> Duplicates)> CheckInvariantsAsync(NetworkController controller, string hostNamespacePath, string runDirectory, string stateDirectory, KernelSnapshot baseline, IKeyValueStore? pluginStore)
+    private static async Task<(List<string> Leaks, List<string> Duplicates)> CheckInvariantsAsync(NetworkController controller, string hostNamespacePath, string runDirectory, string stateDirectory, KernelSnapshot baseline, IKeyValueStore? pluginStore, FaultScenarioContext? global = null)
     {
         var leaks = new List<string>();
         var duplicates = new List<string>();
-        var now = await KernelSnapshot.TakeAsync(hostNamespacePath, runDirectory, stateDirectory);
+        var now = await KernelSnapshot.TakeAsync(hostNamespacePath, runDirectory, stateDirectory, global);
         await using var store = await SqliteKeyValueStore.OpenAsync(new SqliteStoreOptions { Path = Path.Combine(stateDirectory, "cnm.db") });
 
         // What the store owns in the host namespace: bridges, host veths of joined endpoints, parents a driver made.
@@ -209,6 +217,12 @@ public sealed partial class FaultPointKillTests
             if (!networks.TryGetValue(networkId, out var network))
             {
                 leaks.Add($"driver record {entry.Key} of a network the controller does not have");
+                continue;
+            }
+
+            if (parts[0] == "overlay")
+            {
+                // Its devices are in the network's namespace, not the host's: CheckOverlayAsync.
                 continue;
             }
 
@@ -286,7 +300,7 @@ public sealed partial class FaultPointKillTests
             leaks.Add($"sandbox namespace {key} is missing");
         }
 
-        foreach (var mount in now.Mounts.Where(m => !now.NamespaceFiles.Contains(Path.GetFileName(m))))
+        foreach (var mount in now.Mounts.Where(m => !now.NamespaceFiles.Contains(Path.GetFileName(m)) && !IsOverlayMount(m, runDirectory)))
         {
             leaks.Add($"bind mount {mount} of no namespace file");
         }
@@ -364,6 +378,11 @@ public sealed partial class FaultPointKillTests
         if (pluginStore is not null)
         {
             await CheckPluginAsync(pluginStore, controller, endpoints, allocations, leaks, duplicates);
+        }
+
+        if (global is not null)
+        {
+            await CheckOverlayAsync(controller, runDirectory, store, baseline, now, global, allocations, leaks, duplicates);
         }
 
         foreach (var endpoint in endpoints.Where(e => e.Address is not null && !allocations.ContainsKey(e.Address.Value.Address.ToString())))
@@ -474,14 +493,14 @@ public sealed partial class FaultPointKillTests
     /// everything.</summary>
     private static async Task CompleteAndRemoveAsync(FaultScenario scenario, FaultScenarioContext context, string hostNamespacePath, string state, string run)
     {
-        await using var controller = await FaultScenarios.BuildAsync(hostNamespacePath, state, run, scenario.Firewall, faults: null);
+        await using var controller = await FaultScenarios.BuildAsync(hostNamespacePath, state, run, scenario.Firewall, faults: null, global: Global(scenario, context));
         await scenario.Complete(controller, context);
         await RemoveAllAsync(controller);
     }
 
     private static async Task SetUpAsync(FaultScenario scenario, FaultScenarioContext context, string hostNamespacePath, string state, string run)
     {
-        await using var controller = await FaultScenarios.BuildAsync(hostNamespacePath, state, run, scenario.Firewall, faults: null);
+        await using var controller = await FaultScenarios.BuildAsync(hostNamespacePath, state, run, scenario.Firewall, faults: null, global: Global(scenario, context));
         await scenario.Setup(controller, context);
     }
 
@@ -525,7 +544,7 @@ public sealed partial class FaultPointKillTests
     }
 
     /// <summary>Runs the child in the given mode; returns its stdout lines, exit code (137 when SIGKILLed) and stderr.</summary>
-    private static async Task<(List<string> Output, int ExitCode, string Error)> RunChildAsync(string testHost, FaultScenario scenario, string state, string run, string hostNamespacePath, string spec)
+    private static async Task<(List<string> Output, int ExitCode, string Error)> RunChildAsync(string testHost, FaultScenario scenario, FaultScenarioContext context, string state, string run, string hostNamespacePath, string spec)
     {
         var start = new ProcessStartInfo(HelperProgram.DotnetHost())
         {
@@ -533,7 +552,7 @@ public sealed partial class FaultPointKillTests
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var argument in new[] { testHost, "fault", scenario.Name, state, run, hostNamespacePath, MacvlanParent, spec })
+        foreach (var argument in new[] { testHost, "fault", scenario.Name, state, run, hostNamespacePath, MacvlanParent, spec }.Concat(scenario.NeedsGlobalStore ? context.GlobalArguments() : []))
         {
             start.ArgumentList.Add(argument);
         }
@@ -579,7 +598,13 @@ public sealed partial class FaultPointKillTests
         HashSet<string> SandboxDirectories,
         HashSet<string> StoreKeys)
     {
-        public static async Task<KernelSnapshot> TakeAsync(string hostNamespacePath, string runDirectory, string stateDirectory)
+        /// <summary>The overlay network namespace files under the run directory.</summary>
+        public HashSet<string> OverlayNamespaces { get; init; } = [];
+
+        /// <summary>The keys under the scenario's prefix in the global store (empty without one).</summary>
+        public HashSet<string> GlobalKeys { get; init; } = [];
+
+        public static async Task<KernelSnapshot> TakeAsync(string hostNamespacePath, string runDirectory, string stateDirectory, FaultScenarioContext? global = null)
         {
             var links = new Dictionary<string, string>(StringComparer.Ordinal);
             var addresses = new Dictionary<string, string[]>(StringComparer.Ordinal);
@@ -613,7 +638,11 @@ public sealed partial class FaultPointKillTests
                 keys.UnionWith((await store.ListAsync("cnm/")).Select(e => e.Key).Where(k => k != "cnm/v1/controller"));
             }
 
-            return new KernelSnapshot(links, addresses, text, files, mounts, directories, keys);
+            return new KernelSnapshot(links, addresses, text, files, mounts, directories, keys)
+            {
+                OverlayNamespaces = OverlayNamespaceFiles(runDirectory),
+                GlobalKeys = await GlobalKeysAsync(global),
+            };
         }
 
         /// <summary>The kernel differences (links, addresses, rules, namespaces, mounts, sandbox directories) from
@@ -637,6 +666,8 @@ public sealed partial class FaultPointKillTests
             found.AddRange(NamespaceFiles.Except(before.NamespaceFiles).Select(f => $"namespace file {f} appeared"));
             found.AddRange(Mounts.Except(before.Mounts).Select(m => $"mount {m} appeared"));
             found.AddRange(SandboxDirectories.Except(before.SandboxDirectories).Select(d => $"sandbox directory {d} appeared"));
+            found.AddRange(OverlayNamespaces.Except(before.OverlayNamespaces).Select(f => $"overlay namespace {f} appeared"));
+            found.AddRange(GlobalKeys.Except(before.GlobalKeys).Select(k => $"global store key {k} appeared"));
             return found;
         }
 

@@ -230,7 +230,41 @@ public abstract class GlobalStoreScenarios
         }
     }
 
-    private async Task<Host> StartHostAsync(string name, bool withGlobalStore = true)
+    [Test]
+    public async Task An_endpoint_a_crash_left_published_without_its_local_record_is_removed_from_the_cluster_at_restart_and_its_address_released()
+    {
+        var local = new InMemoryKeyValueStore();
+        var h1 = await StartHostAsync("h1", local: local);
+        var network = await h1.Controller.CreateNetworkAsync("ov", GlobalTestDriver.Name, new NetworkCreateOptions { IPv4Config = [new IpamConfig { Subnet = "10.96.0.0/24" }] });
+        var endpoint = await network.CreateEndpointAsync("ep");
+        var address = endpoint.Address!.Value.Address.ToString();
+        var published = $"cnm/v1/endpoint/{network.Id}/{endpoint.Id}";
+        var kept = await network.CreateEndpointAsync("kept");
+
+        // What a crash right after the delete's local commit (endpoint.delete.record-removed) leaves: the local record
+        // is gone, the published record and the global allocation are still there.
+        await h1.DisposeAsync();
+        await local.DeleteAsync(published, StoreVersion.Any);
+        var global = await OpenGlobalClientAsync();
+        try
+        {
+            Assert.That(await global.GetAsync(published), Is.Not.Null);
+            Assert.That((await global.ListAsync("cnm/v1/ipam/")).Select(e => e.Key), Has.Some.EndsWith("/" + address));
+
+            var restarted = await StartHostAsync("h1", local: local);
+            Assert.That(await global.GetAsync(published), Is.Null, "the stale published record is gone");
+            Assert.That((await global.ListAsync("cnm/v1/ipam/")).Select(e => e.Key), Has.None.EndsWith("/" + address), "its address is released");
+            Assert.That(await global.GetAsync($"cnm/v1/endpoint/{network.Id}/{kept.Id}"), Is.Not.Null, "a live endpoint stays published");
+            Assert.That((await global.ListAsync("cnm/v1/ipam/")).Select(e => e.Key), Has.Some.EndsWith("/" + kept.Address!.Value.Address), "with its address");
+            Assert.That(restarted.Controller.GetNetwork("ov").Endpoints.Select(e => e.Name), Is.EqualTo(new[] { "kept" }));
+        }
+        finally
+        {
+            await global.DisposeAsync();
+        }
+    }
+
+    private async Task<Host> StartHostAsync(string name, bool withGlobalStore = true, IKeyValueStore? local = null)
     {
         var host = new Host(name);
         var netns = new Mock<ISandboxNetworking>();
@@ -241,7 +275,7 @@ public abstract class GlobalStoreScenarios
             .AddDriver(new GlobalTestDriverFactory(new GlobalTestDriver(DriverScope.Local), "local-test"))
             .AddIpamDriver(new CnmSharp.Ipam.Default.DefaultIpamFactory())
             .UseFirewall(null)
-            .UseStore(new InMemoryKeyValueStore())
+            .UseStore(local ?? new InMemoryKeyValueStore())
             .UseSandboxNetworking(netns.Object)
             .Configure(o =>
             {
