@@ -56,6 +56,14 @@ if (args is ["fault", var scenarioName, var faultState, var faultRun, var faultH
         }
     });
     var context = new FaultScenarioContext(parent);
+    if (target is null)
+    {
+        // The recording run sets up in a controller of its own, so that the operation, as in the kill runs, starts on a
+        // controller freshly started over the set-up state (a setup may plant a state its own controller's memory hides).
+        await using var setUp = await FaultScenarios.BuildAsync(faultHost, faultState, faultRun, scenario.Firewall, faults: null);
+        await scenario.Setup(setUp, context);
+    }
+
     await using (var faulted = await FaultScenarios.BuildAsync(faultHost, faultState, faultRun, scenario.Firewall, faults))
     {
         await scenario.Setup(faulted, context);
