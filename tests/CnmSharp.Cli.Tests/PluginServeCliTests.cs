@@ -34,7 +34,11 @@ public sealed class PluginServeCliTests : CliFixture
     {
         var name = Unique("plg");
         var socket = Path.Combine(Root, "plugins", name + ".sock");
-        using var server = CnmRunner.StartCnm(Global, ["plugin", "serve", "--name", name, "--driver", "bridge", "--ipam-driver", "default", "--socket", socket]);
+        // Started as from a terminal, with SIGINT at its default: a test run started with SIGINT ignored (a background
+        // job of a non-interactive shell) would pass that on, and the server rightly keeps a signal ignored at entry
+        // ignored (the .NET runtime installs no handler for it), so SIGINT would not stop it. `env --default-signal`
+        // (coreutils 8.31 and later) resets it before exec, so the PID is the server's.
+        using var server = StartedProcess.Start("env", ["--default-signal=INT", "dotnet", CnmRunner.CnmDll, .. Global, "plugin", "serve", "--name", name, "--driver", "bridge", "--ipam-driver", "default", "--socket", socket], "cnm plugin serve");
         try
         {
             await Until.TrueAsync(() => File.Exists(socket) || server.HasExited, "the socket appears");

@@ -84,6 +84,15 @@ internal static class FaultScenarios
         new("macvlan network create", FirewallBackendChoice.Iptables, None, CreateMacvlanNetworkAsync, CreateMacvlanNetworkAsync),
         new("macvlan join", FirewallBackendChoice.Iptables, Then(CreateMacvlanNetworkAsync, CreateSandboxAsync, CreateEndpointAsync), JoinAsync, JoinAsync),
 
+        // Coverage of every reachable point of the bridge and parent-link drivers (docs/reliability.md, "Kill harness").
+        // The internal parent (no "parent" option) is a dummy, or a veth pair where the kernel has no dummy: both reach
+        // parentlink.network.parent-created / parent-deleted.
+        new("macvlan endpoint create", FirewallBackendChoice.Iptables, CreateMacvlanNetworkAsync, CreateEndpointAsync, CreateEndpointAsync),
+        new("macvlan leave", FirewallBackendChoice.Iptables, Then(CreateMacvlanNetworkAsync, CreateSandboxAsync, CreateEndpointAsync, JoinAsync), LeaveAsync, LeaveAsync),
+        new("macvlan network create (internal parent)", FirewallBackendChoice.Iptables, None, CreateInternalParentMacvlanNetworkAsync, CreateInternalParentMacvlanNetworkAsync),
+        new("macvlan network delete (internal parent)", FirewallBackendChoice.Iptables, CreateInternalParentMacvlanNetworkAsync, DeleteNetworkAsync, DeleteNetworkAsync),
+        new("bridge network delete (leftover driver endpoint)", FirewallBackendChoice.Iptables, Then(CreateBridgeNetworkAsync, LeaveDriverOnlyEndpointAsync), DeleteNetworkAsync, DeleteNetworkAsync),
+
         // Remote: driver and IPAM are the plugin PluginName, which the test serves from its own process (it outlives the
         // killed child); the controller programs no firewall (the plugin's bridge driver does). The plugin's IPAM
         // releases by owner (IpamDriver.ReleaseOwner), which closes the window between its reply and the intent.
@@ -196,6 +205,37 @@ internal static class FaultScenarios
                 DriverOptions = new Dictionary<string, string>(StringComparer.Ordinal) { ["parent"] = context.MacvlanParent },
             }).ConfigureAwait(false);
         }
+    }
+
+    private static async Task CreateInternalParentMacvlanNetworkAsync(NetworkController controller, FaultScenarioContext context)
+    {
+        if (controller.FindNetworkByName(NetworkName) is null)
+        {
+            await controller.CreateNetworkAsync(NetworkName, "macvlan", new NetworkCreateOptions { IPv4Config = [new IpamConfig { Subnet = Subnet }] }).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The endpoint of the leftover scenario: the bridge driver has it, the core does not.</summary>
+    public const string LeftoverEndpointName = "fkl";
+
+    /// <summary>
+    /// Plants a state no operation of the core leaves, but a store from an older version, a hand edit or an interrupted
+    /// repair can: a bridge endpoint that the driver records and the core does not. The endpoint is created, then the
+    /// core's record is deleted behind the controller's back (its address is then an orphan, which the next start
+    /// sweeps). The network's delete must remove it in the driver (bridge.network.endpoint-removed).
+    /// </summary>
+    private static async Task LeaveDriverOnlyEndpointAsync(NetworkController controller, FaultScenarioContext context)
+    {
+        var network = Network(controller);
+        var store = controller.StateStore;
+        if ((await store.ListAsync($"cnm/v1/driver/bridge/endpoint/{network.Id}/").ConfigureAwait(false)).Count > 0)
+        {
+            return;
+        }
+
+        var endpoint = network.FindEndpointByName(LeftoverEndpointName)
+            ?? await network.CreateEndpointAsync(LeftoverEndpointName, new EndpointCreateOptions()).ConfigureAwait(false);
+        await store.DeleteAsync($"cnm/v1/endpoint/{network.Id}/{endpoint.Id}").ConfigureAwait(false);
     }
 
     private static async Task CreateRemoteNetworkAsync(NetworkController controller, FaultScenarioContext context)

@@ -57,7 +57,16 @@ if (args is ["fault", var scenarioName, var faultState, var faultRun, var faultH
         }
     });
     var context = FaultScenarioContext.FromArguments(parent, globalArguments);
-    await using (var faulted = await FaultScenarios.BuildAsync(faultHost, faultState, faultRun, scenario.Firewall, faults, global: scenario.NeedsGlobalStore ? context : null))
+    var global = scenario.NeedsGlobalStore ? context : null;
+    if (target is null)
+    {
+        // The recording run sets up in a controller of its own, so that the operation, as in the kill runs, starts on a
+        // controller freshly started over the set-up state (a setup may plant a state its own controller's memory hides).
+        await using var setUp = await FaultScenarios.BuildAsync(faultHost, faultState, faultRun, scenario.Firewall, faults: null, global: global);
+        await scenario.Setup(setUp, context);
+    }
+
+    await using (var faulted = await FaultScenarios.BuildAsync(faultHost, faultState, faultRun, scenario.Firewall, faults, global: global))
     {
         await scenario.Setup(faulted, context);
         Volatile.Write(ref armed, true);

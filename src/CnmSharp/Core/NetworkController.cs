@@ -403,6 +403,10 @@ public sealed partial class NetworkController : IAsyncDisposable
 
     internal ILogger Logger => _logger;
 
+    /// <summary>The controller's store (tests only: the kill harness plants a state no operation leaves, a driver record
+    /// whose core record is gone).</summary>
+    internal IKeyValueStore StateStore => _store.Store;
+
     /// <summary>The one operation a read-only controller runs: reading the state again.</summary>
     private const string RefreshOperation = "state.refresh";
 

@@ -295,7 +295,7 @@ public sealed class NetworkControllerBuilder
             : new SelectingFirewallBackendFactory(Options.Firewall, nftablesOptions: Options.FirewallDriftWatch ? new NftablesFirewallBackendOptions { WatchForDrift = true } : null, loggerFactory: _loggerFactory).Create(Options.HostNamespacePath);
         if (firewall is not null && _faults is not null)
         {
-            firewall = new FaultingFirewallBackend(firewall, _faults);
+            firewall = FaultingFirewallBackend.Wrap(firewall, _faults);
         }
 
         return await NetworkController.StartAsync(

@@ -1,5 +1,6 @@
 using CnmSharp.Diagnostics;
 using CnmSharp.Drivers;
+using CnmSharp.Firewall;
 using Moq;
 
 namespace CnmSharp.Tests.Core;
@@ -76,6 +77,44 @@ public sealed class FaultPointTests
             Assert.That(controller.Networks, Has.Count.EqualTo(before));
             f.Driver.Verify(d => d.DeleteNetworkAsync(It.IsAny<string>(), It.IsAny<CancellationToken>()), Times.Once, "the driver's network is deleted again");
             Assert.That(await f.Store.ListAsync("cnm/v1/intent/"), Is.Empty);
+        });
+    }
+
+    [Test]
+    public async Task A_controller_with_an_injector_still_checks_its_firewall_backends_rules()
+    {
+        // The fault points wrap the backend (FaultingFirewallBackend): its optional diagnostics must go through.
+        await using var f = new ControllerFixture();
+        var finding = new InvariantFinding { Kind = InvariantKinds.LeakedFirewallRule, Subject = "rule fk", Detail = "planted" };
+        var backend = new Mock<IFirewallBackend>();
+        backend.Setup(b => b.Name).Returns("fake");
+        var diagnostics = backend.As<IFirewallDiagnostics>();
+        diagnostics.Setup(d => d.CheckAsync(It.IsAny<bool>(), It.IsAny<CancellationToken>())).ReturnsAsync([finding]);
+        var factory = new Mock<IFirewallBackendFactory>();
+        factory.Setup(x => x.Create(It.IsAny<string?>())).Returns(backend.Object);
+        await using var controller = await f.NewBuilder().UseFirewall(factory.Object).UseFaultPoints(new FaultPoints(_ => { })).BuildAsync();
+
+        var report = await controller.CheckAsync(new CheckOptions { Repair = true });
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(report.Findings, Does.Contain(finding));
+            diagnostics.Verify(d => d.CheckAsync(true, It.IsAny<CancellationToken>()), Times.Once, "the repair flag is forwarded");
+        });
+    }
+
+    [Test]
+    public void The_faulting_wrapper_is_a_firewall_diagnostics_only_when_its_backend_is_one()
+    {
+        var faults = new FaultPoints(_ => { });
+        var plain = new Mock<IFirewallBackend>();
+        var checking = new Mock<IFirewallBackend>();
+        checking.As<IFirewallDiagnostics>();
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(FaultingFirewallBackend.Wrap(plain.Object, faults), Is.Not.InstanceOf<IFirewallDiagnostics>());
+            Assert.That(FaultingFirewallBackend.Wrap(checking.Object, faults), Is.InstanceOf<IFirewallDiagnostics>());
         });
     }
 
