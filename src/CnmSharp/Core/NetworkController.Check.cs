@@ -43,6 +43,7 @@ public sealed partial class NetworkController
     private async ValueTask CheckCoreAsync(bool repair, List<InvariantFinding> findings, CancellationToken cancellationToken)
     {
         await CheckIntentsAsync(repair, findings, cancellationToken).ConfigureAwait(false);
+        await CheckQuarantineAsync(repair, findings, cancellationToken).ConfigureAwait(false);
         await CheckRecordsAsync(repair, findings, cancellationToken).ConfigureAwait(false);
         await CheckNamespacesAsync(repair, findings, cancellationToken).ConfigureAwait(false);
         await CheckDriversAsync(repair, findings, cancellationToken).ConfigureAwait(false);
@@ -89,6 +90,44 @@ public sealed partial class NetworkController
                 Detail = $"{intent.Kind} of network {Ids.Short(intent.NetworkId)}{(intent.EndpointId is { } e ? $", endpoint {Ids.Short(e)}" : string.Empty)} by {owner}: no running operation owns it",
                 Repaired = repaired,
                 Repair = !repair ? null : repaired ? $"{(intent.Kind == IntentKind.Leave ? "finished" : "rolled back")} by recovery" : "recovery could not finish it (set aside in quarantine)",
+            });
+        }
+    }
+
+    /// <summary>
+    /// The records loading or recovery set aside (<see cref="GetQuarantinedRecordsAsync"/>): each is a finding, with its
+    /// original key, why and when it was set aside, and where it is kept. No repair touches one: its bytes are the only
+    /// copy of what it said, so it stays until it is discarded on request (<see cref="DiscardQuarantinedRecordAsync"/>,
+    /// <c>cnm check --discard-quarantined KEY</c>) after whatever it described was repaired by hand.
+    /// </summary>
+    private async ValueTask CheckQuarantineAsync(bool repair, List<InvariantFinding> findings, CancellationToken cancellationToken)
+    {
+        foreach (var entry in await _store.Store.ListAsync(CoreStore.QuarantinePrefix, cancellationToken).ConfigureAwait(false))
+        {
+            QuarantineRecord record;
+            try
+            {
+                record = CoreStore.Deserialize(entry, CoreJsonContext.Default.QuarantineRecord);
+            }
+            catch (CnmInternalException ex)
+            {
+                findings.Add(new InvariantFinding
+                {
+                    Kind = InvariantKinds.UnreadableRecord,
+                    Subject = $"store key {entry.Key}",
+                    Detail = $"a quarantined record that cannot be read: {ex.Reason}",
+                    Repair = repair ? "left in place: inspect it in the store and delete it by hand" : null,
+                });
+                continue;
+            }
+
+            findings.Add(new InvariantFinding
+            {
+                Kind = InvariantKinds.QuarantinedRecord,
+                Subject = $"store key {record.Key}",
+                Detail = string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                    $"set aside at {record.Time:yyyy-MM-ddTHH:mm:ssZ} ({record.Reason}); kept under {entry.Key} with its {record.Value.Length} bytes"),
+                Repair = repair ? "never automatic: repair what it described by hand, then discard it (cnm check --discard-quarantined KEY)" : null,
             });
         }
     }
@@ -391,7 +430,28 @@ public sealed partial class NetworkController
             var endpointIds = endpoints.Where(e => networkIds.Contains(e.Record.NetworkId)).Select(e => e.Record.Id)
                 .Concat(intents.Where(i => networkIds.Contains(i.Record.NetworkId) && i.Record.EndpointId is not null).Select(i => i.Record.EndpointId!))
                 .ToHashSet(StringComparer.Ordinal);
-            findings.AddRange(await diagnostics.CheckAsync(new DriverCheckRequest { NetworkIds = networkIds, EndpointIds = endpointIds, Repair = repair }, cancellationToken).ConfigureAwait(false));
+            // What the driver must have a record of: local networks (a global network's endpoints are other hosts' too),
+            // not being deleted, and no unfinished operation names them (its driver record may be half made or gone).
+            var expectedNetworks = networks
+                .Where(n => string.Equals(n.Record.Driver, registered.Name, StringComparison.Ordinal) && !n.Record.ConfigOnly && !IsGlobal(n.Record) && !n.Record.TearingDown)
+                .Select(n => n.Record.Id)
+                .Except(intents.Where(i => i.Record.Kind is IntentKind.CreateNetwork or IntentKind.DeleteNetwork).Select(i => i.Record.NetworkId), StringComparer.Ordinal)
+                .ToHashSet(StringComparer.Ordinal);
+            var expectedEndpoints = endpoints
+                .Where(e => expectedNetworks.Contains(e.Record.NetworkId) && !e.Record.TearingDown)
+                .Select(e => e.Record.Id)
+                .Except(intents.Where(i => i.Record.EndpointId is not null).Select(i => i.Record.EndpointId!), StringComparer.Ordinal)
+                .ToHashSet(StringComparer.Ordinal);
+            findings.AddRange(await diagnostics.CheckAsync(
+                new DriverCheckRequest
+                {
+                    NetworkIds = networkIds,
+                    EndpointIds = endpointIds,
+                    ExpectedNetworkIds = expectedNetworks,
+                    ExpectedEndpointIds = expectedEndpoints,
+                    Repair = repair,
+                },
+                cancellationToken).ConfigureAwait(false));
         }
     }
 
