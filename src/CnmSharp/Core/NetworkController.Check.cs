@@ -44,9 +44,10 @@ public sealed partial class NetworkController
     {
         await CheckIntentsAsync(repair, findings, cancellationToken).ConfigureAwait(false);
         await CheckQuarantineAsync(repair, findings, cancellationToken).ConfigureAwait(false);
-        await CheckRecordsAsync(repair, findings, cancellationToken).ConfigureAwait(false);
+        var duplicates = new HashSet<string>(StringComparer.Ordinal);
+        await CheckRecordsAsync(repair, findings, duplicates, cancellationToken).ConfigureAwait(false);
         await CheckNamespacesAsync(repair, findings, cancellationToken).ConfigureAwait(false);
-        await CheckDriversAsync(repair, findings, cancellationToken).ConfigureAwait(false);
+        await CheckDriversAsync(repair, findings, duplicates, cancellationToken).ConfigureAwait(false);
         if (_firewall is IFirewallDiagnostics firewall)
         {
             findings.AddRange(await firewall.CheckAsync(repair, cancellationToken).ConfigureAwait(false));
@@ -133,7 +134,11 @@ public sealed partial class NetworkController
     }
 
     /// <summary>Addresses and MACs held twice, and each pool's allocation map against the endpoints' records.</summary>
-    private async ValueTask CheckRecordsAsync(bool repair, List<InvariantFinding> findings, CancellationToken cancellationToken)
+    /// <param name="repair">Repair.</param>
+    /// <param name="findings">Where findings go.</param>
+    /// <param name="reported">Gets the ids of the endpoint records reported as holding another's address or MAC.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    private async ValueTask CheckRecordsAsync(bool repair, List<InvariantFinding> findings, HashSet<string> reported, CancellationToken cancellationToken)
     {
         var networks = await ReadRecordsAsync(CoreStore.NetworkPrefix, CoreJsonContext.Default.NetworkRecord, findings, cancellationToken).ConfigureAwait(false);
         var endpoints = await ReadRecordsAsync(CoreStore.EndpointPrefix, CoreJsonContext.Default.EndpointRecord, findings, cancellationToken).ConfigureAwait(false);
@@ -172,7 +177,7 @@ public sealed partial class NetworkController
             {
                 foreach (var group in members.Where(m => !duplicates.Contains(m.Record.Id) && value(m.Record) is { Length: > 0 }).GroupBy(m => value(m.Record)!, StringComparer.OrdinalIgnoreCase).Where(g => g.Count() > 1))
                 {
-                    await ReportDuplicateAsync(network, kind, group.Key, [.. group], allocations, repair, duplicates, removed, findings, cancellationToken).ConfigureAwait(false);
+                    await ReportDuplicateAsync(network, kind, group.Key, [.. group], allocations, repair, duplicates, removed, reported, findings, cancellationToken).ConfigureAwait(false);
                 }
             }
 
@@ -250,13 +255,14 @@ public sealed partial class NetworkController
     /// <summary>One value held by several endpoints: the pool's allocation map (for an address) names the rightful one;
     /// the others are reported, and with a repair their records are removed when they are not joined.</summary>
     private async ValueTask ReportDuplicateAsync(NetworkRecord network, string kind, string value, List<(EndpointRecord Record, long Version)> group,
-        Dictionary<IPAddress, (string PoolId, string? Owner)> allocations, bool repair, HashSet<string> duplicates, HashSet<string> removed, List<InvariantFinding> findings, CancellationToken cancellationToken)
+        Dictionary<IPAddress, (string PoolId, string? Owner)> allocations, bool repair, HashSet<string> duplicates, HashSet<string> removed, HashSet<string> reported, List<InvariantFinding> findings, CancellationToken cancellationToken)
     {
         var rightful = kind == InvariantKinds.DuplicateAddress && IPAddress.TryParse(value, out var address) && allocations.TryGetValue(address, out var allocation)
             ? group.FirstOrDefault(g => string.Equals(g.Record.Id, allocation.Owner, StringComparison.Ordinal)).Record
             : null;
         foreach (var (record, version) in group.Where(g => !ReferenceEquals(g.Record, rightful)))
         {
+            reported.Add(record.Id);
             var others = string.Join(", ", group.Where(g => !ReferenceEquals(g.Record, record)).Select(g => $"{g.Record.Name} ({Ids.Short(g.Record.Id)})"));
             var repaired = false;
             string? action = null;
@@ -410,8 +416,9 @@ public sealed partial class NetworkController
     }
 
     /// <summary>Each driver that implements <see cref="IDriverDiagnostics"/> checks its part against the store's
-    /// networks and endpoints (read again: the repairs above may have changed them).</summary>
-    private async ValueTask CheckDriversAsync(bool repair, List<InvariantFinding> findings, CancellationToken cancellationToken)
+    /// networks and endpoints (read again: the repairs above may have changed them). An endpoint record already reported
+    /// as holding another's address or MAC (a copy, most likely) is not expected to have a driver record too.</summary>
+    private async ValueTask CheckDriversAsync(bool repair, List<InvariantFinding> findings, HashSet<string> duplicates, CancellationToken cancellationToken)
     {
         var ignored = new List<InvariantFinding>();
         var networks = await ReadRecordsAsync(CoreStore.NetworkPrefix, CoreJsonContext.Default.NetworkRecord, ignored, cancellationToken).ConfigureAwait(false);
@@ -438,7 +445,7 @@ public sealed partial class NetworkController
                 .Except(intents.Where(i => i.Record.Kind is IntentKind.CreateNetwork or IntentKind.DeleteNetwork).Select(i => i.Record.NetworkId), StringComparer.Ordinal)
                 .ToHashSet(StringComparer.Ordinal);
             var expectedEndpoints = endpoints
-                .Where(e => expectedNetworks.Contains(e.Record.NetworkId) && !e.Record.TearingDown)
+                .Where(e => expectedNetworks.Contains(e.Record.NetworkId) && !e.Record.TearingDown && !duplicates.Contains(e.Record.Id))
                 .Select(e => e.Record.Id)
                 .Except(intents.Where(i => i.Record.EndpointId is not null).Select(i => i.Record.EndpointId!), StringComparer.Ordinal)
                 .ToHashSet(StringComparer.Ordinal);
