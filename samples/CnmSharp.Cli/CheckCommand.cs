@@ -17,13 +17,28 @@ internal static class CheckCommand
     public static Command Build()
     {
         var repair = new Option<bool>("--repair") { Description = "Repair what can be repaired (leaked links, rules, namespaces, duplicated records, orphan allocations, intents of dead owners) and say what was done" };
+        var discard = NetworkCommands.Multi("--discard-quarantined", "Discard a quarantined record for good (by its original store key, as a quarantined-record finding names it) before checking; never done by --repair", "KEY");
         var format = FormatOptions.List();
-        var cmd = new Command("check", "Check that the kernel objects and the store agree (no leak, no address allocated twice); exit 3 when something is found") { repair, format };
+        var cmd = new Command("check", "Check that the kernel objects and the store agree (no leak, no address allocated twice); exit 3 when something is found") { repair, discard, format };
         cmd.SetAction((parse, ct) => CliApp.RunAsync(parse, async context =>
         {
             var listFormat = ListFormat.Parse(parse.GetValue(format));
             var repairing = parse.GetValue(repair);
             await using var controller = await context.OpenControllerAsync(ct).ConfigureAwait(false);
+            foreach (var key in parse.GetValue(discard) ?? [])
+            {
+                // An explicit request, key by key: the record's bytes are the only copy of what it said.
+                if (!await controller.DiscardQuarantinedRecordAsync(key, ct).ConfigureAwait(false))
+                {
+                    throw new CliException($"no quarantined record under {key}");
+                }
+
+                if (listFormat is null)
+                {
+                    Console.WriteLine(CliText.Escape($"discarded quarantined record {key}"));
+                }
+            }
+
             var report = await controller.CheckAsync(new CheckOptions { Repair = repairing }, ct).ConfigureAwait(false);
             if (listFormat is not null)
             {

@@ -72,6 +72,66 @@ public sealed class CheckCliTests
         Expect(await _lab.CnmAsync("network", "rm", net), 0);
     }
 
+    [Test]
+    public async Task Cnm_check_repair_creates_a_deleted_bridge_again_and_removes_an_orphan_driver_record_and_a_quarantined_record_stays_until_discarded()
+    {
+        var net = "ckb-" + _lab.Suffix;
+        var container = "ckbc-" + _lab.Suffix;
+        Expect(await _lab.CnmAsync("network", "create", "--disable-dns", "--subnet", "10.94.2.0/24", net), 0);
+        Expect(await _lab.CnmAsync("sandbox", "create", container), 0);
+        Expect(await _lab.CnmAsync("network", "connect", net, container), 0);
+        Expect(await _lab.CnmAsync("check"), 0);
+
+        // The faults: the network's bridge deleted behind our back, a bridge driver network record the core has no
+        // network for (naming a bridge as made by the driver), and a record the next start sets aside.
+        var shortId = await NetworkIdAsync(net);
+        var bridge = "br-" + shortId;
+        var hostVeth = (await IpTool.JsonAsync(_lab.Host.Path, "link", "show", "master", bridge, "type", "veth")).EnumerateArray().Single().GetProperty("ifname").GetString()!;
+        await IpTool.RunAsync(_lab.Host.Path, "link", "del", bridge);
+        await IpTool.RunAsync(_lab.Host.Path, "link", "add", "ckob0", "type", "bridge");
+        var garbage = "cnm/v1/intent/garbage-" + _lab.Suffix;
+        string orphanId;
+        await using (var store = await SqliteKeyValueStore.OpenAsync(new SqliteStoreOptions { Path = Path.Combine(_lab.StateDirectory, "cnm.db") }))
+        {
+            var entry = (await store.ListAsync("cnm/v1/driver/bridge/network/")).Single(e => e.Key.StartsWith("cnm/v1/driver/bridge/network/" + shortId, StringComparison.Ordinal));
+            var node = JsonNode.Parse(entry.Value.Span)!.AsObject();
+            string Key(string name) => node.Select(p => p.Key).Single(k => string.Equals(k, name, StringComparison.OrdinalIgnoreCase));
+            orphanId = Convert.ToHexStringLower(Guid.NewGuid().ToByteArray()) + Convert.ToHexStringLower(Guid.NewGuid().ToByteArray());
+            node[Key("id")] = orphanId;
+            node[Key("name")] = "orphan";
+            node[Key("bridgeName")] = "ckob0";
+            node[Key("ipv4Subnet")] = "10.94.3.0/24";
+            node[Key("ipv4Gateway")] = "10.94.3.1/24";
+            await store.PutAsync("cnm/v1/driver/bridge/network/" + orphanId, System.Text.Encoding.UTF8.GetBytes(node.ToJsonString()), StoreVersion.Absent);
+            await store.PutAsync(garbage, System.Text.Encoding.UTF8.GetBytes("{ not json"), StoreVersion.Absent);
+        }
+
+        var report = await _lab.CnmAsync("check");
+        Expect(report, 3);
+        foreach (var expected in new[] { "missing-link bridge " + bridge, "orphan-driver-record bridge network record " + orphanId[..12], "quarantined-record store key " + garbage })
+        {
+            Assert.That(report.StdOut, Does.Contain(expected), report.ToString());
+        }
+
+        var repair = await _lab.CnmAsync("check", "--repair");
+        Expect(repair, 3);
+        Assert.That(repair.StdOut, Does.Contain("3 finding(s), 2 repaired"), repair.ToString());
+        Assert.That(repair.StdOut, Does.Contain("quarantined-record store key " + garbage).And.Contain("[not repaired: never automatic"), repair.ToString());
+        Assert.That((await IpTool.LinkAsync(_lab.Host.Path, hostVeth))!.Value.GetProperty("master").GetString(), Is.EqualTo(bridge));
+        Assert.That(await IpTool.RunAsync(_lab.Host.Path, "-4", "-o", "address", "show", "dev", bridge), Does.Contain("10.94.2.1/24"));
+        Assert.That(await IpTool.LinkAsync(_lab.Host.Path, "ckob0"), Is.Null);
+
+        var unknown = await _lab.CnmAsync("check", "--discard-quarantined", "cnm/v1/intent/nothing-" + _lab.Suffix);
+        Expect(unknown, 1);
+        var discard = await _lab.CnmAsync("check", "--discard-quarantined", garbage);
+        Expect(discard, 0);
+        Assert.That(discard.StdOut, Is.EqualTo($"discarded quarantined record {garbage}\nclean\n"), discard.ToString());
+
+        Expect(await _lab.CnmAsync("sandbox", "rm", container), 0);
+        Expect(await _lab.CnmAsync("network", "rm", net), 0);
+        Expect(await _lab.CnmAsync("check"), 0);
+    }
+
     private const int TargetOperations = 2000;
     private const int CliWorkers = 4;
     private const int LibraryWorkers = 4;

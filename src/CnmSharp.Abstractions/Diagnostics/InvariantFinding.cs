@@ -75,4 +75,8 @@ public static class InvariantKinds
 
     /// <summary>A store record that cannot be read.</summary>
     public const string UnreadableRecord = "unreadable-record";
+
+    /// <summary>A store record that loading or recovery set aside (quarantined) because it could not be processed: kept
+    /// with its bytes and the reason for inspection. No repair acts on it; it is discarded only on explicit request.</summary>
+    public const string QuarantinedRecord = "quarantined-record";
 }

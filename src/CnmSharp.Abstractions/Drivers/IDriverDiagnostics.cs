@@ -28,6 +28,15 @@ public sealed record DriverCheckRequest
     /// names).</summary>
     public required IReadOnlySet<string> EndpointIds { get; init; }
 
+    /// <summary>The networks of <see cref="NetworkIds"/> the driver must hold a record of: local scope, not being
+    /// deleted, and named by no unfinished operation. A driver that keeps records reports each one it has none of as
+    /// <see cref="Diagnostics.InvariantKinds.MissingDriverRecord"/>. Empty by default (nothing is expected).</summary>
+    public IReadOnlySet<string> ExpectedNetworkIds { get; init; } = new HashSet<string>(StringComparer.Ordinal);
+
+    /// <summary>The endpoints of <see cref="EndpointIds"/> the driver must hold a record of: those of
+    /// <see cref="ExpectedNetworkIds"/>, not being deleted, and named by no unfinished operation. Empty by default.</summary>
+    public IReadOnlySet<string> ExpectedEndpointIds { get; init; } = new HashSet<string>(StringComparer.Ordinal);
+
     /// <summary>Repair what can be proven to be the driver's own.</summary>
     public bool Repair { get; init; }
 }

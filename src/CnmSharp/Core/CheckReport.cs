@@ -6,16 +6,19 @@ namespace CnmSharp;
 public sealed record CheckOptions
 {
     /// <summary>Repair what can be repaired: remove leaked links, firewall rules and namespaces (with their bind
-    /// mounts), duplicated endpoint records and orphan allocations, and finish or roll back the intents of dead owners
-    /// with the start's recovery. Only objects proven to be CnmSharp's are touched. Default false: report only.</summary>
+    /// mounts), duplicated endpoint records, orphan allocations and orphan driver records (with what they prove the
+    /// driver made), create a missing bridge again from its record, and finish or roll back the intents of dead owners
+    /// with the start's recovery. Only objects proven to be CnmSharp's are touched; quarantined records are never
+    /// touched (they are reported, and discarded only by <see cref="NetworkController.DiscardQuarantinedRecordAsync"/>).
+    /// Default false: report only.</summary>
     public bool Repair { get; init; }
 }
 
 /// <summary>The result of <see cref="NetworkController.CheckAsync"/>.</summary>
 public sealed record CheckReport
 {
-    /// <summary>Every violation found, in the order checked (intents, records and allocations, namespaces, drivers,
-    /// firewall); empty when the state is consistent.</summary>
+    /// <summary>Every violation found, in the order checked (intents, quarantined records, records and
+    /// allocations, namespaces, drivers, firewall); empty when the state is consistent.</summary>
     public required IReadOnlyList<InvariantFinding> Findings { get; init; }
 
     /// <summary>Whether a repair was asked for.</summary>

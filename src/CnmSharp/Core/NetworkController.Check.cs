@@ -43,9 +43,11 @@ public sealed partial class NetworkController
     private async ValueTask CheckCoreAsync(bool repair, List<InvariantFinding> findings, CancellationToken cancellationToken)
     {
         await CheckIntentsAsync(repair, findings, cancellationToken).ConfigureAwait(false);
-        await CheckRecordsAsync(repair, findings, cancellationToken).ConfigureAwait(false);
+        await CheckQuarantineAsync(repair, findings, cancellationToken).ConfigureAwait(false);
+        var duplicates = new HashSet<string>(StringComparer.Ordinal);
+        await CheckRecordsAsync(repair, findings, duplicates, cancellationToken).ConfigureAwait(false);
         await CheckNamespacesAsync(repair, findings, cancellationToken).ConfigureAwait(false);
-        await CheckDriversAsync(repair, findings, cancellationToken).ConfigureAwait(false);
+        await CheckDriversAsync(repair, findings, duplicates, cancellationToken).ConfigureAwait(false);
         if (_firewall is IFirewallDiagnostics firewall)
         {
             findings.AddRange(await firewall.CheckAsync(repair, cancellationToken).ConfigureAwait(false));
@@ -93,8 +95,50 @@ public sealed partial class NetworkController
         }
     }
 
+    /// <summary>
+    /// The records loading or recovery set aside (<see cref="GetQuarantinedRecordsAsync"/>): each is a finding, with its
+    /// original key, why and when it was set aside, and where it is kept. No repair touches one: its bytes are the only
+    /// copy of what it said, so it stays until it is discarded on request (<see cref="DiscardQuarantinedRecordAsync"/>,
+    /// <c>cnm check --discard-quarantined KEY</c>) after whatever it described was repaired by hand.
+    /// </summary>
+    private async ValueTask CheckQuarantineAsync(bool repair, List<InvariantFinding> findings, CancellationToken cancellationToken)
+    {
+        foreach (var entry in await _store.Store.ListAsync(CoreStore.QuarantinePrefix, cancellationToken).ConfigureAwait(false))
+        {
+            QuarantineRecord record;
+            try
+            {
+                record = CoreStore.Deserialize(entry, CoreJsonContext.Default.QuarantineRecord);
+            }
+            catch (CnmInternalException ex)
+            {
+                findings.Add(new InvariantFinding
+                {
+                    Kind = InvariantKinds.UnreadableRecord,
+                    Subject = $"store key {entry.Key}",
+                    Detail = $"a quarantined record that cannot be read: {ex.Reason}",
+                    Repair = repair ? "left in place: inspect it in the store and delete it by hand" : null,
+                });
+                continue;
+            }
+
+            findings.Add(new InvariantFinding
+            {
+                Kind = InvariantKinds.QuarantinedRecord,
+                Subject = $"store key {record.Key}",
+                Detail = string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                    $"set aside at {record.Time:yyyy-MM-ddTHH:mm:ssZ} ({record.Reason}); kept under {entry.Key} with its {record.Value.Length} bytes"),
+                Repair = repair ? "never automatic: repair what it described by hand, then discard it (cnm check --discard-quarantined KEY)" : null,
+            });
+        }
+    }
+
     /// <summary>Addresses and MACs held twice, and each pool's allocation map against the endpoints' records.</summary>
-    private async ValueTask CheckRecordsAsync(bool repair, List<InvariantFinding> findings, CancellationToken cancellationToken)
+    /// <param name="repair">Repair.</param>
+    /// <param name="findings">Where findings go.</param>
+    /// <param name="reported">Gets the ids of the endpoint records reported as holding another's address or MAC.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    private async ValueTask CheckRecordsAsync(bool repair, List<InvariantFinding> findings, HashSet<string> reported, CancellationToken cancellationToken)
     {
         var networks = await ReadRecordsAsync(CoreStore.NetworkPrefix, CoreJsonContext.Default.NetworkRecord, findings, cancellationToken).ConfigureAwait(false);
         var endpoints = await ReadRecordsAsync(CoreStore.EndpointPrefix, CoreJsonContext.Default.EndpointRecord, findings, cancellationToken).ConfigureAwait(false);
@@ -133,7 +177,7 @@ public sealed partial class NetworkController
             {
                 foreach (var group in members.Where(m => !duplicates.Contains(m.Record.Id) && value(m.Record) is { Length: > 0 }).GroupBy(m => value(m.Record)!, StringComparer.OrdinalIgnoreCase).Where(g => g.Count() > 1))
                 {
-                    await ReportDuplicateAsync(network, kind, group.Key, [.. group], allocations, repair, duplicates, removed, findings, cancellationToken).ConfigureAwait(false);
+                    await ReportDuplicateAsync(network, kind, group.Key, [.. group], allocations, repair, duplicates, removed, reported, findings, cancellationToken).ConfigureAwait(false);
                 }
             }
 
@@ -211,13 +255,14 @@ public sealed partial class NetworkController
     /// <summary>One value held by several endpoints: the pool's allocation map (for an address) names the rightful one;
     /// the others are reported, and with a repair their records are removed when they are not joined.</summary>
     private async ValueTask ReportDuplicateAsync(NetworkRecord network, string kind, string value, List<(EndpointRecord Record, long Version)> group,
-        Dictionary<IPAddress, (string PoolId, string? Owner)> allocations, bool repair, HashSet<string> duplicates, HashSet<string> removed, List<InvariantFinding> findings, CancellationToken cancellationToken)
+        Dictionary<IPAddress, (string PoolId, string? Owner)> allocations, bool repair, HashSet<string> duplicates, HashSet<string> removed, HashSet<string> reported, List<InvariantFinding> findings, CancellationToken cancellationToken)
     {
         var rightful = kind == InvariantKinds.DuplicateAddress && IPAddress.TryParse(value, out var address) && allocations.TryGetValue(address, out var allocation)
             ? group.FirstOrDefault(g => string.Equals(g.Record.Id, allocation.Owner, StringComparison.Ordinal)).Record
             : null;
         foreach (var (record, version) in group.Where(g => !ReferenceEquals(g.Record, rightful)))
         {
+            reported.Add(record.Id);
             var others = string.Join(", ", group.Where(g => !ReferenceEquals(g.Record, record)).Select(g => $"{g.Record.Name} ({Ids.Short(g.Record.Id)})"));
             var repaired = false;
             string? action = null;
@@ -371,8 +416,9 @@ public sealed partial class NetworkController
     }
 
     /// <summary>Each driver that implements <see cref="IDriverDiagnostics"/> checks its part against the store's
-    /// networks and endpoints (read again: the repairs above may have changed them).</summary>
-    private async ValueTask CheckDriversAsync(bool repair, List<InvariantFinding> findings, CancellationToken cancellationToken)
+    /// networks and endpoints (read again: the repairs above may have changed them). An endpoint record already reported
+    /// as holding another's address or MAC (a copy, most likely) is not expected to have a driver record too.</summary>
+    private async ValueTask CheckDriversAsync(bool repair, List<InvariantFinding> findings, HashSet<string> duplicates, CancellationToken cancellationToken)
     {
         var ignored = new List<InvariantFinding>();
         var networks = await ReadRecordsAsync(CoreStore.NetworkPrefix, CoreJsonContext.Default.NetworkRecord, ignored, cancellationToken).ConfigureAwait(false);
@@ -391,7 +437,28 @@ public sealed partial class NetworkController
             var endpointIds = endpoints.Where(e => networkIds.Contains(e.Record.NetworkId)).Select(e => e.Record.Id)
                 .Concat(intents.Where(i => networkIds.Contains(i.Record.NetworkId) && i.Record.EndpointId is not null).Select(i => i.Record.EndpointId!))
                 .ToHashSet(StringComparer.Ordinal);
-            findings.AddRange(await diagnostics.CheckAsync(new DriverCheckRequest { NetworkIds = networkIds, EndpointIds = endpointIds, Repair = repair }, cancellationToken).ConfigureAwait(false));
+            // What the driver must have a record of: local networks (a global network's endpoints are other hosts' too),
+            // not being deleted, and no unfinished operation names them (its driver record may be half made or gone).
+            var expectedNetworks = networks
+                .Where(n => string.Equals(n.Record.Driver, registered.Name, StringComparison.Ordinal) && !n.Record.ConfigOnly && !IsGlobal(n.Record) && !n.Record.TearingDown)
+                .Select(n => n.Record.Id)
+                .Except(intents.Where(i => i.Record.Kind is IntentKind.CreateNetwork or IntentKind.DeleteNetwork).Select(i => i.Record.NetworkId), StringComparer.Ordinal)
+                .ToHashSet(StringComparer.Ordinal);
+            var expectedEndpoints = endpoints
+                .Where(e => expectedNetworks.Contains(e.Record.NetworkId) && !e.Record.TearingDown && !duplicates.Contains(e.Record.Id))
+                .Select(e => e.Record.Id)
+                .Except(intents.Where(i => i.Record.EndpointId is not null).Select(i => i.Record.EndpointId!), StringComparer.Ordinal)
+                .ToHashSet(StringComparer.Ordinal);
+            findings.AddRange(await diagnostics.CheckAsync(
+                new DriverCheckRequest
+                {
+                    NetworkIds = networkIds,
+                    EndpointIds = endpointIds,
+                    ExpectedNetworkIds = expectedNetworks,
+                    ExpectedEndpointIds = expectedEndpoints,
+                    Repair = repair,
+                },
+                cancellationToken).ConfigureAwait(false));
         }
     }
 

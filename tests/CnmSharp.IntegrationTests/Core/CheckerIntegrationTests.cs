@@ -104,6 +104,120 @@ public sealed class CheckerIntegrationTests(FirewallBackendChoice firewall)
         }
     }
 
+    /// <summary>
+    /// The driver's records out of step with the kernel and the core: the network's bridge deleted behind CnmSharp's
+    /// back (repair creates it again from the driver's record, with its gateway address, the joined endpoint's veth
+    /// enslaved again and the rules reconciled), a bridge driver network record the core has no network for, naming a
+    /// bridge as made by the driver (repair deletes the record and that bridge, nothing else), and a core endpoint whose
+    /// driver record is gone (missing-driver-record: reported, never repaired).
+    /// </summary>
+    [Test]
+    public async Task A_missing_bridge_and_driver_records_out_of_step_are_reported_and_repaired_where_safe()
+    {
+        await using var host = await TestHostNamespace.CreateAsync();
+        var temp = Directory.CreateTempSubdirectory("cnmcheck-").FullName;
+        var run = Path.Combine(temp, "run");
+        await using var store = new InMemoryKeyValueStore();
+        NetworkController? controller = null;
+        try
+        {
+            controller = await new NetworkControllerBuilder(new CnmOptions
+                {
+                    HostNamespacePath = host.Path,
+                    RunDirectory = run,
+                    StateDirectory = Path.Combine(temp, "state"),
+                    CreateDefaultNetworks = false,
+                    Firewall = firewall,
+                })
+                .AddDriver(new BridgeDriverFactory())
+                .UseStore(store)
+                .BuildAsync();
+            var network = await controller.CreateNetworkAsync("n", "bridge", new NetworkCreateOptions { IPv4Config = [new IpamConfig { Subnet = "10.96.8.0/24" }] });
+            var sandbox = await controller.CreateSandboxAsync("c1");
+            var endpoint = await network.CreateEndpointAsync("e1");
+            await endpoint.JoinAsync(sandbox);
+            var unjoined = await network.CreateEndpointAsync("e2");
+            Assert.That((await controller.CheckAsync()).Findings, Is.Empty);
+
+            // The faults.
+            var bridge = "br-" + network.Id[..12];
+            Assert.That(await IpTool.LinkAsync(host.Path, bridge), Is.Not.Null);
+            var hostVeth = (await IpTool.JsonAsync(host.Path, "link", "show", "master", bridge, "type", "veth")).EnumerateArray().Single().GetProperty("ifname").GetString()!;
+            await IpTool.RunAsync(host.Path, "link", "del", bridge);
+            var orphanId = await PlantOrphanNetworkRecordAsync(store, network.Id, "ckorph0");
+            await IpTool.RunAsync(host.Path, "link", "add", "ckorph0", "type", "bridge");
+            await IpTool.RunAsync(host.Path, "link", "add", "ckother0", "type", "bridge");
+            Assert.That(await store.DeleteAsync($"cnm/v1/driver/bridge/endpoint/{network.Id}/{unjoined.Id}", StoreVersion.Any), Is.True);
+
+            var report = await controller.CheckAsync();
+            var text = string.Join("\n", report.Findings);
+            Assert.That(report.Findings.Select(f => f.Kind).Order(), Is.EqualTo(new[]
+            {
+                InvariantKinds.MissingDriverRecord, InvariantKinds.MissingLink, InvariantKinds.OrphanDriverRecord,
+            }.Order()), text);
+            Assert.That(report.Findings.Single(f => f.Kind == InvariantKinds.MissingLink).Subject, Does.Contain(bridge), text);
+            Assert.That(report.Findings.Single(f => f.Kind == InvariantKinds.OrphanDriverRecord).Subject, Does.Contain(orphanId[..12]), text);
+            Assert.That(report.Findings.Single(f => f.Kind == InvariantKinds.MissingDriverRecord).Subject, Does.Contain(unjoined.Id[..12]), text);
+
+            var repaired = await controller.CheckAsync(new CheckOptions { Repair = true });
+            text = string.Join("\n", repaired.Findings);
+            Assert.That(repaired.Findings, Has.Count.EqualTo(3), text);
+            Assert.That(repaired.Findings.Where(f => f.Kind != InvariantKinds.MissingDriverRecord).All(f => f.Repaired), Is.True, text);
+            Assert.That(repaired.Findings.Single(f => f.Kind == InvariantKinds.MissingDriverRecord).Repaired, Is.False, "reported only: " + text);
+
+            // The bridge is back, with its gateway, the joined endpoint's veth on it, and the rules for it.
+            var recreated = await IpTool.LinkAsync(host.Path, bridge);
+            Assert.That(recreated, Is.Not.Null);
+            Assert.That(IpTool.HasFlag(recreated!.Value, "UP"), Is.True);
+            var addresses = await IpTool.RunAsync(host.Path, "-4", "-o", "address", "show", "dev", bridge);
+            Assert.That(addresses, Does.Contain("10.96.8.1/24"));
+            Assert.That((await IpTool.LinkAsync(host.Path, hostVeth))!.Value.GetProperty("master").GetString(), Is.EqualTo(bridge));
+            Assert.That(await RulesetAsync(host.Path), Does.Contain(bridge));
+
+            // The orphan record and the bridge it proves the driver made are gone; another bridge stays.
+            Assert.That(await store.GetAsync($"cnm/v1/driver/bridge/network/{orphanId}"), Is.Null);
+            Assert.That(await IpTool.LinkAsync(host.Path, "ckorph0"), Is.Null);
+            Assert.That(await IpTool.LinkAsync(host.Path, "ckother0"), Is.Not.Null);
+
+            // The endpoint the driver has no record of: what the finding says to do, then clean.
+            await unjoined.DeleteAsync();
+            var after = await controller.CheckAsync();
+            Assert.That(after.Findings, Is.Empty, string.Join("\n", after.Findings));
+
+            await sandbox.DeleteAsync();
+            await controller.WaitForTeardownsAsync();
+            await network.DeleteAsync();
+        }
+        finally
+        {
+            if (controller is not null)
+            {
+                await controller.DisposeAsync();
+            }
+
+            await CnmSharp.IntegrationTests.Core.StopInvariants.UnmountSandboxesAsync(run);
+            Directory.Delete(temp, recursive: true);
+        }
+    }
+
+    /// <summary>A copy of the bridge driver's record of a network under a new id, naming another bridge (made by the
+    /// driver, not adopted) and another subnet: a driver network record the core has no network for.</summary>
+    private static async Task<string> PlantOrphanNetworkRecordAsync(IKeyValueStore store, string networkId, string bridgeName)
+    {
+        var entry = (await store.GetAsync($"cnm/v1/driver/bridge/network/{networkId}"))!;
+        var node = JsonNode.Parse(entry.Value.Span)!.AsObject();
+        var id = Convert.ToHexStringLower(Guid.NewGuid().ToByteArray()) + Convert.ToHexStringLower(Guid.NewGuid().ToByteArray());
+        string Key(string name) => node.Select(p => p.Key).Single(k => string.Equals(k, name, StringComparison.OrdinalIgnoreCase));
+        node[Key("id")] = id;
+        node[Key("name")] = "orphan";
+        node[Key("bridgeName")] = bridgeName;
+        node[Key("ipv4Subnet")] = "10.96.19.0/24";
+        node[Key("ipv4Gateway")] = "10.96.19.1/24";
+        node.Remove("adoptedBridge");
+        await store.PutAsync($"cnm/v1/driver/bridge/network/{id}", System.Text.Encoding.UTF8.GetBytes(node.ToJsonString()), StoreVersion.Absent);
+        return id;
+    }
+
     private async Task AddRuleAsync(string hostPath)
     {
         if (firewall == FirewallBackendChoice.Iptables)

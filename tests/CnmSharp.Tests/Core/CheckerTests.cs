@@ -133,6 +133,80 @@ public sealed class CheckerTests : ControllerTestBase
     }
 
     [Test]
+    public async Task A_quarantined_record_is_reported_with_its_key_and_reason_never_repaired_and_gone_once_discarded()
+    {
+        await (await F.StartAsync()).DisposeAsync();
+        var garbage = CoreStore.IntentKey("garbage");
+        await F.Store.PutAsync(garbage, System.Text.Encoding.UTF8.GetBytes("{ not json"), StoreVersion.Any);
+        var c = await F.StartAsync();
+        Assert.That((await c.GetQuarantinedRecordsAsync()).Select(q => q.Key), Is.EqualTo(new[] { garbage }), "the start set it aside");
+
+        var report = await c.CheckAsync();
+        var finding = report.Findings.Single();
+        Assert.That(finding.Kind, Is.EqualTo(InvariantKinds.QuarantinedRecord), string.Join("\n", report.Findings));
+        Assert.That(finding.Subject, Is.EqualTo("store key " + garbage));
+        Assert.That(finding.Detail, Does.Contain(CoreStore.QuarantineKey(garbage)).And.Contain("10 bytes"));
+
+        var repaired = await c.CheckAsync(new CheckOptions { Repair = true });
+        Assert.That(repaired.Findings.Single().Repaired, Is.False);
+        Assert.That(repaired.Findings.Single().Repair, Does.Contain("never automatic"));
+        Assert.That(repaired.AllRepaired, Is.False);
+        Assert.That(await F.KeysAsync(CoreStore.QuarantinePrefix), Is.EqualTo(new[] { CoreStore.QuarantineKey(garbage) }), "a repair never deletes it");
+
+        Assert.That(await c.DiscardQuarantinedRecordAsync(garbage), Is.True);
+        Assert.That((await c.CheckAsync()).Findings, Is.Empty);
+    }
+
+    [Test]
+    public async Task A_quarantine_entry_that_cannot_be_read_is_an_unreadable_record_and_is_left()
+    {
+        var c = await F.StartAsync();
+        var key = CoreStore.QuarantinePrefix + "intent/broken";
+        await F.Store.PutAsync(key, System.Text.Encoding.UTF8.GetBytes("nope"), StoreVersion.Any);
+
+        var report = await c.CheckAsync(new CheckOptions { Repair = true });
+
+        Assert.That(report.Findings.Select(f => f.Kind), Is.EqualTo(new[] { InvariantKinds.UnreadableRecord }), string.Join("\n", report.Findings));
+        Assert.That(report.Findings[0].Subject, Does.Contain(key));
+        Assert.That(report.Findings[0].Repaired, Is.False);
+        Assert.That(await F.KeysAsync(CoreStore.QuarantinePrefix), Is.EqualTo(new[] { key }));
+    }
+
+    [Test]
+    public async Task A_driver_is_expected_to_hold_records_of_its_local_objects_but_not_of_those_an_unfinished_operation_names()
+    {
+        var requests = new List<DriverCheckRequest>();
+        F.AddDriver("diag", DriverCapability.LocalScope, m => m.As<IDriverDiagnostics>()
+            .Setup(d => d.CheckAsync(It.IsAny<DriverCheckRequest>(), It.IsAny<CancellationToken>()))
+            .Callback<DriverCheckRequest, CancellationToken>((r, _) => requests.Add(r))
+            .ReturnsAsync([]));
+        var c = await F.StartAsync();
+        var n = await c.CreateNetworkAsync("n", "diag", Subnet("10.68.0.0/24"));
+        var m = await c.CreateNetworkAsync("m", "diag", Subnet("10.69.0.0/24"));
+        var a = await n.CreateEndpointAsync("a");
+        var b = await n.CreateEndpointAsync("b");
+        var d = await m.CreateEndpointAsync("d");
+
+        // Intents of operations this instance runs (registered as live, as a running operation registers its own):
+        // an endpoint being deleted, a network being deleted. Their driver records may be gone already.
+        var core = (CoreStore)typeof(NetworkController).GetField("_store", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(c)!;
+        foreach (var (kind, networkId, endpointId) in new[] { (IntentKind.DeleteEndpoint, n.Id, (string?)b.Id), (IntentKind.DeleteNetwork, m.Id, null) })
+        {
+            var intent = new IntentRecord { Id = Ids.NewId(), Kind = kind, NetworkId = networkId, EndpointId = endpointId, Driver = "diag", Owner = core.Owner };
+            core.LiveIntents.TryAdd(intent.Id, 0);
+            await F.Store.PutAsync(CoreStore.IntentKey(intent.Id), CoreStore.Serialize(intent, CoreJsonContext.Default.IntentRecord), StoreVersion.Absent);
+        }
+
+        await c.CheckAsync();
+
+        var asked = requests.Last();
+        Assert.That(asked.NetworkIds, Is.EquivalentTo(new[] { n.Id, m.Id }));
+        Assert.That(asked.EndpointIds, Is.EquivalentTo(new[] { a.Id, b.Id, d.Id }));
+        Assert.That(asked.ExpectedNetworkIds, Is.EquivalentTo(new[] { n.Id }));
+        Assert.That(asked.ExpectedEndpointIds, Is.EquivalentTo(new[] { a.Id }));
+    }
+
+    [Test]
     public async Task A_read_only_controller_refuses_to_check()
     {
         var c = await F.StartAsync();

@@ -1,4 +1,6 @@
+using System.Globalization;
 using CnmSharp.Diagnostics;
+using CnmSharp.Netlink;
 
 namespace CnmSharp.Drivers.Bridge;
 
@@ -9,7 +11,11 @@ internal sealed partial class BridgeDriver : IDriverDiagnostics
     /// to be the driver's by its records: a bridge a network record names (one the driver created, not an adopted one,
     /// for the ports), and a veth enslaved to such a bridge. A port of such a bridge that no endpoint record names is a
     /// leak (a join or create that died between the kernel and the store); an adopted bridge's ports may be anyone's and
-    /// are never judged.
+    /// are never judged. Repairs: an orphan network record is deleted as the network's delete does (its endpoints'
+    /// records and host veths, its rules, its own bridge; an adopted bridge keeps everything but the addresses the
+    /// network added); an orphan endpoint record goes with its host veth; a missing bridge is created again from the
+    /// network's record, as the start's restore does (addresses, MTU, the endpoints' host veths enslaved again, the
+    /// rules reconciled). A core object the driver has no record of is reported only.
     /// </summary>
     public async ValueTask<IReadOnlyList<InvariantFinding>> CheckAsync(DriverCheckRequest request, CancellationToken cancellationToken = default)
     {
@@ -17,16 +23,25 @@ internal sealed partial class BridgeDriver : IDriverDiagnostics
         var findings = new List<InvariantFinding>();
         var networks = await _store.ListNetworksAsync(cancellationToken).ConfigureAwait(false);
         var endpoints = await _store.ListEndpointsAsync(null, cancellationToken).ConfigureAwait(false);
-        var links = await _kernel.Netlink.GetLinksAsync(cancellationToken).ConfigureAwait(false);
+        var live = networks.Where(n => request.NetworkIds.Contains(n.Id)).ToList();
         foreach (var network in networks.Where(n => !request.NetworkIds.Contains(n.Id)))
         {
+            var (repaired, action) = request.Repair ? await DeleteOrphanNetworkAsync(network, endpoints, live, cancellationToken).ConfigureAwait(false) : (false, null);
             findings.Add(new InvariantFinding
             {
                 Kind = InvariantKinds.OrphanDriverRecord,
                 Subject = $"bridge network record {Short(network.Id)} ({network.Name})",
-                Detail = $"the core's store has no network {Short(network.Id)}; its bridge is {network.BridgeName}",
-                Repair = request.Repair ? "a network record is declared state: delete the network by hand" : null,
+                Detail = $"the core's store has no network {Short(network.Id)}; its bridge is {network.BridgeName}{(network.AdoptedBridge ? " (adopted)" : string.Empty)}",
+                Repaired = repaired,
+                Repair = action,
             });
+        }
+
+        if (findings.Any(f => f.Repaired))
+        {
+            // The network deletes took their endpoints' records with them.
+            networks = await _store.ListNetworksAsync(cancellationToken).ConfigureAwait(false);
+            endpoints = await _store.ListEndpointsAsync(null, cancellationToken).ConfigureAwait(false);
         }
 
         foreach (var record in endpoints.Where(e => !request.EndpointIds.Contains(e.Id)))
@@ -56,17 +71,32 @@ internal sealed partial class BridgeDriver : IDriverDiagnostics
             });
         }
 
+        ReportMissingRecords(request, networks.Select(n => n.Id), endpoints.Select(e => e.Id), findings);
+
+        var links = await _kernel.Netlink.GetLinksAsync(cancellationToken).ConfigureAwait(false);
         foreach (var network in networks.Where(n => request.NetworkIds.Contains(n.Id)))
         {
             var bridge = links.FirstOrDefault(l => string.Equals(l.Name, network.BridgeName, StringComparison.Ordinal));
             if (bridge is null || !string.Equals(bridge.Kind, "bridge", StringComparison.Ordinal))
             {
+                var repaired = false;
+                string? action = null;
+                if (request.Repair && bridge is null)
+                {
+                    (repaired, action) = await RecreateBridgeAsync(network, endpoints, cancellationToken).ConfigureAwait(false);
+                }
+                else if (request.Repair)
+                {
+                    action = "the link of that name is not a bridge, so not the driver's: remove or rename it by hand, then check again";
+                }
+
                 findings.Add(new InvariantFinding
                 {
                     Kind = InvariantKinds.MissingLink,
                     Subject = $"bridge {network.BridgeName} of network {network.Name}",
                     Detail = bridge is null ? "not in the host namespace" : $"the link of that name is a {bridge.Kind ?? "device of unknown kind"}",
-                    Repair = request.Repair ? "restart the controller in a new host namespace instance, or recreate the network" : null,
+                    Repaired = repaired,
+                    Repair = action,
                 });
                 continue;
             }
@@ -88,7 +118,7 @@ internal sealed partial class BridgeDriver : IDriverDiagnostics
                         await _kernel.Netlink.DeleteLinkAsync(link.Index, cancellationToken).ConfigureAwait(false);
                         (repaired, action) = (true, "deleted (with its peer)");
                     }
-                    catch (Netlink.NetlinkException ex)
+                    catch (NetlinkException ex)
                     {
                         action = ex.Message;
                     }
@@ -106,6 +136,103 @@ internal sealed partial class BridgeDriver : IDriverDiagnostics
         }
 
         return findings;
+    }
+
+    /// <summary>The core's networks and endpoints this driver must have a record of and has none: reported only (the
+    /// driver cannot know what the network's bridge, addresses and rules were, nor an endpoint's veth names).</summary>
+    private static void ReportMissingRecords(DriverCheckRequest request, IEnumerable<string> networkIds, IEnumerable<string> endpointIds, List<InvariantFinding> findings)
+    {
+        var recordedNetworks = networkIds.ToHashSet(StringComparer.Ordinal);
+        var recordedEndpoints = endpointIds.ToHashSet(StringComparer.Ordinal);
+        foreach (var id in request.ExpectedNetworkIds.Where(id => !recordedNetworks.Contains(id)).Order(StringComparer.Ordinal))
+        {
+            findings.Add(new InvariantFinding
+            {
+                Kind = InvariantKinds.MissingDriverRecord,
+                Subject = $"network {Short(id)}",
+                Detail = "a bridge network of the core's store of which the bridge driver has no record (its bridge, addresses and rules are unknown to it)",
+                Repair = request.Repair ? "not repaired (the driver cannot know what the network had): delete the network and create it again" : null,
+            });
+        }
+
+        foreach (var id in request.ExpectedEndpointIds.Where(id => !recordedEndpoints.Contains(id)).Order(StringComparer.Ordinal))
+        {
+            findings.Add(new InvariantFinding
+            {
+                Kind = InvariantKinds.MissingDriverRecord,
+                Subject = $"endpoint {Short(id)}",
+                Detail = "an endpoint of a bridge network in the core's store of which the bridge driver has no record (its veth names and MAC are unknown to it)",
+                Repair = request.Repair ? "not repaired: disconnect and delete the endpoint, then create it again" : null,
+            });
+        }
+    }
+
+    /// <summary>Deletes a network record the core does not have, as the network's delete does, unless a live network
+    /// of the driver names the same bridge (then the bridge may be that network's and nothing is touched).</summary>
+    private async ValueTask<(bool Repaired, string Action)> DeleteOrphanNetworkAsync(BridgeNetworkRecord network, List<BridgeEndpointRecord> endpoints, List<BridgeNetworkRecord> live, CancellationToken cancellationToken)
+    {
+        if (live.FirstOrDefault(l => string.Equals(l.BridgeName, network.BridgeName, StringComparison.Ordinal)) is { } sharer)
+        {
+            return (false, $"network {sharer.Name} ({Short(sharer.Id)}) of the core names the same bridge: delete the record by hand");
+        }
+
+        try
+        {
+            await DeleteNetworkAsync(network.Id, cancellationToken).ConfigureAwait(false);
+        }
+        catch (CnmException ex)
+        {
+            return (false, ex.Message);
+        }
+
+        var gone = await _store.GetNetworkAsync(network.Id, cancellationToken).ConfigureAwait(false) is null;
+        var count = endpoints.Count(e => e.NetworkId == network.Id);
+        var what = network.AdoptedBridge
+            ? $"the adopted bridge {network.BridgeName} kept, the addresses the network added removed"
+            : $"its bridge {network.BridgeName} deleted";
+        return (gone, gone
+            ? string.Create(CultureInfo.InvariantCulture, $"deleted as the network's delete does: {count} endpoint record(s) and their host veths, its firewall rules, {what}")
+            : "the delete left the record");
+    }
+
+    /// <summary>Creates a recorded network's bridge again, as the start's restore does: the bridge with the record's
+    /// addresses and MTU, up; the sysctls; the host veths the endpoint records name that lost their master when the
+    /// bridge went (a veth of that name with no master) enslaved again with hairpin; then the rules reconciled.</summary>
+    private async ValueTask<(bool Repaired, string Action)> RecreateBridgeAsync(BridgeNetworkRecord record, List<BridgeEndpointRecord> endpoints, CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var network = _networks.TryGetValue(record.Id, out var held) && held.Record == record ? held : new BridgeNetwork(record);
+            await EnsureBridgeAsync(network, null, cancellationToken).ConfigureAwait(false);
+            await WriteSysctlsAsync(record, cancellationToken).ConfigureAwait(false);
+            var enslaved = 0;
+            foreach (var endpoint in endpoints.Where(e => e.NetworkId == record.Id))
+            {
+                var link = await _kernel.Netlink.GetLinkAsync(endpoint.HostVeth, cancellationToken).ConfigureAwait(false);
+                if (link is null || link.MasterIndex != 0 || !string.Equals(link.Kind, "veth", StringComparison.Ordinal))
+                {
+                    continue;
+                }
+
+                await _kernel.Netlink.SetLinkMasterAsync(link.Index, network.BridgeIndex, cancellationToken).ConfigureAwait(false);
+                await _kernel.Netlink.SetBridgePortHairpinAsync(link.Index, true, cancellationToken).ConfigureAwait(false);
+                enslaved++;
+            }
+
+            await ReconcileFirewallCoreAsync(cancellationToken).ConfigureAwait(false);
+            var addresses = string.Join(", ", network.BridgeAddresses().Select(a => a.ToString()));
+            return (true, string.Create(CultureInfo.InvariantCulture,
+                $"created again from the driver's record (addresses {(addresses.Length == 0 ? "none" : addresses)}, MTU {(record.Mtu == 0 ? "default" : record.Mtu.ToString(CultureInfo.InvariantCulture))}), {enslaved} endpoint veth(s) enslaved again, firewall rules reconciled"));
+        }
+        catch (Exception ex) when (ex is CnmException or NetlinkException)
+        {
+            return (false, ex.Message);
+        }
+        finally
+        {
+            _gate.Release();
+        }
     }
 
     private static string Short(string id) => id.Length > 12 ? id[..12] : id;

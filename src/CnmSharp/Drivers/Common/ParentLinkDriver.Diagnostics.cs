@@ -15,15 +15,33 @@ internal abstract partial class ParentLinkDriver : IDriverDiagnostics
         var findings = new List<InvariantFinding>();
         var networks = await _store.ListNetworksAsync(cancellationToken).ConfigureAwait(false);
         var endpoints = await _store.ListEndpointsAsync(null, cancellationToken).ConfigureAwait(false);
+        var live = networks.Where(n => request.NetworkIds.Contains(n.Id)).ToList();
+        var deleted = false;
         foreach (var network in networks.Where(n => !request.NetworkIds.Contains(n.Id)))
         {
+            var repaired = false;
+            string? action = null;
+            if (request.Repair)
+            {
+                (repaired, action) = await DeleteOrphanNetworkAsync(network, endpoints, live, cancellationToken).ConfigureAwait(false);
+                deleted |= repaired;
+            }
+
             findings.Add(new InvariantFinding
             {
                 Kind = InvariantKinds.OrphanDriverRecord,
                 Subject = $"{DriverName} network record {Short(network.Id)} ({network.Name})",
-                Detail = $"the core's store has no network {Short(network.Id)}; its parent is {network.Parent}",
-                Repair = request.Repair ? "a network record is declared state: delete the network by hand" : null,
+                Detail = $"the core's store has no network {Short(network.Id)}; its parent is {network.Parent}{(network.CreatedParent is null ? string.Empty : " (made by the driver)")}",
+                Repaired = repaired,
+                Repair = action,
             });
+        }
+
+        if (deleted)
+        {
+            // The network deletes took their endpoints' records with them.
+            networks = await _store.ListNetworksAsync(cancellationToken).ConfigureAwait(false);
+            endpoints = await _store.ListEndpointsAsync(null, cancellationToken).ConfigureAwait(false);
         }
 
         foreach (var record in endpoints.Where(e => !request.EndpointIds.Contains(e.Id)))
@@ -47,6 +65,7 @@ internal abstract partial class ParentLinkDriver : IDriverDiagnostics
             });
         }
 
+        ReportMissingRecords(request, networks.Select(n => n.Id), endpoints.Select(e => e.Id), findings);
         var links = await _kernel.Netlink.GetLinksAsync(cancellationToken).ConfigureAwait(false);
         foreach (var network in networks.Where(n => request.NetworkIds.Contains(n.Id) && n.CreatedParent is { Index: > 0 }))
         {
@@ -63,6 +82,60 @@ internal abstract partial class ParentLinkDriver : IDriverDiagnostics
         }
 
         return findings;
+    }
+
+    /// <summary>The core's networks and endpoints this driver must have a record of and has none: reported only.</summary>
+    private void ReportMissingRecords(DriverCheckRequest request, IEnumerable<string> networkIds, IEnumerable<string> endpointIds, List<InvariantFinding> findings)
+    {
+        var recordedNetworks = networkIds.ToHashSet(StringComparer.Ordinal);
+        var recordedEndpoints = endpointIds.ToHashSet(StringComparer.Ordinal);
+        foreach (var id in request.ExpectedNetworkIds.Where(id => !recordedNetworks.Contains(id)).Order(StringComparer.Ordinal))
+        {
+            findings.Add(new InvariantFinding
+            {
+                Kind = InvariantKinds.MissingDriverRecord,
+                Subject = $"network {Short(id)}",
+                Detail = $"a {DriverName} network of the core's store of which the driver has no record (its parent and mode are unknown to it)",
+                Repair = request.Repair ? "not repaired (the driver cannot know what the network had): delete the network and create it again" : null,
+            });
+        }
+
+        foreach (var id in request.ExpectedEndpointIds.Where(id => !recordedEndpoints.Contains(id)).Order(StringComparer.Ordinal))
+        {
+            findings.Add(new InvariantFinding
+            {
+                Kind = InvariantKinds.MissingDriverRecord,
+                Subject = $"endpoint {Short(id)}",
+                Detail = $"an endpoint of a {DriverName} network in the core's store of which the driver has no record",
+                Repair = request.Repair ? "not repaired: disconnect and delete the endpoint, then create it again" : null,
+            });
+        }
+    }
+
+    /// <summary>Deletes a network record the core does not have, as the network's delete does (its endpoints' records,
+    /// and the parent only when the record proves the driver made it), unless a live network of the driver names the
+    /// same parent.</summary>
+    private async ValueTask<(bool Repaired, string Action)> DeleteOrphanNetworkAsync(ParentLinkNetworkRecord network, IReadOnlyCollection<ParentLinkEndpointRecord> endpoints, List<ParentLinkNetworkRecord> live, CancellationToken cancellationToken)
+    {
+        if (network.CreatedParent is not null && live.FirstOrDefault(l => string.Equals(l.Parent, network.Parent, StringComparison.Ordinal)) is { } sharer)
+        {
+            return (false, $"network {sharer.Name} ({Short(sharer.Id)}) of the core uses the same parent: delete the record by hand");
+        }
+
+        try
+        {
+            await DeleteNetworkAsync(network.Id, cancellationToken).ConfigureAwait(false);
+        }
+        catch (CnmException ex)
+        {
+            return (false, ex.Message);
+        }
+
+        var gone = await _store.GetNetworkAsync(network.Id, cancellationToken).ConfigureAwait(false) is null;
+        var count = endpoints.Count(e => e.NetworkId == network.Id);
+        return (gone, gone
+            ? $"deleted as the network's delete does: {count} endpoint record(s){(network.CreatedParent is null ? string.Empty : $", the parent {network.Parent} the driver made (when still the one it made)")}"
+            : "the delete left the record");
     }
 
     private static string Short(string id) => id.Length > 12 ? id[..12] : id;
