@@ -270,7 +270,9 @@ public sealed partial class NetworkController
     /// (its delete after the local record went, or its create after the publish and before the commit, whose rollback
     /// does not know the publish). Nothing here owns it any more: its record is deleted from the cluster
     /// (compare-and-swap on its version) and its addresses, still allocated to it in the global pool, are released. The
-    /// start's sweep cannot do this: it leaves global pools alone. Best effort (logged).
+    /// start's sweep cannot do this: it leaves global pools alone. Best effort (logged). It runs inside the start's
+    /// exclusive hold of the state lock, after recovery: no other process on this store is in the middle of an
+    /// operation, so a published endpoint with no local record is no running operation's.
     /// </summary>
     private async ValueTask RemoveOwnStaleEndpointsAsync(CancellationToken cancellationToken)
     {
