@@ -71,7 +71,10 @@ internal sealed partial class BridgeDriver : IDriverDiagnostics
             });
         }
 
-        ReportMissingRecords(request, networks.Select(n => n.Id), endpoints.Select(e => e.Id), findings);
+        Common.MissingDriverRecords.Report(request, networks.Select(n => n.Id), endpoints.Select(e => e.Id),
+            "a bridge network of the core's store of which the bridge driver has no record (its bridge, addresses and rules are unknown to it)",
+            "an endpoint of a bridge network in the core's store of which the bridge driver has no record (its veth names and MAC are unknown to it)",
+            findings);
 
         var links = await _kernel.Netlink.GetLinksAsync(cancellationToken).ConfigureAwait(false);
         foreach (var network in networks.Where(n => request.NetworkIds.Contains(n.Id)))
@@ -136,35 +139,6 @@ internal sealed partial class BridgeDriver : IDriverDiagnostics
         }
 
         return findings;
-    }
-
-    /// <summary>The core's networks and endpoints this driver must have a record of and has none: reported only (the
-    /// driver cannot know what the network's bridge, addresses and rules were, nor an endpoint's veth names).</summary>
-    private static void ReportMissingRecords(DriverCheckRequest request, IEnumerable<string> networkIds, IEnumerable<string> endpointIds, List<InvariantFinding> findings)
-    {
-        var recordedNetworks = networkIds.ToHashSet(StringComparer.Ordinal);
-        var recordedEndpoints = endpointIds.ToHashSet(StringComparer.Ordinal);
-        foreach (var id in request.ExpectedNetworkIds.Where(id => !recordedNetworks.Contains(id)).Order(StringComparer.Ordinal))
-        {
-            findings.Add(new InvariantFinding
-            {
-                Kind = InvariantKinds.MissingDriverRecord,
-                Subject = $"network {Short(id)}",
-                Detail = "a bridge network of the core's store of which the bridge driver has no record (its bridge, addresses and rules are unknown to it)",
-                Repair = request.Repair ? "not repaired (the driver cannot know what the network had): delete the network and create it again" : null,
-            });
-        }
-
-        foreach (var id in request.ExpectedEndpointIds.Where(id => !recordedEndpoints.Contains(id)).Order(StringComparer.Ordinal))
-        {
-            findings.Add(new InvariantFinding
-            {
-                Kind = InvariantKinds.MissingDriverRecord,
-                Subject = $"endpoint {Short(id)}",
-                Detail = "an endpoint of a bridge network in the core's store of which the bridge driver has no record (its veth names and MAC are unknown to it)",
-                Repair = request.Repair ? "not repaired: disconnect and delete the endpoint, then create it again" : null,
-            });
-        }
     }
 
     /// <summary>Deletes a network record the core does not have, as the network's delete does, unless a live network

@@ -65,7 +65,10 @@ internal abstract partial class ParentLinkDriver : IDriverDiagnostics
             });
         }
 
-        ReportMissingRecords(request, networks.Select(n => n.Id), endpoints.Select(e => e.Id), findings);
+        MissingDriverRecords.Report(request, networks.Select(n => n.Id), endpoints.Select(e => e.Id),
+            $"a {DriverName} network of the core's store of which the driver has no record (its parent and mode are unknown to it)",
+            $"an endpoint of a {DriverName} network in the core's store of which the driver has no record",
+            findings);
         var links = await _kernel.Netlink.GetLinksAsync(cancellationToken).ConfigureAwait(false);
         foreach (var network in networks.Where(n => request.NetworkIds.Contains(n.Id) && n.CreatedParent is { Index: > 0 }))
         {
@@ -82,34 +85,6 @@ internal abstract partial class ParentLinkDriver : IDriverDiagnostics
         }
 
         return findings;
-    }
-
-    /// <summary>The core's networks and endpoints this driver must have a record of and has none: reported only.</summary>
-    private void ReportMissingRecords(DriverCheckRequest request, IEnumerable<string> networkIds, IEnumerable<string> endpointIds, List<InvariantFinding> findings)
-    {
-        var recordedNetworks = networkIds.ToHashSet(StringComparer.Ordinal);
-        var recordedEndpoints = endpointIds.ToHashSet(StringComparer.Ordinal);
-        foreach (var id in request.ExpectedNetworkIds.Where(id => !recordedNetworks.Contains(id)).Order(StringComparer.Ordinal))
-        {
-            findings.Add(new InvariantFinding
-            {
-                Kind = InvariantKinds.MissingDriverRecord,
-                Subject = $"network {Short(id)}",
-                Detail = $"a {DriverName} network of the core's store of which the driver has no record (its parent and mode are unknown to it)",
-                Repair = request.Repair ? "not repaired (the driver cannot know what the network had): delete the network and create it again" : null,
-            });
-        }
-
-        foreach (var id in request.ExpectedEndpointIds.Where(id => !recordedEndpoints.Contains(id)).Order(StringComparer.Ordinal))
-        {
-            findings.Add(new InvariantFinding
-            {
-                Kind = InvariantKinds.MissingDriverRecord,
-                Subject = $"endpoint {Short(id)}",
-                Detail = $"an endpoint of a {DriverName} network in the core's store of which the driver has no record",
-                Repair = request.Repair ? "not repaired: disconnect and delete the endpoint, then create it again" : null,
-            });
-        }
     }
 
     /// <summary>Deletes a network record the core does not have, as the network's delete does (its endpoints' records,
