@@ -32,7 +32,7 @@ public sealed class PluginRequestFuzzTests
         "/NetworkDriver.EndpointOperInfo", "/NetworkDriver.Join", "/NetworkDriver.Leave", "/NetworkDriver.ProgramExternalConnectivity",
         "/NetworkDriver.RevokeExternalConnectivity", "/NetworkDriver.DiscoverNew", "/NetworkDriver.DiscoverDelete",
         "/IpamDriver.GetCapabilities", "/IpamDriver.GetDefaultAddressSpaces", "/IpamDriver.RequestPool", "/IpamDriver.ReleasePool",
-        "/IpamDriver.RequestAddress", "/IpamDriver.ReleaseAddress", "/Unknown.Method",
+        "/IpamDriver.RequestAddress", "/IpamDriver.ReleaseAddress", "/Unknown.Method", "/IpamDriver.ReleaseOwner",
     ];
 
     private static readonly Gen<string> s_id = Gen.OneOf(Gen.Const(Quote(Id)), Gen.Const(Quote(Id)), StringLiteral);
@@ -67,6 +67,7 @@ public sealed class PluginRequestFuzzTests
         "/IpamDriver.RequestPool" =>
             Shaped(("AddressSpace", Gen.OneOf(Gen.Const("\"LocalDefault\""), Gen.Const("\"GlobalDefault\""), StringLiteral)), ("Pool", StringLiteral), ("SubPool", StringLiteral), ("Options", Value(2)), ("V6", Scalar)),
         "/IpamDriver.ReleasePool" => Shaped(("PoolID", StringLiteral)),
+        "/IpamDriver.ReleaseOwner" => Shaped(("Owner", Gen.OneOf(Gen.Const("\"network:" + Id + "\""), StringLiteral))),
         "/IpamDriver.RequestAddress" or "/IpamDriver.ReleaseAddress" =>
             Shaped(("PoolID", Gen.OneOf(Gen.Const("\"LocalDefault/10.77.0.0/24\""), StringLiteral)), ("Address", StringLiteral), ("Options", Value(2))),
         _ => Shaped(("NetworkID", s_id), ("EndpointID", s_id)),
