@@ -155,6 +155,8 @@ public sealed class CheckCliTests
     [Test]
     public async Task Stress_8_workers_in_process_and_in_cnm_processes_leave_no_duplicate_and_no_leak()
     {
+        // Not while the kill harness (IntegrationTests, run in parallel by CI) starts its hundreds of controllers.
+        using var heavy = await HeavyTestLock.AcquireAsync(TimeSpan.FromMinutes(15));
         var networks = new[] { "sta-" + _lab.Suffix, "stb-" + _lab.Suffix };
         Expect(await _lab.CnmAsync("network", "create", "--disable-dns", "--subnet", "10.93.0.0/16", networks[0]), 0);
         Expect(await _lab.CnmAsync("network", "create", "--disable-dns", "--subnet", "10.92.0.0/16", networks[1]), 0);

@@ -33,6 +33,8 @@ public sealed partial class FaultPointKillTests
     [Test]
     public async Task A_controller_killed_at_every_fault_point_of_every_scenario_recovers_without_leaks_or_duplicate_addresses()
     {
+        // Not while the stress test (Cli.Tests, run in parallel by CI) counts its operations.
+        using var heavy = await HeavyTestLock.AcquireAsync(TimeSpan.FromMinutes(5));
         var testHost = HelperProgram.Locate(typeof(FaultPointKillTests).Assembly, "CnmSharp.TestHost");
         await using var host = await TestHostNamespace.CreateAsync();
         await IpTool.RunAsync(host.Path, "link", "add", MacvlanParent, "type", "veth", "peer", "name", "fkp1");
