@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using CnmSharp.Drivers.Overlay;
 using CnmSharp.IntegrationTests.Bridge;
+using CnmSharp.Netlink;
 using CnmSharp.Testing;
 
 namespace CnmSharp.IntegrationTests.Overlay;
@@ -185,6 +186,59 @@ public class OverlayDriverTests
             Assert.That(BridgeHarness.Ping(blue1.Path, red2.Ip), Is.False, "blue host1 must not reach red host2");
             Assert.That(BridgeHarness.Ping(red1.Path, blue1.Ip), Is.False, "red must not reach blue on the same host");
         });
+    }
+
+    [Test]
+    public async Task A_network_deleted_and_made_again_at_once_gets_its_vni_back_every_time()
+    {
+        // The VNI of a VXLAN device is unique in the namespace of its UDP socket (the host's) until the device is gone:
+        // a delete must free it before it returns, not leave it to the kernel's later reaping of the namespace.
+        await using var lab = await OverlayLab.CreateAsync(1);
+        var host = lab.Hosts[0];
+        for (var round = 0; round < 5; round++)
+        {
+            var network = OverlayLab.NewId();
+            await OverlayLab.CreateNetworkAsync([host], network, "10.97.0.0/24", new() { [OverlayDriver.VxlanIdListOption] = "7003" });
+            var vni = OverlayLab.Link(host, network, "vxlan0").GetProperty("linkinfo").GetProperty("info_data").GetProperty("id").GetInt64();
+            Assert.That(vni, Is.EqualTo(7003), $"round {round}: the VNI from vxlanid_list");
+            await host.Driver!.DeleteNetworkAsync(network);
+            Assert.That(File.Exists(OverlayLab.NetworkNamespace(host, network)), Is.False, $"round {round}: the namespace is gone");
+        }
+    }
+
+    [Test]
+    public async Task A_restart_that_finds_its_namespace_gone_waits_until_the_kernel_frees_the_old_devices_vni()
+    {
+        // The namespace goes behind the driver's back while something still holds it: its VXLAN device, and with it the
+        // VNI in the host namespace, lives on until the last reference goes (as while the kernel reaps a namespace).
+        await using var lab = await OverlayLab.CreateAsync(1);
+        var host = lab.Hosts[0];
+        var network = OverlayLab.NewId();
+        await OverlayLab.CreateNetworkAsync([host], network, "10.98.0.0/24", new() { [OverlayDriver.VxlanIdListOption] = "7004" });
+        await OverlayLab.StopDriverAsync(host);
+        var path = OverlayLab.NetworkNamespace(host, network);
+        var holder = File.OpenHandle(path, FileMode.Open, FileAccess.Read);
+        try
+        {
+            await new NetworkNamespaceManager(new NetworkNamespaceManagerOptions { RunDirectory = Path.GetDirectoryName(path)!, MakeRunDirectoryShared = false }).DeleteAsync(Path.GetFileName(path));
+            var release = Task.Run(async () =>
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(500));
+                holder.Dispose();
+            });
+
+            // The restart makes the namespace and its devices again from the record, waiting for the old VNI.
+            await lab.StartDriverAsync(host);
+            await release;
+        }
+        finally
+        {
+            holder.Dispose();
+        }
+
+        var vni = OverlayLab.Link(host, network, "vxlan0").GetProperty("linkinfo").GetProperty("info_data").GetProperty("id").GetInt64();
+        Assert.That(vni, Is.EqualTo(7004), "the device made again with the record's VNI");
+        await host.Driver!.DeleteNetworkAsync(network);
     }
 
     [Test]

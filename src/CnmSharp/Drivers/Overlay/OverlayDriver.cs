@@ -27,6 +27,9 @@ internal sealed partial class OverlayDriver : INetworkDriver, IAsyncDisposable
     /// <summary>VXLAN's overhead: outer Ethernet, IPv4, UDP and VXLAN headers.</summary>
     public const int VxlanOverhead = 50;
 
+    /// <summary>How long a VXLAN create waits for its VNI to be freed by a namespace the kernel is still reaping.</summary>
+    private static readonly TimeSpan VniReleaseWait = TimeSpan.FromSeconds(3);
+
     /// <summary>The first VNI the allocator hands out (libnetwork's ovmanager range).</summary>
     public const uint FirstVni = 4096;
 
@@ -576,7 +579,7 @@ internal sealed partial class OverlayDriver : INetworkDriver, IAsyncDisposable
                 {
                     // Made by the host namespace's socket, directly inside the network's namespace: the device's UDP
                     // socket lives in the host namespace (the underlay), the device in the network's namespace.
-                    await _host.Client.CreateLinkAsync(
+                    await CreateVxlanAsync(
                         new VxlanLinkSpec(subnet.Vxlan, subnet.Vni)
                         {
                             Port = record.Port,
@@ -606,20 +609,69 @@ internal sealed partial class OverlayDriver : INetworkDriver, IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Makes a VXLAN device. Its VNI may still be held for a moment by a device of a namespace deleted just before (ours
+    /// after a crash or a repair, whose devices the kernel reaps later): EEXIST is retried for up to
+    /// <see cref="VniReleaseWait"/>, then reported.
+    /// </summary>
+    private async ValueTask CreateVxlanAsync(VxlanLinkSpec spec, CancellationToken cancellationToken)
+    {
+        var deadline = Environment.TickCount64 + (long)VniReleaseWait.TotalMilliseconds;
+        var delay = 20;
+        while (true)
+        {
+            try
+            {
+                await _host.Client.CreateLinkAsync(spec, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+            catch (NetlinkException ex) when (ex.IsAlreadyExists && Environment.TickCount64 < deadline)
+            {
+                await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
+                delay = Math.Min(delay * 2, 250);
+            }
+        }
+    }
+
     /// <summary>Deletes the network's namespace (with the bridges, VXLAN devices and veth host ends in it) when it
-    /// exists. Only the namespace the record names is touched.</summary>
+    /// exists. Only the namespace the record names is touched. The VXLAN devices are deleted first, one by one: a VNI
+    /// stays taken in the host namespace until its device is gone, and the kernel reaps a deleted namespace's devices
+    /// later, so a network made again at once with the same VNI would fail with EEXIST.</summary>
     private async ValueTask DeleteKernelAsync(OverlayNetworkRecord record)
     {
         try
         {
             if (_namespaces.Exists(record.Namespace))
             {
+                await DeleteVxlanDevicesAsync(record).ConfigureAwait(false);
                 await _namespaces.DeleteAsync(record.Namespace, CancellationToken.None).ConfigureAwait(false);
             }
         }
         catch (NamespaceException ex)
         {
             OverlayLog.UndoFailed(_logger, ex, $"namespace {record.Namespace}");
+        }
+    }
+
+    /// <summary>Deletes the record's VXLAN devices in its namespace (only links of kind vxlan with the record's names).
+    /// A failure is logged: the namespace's delete still takes the devices with it, only later.</summary>
+    private async ValueTask DeleteVxlanDevicesAsync(OverlayNetworkRecord record)
+    {
+        try
+        {
+            using var ns = _namespaces.OpenByName(record.Namespace);
+            using var client = RtnetlinkClient.Open(ns.Handle);
+            foreach (var subnet in record.Subnets)
+            {
+                if (await client.GetLinkAsync(subnet.Vxlan, CancellationToken.None).ConfigureAwait(false) is { Kind: "vxlan" } vxlan)
+                {
+                    await DeleteLinkQuietlyAsync(client, vxlan.Index, CancellationToken.None).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (Exception ex) when (ex is NetlinkException or NamespaceException)
+        {
+            OverlayLog.UndoFailed(_logger, ex, $"the VXLAN devices in namespace {record.Namespace}");
         }
     }
 
