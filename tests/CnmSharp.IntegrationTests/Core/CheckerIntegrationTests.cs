@@ -31,21 +31,7 @@ public sealed class CheckerIntegrationTests(FirewallBackendChoice firewall)
         NetworkController? controller = null;
         try
         {
-            controller = await new NetworkControllerBuilder(new CnmOptions
-                {
-                    HostNamespacePath = host.Path,
-                    RunDirectory = run,
-                    StateDirectory = Path.Combine(temp, "state"),
-                    CreateDefaultNetworks = false,
-                    Firewall = firewall,
-                })
-                .AddDriver(new BridgeDriverFactory())
-                .UseStore(store)
-                .BuildAsync();
-            var network = await controller.CreateNetworkAsync("n", "bridge", new NetworkCreateOptions { IPv4Config = [new IpamConfig { Subnet = "10.96.7.0/24" }] });
-            var sandbox = await controller.CreateSandboxAsync("c1");
-            var endpoint = await network.CreateEndpointAsync("e1");
-            await endpoint.JoinAsync(sandbox);
+            (controller, var network, var sandbox, var endpoint) = await StartAsync(host.Path, temp, store, "10.96.7.0/24");
             var clean = await controller.CheckAsync();
             Assert.That(clean.Findings, Is.Empty, "before the leaks:\n" + string.Join("\n", clean.Findings));
 
@@ -121,21 +107,7 @@ public sealed class CheckerIntegrationTests(FirewallBackendChoice firewall)
         NetworkController? controller = null;
         try
         {
-            controller = await new NetworkControllerBuilder(new CnmOptions
-                {
-                    HostNamespacePath = host.Path,
-                    RunDirectory = run,
-                    StateDirectory = Path.Combine(temp, "state"),
-                    CreateDefaultNetworks = false,
-                    Firewall = firewall,
-                })
-                .AddDriver(new BridgeDriverFactory())
-                .UseStore(store)
-                .BuildAsync();
-            var network = await controller.CreateNetworkAsync("n", "bridge", new NetworkCreateOptions { IPv4Config = [new IpamConfig { Subnet = "10.96.8.0/24" }] });
-            var sandbox = await controller.CreateSandboxAsync("c1");
-            var endpoint = await network.CreateEndpointAsync("e1");
-            await endpoint.JoinAsync(sandbox);
+            (controller, var network, var sandbox, _) = await StartAsync(host.Path, temp, store, "10.96.8.0/24");
             var unjoined = await network.CreateEndpointAsync("e2");
             Assert.That((await controller.CheckAsync()).Findings, Is.Empty);
 
@@ -197,6 +169,37 @@ public sealed class CheckerIntegrationTests(FirewallBackendChoice firewall)
 
             await CnmSharp.IntegrationTests.Core.StopInvariants.UnmountSandboxesAsync(run);
             Directory.Delete(temp, recursive: true);
+        }
+    }
+
+    /// <summary>A controller on the host namespace with the bridge driver and the test's firewall backend, state under
+    /// <paramref name="temp"/>, with network <c>n</c> on <paramref name="subnet"/> and endpoint <c>e1</c> joined to
+    /// sandbox <c>c1</c>. A failure after the build disposes the controller.</summary>
+    private async Task<(NetworkController Controller, Network Network, Sandbox Sandbox, Endpoint Endpoint)> StartAsync(string hostPath, string temp, IKeyValueStore store, string subnet)
+    {
+        var controller = await new NetworkControllerBuilder(new CnmOptions
+            {
+                HostNamespacePath = hostPath,
+                RunDirectory = Path.Combine(temp, "run"),
+                StateDirectory = Path.Combine(temp, "state"),
+                CreateDefaultNetworks = false,
+                Firewall = firewall,
+            })
+            .AddDriver(new BridgeDriverFactory())
+            .UseStore(store)
+            .BuildAsync();
+        try
+        {
+            var network = await controller.CreateNetworkAsync("n", "bridge", new NetworkCreateOptions { IPv4Config = [new IpamConfig { Subnet = subnet }] });
+            var sandbox = await controller.CreateSandboxAsync("c1");
+            var endpoint = await network.CreateEndpointAsync("e1");
+            await endpoint.JoinAsync(sandbox);
+            return (controller, network, sandbox, endpoint);
+        }
+        catch
+        {
+            await controller.DisposeAsync();
+            throw;
         }
     }
 

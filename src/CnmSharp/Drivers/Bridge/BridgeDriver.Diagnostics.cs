@@ -1,5 +1,6 @@
 using System.Globalization;
 using CnmSharp.Diagnostics;
+using CnmSharp.Drivers.Common;
 using CnmSharp.Netlink;
 
 namespace CnmSharp.Drivers.Bridge;
@@ -143,31 +144,16 @@ internal sealed partial class BridgeDriver : IDriverDiagnostics
 
     /// <summary>Deletes a network record the core does not have, as the network's delete does, unless a live network
     /// of the driver names the same bridge (then the bridge may be that network's and nothing is touched).</summary>
-    private async ValueTask<(bool Repaired, string Action)> DeleteOrphanNetworkAsync(BridgeNetworkRecord network, List<BridgeEndpointRecord> endpoints, List<BridgeNetworkRecord> live, CancellationToken cancellationToken)
-    {
-        if (live.FirstOrDefault(l => string.Equals(l.BridgeName, network.BridgeName, StringComparison.Ordinal)) is { } sharer)
-        {
-            return (false, $"network {sharer.Name} ({Short(sharer.Id)}) of the core names the same bridge: delete the record by hand");
-        }
-
-        try
-        {
-            await DeleteNetworkAsync(network.Id, cancellationToken).ConfigureAwait(false);
-        }
-        catch (CnmException ex)
-        {
-            return (false, ex.Message);
-        }
-
-        var gone = await _store.GetNetworkAsync(network.Id, cancellationToken).ConfigureAwait(false) is null;
-        var count = endpoints.Count(e => e.NetworkId == network.Id);
-        var what = network.AdoptedBridge
-            ? $"the adopted bridge {network.BridgeName} kept, the addresses the network added removed"
-            : $"its bridge {network.BridgeName} deleted";
-        return (gone, gone
-            ? string.Create(CultureInfo.InvariantCulture, $"deleted as the network's delete does: {count} endpoint record(s) and their host veths, its firewall rules, {what}")
-            : "the delete left the record");
-    }
+    private ValueTask<(bool Repaired, string Action)> DeleteOrphanNetworkAsync(BridgeNetworkRecord network, List<BridgeEndpointRecord> endpoints, List<BridgeNetworkRecord> live, CancellationToken cancellationToken) =>
+        OrphanNetworkRepair.DeleteAsync(
+            live.FirstOrDefault(l => string.Equals(l.BridgeName, network.BridgeName, StringComparison.Ordinal)) is { } sharer
+                ? $"network {sharer.Name} ({Short(sharer.Id)}) of the core names the same bridge: delete the record by hand"
+                : null,
+            () => DeleteNetworkAsync(network.Id, cancellationToken),
+            async () => await _store.GetNetworkAsync(network.Id, cancellationToken).ConfigureAwait(false) is null,
+            () => string.Create(
+                CultureInfo.InvariantCulture,
+                $"{endpoints.Count(e => e.NetworkId == network.Id)} endpoint record(s) and their host veths, its firewall rules, {(network.AdoptedBridge ? $"the adopted bridge {network.BridgeName} kept, the addresses the network added removed" : $"its bridge {network.BridgeName} deleted")}"));
 
     /// <summary>Creates a recorded network's bridge again, as the start's restore does: the bridge with the record's
     /// addresses and MTU, up; the sysctls; the host veths the endpoint records name that lost their master when the

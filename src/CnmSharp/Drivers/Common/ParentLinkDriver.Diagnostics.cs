@@ -90,28 +90,14 @@ internal abstract partial class ParentLinkDriver : IDriverDiagnostics
     /// <summary>Deletes a network record the core does not have, as the network's delete does (its endpoints' records,
     /// and the parent only when the record proves the driver made it), unless a live network of the driver names the
     /// same parent.</summary>
-    private async ValueTask<(bool Repaired, string Action)> DeleteOrphanNetworkAsync(ParentLinkNetworkRecord network, IReadOnlyCollection<ParentLinkEndpointRecord> endpoints, List<ParentLinkNetworkRecord> live, CancellationToken cancellationToken)
-    {
-        if (network.CreatedParent is not null && live.FirstOrDefault(l => string.Equals(l.Parent, network.Parent, StringComparison.Ordinal)) is { } sharer)
-        {
-            return (false, $"network {sharer.Name} ({Short(sharer.Id)}) of the core uses the same parent: delete the record by hand");
-        }
-
-        try
-        {
-            await DeleteNetworkAsync(network.Id, cancellationToken).ConfigureAwait(false);
-        }
-        catch (CnmException ex)
-        {
-            return (false, ex.Message);
-        }
-
-        var gone = await _store.GetNetworkAsync(network.Id, cancellationToken).ConfigureAwait(false) is null;
-        var count = endpoints.Count(e => e.NetworkId == network.Id);
-        return (gone, gone
-            ? $"deleted as the network's delete does: {count} endpoint record(s){(network.CreatedParent is null ? string.Empty : $", the parent {network.Parent} the driver made (when still the one it made)")}"
-            : "the delete left the record");
-    }
+    private ValueTask<(bool Repaired, string Action)> DeleteOrphanNetworkAsync(ParentLinkNetworkRecord network, IReadOnlyCollection<ParentLinkEndpointRecord> endpoints, List<ParentLinkNetworkRecord> live, CancellationToken cancellationToken) =>
+        OrphanNetworkRepair.DeleteAsync(
+            network.CreatedParent is not null && live.FirstOrDefault(l => string.Equals(l.Parent, network.Parent, StringComparison.Ordinal)) is { } sharer
+                ? $"network {sharer.Name} ({Short(sharer.Id)}) of the core uses the same parent: delete the record by hand"
+                : null,
+            () => DeleteNetworkAsync(network.Id, cancellationToken),
+            async () => await _store.GetNetworkAsync(network.Id, cancellationToken).ConfigureAwait(false) is null,
+            () => $"{endpoints.Count(e => e.NetworkId == network.Id)} endpoint record(s){(network.CreatedParent is null ? string.Empty : $", the parent {network.Parent} the driver made (when still the one it made)")}");
 
     private static string Short(string id) => id.Length > 12 ? id[..12] : id;
 }
