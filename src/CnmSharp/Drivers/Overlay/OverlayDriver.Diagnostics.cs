@@ -1,3 +1,4 @@
+using System.Globalization;
 using CnmSharp.Diagnostics;
 using CnmSharp.Netlink;
 
@@ -77,6 +78,11 @@ internal sealed partial class OverlayDriver : IDriverDiagnostics
                 });
             }
 
+            foreach (var network in _networks.Values.Where(n => request.NetworkIds.Contains(n.Record.Id)).ToList())
+            {
+                await CheckDevicesAsync(network, request.Repair, findings, cancellationToken).ConfigureAwait(false);
+            }
+
             foreach (var network in _networks.Values.Where(n => request.NetworkIds.Contains(n.Record.Id)))
             {
                 var ports = endpoints.Where(e => e.NetworkId == network.Record.Id).Select(e => e.HostVeth).ToHashSet(StringComparer.Ordinal);
@@ -120,6 +126,81 @@ internal sealed partial class OverlayDriver : IDriverDiagnostics
         }
 
         return findings;
+    }
+
+    /// <summary>
+    /// A live network's namespace file and, in its namespace, each subnet's bridge and VXLAN device. A namespace file
+    /// gone behind the driver's back is reported only (the driver still holds the namespace open, so its devices work
+    /// until the next start, which makes a new one). Missing devices are made again from the record as the start's
+    /// restore does, the joined endpoints' host veths are enslaved again, and the known peers programmed again.
+    /// </summary>
+    private async ValueTask CheckDevicesAsync(OverlayNetwork network, bool repair, List<InvariantFinding> findings, CancellationToken cancellationToken)
+    {
+        var record = network.Record;
+        if (!_namespaces.Exists(record.Namespace))
+        {
+            findings.Add(new InvariantFinding
+            {
+                Kind = InvariantKinds.MissingNamespace,
+                Subject = $"namespace {OverlayDriverFactory.NetworkNamespacePath(_context.RunDirectory, record.Id)}",
+                Detail = $"the namespace of overlay network {record.Name} is no longer mounted; the driver still holds it open, so its devices work until the driver stops",
+                Repair = repair ? "not repaired: the next start makes the namespace and its devices again (joined endpoints must join again)" : null,
+            });
+            return;
+        }
+
+        var missing = new List<(string Link, string What)>();
+        foreach (var subnet in record.Subnets)
+        {
+            foreach (var (name, kind, what) in new[] { (subnet.Bridge, "bridge", "bridge"), (subnet.Vxlan, "vxlan", "VXLAN device") })
+            {
+                if (await network.Client.GetLinkAsync(name, cancellationToken).ConfigureAwait(false) is not { } link || !string.Equals(link.Kind, kind, StringComparison.Ordinal))
+                {
+                    missing.Add((name, $"the {what} of subnet {subnet.Subnet} (VNI {subnet.Vni}) of overlay network {record.Name}"));
+                }
+            }
+        }
+
+        if (missing.Count == 0)
+        {
+            return;
+        }
+
+        var repaired = false;
+        string? action = null;
+        if (repair)
+        {
+            try
+            {
+                var fresh = await OpenKernelAsync(record, cancellationToken).ConfigureAwait(false);
+                foreach (var (id, endpoint) in network.Endpoints)
+                {
+                    fresh.Endpoints[id] = endpoint;
+                }
+
+                _networks[record.Id] = fresh;
+                network.Dispose();
+                var enslaved = await AttachHostVethsAsync(fresh, cancellationToken).ConfigureAwait(false);
+                await ReconcileLockedAsync(fresh, cancellationToken).ConfigureAwait(false);
+                (repaired, action) = (true, string.Create(CultureInfo.InvariantCulture, $"made again from the network's record, as a start does; {enslaved} joined endpoint veth(s) enslaved again, {fresh.Programmed.Count} remote peer(s) programmed again"));
+            }
+            catch (Exception ex) when (ex is NetlinkException or NamespaceException or CnmException)
+            {
+                action = ex.Message;
+            }
+        }
+
+        foreach (var (link, what) in missing)
+        {
+            findings.Add(new InvariantFinding
+            {
+                Kind = InvariantKinds.MissingLink,
+                Subject = $"link {link} in {record.Namespace}",
+                Detail = what + " is missing",
+                Repaired = repaired,
+                Repair = action,
+            });
+        }
     }
 
     private static string Short(string id) => id.Length > 12 ? id[..12] : id;

@@ -105,6 +105,8 @@ internal sealed partial class OverlayDriver : INetworkDriver, IAsyncDisposable
                             network.Endpoints[endpoint.Id] = endpoint;
                         }
                     }
+
+                    await AttachHostVethsAsync(network, cancellationToken).ConfigureAwait(false);
                 }
                 catch (Exception ex) when (ex is NetlinkException or NamespaceException)
                 {
@@ -595,6 +597,11 @@ internal sealed partial class OverlayDriver : INetworkDriver, IAsyncDisposable
                     await client.SetLinkMasterAsync(vxlan.Index, bridge.Index, cancellationToken).ConfigureAwait(false);
                     await client.SetLinkUpAsync(vxlan.Index, cancellationToken).ConfigureAwait(false);
                 }
+                else if (vxlan.MasterIndex != bridge.Index)
+                {
+                    // The bridge was made again: the device lost its master with the old one.
+                    await client.SetLinkMasterAsync(vxlan.Index, bridge.Index, cancellationToken).ConfigureAwait(false);
+                }
 
                 network.BridgeIndex[i] = bridge.Index;
                 network.VxlanIndex[i] = vxlan.Index;
@@ -607,6 +614,27 @@ internal sealed partial class OverlayDriver : INetworkDriver, IAsyncDisposable
             network.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Enslaves again to its subnet's bridge the host veth of each joined endpoint that is not on it (a bridge
+    /// made again has no ports). Only veths an endpoint record names, in the network's own namespace.</summary>
+    /// <returns>How many were enslaved again.</returns>
+    private static async ValueTask<int> AttachHostVethsAsync(OverlayNetwork network, CancellationToken cancellationToken)
+    {
+        var enslaved = 0;
+        foreach (var endpoint in network.Endpoints.Values.Where(e => e.SandboxKey is not null))
+        {
+            var index = network.SubnetIndex(CidrAddress.Parse(endpoint.Address).Address);
+            if (index >= 0
+                && await network.Client.GetLinkAsync(endpoint.HostVeth, cancellationToken).ConfigureAwait(false) is { Kind: "veth" } veth
+                && veth.MasterIndex != network.BridgeIndex[index])
+            {
+                await network.Client.SetLinkMasterAsync(veth.Index, network.BridgeIndex[index], cancellationToken).ConfigureAwait(false);
+                enslaved++;
+            }
+        }
+
+        return enslaved;
     }
 
     /// <summary>
