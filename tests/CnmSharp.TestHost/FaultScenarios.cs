@@ -108,6 +108,11 @@ internal static class FaultScenarios
         new("overlay endpoint create and join", FirewallBackendChoice.Iptables, Then(CreateOverlayNetworkAsync, CreateSandboxAsync), Then(CreateEndpointAsync, JoinAsync), Then(CreateEndpointAsync, JoinAsync)) { NeedsGlobalStore = true },
         new("overlay leave and endpoint delete", FirewallBackendChoice.Iptables, Then(CreateOverlayNetworkAsync, CreateSandboxAsync, CreateEndpointAsync, JoinAsync), Then(LeaveAsync, DeleteEndpointAsync), Then(LeaveAsync, DeleteEndpointAsync)) { NeedsGlobalStore = true },
         new("overlay network delete", FirewallBackendChoice.Iptables, CreateOverlayNetworkAsync, DeleteNetworkAsync, DeleteNetworkAsync) { NeedsGlobalStore = true },
+
+        // Overlay with the gateway network: the join also makes the gateway bridge network (the first time) and joins
+        // the sandbox to it (the gateway.* points on an overlay endpoint); the leave takes the gateway endpoint away.
+        new("overlay join with the gateway network", FirewallBackendChoice.Iptables, Then(CreateOverlayNetworkWithGatewayAsync, CreateSandboxAsync, CreateEndpointAsync), JoinAsync, JoinAsync) { NeedsGlobalStore = true },
+        new("overlay leave with the gateway network", FirewallBackendChoice.Iptables, Then(CreateOverlayNetworkWithGatewayAsync, CreateSandboxAsync, CreateEndpointAsync, JoinAsync), LeaveAsync, LeaveAsync) { NeedsGlobalStore = true },
     ];
 
     /// <summary>The node name of the overlay scenarios' controllers.</summary>
@@ -246,16 +251,18 @@ internal static class FaultScenarios
         }
     }
 
-    /// <summary>Leaves (when joined) and deletes the endpoint (when it exists): a kill may come after either.</summary>
-    private static async Task CreateOverlayNetworkAsync(NetworkController controller, FaultScenarioContext context)
+    /// <summary>The overlay network, without the gateway network (the bridge scenarios cover that join).</summary>
+    private static Task CreateOverlayNetworkAsync(NetworkController controller, FaultScenarioContext context) =>
+        CreateOverlayAsync(controller, new Dictionary<string, string>(StringComparer.Ordinal) { [NetLabels.NoGatewayNetwork] = "true" });
+
+    private static Task CreateOverlayNetworkWithGatewayAsync(NetworkController controller, FaultScenarioContext context) =>
+        CreateOverlayAsync(controller, new Dictionary<string, string>(StringComparer.Ordinal));
+
+    private static async Task CreateOverlayAsync(NetworkController controller, Dictionary<string, string> labels)
     {
         if (controller.FindNetworkByName(NetworkName) is null)
         {
-            await controller.CreateNetworkAsync(NetworkName, "overlay", new NetworkCreateOptions
-            {
-                IPv4Config = [new IpamConfig { Subnet = Subnet }],
-                Labels = new Dictionary<string, string>(StringComparer.Ordinal) { [NetLabels.NoGatewayNetwork] = "true" },
-            }).ConfigureAwait(false);
+            await controller.CreateNetworkAsync(NetworkName, "overlay", new NetworkCreateOptions { IPv4Config = [new IpamConfig { Subnet = Subnet }], Labels = labels }).ConfigureAwait(false);
         }
     }
 
