@@ -79,6 +79,17 @@ public class IpamBenchmarks
         await _ipam.ReleaseAddressAsync(_poolId, address.Address!.Value.Address).ConfigureAwait(false);
     }
 
+    /// <summary>Requests an address for a new owner and releases it by that owner (<see cref="IIpamOwnerRelease"/>, what a
+    /// create's rollback in a global network and the plugin host's deletes do): the release reads every address record
+    /// and the pool records, and reloads the IPAM's state.</summary>
+    [Benchmark]
+    public async Task RequestReleaseByOwner()
+    {
+        var options = new Dictionary<string, string> { [NetLabels.IpamOwner] = "rollback" };
+        await _ipam.RequestAddressAsync(_poolId, null, options).ConfigureAwait(false);
+        await ((IIpamOwnerRelease)_ipam).ReleaseOwnerAsync("rollback").ConfigureAwait(false);
+    }
+
     /// <summary>A minimal in-memory compare-and-swap store (the real ones live elsewhere).</summary>
     private sealed class MemoryStore : IKeyValueStore
     {
