@@ -1,8 +1,11 @@
+using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using CnmSharp.Diagnostics;
 using CnmSharp.Drivers.Overlay;
 using CnmSharp.IntegrationTests.Bridge;
 using CnmSharp.Netlink;
+using CnmSharp.Store;
 using CnmSharp.Testing;
 
 namespace CnmSharp.IntegrationTests.Overlay;
@@ -84,6 +87,47 @@ public sealed class OverlayCheckerTests
         });
         await WaitConnectedAsync(h1, h2, s1, s2, id, "after the bridge's repair");
         Assert.That((await h1.Controller.CheckAsync()).Findings, Is.Empty, "after the second repair");
+
+        // This host's keys in the global store: a membership of a network it does not have and the peer of an endpoint
+        // it has not joined (what a crash between the store and the driver's records can leave: the other hosts
+        // program it), and its joined endpoint's peer deleted behind its back (the other hosts lose it).
+        await using var store = await lab.ConnectAsync();
+        const string overlay = "cnm/v1/driver/overlay/";
+        var ghostNetwork = overlay + "node/" + OverlayLab.NewId() + "/host1";
+        await store.PutAsync(ghostNetwork, Encoding.UTF8.GetBytes($"{{\"node\":\"host1\",\"vtep\":\"{h1.Vtep}\"}}"), StoreVersion.Absent);
+        var peerKey = overlay + "peer/" + id + "/host1/" + s1.Endpoint.Id;
+        var ghostId = OverlayLab.NewId();
+        var ghost = JsonNode.Parse((await store.GetAsync(peerKey))!.Value.Span)!.AsObject();
+        ghost["endpointId"] = ghostId;
+        ghost["address"] = "10.91.0.250/24";
+        ghost["mac"] = "02:42:0a:5b:00:fa";
+        var ghostPeer = overlay + "peer/" + id + "/host1/" + ghostId;
+        await store.PutAsync(ghostPeer, Encoding.UTF8.GetBytes(ghost.ToJsonString()), StoreVersion.Absent);
+        Assert.That(await store.DeleteAsync(peerKey, StoreVersion.Any), Is.True);
+        await Until.TrueAsync(() => ClusterLab.RemoteFdb(h2, id).SetEquals(new[] { ("02:42:0a:5b:00:fa", h1.Vtep.ToString()) }), "host 2 programs the ghost and drops host 1's sandbox");
+
+        report = await h1.Controller.CheckAsync();
+        text = string.Join("\n", report.Findings);
+        Assert.That(
+            report.Findings.Select(f => (f.Kind, f.Subject)).Order(),
+            Is.EqualTo(new[]
+            {
+                (InvariantKinds.OrphanDriverRecord, "global store key " + ghostNetwork),
+                (InvariantKinds.OrphanDriverRecord, "global store key " + ghostPeer),
+                (InvariantKinds.MissingDriverRecord, "global store key " + peerKey),
+            }.Order()),
+            text);
+        repaired = await h1.Controller.CheckAsync(new CheckOptions { Repair = true });
+        Assert.That(repaired.AllRepaired, Is.True, string.Join("\n", repaired.Findings));
+        Assert.Multiple(async () =>
+        {
+            Assert.That(await store.GetAsync(ghostNetwork), Is.Null);
+            Assert.That(await store.GetAsync(ghostPeer), Is.Null);
+            Assert.That(await store.GetAsync(peerKey), Is.Not.Null);
+        });
+        await Until.TrueAsync(() => ClusterLab.RemoteFdb(h2, id).SetEquals(new[] { (s1.Mac, h1.Vtep.ToString()) }), "host 2 drops the ghost and programs host 1's sandbox again");
+        await WaitConnectedAsync(h1, h2, s1, s2, id, "after the global keys' repair");
+        Assert.That((await h1.Controller.CheckAsync()).Findings, Is.Empty, "after the third repair");
 
         foreach (var s in new[] { s1, s2 })
         {

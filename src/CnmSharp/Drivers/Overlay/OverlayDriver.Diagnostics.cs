@@ -1,6 +1,7 @@
 using System.Globalization;
 using CnmSharp.Diagnostics;
 using CnmSharp.Netlink;
+using CnmSharp.Store;
 
 namespace CnmSharp.Drivers.Overlay;
 
@@ -125,7 +126,120 @@ internal sealed partial class OverlayDriver : IDriverDiagnostics
             _gate.Release();
         }
 
+        await CheckGlobalKeysAsync(request, findings, cancellationToken).ConfigureAwait(false);
         return findings;
+    }
+
+    /// <summary>
+    /// This host's own keys in the global store (only keys that name this node: <c>node/&lt;nid&gt;/&lt;node&gt;</c>, and
+    /// <c>peer/</c> keys whose record names this node) against what it has: a membership of a network it does not have,
+    /// or a peer of an endpoint it has not joined, is a leak (the others program it: traffic to an address no one
+    /// answers), deleted at the version read; a live network's membership or a joined endpoint's peer that is missing or
+    /// says something else (the others cannot reach it) is written again on the lease. Runs without the driver's gate
+    /// (the lease path takes it), on what the gate let it read; with the global store out of reach it is skipped and
+    /// logged.
+    /// </summary>
+    private async ValueTask CheckGlobalKeysAsync(DriverCheckRequest request, List<InvariantFinding> findings, CancellationToken cancellationToken)
+    {
+        if (_context.GlobalStore is not { } global || _context.GlobalStoreKeyPrefix is null || _context.NodeName is null || _context.AdvertiseAddress is null)
+        {
+            return;
+        }
+
+        var wanted = new Dictionary<string, StoreOperation>(StringComparer.Ordinal);
+        var what = new Dictionary<string, string>(StringComparer.Ordinal);
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            foreach (var network in _networks.Values.Where(n => request.NetworkIds.Contains(n.Record.Id)))
+            {
+                var membership = MembershipPut(network.Record.Id, StoreLease.None);
+                wanted[membership.Key] = membership;
+                what[membership.Key] = $"this host's membership of overlay network {network.Record.Name}";
+                foreach (var endpoint in network.Endpoints.Values.Where(e => e.SandboxKey is not null))
+                {
+                    var peer = PeerPut(endpoint, StoreLease.None);
+                    wanted[peer.Key] = peer;
+                    what[peer.Key] = $"the peer of joined endpoint {Short(endpoint.Id)} ({endpoint.Address}) of overlay network {network.Record.Name}";
+                }
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+
+        try
+        {
+            var present = new Dictionary<string, StoreEntry>(StringComparer.Ordinal);
+            foreach (var entry in await global.ListAsync(Prefix + "node/", cancellationToken).ConfigureAwait(false))
+            {
+                if (entry.Key.EndsWith("/" + _context.NodeName, StringComparison.Ordinal) && entry.Key.Count(c => c == '/') - Prefix.Count(c => c == '/') == 2)
+                {
+                    present[entry.Key] = entry;
+                }
+            }
+
+            foreach (var entry in await global.ListAsync(PeerPrefix, cancellationToken).ConfigureAwait(false))
+            {
+                if (OverlayJson.TryRead(entry.Value, OverlayJsonContext.Default.OverlayPeerRecord) is { } peer && peer.Node == _context.NodeName)
+                {
+                    present[entry.Key] = entry;
+                }
+            }
+
+            foreach (var (key, entry) in present.Where(p => !wanted.ContainsKey(p.Key)).OrderBy(p => p.Key, StringComparer.Ordinal))
+            {
+                var repaired = false;
+                string? action = null;
+                if (request.Repair)
+                {
+                    try
+                    {
+                        (repaired, action) = await global.DeleteAsync(key, entry.Version, cancellationToken).ConfigureAwait(false)
+                            ? (true, "deleted (at the version read)")
+                            : (false, "gone meanwhile");
+                    }
+                    catch (CnmConflictException ex) when (ex.Code == CnmErrorCodes.VersionConflict)
+                    {
+                        action = "changed meanwhile: left alone";
+                    }
+                }
+
+                findings.Add(new InvariantFinding
+                {
+                    Kind = InvariantKinds.OrphanDriverRecord,
+                    Subject = $"global store key {key}",
+                    Detail = $"names this node ({_context.NodeName}), and the overlay driver has no {(key.StartsWith(PeerPrefix, StringComparison.Ordinal) ? "joined endpoint" : "network")} it belongs to",
+                    Repaired = repaired,
+                    Repair = action,
+                });
+            }
+
+            foreach (var (key, put) in wanted.Where(w => !present.TryGetValue(w.Key, out var entry) || !entry.Value.Span.SequenceEqual(w.Value.Value.Span)).OrderBy(w => w.Key, StringComparer.Ordinal))
+            {
+                var repaired = false;
+                string? action = null;
+                if (request.Repair)
+                {
+                    await PutOnLeaseAsync(lease => StoreOperation.Put(put.Key, put.Value, StoreVersion.Any, lease), cancellationToken).ConfigureAwait(false);
+                    (repaired, action) = (true, "written again on this host's lease");
+                }
+
+                findings.Add(new InvariantFinding
+                {
+                    Kind = InvariantKinds.MissingDriverRecord,
+                    Subject = $"global store key {key}",
+                    Detail = $"{what[key]} is {(present.ContainsKey(key) ? "out of date" : "missing")}: the other hosts cannot reach it",
+                    Repaired = repaired,
+                    Repair = action,
+                });
+            }
+        }
+        catch (CnmUnavailableException ex)
+        {
+            OverlayLog.GlobalStoreUnavailable(_logger, "the check of this host's global keys is skipped: " + ex.Message);
+        }
     }
 
     /// <summary>
