@@ -126,20 +126,20 @@ internal sealed partial class OverlayDriver : IDriverDiagnostics
             _gate.Release();
         }
 
-        await CheckGlobalKeysAsync(request, findings, cancellationToken).ConfigureAwait(false);
+        await CheckGlobalKeysAsync(request.Repair, findings, cancellationToken).ConfigureAwait(false);
         return findings;
     }
 
     /// <summary>
     /// This host's own keys in the global store (only keys that name this node: <c>node/&lt;nid&gt;/&lt;node&gt;</c>, and
-    /// <c>peer/</c> keys whose record names this node) against what it has: a membership of a network it does not have,
-    /// or a peer of an endpoint it has not joined, is a leak (the others program it: traffic to an address no one
-    /// answers), deleted at the version read; a live network's membership or a joined endpoint's peer that is missing or
-    /// says something else (the others cannot reach it) is written again on the lease. Runs without the driver's gate
-    /// (the lease path takes it), on what the gate let it read; with the global store out of reach it is skipped and
-    /// logged.
+    /// <c>peer/</c> keys whose record names this node) against what the driver holds. A membership of a network it does
+    /// not hold, or a peer of an endpoint it has not joined, is a leak (the others program it: traffic to an address no
+    /// one answers), deleted at the version read. The membership of a network it holds, or a joined endpoint's peer,
+    /// missing or saying something else (the others cannot reach it) is written again on the lease. Runs without the
+    /// driver's gate (the lease path takes it), on what it read under the gate; with the global store out of reach it is
+    /// skipped and logged.
     /// </summary>
-    private async ValueTask CheckGlobalKeysAsync(DriverCheckRequest request, List<InvariantFinding> findings, CancellationToken cancellationToken)
+    private async ValueTask CheckGlobalKeysAsync(bool repair, List<InvariantFinding> findings, CancellationToken cancellationToken)
     {
         if (_context.GlobalStore is not { } global || _context.GlobalStoreKeyPrefix is null || _context.NodeName is null || _context.AdvertiseAddress is null)
         {
@@ -151,7 +151,9 @@ internal sealed partial class OverlayDriver : IDriverDiagnostics
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            foreach (var network in _networks.Values.Where(n => request.NetworkIds.Contains(n.Record.Id)))
+            // Every network the driver holds (an orphan record's too: the driver still serves it, and the next lease
+            // renewal would write its keys again; that record is reported on its own).
+            foreach (var network in _networks.Values)
             {
                 var membership = MembershipPut(network.Record.Id, StoreLease.None);
                 wanted[membership.Key] = membership;
@@ -192,7 +194,7 @@ internal sealed partial class OverlayDriver : IDriverDiagnostics
             {
                 var repaired = false;
                 string? action = null;
-                if (request.Repair)
+                if (repair)
                 {
                     try
                     {
@@ -220,7 +222,7 @@ internal sealed partial class OverlayDriver : IDriverDiagnostics
             {
                 var repaired = false;
                 string? action = null;
-                if (request.Repair)
+                if (repair)
                 {
                     await PutOnLeaseAsync(lease => StoreOperation.Put(put.Key, put.Value, StoreVersion.Any, lease), cancellationToken).ConfigureAwait(false);
                     (repaired, action) = (true, "written again on this host's lease");
