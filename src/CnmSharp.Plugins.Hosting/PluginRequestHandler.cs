@@ -440,7 +440,7 @@ public sealed partial class PluginRequestHandler
                 {
                     RequiresMacAddress = ipam.Capability.RequiresMacAddress,
                     RequiresRequestReplay = ipam.Capability.RequiresRequestReplay,
-                    ReleasesByOwner = OwnerRelease(ipam) is not null,
+                    ReleasesByOwner = IIpamOwnerRelease.Of(ipam) is not null,
                 }, PluginJsonContext.Default.IpamCapabilitiesResponse);
 
             case PluginMethods.GetDefaultAddressSpaces:
@@ -494,7 +494,7 @@ public sealed partial class PluginRequestHandler
                 return OkEmpty();
             }
 
-            case PluginMethods.ReleaseOwner when OwnerRelease(ipam) is { } release:
+            case PluginMethods.ReleaseOwner when IIpamOwnerRelease.Of(ipam) is { } release:
             {
                 var request = Read(body, PluginJsonContext.Default.ReleaseOwnerRequest);
                 if (string.IsNullOrEmpty(request.Owner))
@@ -510,9 +510,6 @@ public sealed partial class PluginRequestHandler
                 return NotFound(path, "unknown method");
         }
     }
-
-    /// <summary>The IPAM's release by owner, when it has one (the CnmSharp extension <c>IpamDriver.ReleaseOwner</c>).</summary>
-    private static IIpamOwnerRelease? OwnerRelease(IIpamDriver ipam) => ipam.Capability.ReleasesByOwner ? ipam as IIpamOwnerRelease : null;
 
     private static string ScopeName(DriverScope scope) => scope == DriverScope.Local ? "local" : "global";
 

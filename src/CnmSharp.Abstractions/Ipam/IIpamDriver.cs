@@ -130,6 +130,16 @@ public interface IIpamOwnerRelease
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>How many pools and addresses were released.</returns>
     ValueTask<int> ReleaseOwnerAsync(string owner, CancellationToken cancellationToken = default);
+
+    /// <summary>The release by owner of <paramref name="ipam"/>: the IPAM itself when its capability announces it and it
+    /// implements this interface, else null.</summary>
+    /// <param name="ipam">The IPAM.</param>
+    /// <returns>The IPAM as an <see cref="IIpamOwnerRelease"/>, or null.</returns>
+    static IIpamOwnerRelease? Of(IIpamDriver ipam)
+    {
+        ArgumentNullException.ThrowIfNull(ipam);
+        return ipam.Capability.ReleasesByOwner ? ipam as IIpamOwnerRelease : null;
+    }
 }
 
 /// <summary>Registers an IPAM with a controller; each controller creates its own instance.</summary>

@@ -17,7 +17,7 @@ internal sealed record RegisteredIpam(string Name, IIpamDriver Ipam, AddressSpac
     /// release the pools and addresses the intents and records name.
     /// </summary>
     public IIpamOwnerRelease? ReleaseByOwner { get; } =
-        Ipam is not IIpamOwnedAllocations && Ipam.Capability.ReleasesByOwner ? Ipam as IIpamOwnerRelease : null;
+        Ipam is IIpamOwnedAllocations ? null : IIpamOwnerRelease.Of(Ipam);
 }
 
 /// <summary>The drivers and IPAMs of one controller. Names are case-sensitive and taken once.</summary>

@@ -3,7 +3,6 @@ using System.Text.Json.Serialization;
 using CnmSharp.Core;
 using CnmSharp.Core.Persistence;
 using CnmSharp.Drivers;
-using CnmSharp.Ipam;
 using CnmSharp.Store;
 using Microsoft.Extensions.Logging;
 
@@ -298,26 +297,12 @@ public sealed partial class NetworkController
 
             try
             {
+                // Only what is still this endpoint's (an address released before the crash may have gone to another
+                // endpoint since): released by its owner.
                 if (_networks.TryGetValue(record.NetworkId, out var network) && network.IpamDriver is { } ipamName && _registry.ContainsIpam(ipamName)
-                    && _registry.GetIpam(ipamName).Ipam is { } ipam)
+                    && OwnerReleaseFor(_registry.GetIpam(ipamName), network) is { } byOwner)
                 {
-                    foreach (var (poolId, address) in new[] { (record.PoolIdV4, record.Address), (record.PoolIdV6, record.AddressIPv6) })
-                    {
-                        if (poolId is null || address is null)
-                        {
-                            continue;
-                        }
-
-                        // Only while the allocation is still this endpoint's (an address released before the crash may
-                        // have gone to another endpoint since).
-                        var ip = CidrAddress.Parse(address).Address;
-                        var owned = ipam is IIpamOwnedAllocations allocations
-                            && (await allocations.GetAllocationsAsync(poolId, cancellationToken).ConfigureAwait(false)).Any(a => a.Address.Equals(ip) && string.Equals(a.Owner, record.Id, StringComparison.Ordinal));
-                        if (owned)
-                        {
-                            await ipam.ReleaseAddressAsync(poolId, ip, cancellationToken).ConfigureAwait(false);
-                        }
-                    }
+                    await byOwner.ReleaseOwnerAsync(record.Id, cancellationToken).ConfigureAwait(false);
                 }
 
                 await global.Store.DeleteAsync(entry.Key, entry.Version, StoreDurability.Durable, cancellationToken).ConfigureAwait(false);

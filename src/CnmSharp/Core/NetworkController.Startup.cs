@@ -547,7 +547,7 @@ public sealed partial class NetworkController
     /// </summary>
     private IIpamOwnerRelease? OwnerReleaseFor(RegisteredIpam ipam, Network? network) =>
         ipam.ReleaseByOwner
-        ?? (network is not null && _global is not null && IsGlobal(network.Record) && ipam.Ipam.Capability.ReleasesByOwner ? ipam.Ipam as IIpamOwnerRelease : null);
+        ?? (network is not null && _global is not null && IsGlobal(network.Record) ? IIpamOwnerRelease.Of(ipam.Ipam) : null);
 
     /// <summary>The IPAM owner tag of a network's own addresses (gateway, aux addresses).</summary>
     internal static string NetworkOwner(string networkId) => "network:" + networkId;
